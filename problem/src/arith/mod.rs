@@ -1,0 +1,179 @@
+//! Integer arithmetic: the first built-in domain.
+//!
+//! A problem is an expression over literals `0..=999`, binary `+ - *` and parentheses, with
+//! optional spaces: `(12+7)*3-5`. Usual precedence, left-associative. Its answer is the exact
+//! integer value in decimal, with a leading `-` when negative. A problem is invalid when it does
+//! not parse, when any intermediate value exceeds 10^9 in magnitude, or when it exceeds the token
+//! budget or the nesting bound of its [`Limits`]. This text form is stable: benchmark files and
+//! external tools rely on it.
+
+pub mod canon;
+mod gen;
+pub mod parse;
+
+pub use canon::Canonical;
+pub use parse::{parse, Expr, Op, MAX_ABS_VALUE, MAX_LITERAL};
+
+use rand::RngCore;
+
+use crate::{Analysis, Domain, GenError, GenSpec, Generated, Limits, ProblemError};
+
+/// The arithmetic domain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arith;
+
+/// Digits, operators, parentheses, space, and `=` for solver scratchpads (`(3+4)*2=7*2=14`).
+const ALPHABET: [char; 17] =
+    ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '+', '-', '*', '(', ')', ' ', '='];
+
+impl Arith {
+    /// Analysis of an already parsed expression.
+    pub fn analyze_expr(&self, expr: &Expr) -> Result<Analysis, ProblemError> {
+        let value = expr.eval()?;
+        let canonical = Canonical::of(expr);
+        debug_assert_eq!(canonical.value(), i128::from(value));
+        let surface_ops = expr.ops();
+        let essential_ops = canonical.essential_ops();
+        let padding = if surface_ops == 0 {
+            0.0
+        } else {
+            (1.0 - f64::from(essential_ops) / f64::from(surface_ops)).clamp(0.0, 1.0)
+        };
+        Ok(Analysis {
+            answer: value.to_string(),
+            canonical: canonical.text().to_string(),
+            hash: canonical.hash(),
+            surface_ops,
+            essential_ops,
+            distinct_ops: canonical.distinct_ops(),
+            depth: essential_ops,
+            padding,
+        })
+    }
+}
+
+impl Domain for Arith {
+    fn name(&self) -> &'static str {
+        "arith"
+    }
+
+    fn alphabet(&self) -> &'static [char] {
+        &ALPHABET
+    }
+
+    fn analyze(&self, text: &str, limits: &Limits) -> Result<Analysis, ProblemError> {
+        let limits = Limits {
+            max_tokens: limits.max_tokens.min(Limits::HARD_MAX_TOKENS),
+            max_nesting: limits.max_nesting.min(Limits::HARD_MAX_NESTING),
+        };
+        self.analyze_expr(&parse(text, &limits)?)
+    }
+
+    /// An answer matches when, with surrounding spaces removed, it is exactly the expected
+    /// integer in canonical decimal: optional `-`, no `+`, no leading zeros, no `-0`. `"07"` and
+    /// `"+7"` do not match `"7"`: the solver is asked for the one canonical spelling.
+    fn answers_match(&self, expected: &str, given: &str) -> bool {
+        let given = given.trim_matches(' ');
+        is_canonical_integer(given) && given == expected
+    }
+
+    fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError> {
+        gen::generate(self, spec, rng)
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)` and not `-0`.
+pub fn is_canonical_integer(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && s != "-0"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn analysis_of_a_padded_problem() {
+        let a = Arith.analyze("(12+7)*1+0", &Limits::default()).unwrap();
+        assert_eq!(a.answer, "19");
+        assert_eq!(a.canonical, "7+12");
+        assert_eq!((a.surface_ops, a.essential_ops, a.depth), (3, 1, 1));
+        assert!((a.padding - 2.0 / 3.0).abs() < 1e-12);
+        assert!(a.padded());
+        let b = Arith.analyze("7 + 12", &Limits::default()).unwrap();
+        assert_eq!((b.hash, b.padding, b.padded()), (a.hash, 0.0, false));
+    }
+
+    #[test]
+    fn answer_matching_is_exact() {
+        assert!(Arith.answers_match("-52", "-52"));
+        assert!(Arith.answers_match("52", " 52 "));
+        for wrong in ["53", "052", "+52", "52.0", "", "-", "5 2", "fifty-two"] {
+            assert!(!Arith.answers_match("52", wrong), "{wrong:?}");
+        }
+        assert!(!Arith.answers_match("0", "-0"));
+        assert!(Arith.answers_match("0", "0"));
+    }
+
+    /// Expressions drawn from the grammar: literals, operators, redundant parentheses, spaces.
+    fn arb_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![(0u32..=12).prop_map(|v| v.to_string()), (0u32..=999).prop_map(|v| v.to_string())];
+        leaf.prop_recursive(6, 40, 2, |inner| {
+            (inner.clone(), prop::sample::select(vec!['+', '-', '*']), inner, any::<u8>()).prop_map(
+                |(a, op, b, style)| match style % 4 {
+                    0 => format!("{a}{op}{b}"),
+                    1 => format!("({a}){op}({b})"),
+                    2 => format!("{a} {op} ({b})"),
+                    _ => format!("({a}{op}{b})"),
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn canonical_form_has_the_same_value(text in arb_text()) {
+            let limits = Limits { max_tokens: 4096, max_nesting: 256 };
+            let expr = parse(&text, &limits).unwrap();
+            if let Ok(value) = expr.eval() {
+                let canonical = Canonical::of(&expr);
+                prop_assert_eq!(canonical.value(), i128::from(value), "{} -> {}", text, canonical.text());
+                prop_assert!(canonical.essential_ops() <= expr.ops() + 1);
+                prop_assert!(canonical.distinct_ops() <= canonical.essential_ops());
+                // Canonicalizing the canonical text changes nothing.
+                if let Ok(again) = parse(canonical.text(), &limits) {
+                    let again = Canonical::of(&again);
+                    prop_assert_eq!(again.text(), canonical.text());
+                }
+            }
+        }
+
+        #[test]
+        fn print_parse_is_stable(text in arb_text()) {
+            let limits = Limits { max_tokens: 4096, max_nesting: 256 };
+            let expr = parse(&text, &limits).unwrap();
+            let printed = expr.to_string();
+            let reparsed = parse(&printed, &limits).unwrap();
+            prop_assert_eq!(reparsed.to_string(), printed);
+            prop_assert_eq!(reparsed.ops(), expr.ops());
+            prop_assert_eq!(reparsed.eval().ok(), expr.eval().ok());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = Arith.analyze(&text, &Limits::default());
+        }
+
+        #[test]
+        fn arbitrary_grammar_soup_never_panics(text in "[0-9+*() -]{0,300}") {
+            let _ = Arith.analyze(&text, &Limits::default());
+        }
+    }
+}

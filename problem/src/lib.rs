@@ -1,0 +1,198 @@
+//! Problem domains for selfplay.
+//!
+//! A domain is everything the lab knows about one kind of problem: its text language, the exact
+//! interpreter that is the ground truth for answers, the canonical form that tells real structure
+//! from padding, the token alphabet the models write in, and a seeded generator of random problems.
+//! The rest of the lab speaks to a domain only through the [`Domain`] trait, so a second domain is
+//! one more module here and nothing else changes.
+//!
+//! The first built-in domain is integer arithmetic ([`arith`]): `(12+7)*3-5`.
+
+pub mod arith;
+mod tokenizer;
+
+pub use arith::Arith;
+pub use tokenizer::{Special, TokenizeError, Tokenizer};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Bounds every problem must respect before it is even interpreted.
+///
+/// Model output is untrusted text: these bounds are checked before any work proportional to the
+/// input is done, so that a hostile or degenerate proposal costs at most a bounded amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Token budget: the most tokens (one per character, spaces included) a problem may have.
+    pub max_tokens: usize,
+    /// The most nested parentheses a problem may open.
+    pub max_nesting: usize,
+}
+
+impl Limits {
+    /// No configuration may raise `max_tokens` above this: it bounds recursion in the interpreter.
+    pub const HARD_MAX_TOKENS: usize = 4096;
+    /// No configuration may raise `max_nesting` above this.
+    pub const HARD_MAX_NESTING: usize = 256;
+
+    /// Checks that these limits are within the hard bounds above.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_tokens == 0 || self.max_tokens > Self::HARD_MAX_TOKENS {
+            return Err(format!(
+                "max_tokens must be in 1..={}, got {}",
+                Self::HARD_MAX_TOKENS,
+                self.max_tokens
+            ));
+        }
+        if self.max_nesting > Self::HARD_MAX_NESTING {
+            return Err(format!(
+                "max_nesting must be at most {}, got {}",
+                Self::HARD_MAX_NESTING,
+                self.max_nesting
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_tokens: 256, max_nesting: 32 }
+    }
+}
+
+/// Why a problem text is not a valid problem. Stored with every invalid problem in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The text is empty or only spaces.
+    Empty,
+    /// Longer than the token budget.
+    TooLong,
+    /// Parentheses nested deeper than allowed.
+    TooDeep,
+    /// A character that is not in the domain's alphabet.
+    BadChar,
+    /// The text does not follow the grammar.
+    Syntax,
+    /// A literal outside the allowed range (or written with a leading zero).
+    Literal,
+    /// Some intermediate value is out of the allowed range.
+    Range,
+}
+
+impl ErrorKind {
+    /// The short, stable name used as the `reason` of an invalid problem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Empty => "empty",
+            ErrorKind::TooLong => "too_long",
+            ErrorKind::TooDeep => "too_deep",
+            ErrorKind::BadChar => "bad_char",
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Literal => "literal",
+            ErrorKind::Range => "range",
+        }
+    }
+}
+
+/// A problem that is not valid: what is wrong, and at which byte of the text when that is known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}{}", .at.map(|b| format!(" at byte {b}")).unwrap_or_default())]
+pub struct ProblemError {
+    pub kind: ErrorKind,
+    /// Byte offset into the problem text.
+    pub at: Option<usize>,
+    pub message: String,
+}
+
+impl ProblemError {
+    pub fn new(kind: ErrorKind, at: Option<usize>, message: impl Into<String>) -> Self {
+        ProblemError { kind, at, message: message.into() }
+    }
+}
+
+/// Everything the domain can tell about a valid problem without a solver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The exact answer, in the domain's answer syntax.
+    pub answer: String,
+    /// The canonical form as text: equal for problems that differ only by padding, order of
+    /// commutative operands, or other surface rewrites the domain normalizes.
+    pub canonical: String,
+    /// A 64-bit hash of `canonical`, stable across builds and platforms (XXH3-64).
+    pub hash: u64,
+    /// Operations as written.
+    pub surface_ops: u32,
+    /// Operations left in the canonical form.
+    pub essential_ops: u32,
+    /// Distinct operations in the canonical DAG: shared subexpressions count once.
+    pub distinct_ops: u32,
+    /// Composition depth: how many operations the solver must really perform (= `essential_ops`).
+    pub depth: u32,
+    /// `1 - essential_ops / surface_ops`, in `[0, 1]`; 0 when nothing is written.
+    pub padding: f64,
+}
+
+impl Analysis {
+    /// True when canonicalization removed at least one operation.
+    pub fn padded(&self) -> bool {
+        self.essential_ops < self.surface_ops
+    }
+}
+
+/// What to generate: problems of one composition depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenSpec {
+    /// Number of operations (the generated problem has no padding, so this is also its depth).
+    pub depth: u32,
+    /// Largest literal to use; literals are drawn uniformly from `0..=max_literal`.
+    pub max_literal: u32,
+}
+
+/// A generated problem with its exact answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    pub problem: String,
+    pub answer: String,
+    pub depth: u32,
+}
+
+/// Why the generator could not produce a problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GenError(pub String);
+
+/// One kind of problem. Object safe: the lab holds a `&dyn Domain`.
+pub trait Domain: Send + Sync {
+    /// A short stable name, stored with every problem (`"arith"`).
+    fn name(&self) -> &'static str;
+
+    /// The characters problems and answers are written in; each is one token.
+    fn alphabet(&self) -> &'static [char];
+
+    /// Parses, bounds-checks, interprets and canonicalizes a problem.
+    fn analyze(&self, text: &str, limits: &Limits) -> Result<Analysis, ProblemError>;
+
+    /// Exact answer check: does `given` state the same answer as `expected`?
+    ///
+    /// `expected` is an answer produced by [`Domain::analyze`]; `given` is untrusted text.
+    fn answers_match(&self, expected: &str, given: &str) -> bool;
+
+    /// Draws one random valid problem. Reproducible: the same `rng` state gives the same problem.
+    fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError>;
+
+    /// A tokenizer over this domain's alphabet with `difficulty_levels` difficulty-target tokens.
+    fn tokenizer(&self, difficulty_levels: u32) -> Tokenizer {
+        Tokenizer::new(self.alphabet(), difficulty_levels)
+    }
+}
+
+/// Looks a built-in domain up by name.
+pub fn domain_by_name(name: &str) -> Option<&'static dyn Domain> {
+    match name {
+        "arith" => Some(&Arith),
+        _ => None,
+    }
+}
