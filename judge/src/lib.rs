@@ -1,1 +1,456 @@
+//! The judge: what is a correct answer, and what is a good problem.
+//!
+//! It verifies answers exactly against the domain's interpreter and computes the proposer's reward
+//! term by term. Every term is kept separately in [`RewardTerms`] so the archive can show why a
+//! problem was paid what it was, and so experiments can change one term and see the effect.
+//!
+//! The reward of a valid problem with solve rate `p` is
+//!
+//! ```text
+//! total = frontier(p) · padding_factor(padding) · (1 − repetition) + w · interestingness
+//! ```
+//!
+//! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
+//! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`].
 
+use std::collections::{HashMap, HashSet};
+
+use problem::{Analysis, Domain, Limits, ProblemError};
+use serde::{Deserialize, Serialize};
+
+/// The final answer in a solver's output.
+///
+/// Rule: the solver may write a scratchpad of steps separated by `=` (`(3+4)*2=7*2=14`); its
+/// answer is the text after the last `=`, or the whole output when there is none, with
+/// surrounding spaces removed. Only that text is checked; the steps before it earn nothing.
+pub fn extract_answer(output: &str) -> &str {
+    output.rsplit('=').next().unwrap_or(output).trim_matches(' ')
+}
+
+/// One solver attempt, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The extracted final answer.
+    pub answer: String,
+    pub correct: bool,
+}
+
+/// Checks a solver's whole output against the exact answer of the problem.
+pub fn verify(domain: &dyn Domain, expected: &str, output: &str) -> Verdict {
+    let answer = extract_answer(output);
+    Verdict { answer: answer.to_string(), correct: domain.answers_match(expected, answer) }
+}
+
+/// Fraction of correct verdicts; `None` when there are none.
+pub fn solve_rate(verdicts: &[Verdict]) -> Option<f64> {
+    (!verdicts.is_empty())
+        .then(|| verdicts.iter().filter(|v| v.correct).count() as f64 / verdicts.len() as f64)
+}
+
+/// Which frontier reward to pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontierForm {
+    /// R-Zero's uncertainty reward `1 − 2|p − 0.5|`: highest at `p = 0.5`.
+    #[default]
+    RZero,
+    /// Absolute Zero's learnability reward `1 − p`: highest for the hardest problem still solved.
+    AbsoluteZero,
+}
+
+/// The frontier term for solve rate `p ∈ [0, 1]`: 0 for `p ∈ {0, 1}` (a problem nobody or
+/// everybody solves teaches nothing), otherwise `1 − 2|p − 0.5|` ([`FrontierForm::RZero`]) or
+/// `1 − p` ([`FrontierForm::AbsoluteZero`]).
+pub fn frontier(p: f64, form: FrontierForm) -> f64 {
+    if !(p > 0.0 && p < 1.0) {
+        return 0.0;
+    }
+    match form {
+        FrontierForm::RZero => 1.0 - 2.0 * (p - 0.5).abs(),
+        FrontierForm::AbsoluteZero => 1.0 - p,
+    }
+}
+
+/// How the frontier term is discounted for padding (`padding = 1 − essential/surface`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaddingPenalty {
+    /// Exponent of the smooth discount `(1 − padding)^exponent`.
+    pub exponent: f64,
+    /// Padding at or above this is clear padding: the factor is 0.
+    pub hard_floor: f64,
+}
+
+impl Default for PaddingPenalty {
+    fn default() -> Self {
+        PaddingPenalty { exponent: 2.0, hard_floor: 0.5 }
+    }
+}
+
+impl PaddingPenalty {
+    /// `0` when `padding ≥ hard_floor`, else `(1 − padding)^exponent`: 1 for an unpadded problem,
+    /// decreasing in padding.
+    pub fn factor(&self, padding: f64) -> f64 {
+        let padding = padding.clamp(0.0, 1.0);
+        if padding >= self.hard_floor {
+            0.0
+        } else {
+            (1.0 - padding).powf(self.exponent)
+        }
+    }
+}
+
+/// Whether a problem repeats one already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Repetition {
+    /// A canonical form not seen in this batch or the archive.
+    Fresh,
+    /// Same canonical form as an earlier problem of the same batch (its index in the batch).
+    Batch { first: usize },
+    /// Same canonical form as a problem already in the archive.
+    Archive,
+}
+
+/// What repetition costs, as the fraction of the frontier reward taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepetitionPenalty {
+    /// For a canonical duplicate within the batch: the first occurrence is paid, copies are not.
+    pub batch: f64,
+    /// For a canonical duplicate of an archived problem.
+    pub archive: f64,
+}
+
+impl Default for RepetitionPenalty {
+    fn default() -> Self {
+        RepetitionPenalty { batch: 1.0, archive: 0.5 }
+    }
+}
+
+impl RepetitionPenalty {
+    /// The penalty in `[0, 1]` for a repetition status.
+    pub fn penalty(&self, r: Repetition) -> f64 {
+        match r {
+            Repetition::Fresh => 0.0,
+            Repetition::Batch { .. } => self.batch,
+            Repetition::Archive => self.archive,
+        }
+    }
+}
+
+/// Canonical hashes already known (the archive, or a set of them).
+pub trait KnownHashes {
+    fn contains(&self, hash: u64) -> bool;
+}
+
+impl KnownHashes for HashSet<u64> {
+    fn contains(&self, hash: u64) -> bool {
+        HashSet::contains(self, &hash)
+    }
+}
+
+impl<F: Fn(u64) -> bool> KnownHashes for F {
+    fn contains(&self, hash: u64) -> bool {
+        self(hash)
+    }
+}
+
+/// Repetition status of each problem of a batch, given its canonical hash (`None` for invalid
+/// problems, which are never repetitions). A copy within the batch is reported as such even when
+/// the archive also has it; the first occurrence is checked against the archive.
+pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repetition> {
+    let mut first: HashMap<u64, usize> = HashMap::new();
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match h {
+            None => Repetition::Fresh,
+            Some(h) => match first.get(h) {
+                Some(&f) => Repetition::Batch { first: f },
+                None => {
+                    first.insert(*h, i);
+                    if known.contains(*h) {
+                        Repetition::Archive
+                    } else {
+                        Repetition::Fresh
+                    }
+                }
+            },
+        })
+        .collect()
+}
+
+/// Everything that sets the proposer's reward.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    pub frontier: FrontierForm,
+    pub padding: PaddingPenalty,
+    pub repetition: RepetitionPenalty,
+    /// Weight `w` of the interestingness score.
+    pub interestingness_weight: f64,
+    /// Reward of an invalid problem.
+    pub invalid: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            frontier: FrontierForm::default(),
+            padding: PaddingPenalty::default(),
+            repetition: RepetitionPenalty::default(),
+            interestingness_weight: 0.0,
+            invalid: -1.0,
+        }
+    }
+}
+
+impl RewardConfig {
+    /// Checks that every number is finite and in its range; names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("padding.exponent", self.padding.exponent, 0.0, f64::MAX),
+            ("padding.hard_floor", self.padding.hard_floor, 0.0, 1.0),
+            ("repetition.batch", self.repetition.batch, 0.0, 1.0),
+            ("repetition.archive", self.repetition.archive, 0.0, 1.0),
+            ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
+            ("invalid", self.invalid, -f64::MAX, 0.0),
+        ];
+        for (key, v, lo, hi) in checks {
+            if !v.is_finite() || v < lo || v > hi {
+                return Err(format!("{key} must be a finite number in [{lo}, {hi}], got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The proposer's reward for one problem, every term kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardTerms {
+    /// Frontier term from the solve rate; `None` for invalid or unsolved-for problems.
+    pub frontier: Option<f64>,
+    /// Padding discount in `[0, 1]`.
+    pub padding_factor: f64,
+    /// Repetition penalty in `[0, 1]`.
+    pub repetition: f64,
+    /// Interestingness score in `[0, 1]`; `None` when no scorer gave one.
+    pub interestingness: Option<f64>,
+    /// The weight the interestingness term was paid with.
+    pub interestingness_weight: f64,
+    /// The invalid reward, when the problem is invalid.
+    pub invalid: Option<f64>,
+    /// The reward paid.
+    pub total: f64,
+}
+
+impl RewardConfig {
+    /// The reward of an invalid problem.
+    pub fn invalid_reward(&self) -> RewardTerms {
+        RewardTerms {
+            frontier: None,
+            padding_factor: 0.0,
+            repetition: 0.0,
+            interestingness: None,
+            interestingness_weight: self.interestingness_weight,
+            invalid: Some(self.invalid),
+            total: self.invalid,
+        }
+    }
+
+    /// The reward of a valid problem with solve rate `p`, padding and repetition status, and an
+    /// interestingness score when one is known (a missing score drops its term, it does not count
+    /// as 0).
+    pub fn reward(
+        &self,
+        p: f64,
+        padding: f64,
+        repetition: Repetition,
+        interestingness: Option<f64>,
+    ) -> RewardTerms {
+        let frontier = frontier(p, self.frontier);
+        let padding_factor = self.padding.factor(padding);
+        let repetition = self.repetition.penalty(repetition);
+        let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
+        let total = frontier * padding_factor * (1.0 - repetition)
+            + self.interestingness_weight * interestingness.unwrap_or(0.0);
+        RewardTerms {
+            frontier: Some(frontier),
+            padding_factor,
+            repetition,
+            interestingness,
+            interestingness_weight: self.interestingness_weight,
+            invalid: None,
+            total,
+        }
+    }
+}
+
+/// A candidate problem as the judge sees it before any solver has tried it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub text: String,
+    pub analysis: Result<Analysis, ProblemError>,
+    pub repetition: Repetition,
+}
+
+/// The judge's first pass over a batch: parse, bound, interpret and canonicalize each text, and
+/// find canonical duplicates within the batch and against `known`.
+pub fn judge_batch(
+    domain: &dyn Domain,
+    limits: &Limits,
+    texts: &[String],
+    known: &dyn KnownHashes,
+) -> Vec<Candidate> {
+    let analyses: Vec<_> = texts.iter().map(|t| domain.analyze(t, limits)).collect();
+    let hashes: Vec<Option<u64>> = analyses.iter().map(|a| a.as_ref().ok().map(|a| a.hash)).collect();
+    let reps = repetitions(&hashes, known);
+    texts
+        .iter()
+        .zip(analyses)
+        .zip(reps)
+        .map(|((text, analysis), repetition)| Candidate { text: text.clone(), analysis, repetition })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use problem::Arith;
+    use proptest::prelude::*;
+
+    #[test]
+    fn extraction_takes_the_text_after_the_last_equals() {
+        assert_eq!(extract_answer("14"), "14");
+        assert_eq!(extract_answer(" 14 "), "14");
+        assert_eq!(extract_answer("(3+4)*2=7*2=14"), "14");
+        assert_eq!(extract_answer("(3+4)*2=7*2="), "");
+        assert_eq!(extract_answer(""), "");
+    }
+
+    #[test]
+    fn verification_is_exact() {
+        assert!(verify(&Arith, "14", "(3+4)*2=7*2=14").correct);
+        assert!(!verify(&Arith, "14", "(3+4)*2=14=7*2").correct);
+        assert!(!verify(&Arith, "14", "014").correct);
+        assert_eq!(verify(&Arith, "-3", "1-4= -3"), Verdict { answer: "-3".into(), correct: true });
+        let vs = [true, false, true, true].map(|c| Verdict { answer: String::new(), correct: c });
+        assert_eq!(solve_rate(&vs), Some(0.75));
+        assert_eq!(solve_rate(&[]), None);
+    }
+
+    #[test]
+    fn frontier_forms() {
+        for form in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
+            assert_eq!(frontier(0.0, form), 0.0);
+            assert_eq!(frontier(1.0, form), 0.0);
+            assert_eq!(frontier(f64::NAN, form), 0.0);
+        }
+        assert_eq!(frontier(0.5, FrontierForm::RZero), 1.0);
+        assert_eq!(frontier(0.25, FrontierForm::RZero), 0.5);
+        assert_eq!(frontier(0.875, FrontierForm::RZero), 0.25);
+        assert_eq!(frontier(0.125, FrontierForm::AbsoluteZero), 0.875);
+        assert_eq!(frontier(0.75, FrontierForm::AbsoluteZero), 0.25);
+    }
+
+    #[test]
+    fn padding_factor_decreases_to_a_hard_floor() {
+        let p = PaddingPenalty::default();
+        assert_eq!(p.factor(0.0), 1.0);
+        assert_eq!(p.factor(0.25), 0.5625);
+        assert_eq!(p.factor(0.5), 0.0);
+        assert_eq!(p.factor(0.9), 0.0);
+        let mut last = f64::INFINITY;
+        for i in 0..=100 {
+            let f = p.factor(f64::from(i) / 100.0);
+            assert!(f <= last && (0.0..=1.0).contains(&f));
+            last = f;
+        }
+    }
+
+    #[test]
+    fn repetition_within_batch_and_archive() {
+        let known: HashSet<u64> = [7].into();
+        let reps = repetitions(&[Some(1), Some(7), Some(1), None, Some(7), Some(2), None], &known);
+        assert_eq!(
+            reps,
+            vec![
+                Repetition::Fresh,
+                Repetition::Archive,
+                Repetition::Batch { first: 0 },
+                Repetition::Fresh,
+                Repetition::Batch { first: 1 },
+                Repetition::Fresh,
+                Repetition::Fresh,
+            ]
+        );
+    }
+
+    #[test]
+    fn batch_judging_finds_canonical_duplicates_and_keeps_errors() {
+        let texts: Vec<String> = ["3+4", "4 + 3", "(3+4)*1", "3*4", "3+", "7+0"].map(String::from).into();
+        let known = |h: u64| h == Arith.analyze("3*4", &Limits::default()).unwrap().hash;
+        let c = judge_batch(&Arith, &Limits::default(), &texts, &known);
+        let reps: Vec<_> = c.iter().map(|c| c.repetition).collect();
+        assert_eq!(
+            reps,
+            [
+                Repetition::Fresh,
+                Repetition::Batch { first: 0 },
+                Repetition::Batch { first: 0 },
+                Repetition::Archive,
+                Repetition::Fresh,
+                Repetition::Fresh,
+            ]
+        );
+        let err = c[4].analysis.as_ref().unwrap_err();
+        assert_eq!(err.kind, problem::ErrorKind::Syntax);
+        assert_eq!(c[5].analysis.as_ref().unwrap().canonical, "7");
+    }
+
+    #[test]
+    fn reward_keeps_every_term() {
+        let cfg = RewardConfig { interestingness_weight: 0.5, ..RewardConfig::default() };
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, Some(0.8));
+        assert_eq!(r.frontier, Some(1.0));
+        assert_eq!(r.padding_factor, 0.5625);
+        assert_eq!(r.repetition, 0.5);
+        assert_eq!(r.interestingness, Some(0.8));
+        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8)).abs() < 1e-12);
+        // A missing score drops its term.
+        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None);
+        assert_eq!((r.interestingness, r.total), (None, 1.0));
+        let r = cfg.invalid_reward();
+        assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let mut cfg = RewardConfig::default();
+        assert!(cfg.validate().is_ok());
+        cfg.padding.hard_floor = 1.5;
+        assert_eq!(cfg.validate().unwrap_err(), "padding.hard_floor must be a finite number in [0, 1], got 1.5");
+        cfg = RewardConfig { invalid: 1.0, ..RewardConfig::default() };
+        assert!(cfg.validate().unwrap_err().starts_with("invalid must be"));
+        let parsed: Result<RewardConfig, _> = serde_json::from_str(r#"{"frontier":"absolute_zero","padding":{"exponent":1}}"#);
+        assert_eq!(parsed.unwrap().frontier, FrontierForm::AbsoluteZero);
+        let bad: Result<RewardConfig, _> = serde_json::from_str(r#"{"frontir":"r_zero"}"#);
+        assert!(bad.unwrap_err().to_string().contains("unknown field `frontir`"));
+    }
+
+    proptest! {
+        #[test]
+        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0) {
+            let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
+            for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
+                let r = cfg.reward(p, pad, rep, s);
+                prop_assert!(r.total >= 0.0 && r.total <= 1.0 + w + 1e-12);
+                for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
+                    let v = frontier(p, f);
+                    prop_assert!((0.0..=1.0).contains(&v));
+                }
+            }
+        }
+    }
+}
