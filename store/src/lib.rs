@@ -1,1 +1,413 @@
+//! The selfplay archive: every generated problem, valid or not, with everything known about it.
+//!
+//! One sled database per archive. All data lives in one tree, `archive`, under one-byte key
+//! prefixes, so that a record and its index entries are written by one atomic sled batch:
+//!
+//! | key | value | what |
+//! |---|---|---|
+//! | `r` id | record | the problem record ([`record`]), ids big-endian so scans are in id order |
+//! | `h` hash id | empty | canonical-hash index: equivalent problems |
+//! | `g` run `\0` round id | empty | run and round index |
+//! | `s` bucket id | empty | solve-rate index, 21 buckets of width 0.05 ([`record::SOLVE_RATE_BUCKETS`]) |
+//!
+//! A second tree, `meta`, holds the schema version, checked on every open. sled holds an exclusive
+//! lock on its database: a second process (or a second open in this one) gets [`StoreError::Locked`].
+//!
+//! Writes come in batches, one per self-play round, and are flushed to disk before
+//! [`Archive::append`] returns: a round the caller has seen written survives a crash.
 
+mod export;
+mod filter;
+pub mod hex_u64;
+pub mod record;
+mod stats;
+
+pub use export::{export_csv, export_jsonl, import_jsonl, ImportReport, CSV_HEADER};
+pub use filter::{parse_range, Filter, Order, Scan};
+pub use record::{Attempt, ProblemRecord, Rewards};
+pub use stats::{Histogram, Stats};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Version of the archive layout (trees, key prefixes, record format) this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+/// sled's page cache: bounds the memory a scan of a large archive can take.
+const CACHE_BYTES: u64 = 64 << 20;
+
+pub(crate) const RECORD: u8 = b'r';
+pub(crate) const HASH: u8 = b'h';
+pub(crate) const ROUND: u8 = b'g';
+pub(crate) const SOLVE: u8 = b's';
+
+/// What can go wrong with an archive. Every message names the archive or the record concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no archive at {0}")]
+    Missing(PathBuf),
+    #[error("{0} is not a selfplay archive")]
+    NotArchive(PathBuf),
+    #[error("archive at {0} is in use by another process (a running daemon?)")]
+    Locked(PathBuf),
+    #[error("archive at {path} has schema version {found}; this build reads version {SCHEMA_VERSION}")]
+    Schema { path: PathBuf, found: String },
+    #[error("archive at {path}: record {id} is unreadable: {reason}")]
+    Corrupt { path: PathBuf, id: u64, reason: String },
+    #[error("archive at {path}: {source}")]
+    Sled { path: PathBuf, source: sled::Error },
+    #[error("record {id}: {reason}")]
+    InvalidRecord { id: u64, reason: String },
+    #[error("line {line}: {reason}")]
+    Import { line: usize, reason: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An open archive. Cheap to share across threads (`&Archive` is all the API needs).
+pub struct Archive {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Archive {
+    /// Opens the archive at `path`, creating it when there is none.
+    pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens an archive that must already exist (for readers: never creates anything).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Archive> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Archive> {
+        let path = path.to_path_buf();
+        if !create {
+            if !path.exists() {
+                return Err(StoreError::Missing(path));
+            }
+            if !path.join("conf").is_file() || !path.join("db").is_file() {
+                return Err(StoreError::NotArchive(path));
+            }
+        }
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| classify_open_error(&path, e))?;
+        let sled_err = |source| StoreError::Sled { path: path.clone(), source };
+        let meta = db.open_tree("meta").map_err(sled_err)?;
+        let tree = db.open_tree("archive").map_err(sled_err)?;
+        match meta.get(SCHEMA_KEY).map_err(sled_err)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref()).ok().map(u32::from_be_bytes);
+                if found != Some(SCHEMA_VERSION) {
+                    let found = found.map_or_else(|| format!("{:?} (unreadable)", v.as_ref()), |v| v.to_string());
+                    return Err(StoreError::Schema { path, found });
+                }
+            }
+            None if create && tree.is_empty() => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+            }
+            None => return Err(StoreError::NotArchive(path)),
+        }
+        let next_id = match tree.scan_prefix([RECORD]).next_back() {
+            Some(kv) => {
+                let (k, _) = kv.map_err(sled_err)?;
+                id_from_suffix(&k) + 1
+            }
+            None => 1,
+        };
+        Ok(Archive { db, tree, path, next_id: AtomicU64::new(next_id) })
+    }
+
+    /// Where the archive lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The id the next appended record will get. Ids start at 1.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.load(AtomicOrdering::SeqCst)
+    }
+
+    pub(crate) fn sled_err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled { path: self.path.clone(), source }
+    }
+
+    /// Appends one round's records in one atomic batch and flushes it to disk.
+    ///
+    /// Assigns each record the next id (written back into `records`) and, where unset, its
+    /// creation time. Returns the ids assigned. Nothing is written if any record is invalid.
+    pub fn append(&self, records: &mut [ProblemRecord]) -> Result<std::ops::Range<u64>> {
+        for r in records.iter() {
+            r.validate().map_err(|reason| StoreError::InvalidRecord { id: r.id, reason })?;
+        }
+        let first = self.next_id.fetch_add(records.len() as u64, AtomicOrdering::SeqCst);
+        let now = now_ms();
+        let mut batch = sled::Batch::default();
+        for (i, r) in records.iter_mut().enumerate() {
+            r.id = first + i as u64;
+            if r.created_ms == 0 {
+                r.created_ms = now;
+            }
+            if r.updated_ms == 0 {
+                r.updated_ms = r.created_ms;
+            }
+            write_entries(&mut batch, r);
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+        self.flush()?;
+        Ok(first..first + records.len() as u64)
+    }
+
+    /// Writes records under their own ids, replacing any record with the same id (its index
+    /// entries too), in one atomic batch, flushed. For updates and imports.
+    pub fn put(&self, records: &[ProblemRecord]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for r in records {
+            r.validate().map_err(|reason| StoreError::InvalidRecord { id: r.id, reason })?;
+            if r.id == 0 {
+                return Err(StoreError::InvalidRecord { id: 0, reason: "id 0 is reserved".into() });
+            }
+            if let Some(old) = self.get(r.id)? {
+                for key in index_keys(&old) {
+                    batch.remove(key);
+                }
+            }
+            write_entries(&mut batch, r);
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+        self.flush()?;
+        if let Some(max) = records.iter().map(|r| r.id).max() {
+            self.next_id.fetch_max(max + 1, AtomicOrdering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
+    }
+
+    /// The record with this id.
+    pub fn get(&self, id: u64) -> Result<Option<ProblemRecord>> {
+        match self.tree.get(record_key(id)).map_err(|e| self.sled_err(e))? {
+            None => Ok(None),
+            Some(bytes) => self.decode(id, &bytes).map(Some),
+        }
+    }
+
+    pub(crate) fn decode(&self, id: u64, bytes: &[u8]) -> Result<ProblemRecord> {
+        record::decode(bytes).map_err(|reason| StoreError::Corrupt { path: self.path.clone(), id, reason })
+    }
+
+    /// Whether any archived problem has this canonical hash.
+    pub fn contains_hash(&self, hash: u64) -> Result<bool> {
+        match self.tree.scan_prefix(hash_prefix(hash)).next() {
+            None => Ok(false),
+            Some(kv) => kv.map(|_| true).map_err(|e| self.sled_err(e)),
+        }
+    }
+
+    /// Records matching `filter`, streamed in id order (see [`Scan`]), after the id `after` in
+    /// that order when given.
+    pub fn scan(&self, filter: &Filter, order: Order, after: Option<u64>) -> Scan<'_> {
+        Scan::new(self, filter.clone(), order, after)
+    }
+
+    /// Counts and histograms over the records matching `filter`, streamed: memory does not grow
+    /// with the archive.
+    pub fn stats(&self, filter: &Filter) -> Result<Stats> {
+        stats::compute(self, filter)
+    }
+
+    /// Total size of the database on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(|e| self.sled_err(e))
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked(path.to_path_buf())
+        }
+        _ => StoreError::Sled { path: path.to_path_buf(), source: e },
+    }
+}
+
+fn write_entries(batch: &mut sled::Batch, r: &ProblemRecord) {
+    batch.insert(&record_key(r.id)[..], record::encode(r));
+    for key in index_keys(r) {
+        batch.insert(key, &[][..]);
+    }
+}
+
+pub(crate) fn record_key(id: u64) -> [u8; 9] {
+    let mut k = [RECORD; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub(crate) fn hash_prefix(hash: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(HASH);
+    k.extend_from_slice(&hash.to_be_bytes());
+    k
+}
+
+pub(crate) fn run_prefix(run: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(run.len() + 18);
+    k.push(ROUND);
+    k.extend_from_slice(run.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Every index key of a record.
+fn index_keys(r: &ProblemRecord) -> Vec<Vec<u8>> {
+    let id = r.id.to_be_bytes();
+    let mut keys = Vec::with_capacity(3);
+    if let Some(h) = r.canonical_hash {
+        let mut k = hash_prefix(h);
+        k.extend_from_slice(&id);
+        keys.push(k);
+    }
+    let mut k = run_prefix(&r.run);
+    k.extend_from_slice(&r.round.to_be_bytes());
+    k.extend_from_slice(&id);
+    keys.push(k);
+    if let Some(p) = r.solve_rate {
+        keys.push([&[SOLVE, ProblemRecord::solve_rate_bucket(p)][..], &id].concat());
+    }
+    keys
+}
+
+/// The id at the end of a record or index key.
+pub(crate) fn id_from_suffix(key: &[u8]) -> u64 {
+    let tail: [u8; 8] = key[key.len() - 8..].try_into().expect("keys end in an 8-byte id");
+    u64::from_be_bytes(tail)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn rec(run: &str, round: u64, text: &str, valid: bool) -> ProblemRecord {
+        ProblemRecord {
+            run: run.into(),
+            round,
+            domain: "arith".into(),
+            text: text.into(),
+            valid,
+            reason: (!valid).then(|| "syntax".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn append_assigns_ids_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        {
+            let a = Archive::open(&path).unwrap();
+            let mut batch = vec![rec("r", 0, "1+2", true), rec("r", 0, "1+", false)];
+            assert_eq!(a.append(&mut batch).unwrap(), 1..3);
+            assert_eq!(batch[1].id, 2);
+            assert!(batch[0].created_ms > 0);
+        }
+        let a = Archive::open_existing(&path).unwrap();
+        assert_eq!(a.next_id(), 3);
+        assert_eq!(a.get(2).unwrap().unwrap().text, "1+");
+        assert_eq!(a.get(3).unwrap(), None);
+        let mut more = vec![rec("r", 1, "5*5", true)];
+        assert_eq!(a.append(&mut more).unwrap(), 3..4);
+    }
+
+    #[test]
+    fn opening_errors_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = Archive::open_existing(&missing).unwrap_err();
+        assert_eq!(err.to_string(), format!("no archive at {}", missing.display()));
+        assert!(!missing.exists(), "readers never create an archive");
+
+        let plain = dir.path().join("plain");
+        std::fs::create_dir(&plain).unwrap();
+        std::fs::write(plain.join("notes.txt"), "hi").unwrap();
+        assert!(matches!(Archive::open_existing(&plain), Err(StoreError::NotArchive(_))));
+
+        let path = dir.path().join("a");
+        let a = Archive::open(&path).unwrap();
+        let err = Archive::open_existing(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use by another process"));
+        drop(a);
+        Archive::open_existing(&path).unwrap();
+    }
+
+    #[test]
+    fn wrong_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        {
+            let a = Archive::open(&path).unwrap();
+            a.append(&mut [rec("r", 0, "1+2", true)]).unwrap();
+            let meta = a.db.open_tree("meta").unwrap();
+            meta.insert(SCHEMA_KEY, &7u32.to_be_bytes()).unwrap();
+            a.flush().unwrap();
+        }
+        let err = Archive::open(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("archive at {} has schema version 7; this build reads version 1", path.display())
+        );
+        // The refused open changed nothing: the record is still there under the old version.
+        let db = sled::open(&path).unwrap();
+        assert_eq!(db.open_tree("archive").unwrap().scan_prefix([RECORD]).count(), 1);
+    }
+
+    #[test]
+    fn put_replaces_index_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::open(dir.path().join("a")).unwrap();
+        let mut r = rec("r", 0, "1+2", true);
+        r.canonical_hash = Some(5);
+        r.solve_rate = Some(0.25);
+        a.append(std::slice::from_mut(&mut r)).unwrap();
+        assert!(a.contains_hash(5).unwrap());
+        r.canonical_hash = Some(6);
+        r.solve_rate = Some(0.75);
+        a.put(std::slice::from_ref(&r)).unwrap();
+        assert!(!a.contains_hash(5).unwrap());
+        assert!(a.contains_hash(6).unwrap());
+        let keys: Vec<_> = a.tree.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert_eq!(keys.len(), 4, "record + hash + round + solve-rate entries, old ones gone");
+        let err = a.put(&[rec("", 0, "x", false)]).unwrap_err();
+        assert!(err.to_string().contains("run name"), "{err}");
+    }
+}

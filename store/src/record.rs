@@ -1,0 +1,201 @@
+//! The archived record of one generated problem, and its versioned encoding.
+//!
+//! Stored values are `[format version: u8] ++ postcard(record)`. postcard is compact and fast but
+//! positional, so any change to a record type is a new format version: the old struct stays here,
+//! frozen, with a conversion into the current one, and [`decode`] dispatches on the version byte.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record encoding written by this build.
+pub const RECORD_VERSION: u8 = 1;
+
+/// One solver attempt at a problem.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attempt {
+    /// Everything the solver wrote (scratchpad included).
+    pub output: String,
+    /// The final answer extracted from it.
+    pub answer: String,
+    pub correct: bool,
+}
+
+/// Every term of the proposer's reward for this problem.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rewards {
+    pub frontier: Option<f64>,
+    pub padding_factor: f64,
+    pub repetition: f64,
+    pub interestingness: Option<f64>,
+    pub interestingness_weight: f64,
+    pub invalid: Option<f64>,
+    pub total: f64,
+}
+
+/// Everything known about one generated problem, valid or not.
+///
+/// Fields that a stage of the lab has not filled (no solver yet, no scorer configured) are empty:
+/// `None` or an empty list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemRecord {
+    /// Archive-wide id, assigned in insertion order.
+    pub id: u64,
+    /// Name of the run that generated it.
+    pub run: String,
+    /// Round of that run.
+    pub round: u64,
+    /// Problem domain (`"arith"`).
+    pub domain: String,
+    /// The text exactly as proposed.
+    pub text: String,
+    pub valid: bool,
+    /// Short stable reason when invalid (`"syntax"`, `"range"`, ...).
+    pub reason: Option<String>,
+    /// The full error message when invalid.
+    pub error: Option<String>,
+    /// The exact answer, when valid.
+    pub answer: Option<String>,
+    pub canonical: Option<String>,
+    /// 64-bit canonical hash; written as 16 hex digits in JSON and CSV.
+    #[serde(with = "crate::hex_u64::option")]
+    pub canonical_hash: Option<u64>,
+    pub surface_ops: Option<u32>,
+    pub essential_ops: Option<u32>,
+    pub depth: Option<u32>,
+    pub padding: Option<f64>,
+    /// Difficulty target the proposer was conditioned on.
+    pub difficulty_target: Option<u32>,
+    /// Ids of the reference problems shown to the proposer (lineage).
+    pub references: Vec<u64>,
+    /// How the judge classified repetition (`"fresh"`, `"batch"`, `"archive"`).
+    pub repetition: Option<String>,
+    pub attempts: Vec<Attempt>,
+    /// Fraction of attempts that were correct.
+    pub solve_rate: Option<f64>,
+    pub rewards: Option<Rewards>,
+    pub interestingness: Option<f64>,
+    /// `name@version` of the scorer that gave `interestingness`.
+    pub scorer: Option<String>,
+    /// Why the scorer gave no score, when it failed.
+    pub scorer_error: Option<String>,
+    pub proposer_version: Option<String>,
+    pub solver_version: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+impl ProblemRecord {
+    /// The solve-rate bucket used by the solve-rate index: `floor(p · 20)`, so `p = 1` is bucket 20.
+    pub fn solve_rate_bucket(p: f64) -> u8 {
+        (p.clamp(0.0, 1.0) * f64::from(SOLVE_RATE_BUCKETS)).floor() as u8
+    }
+
+    /// Checks what the indexes and the CSV form rely on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.run.is_empty() || self.run.len() > 255 || self.run.contains('\0') {
+            return Err(format!("run name {:?} must be 1 to 255 bytes with no NUL", self.run));
+        }
+        for (name, v) in [("solve_rate", self.solve_rate), ("padding", self.padding)] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(format!("{name} {v} is outside [0, 1]"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Solve rates are indexed in this many equal buckets (plus one for exactly 1).
+pub const SOLVE_RATE_BUCKETS: u8 = 20;
+
+/// The stored bytes of a record.
+pub fn encode(r: &ProblemRecord) -> Vec<u8> {
+    let out = vec![RECORD_VERSION];
+    postcard::to_extend(r, out).expect("records always serialize")
+}
+
+/// A record from its stored bytes.
+pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
+    match bytes.split_first() {
+        None => Err("empty value".into()),
+        Some((&RECORD_VERSION, body)) => match postcard::take_from_bytes::<ProblemRecord>(body) {
+            Ok((r, [])) => Ok(r),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("corrupt record: {e}")),
+        },
+        Some((v, _)) => Err(format!("record format {v} is not known to this build (it writes {RECORD_VERSION})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn sample() -> ProblemRecord {
+        ProblemRecord {
+            id: 42,
+            run: "run-a".into(),
+            round: 3,
+            domain: "arith".into(),
+            text: "(3+4)*1".into(),
+            valid: true,
+            answer: Some("7".into()),
+            canonical: Some("3+4".into()),
+            canonical_hash: Some(0xdead_beef_0123_4567),
+            surface_ops: Some(2),
+            essential_ops: Some(1),
+            depth: Some(1),
+            padding: Some(0.5),
+            references: vec![1, 2],
+            attempts: vec![Attempt { output: "7".into(), answer: "7".into(), correct: true }],
+            solve_rate: Some(1.0),
+            rewards: Some(Rewards { frontier: Some(0.0), padding_factor: 0.0, total: 0.0, ..Default::default() }),
+            created_ms: 1_700_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trips_through_bytes_and_json() {
+        let r = sample();
+        let bytes = encode(&r);
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(decode(&bytes).unwrap(), r);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""canonical_hash":"deadbeef01234567""#), "{json}");
+        assert_eq!(serde_json::from_str::<ProblemRecord>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn unknown_versions_and_corruption_are_errors() {
+        let mut bytes = encode(&sample());
+        bytes[0] = 9;
+        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 1)");
+        assert_eq!(decode(&[]).unwrap_err(), "empty value");
+        let bytes = encode(&sample());
+        assert!(decode(&bytes[..bytes.len() / 2]).unwrap_err().starts_with("corrupt record"));
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(ProblemRecord::solve_rate_bucket(0.0), 0);
+        assert_eq!(ProblemRecord::solve_rate_bucket(0.5), 10);
+        assert_eq!(ProblemRecord::solve_rate_bucket(0.999), 19);
+        assert_eq!(ProblemRecord::solve_rate_bucket(1.0), 20);
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+            let mut versioned = vec![RECORD_VERSION];
+            versioned.extend_from_slice(&bytes);
+            let _ = decode(&versioned);
+        }
+    }
+}

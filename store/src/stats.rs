@@ -1,0 +1,125 @@
+//! Counts and histograms over the archive, computed in one streaming pass.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Archive, Filter, Order, Result, HASH};
+
+/// Counts in equal-width bins over `[0, 1]`; the last bin includes 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Lower edge of each bin.
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn unit(bins: usize) -> Self {
+        Histogram { edges: (0..bins).map(|i| i as f64 / bins as f64).collect(), counts: vec![0; bins] }
+    }
+
+    pub fn add(&mut self, v: f64) {
+        let bins = self.counts.len();
+        let i = ((v.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        self.counts[i] += 1;
+    }
+}
+
+/// What the archive holds (of the records matching a filter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub total: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    /// Invalid problems by reason.
+    pub invalid_reasons: BTreeMap<String, u64>,
+    /// Problems by run.
+    pub runs: BTreeMap<String, u64>,
+    /// Lowest and highest round seen.
+    pub rounds: Option<(u64, u64)>,
+    /// Valid problems some solver attempted (those with a solve rate).
+    pub attempted: u64,
+    pub mean_solve_rate: Option<f64>,
+    pub solve_rate: Histogram,
+    /// Valid problems whose canonical form removed some operation.
+    pub padded: u64,
+    pub mean_padding: Option<f64>,
+    pub padding: Histogram,
+    /// Valid problems by composition depth.
+    pub depth: BTreeMap<u32, u64>,
+    /// Distinct canonical forms and problems repeating one, over the whole archive (only when no
+    /// filter is set: read from the hash index in one ordered pass).
+    pub distinct_canonical: Option<u64>,
+    pub canonical_duplicates: Option<u64>,
+}
+
+pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
+    let mut s = Stats {
+        total: 0,
+        valid: 0,
+        invalid: 0,
+        invalid_reasons: BTreeMap::new(),
+        runs: BTreeMap::new(),
+        rounds: None,
+        attempted: 0,
+        mean_solve_rate: None,
+        solve_rate: Histogram::unit(10),
+        padded: 0,
+        mean_padding: None,
+        padding: Histogram::unit(10),
+        depth: BTreeMap::new(),
+        distinct_canonical: None,
+        canonical_duplicates: None,
+    };
+    let (mut solve_sum, mut padding_sum, mut with_padding) = (0.0, 0.0, 0u64);
+    for r in archive.scan(filter, Order::Ascending, None) {
+        let r = r?;
+        s.total += 1;
+        *s.runs.entry(r.run.clone()).or_default() += 1;
+        s.rounds = Some(match s.rounds {
+            None => (r.round, r.round),
+            Some((lo, hi)) => (lo.min(r.round), hi.max(r.round)),
+        });
+        if !r.valid {
+            s.invalid += 1;
+            *s.invalid_reasons.entry(r.reason.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+            continue;
+        }
+        s.valid += 1;
+        if let Some(p) = r.solve_rate {
+            s.attempted += 1;
+            solve_sum += p;
+            s.solve_rate.add(p);
+        }
+        if let Some(p) = r.padding {
+            with_padding += 1;
+            padding_sum += p;
+            s.padding.add(p);
+        }
+        if r.essential_ops < r.surface_ops {
+            s.padded += 1;
+        }
+        if let Some(d) = r.depth {
+            *s.depth.entry(d).or_default() += 1;
+        }
+    }
+    s.mean_solve_rate = (s.attempted > 0).then(|| solve_sum / s.attempted as f64);
+    s.mean_padding = (with_padding > 0).then(|| padding_sum / with_padding as f64);
+    if filter.is_empty() {
+        let (mut distinct, mut dups, mut last) = (0u64, 0u64, None);
+        for kv in archive.tree().scan_prefix([HASH]) {
+            let (k, _) = kv.map_err(|e| archive.sled_err(e))?;
+            let hash: [u8; 8] = k[1..9].try_into().expect("hash index keys hold a hash");
+            if last == Some(hash) {
+                dups += 1;
+            } else {
+                distinct += 1;
+                last = Some(hash);
+            }
+        }
+        s.distinct_canonical = Some(distinct);
+        s.canonical_duplicates = Some(dups);
+    }
+    Ok(s)
+}
