@@ -430,10 +430,14 @@ mod tests {
         let mut cfg = RewardConfig::default();
         assert!(cfg.validate().is_ok());
         cfg.padding.hard_floor = 1.5;
-        assert_eq!(cfg.validate().unwrap_err(), "padding.hard_floor must be a finite number in [0, 1], got 1.5");
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            "padding.hard_floor must be a finite number in [0, 1], got 1.5"
+        );
         cfg = RewardConfig { invalid: 1.0, ..RewardConfig::default() };
         assert!(cfg.validate().unwrap_err().starts_with("invalid must be"));
-        let parsed: Result<RewardConfig, _> = serde_json::from_str(r#"{"frontier":"absolute_zero","padding":{"exponent":1}}"#);
+        let parsed: Result<RewardConfig, _> =
+            serde_json::from_str(r#"{"frontier":"absolute_zero","padding":{"exponent":1}}"#);
         assert_eq!(parsed.unwrap().frontier, FrontierForm::AbsoluteZero);
         let bad: Result<RewardConfig, _> = serde_json::from_str(r#"{"frontir":"r_zero"}"#);
         assert!(bad.unwrap_err().to_string().contains("unknown field `frontir`"));

@@ -112,10 +112,7 @@ impl Tokenizer {
             let id = if ch.is_ascii() {
                 self.ascii[ch as usize]
             } else {
-                self.chars
-                    .iter()
-                    .position(|&c| c == ch)
-                    .map_or(u32::MAX, |i| self.first_char_id() + i as u32)
+                self.chars.iter().position(|&c| c == ch).map_or(u32::MAX, |i| self.first_char_id() + i as u32)
             };
             if id == u32::MAX {
                 return Err(TokenizeError::UnknownChar { ch, at });
@@ -134,9 +131,7 @@ impl Tokenizer {
                 None if id < self.vocab_size() => {
                     return Err(TokenizeError::SpecialInText { name: self.token_name(id), pos })
                 }
-                None => {
-                    return Err(TokenizeError::UnknownId { id, pos, vocab: self.vocab_size() })
-                }
+                None => return Err(TokenizeError::UnknownId { id, pos, vocab: self.vocab_size() }),
             }
         }
         Ok(text)

@@ -149,7 +149,10 @@ pub fn import_jsonl(archive: &Archive, input: &mut dyn BufRead, renumber: bool) 
                 return Err(StoreError::Import { line, reason: "id 0 is reserved".into() });
             }
             if let Some(first) = lines.insert(r.id, line) {
-                return Err(StoreError::Import { line, reason: format!("id {} already on line {first}", r.id) });
+                return Err(StoreError::Import {
+                    line,
+                    reason: format!("id {} already on line {first}", r.id),
+                });
             }
         }
         records.push((line, r));
@@ -173,7 +176,10 @@ pub fn import_jsonl(archive: &Archive, input: &mut dyn BufRead, renumber: bool) 
                 if record::encode(&existing) != record::encode(r) {
                     return Err(StoreError::Import {
                         line: *line,
-                        reason: format!("id {} is already taken by a different problem; use --renumber", r.id),
+                        reason: format!(
+                            "id {} is already taken by a different problem; use --renumber",
+                            r.id
+                        ),
                     });
                 }
                 skip.insert(r.id);

@@ -61,9 +61,8 @@ pub fn parse_range<T>(s: &str, min: T, max: T) -> Result<(T, T), String>
 where
     T: FromStr + PartialOrd + Copy + std::fmt::Display,
 {
-    let value = |part: &str| {
-        part.trim().parse::<T>().map_err(|_| format!("{part:?} in range {s:?} is not a number"))
-    };
+    let value =
+        |part: &str| part.trim().parse::<T>().map_err(|_| format!("{part:?} in range {s:?} is not a number"));
     let (lo, hi) = match s.split_once("..") {
         Some((lo, hi)) => (
             if lo.trim().is_empty() { min } else { value(lo)? },
@@ -137,7 +136,9 @@ impl<'a> Scan<'a> {
         } else {
             // Paging through all records seeks straight to the page.
             let range = match (order, after) {
-                (Order::Ascending, Some(a)) => tree.range(record_key(a.saturating_add(1))..record_key(u64::MAX)),
+                (Order::Ascending, Some(a)) => {
+                    tree.range(record_key(a.saturating_add(1))..record_key(u64::MAX))
+                }
                 (Order::Descending, Some(a)) => tree.range(record_key(0)..record_key(a)),
                 _ => tree.scan_prefix([RECORD]),
             };
@@ -152,8 +153,12 @@ impl<'a> Scan<'a> {
         let step = |it: &mut sled::Iter| if desc { it.next_back() } else { it.next() };
         let sled_err = |e| self.archive.sled_err(e);
         match &mut self.source {
-            Source::Records(it) => step(it).map(|kv| kv.map(|(k, v)| (id_from_suffix(&k), Some(v))).map_err(sled_err)),
-            Source::Index(it) => step(it).map(|kv| kv.map(|(k, _)| (id_from_suffix(&k), None)).map_err(sled_err)),
+            Source::Records(it) => {
+                step(it).map(|kv| kv.map(|(k, v)| (id_from_suffix(&k), Some(v))).map_err(sled_err))
+            }
+            Source::Index(it) => {
+                step(it).map(|kv| kv.map(|(k, _)| (id_from_suffix(&k), None)).map_err(sled_err))
+            }
             Source::Merge { ranges, heads } => {
                 let mut best: Option<(usize, u64)> = None;
                 for (i, (range, head)) in ranges.iter_mut().zip(heads.iter_mut()).enumerate() {

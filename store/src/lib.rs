@@ -120,7 +120,8 @@ impl Archive {
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref()).ok().map(u32::from_be_bytes);
                 if found != Some(SCHEMA_VERSION) {
-                    let found = found.map_or_else(|| format!("{:?} (unreadable)", v.as_ref()), |v| v.to_string());
+                    let found =
+                        found.map_or_else(|| format!("{:?} (unreadable)", v.as_ref()), |v| v.to_string());
                     return Err(StoreError::Schema { path, found });
                 }
             }

@@ -127,7 +127,9 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
             Err(e) => Err(format!("corrupt record: {e}")),
         },
-        Some((v, _)) => Err(format!("record format {v} is not known to this build (it writes {RECORD_VERSION})")),
+        Some((v, _)) => {
+            Err(format!("record format {v} is not known to this build (it writes {RECORD_VERSION})"))
+        }
     }
 }
 
@@ -154,7 +156,12 @@ mod tests {
             references: vec![1, 2],
             attempts: vec![Attempt { output: "7".into(), answer: "7".into(), correct: true }],
             solve_rate: Some(1.0),
-            rewards: Some(Rewards { frontier: Some(0.0), padding_factor: 0.0, total: 0.0, ..Default::default() }),
+            rewards: Some(Rewards {
+                frontier: Some(0.0),
+                padding_factor: 0.0,
+                total: 0.0,
+                ..Default::default()
+            }),
             created_ms: 1_700_000_000_000,
             ..Default::default()
         }

@@ -26,7 +26,11 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         essential_ops: valid.then_some(depth),
                         padding: valid.then_some((n % 2) as f64 / (depth + 1) as f64),
                         solve_rate: valid.then_some((n % 9) as f64 / 8.0),
-                        attempts: vec![Attempt { output: "1".into(), answer: "1".into(), correct: n % 2 == 0 }],
+                        attempts: vec![Attempt {
+                            output: "1".into(),
+                            answer: "1".into(),
+                            correct: n % 2 == 0,
+                        }],
                         ..Default::default()
                     }
                 })
@@ -118,7 +122,8 @@ fn export_then_import_reproduces_the_archive() {
     let b = Archive::open(dir.path().join("b")).unwrap();
     let report = store::import_jsonl(&b, &mut &jsonl[..], false).unwrap();
     assert_eq!((report.imported, report.skipped), (300, 0));
-    let copied: Vec<ProblemRecord> = b.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect();
+    let copied: Vec<ProblemRecord> =
+        b.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect();
     assert_eq!(copied, all);
     assert_eq!(b.stats(&Filter::default()).unwrap(), a.stats(&Filter::default()).unwrap());
     assert_eq!(b.next_id(), 301);
@@ -128,7 +133,8 @@ fn export_then_import_reproduces_the_archive() {
     assert_eq!((report.imported, report.skipped), (0, 300));
 
     // A different record under a taken id is refused, and nothing is written.
-    let mut changed: ProblemRecord = serde_json::from_slice(jsonl.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let mut changed: ProblemRecord =
+        serde_json::from_slice(jsonl.split(|&b| b == b'\n').next().unwrap()).unwrap();
     changed.text = "9*9".into();
     let mut lines = serde_json::to_vec(&changed).unwrap();
     lines.push(b'\n');
@@ -192,7 +198,10 @@ fn ranges_parse_with_clear_errors() {
     assert_eq!(parse_range("..0.5", 0.0, 1.0), Ok((0.0, 0.5)));
     assert_eq!(parse_range("3..", 0u32, u32::MAX), Ok((3, u32::MAX)));
     assert_eq!(parse_range("4", 0u32, u32::MAX), Ok((4, 4)));
-    assert_eq!(parse_range("0.8..0.2", 0.0, 1.0).unwrap_err(), "range \"0.8..0.2\" must satisfy 0 <= low <= high <= 1");
+    assert_eq!(
+        parse_range("0.8..0.2", 0.0, 1.0).unwrap_err(),
+        "range \"0.8..0.2\" must satisfy 0 <= low <= high <= 1"
+    );
     assert_eq!(parse_range("a..b", 0.0, 1.0).unwrap_err(), "\"a\" in range \"a..b\" is not a number");
     assert!(parse_range("0..2", 0.0, 1.0).is_err());
 }

@@ -132,10 +132,9 @@ impl Canonical {
         match &self.graph[n].shape {
             Shape::Lit(v) => i128::from(*v),
             Shape::Product(fs) => fs.iter().map(|&f| self.value_of(f)).product(),
-            Shape::Sum(ts) => ts
-                .iter()
-                .map(|&(neg, t)| if neg { -self.value_of(t) } else { self.value_of(t) })
-                .sum(),
+            Shape::Sum(ts) => {
+                ts.iter().map(|&(neg, t)| if neg { -self.value_of(t) } else { self.value_of(t) }).sum()
+            }
         }
     }
 

@@ -121,7 +121,8 @@ mod tests {
 
     /// Expressions drawn from the grammar: literals, operators, redundant parentheses, spaces.
     fn arb_text() -> impl Strategy<Value = String> {
-        let leaf = prop_oneof![(0u32..=12).prop_map(|v| v.to_string()), (0u32..=999).prop_map(|v| v.to_string())];
+        let leaf =
+            prop_oneof![(0u32..=12).prop_map(|v| v.to_string()), (0u32..=999).prop_map(|v| v.to_string())];
         leaf.prop_recursive(6, 40, 2, |inner| {
             (inner.clone(), prop::sample::select(vec!['+', '-', '*']), inner, any::<u8>()).prop_map(
                 |(a, op, b, style)| match style % 4 {

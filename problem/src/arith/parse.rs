@@ -187,11 +187,9 @@ impl Parser<'_> {
     fn unexpected(&self, expected: &str) -> ProblemError {
         let at = self.pos;
         match self.src.get(at) {
-            None => ProblemError::new(
-                ErrorKind::Syntax,
-                Some(at),
-                format!("expected {expected}, found the end"),
-            ),
+            None => {
+                ProblemError::new(ErrorKind::Syntax, Some(at), format!("expected {expected}, found the end"))
+            }
             Some(_) => {
                 // The text is a &str, so `at` is on a char boundary whenever we stop on one; the
                 // parser only ever advances over ASCII, so it always is.
@@ -199,11 +197,8 @@ impl Parser<'_> {
                     .ok()
                     .and_then(|s| s.chars().next())
                     .unwrap_or(char::REPLACEMENT_CHARACTER);
-                let kind = if "0123456789+-*() ".contains(ch) {
-                    ErrorKind::Syntax
-                } else {
-                    ErrorKind::BadChar
-                };
+                let kind =
+                    if "0123456789+-*() ".contains(ch) { ErrorKind::Syntax } else { ErrorKind::BadChar };
                 ProblemError::new(kind, Some(at), format!("expected {expected}, found {ch:?}"))
             }
         }
@@ -331,7 +326,12 @@ mod tests {
             ("   ", ErrorKind::Empty, None, "empty problem"),
             ("1+", ErrorKind::Syntax, Some(2), "expected a number or '(', found the end at byte 2"),
             ("1 2", ErrorKind::Syntax, Some(2), "expected an operator or the end, found '2' at byte 2"),
-            ("(1+2", ErrorKind::Syntax, Some(4), "expected ')' to close the '(' at byte 0, found the end at byte 4"),
+            (
+                "(1+2",
+                ErrorKind::Syntax,
+                Some(4),
+                "expected ')' to close the '(' at byte 0, found the end at byte 4",
+            ),
             ("1+2)", ErrorKind::Syntax, Some(3), "expected an operator or the end, found ')' at byte 3"),
             ("-3", ErrorKind::Syntax, Some(0), "expected a number or '(', found '-' at byte 0"),
             ("1/2", ErrorKind::BadChar, Some(1), "expected an operator or the end, found '/' at byte 1"),

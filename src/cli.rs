@@ -1,0 +1,197 @@
+//! Command-line arguments and dispatch.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "selfplay",
+    version,
+    about = "A lab where a proposer and a solver teach each other by self-play"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge problems, one per input line: validity, exact answer, canonical form, padding.
+    Judge(JudgeArgs),
+    /// Generate random problems of one composition depth, as JSON lines.
+    Gen(GenArgs),
+    /// Browse, query, export and import an archive.
+    Archive(Box<ArchiveArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// File with one problem per line; `-` or nothing reads standard input.
+    pub input: Option<PathBuf>,
+    /// One JSON object per input line, in order.
+    #[arg(long)]
+    pub json: bool,
+    /// Token budget: longer problems are invalid.
+    #[arg(long, default_value_t = problem::Limits::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Deepest nesting of parentheses allowed.
+    #[arg(long, default_value_t = problem::Limits::default().max_nesting)]
+    pub max_nesting: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Composition depth: number of operations, none of them padding.
+    #[arg(long)]
+    pub depth: u32,
+    /// How many problems.
+    #[arg(long)]
+    pub count: u64,
+    /// Largest literal (at most 999).
+    #[arg(long, default_value_t = 99)]
+    pub max_literal: u32,
+    /// Random seed: the same seed gives the same problems.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The archive database directory.
+    #[arg(long, value_name = "DIR")]
+    pub db: PathBuf,
+    #[command(subcommand)]
+    pub command: ArchiveCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// List problems, oldest first, a page at a time.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Problems per page.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Start after this id (the last id of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+        /// Newest first.
+        #[arg(long)]
+        newest: bool,
+        /// One JSON record per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one problem with everything known about it.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts and histograms.
+    Stats {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write problems as JSON lines or CSV.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Output file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Read problems from JSON lines as written by `export --format jsonl` (creates the archive).
+    Import {
+        /// Input file; `-` reads standard input.
+        input: PathBuf,
+        /// Give the problems fresh ids after the archive's last instead of keeping theirs.
+        #[arg(long)]
+        renumber: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// Filters shared by `list`, `stats` and `export`. Ranges are inclusive: `LO..HI`, `LO..`, `..HI`
+/// or a single value.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// Only this run.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Round range, e.g. `10..20`.
+    #[arg(long, value_name = "RANGE")]
+    pub rounds: Option<String>,
+    /// Only valid problems.
+    #[arg(long, conflicts_with = "invalid")]
+    pub valid: bool,
+    /// Only invalid problems.
+    #[arg(long)]
+    pub invalid: bool,
+    /// Only invalid problems with this reason (syntax, range, literal, too_long, ...).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Solve-rate range within [0, 1], e.g. `0.2..0.8`.
+    #[arg(long, value_name = "RANGE")]
+    pub solve_rate: Option<String>,
+    /// Padding range within [0, 1], e.g. `0.1..`.
+    #[arg(long, value_name = "RANGE")]
+    pub padding: Option<String>,
+    /// Composition depth or range, e.g. `3` or `2..4`.
+    #[arg(long, value_name = "RANGE")]
+    pub depth: Option<String>,
+    /// Problem text contains this.
+    #[arg(long, value_name = "TEXT")]
+    pub contains: Option<String>,
+    /// Canonical hash (hex, as `judge --json` prints it).
+    #[arg(long, value_name = "HEX")]
+    pub hash: Option<String>,
+}
+
+/// Parses the command line, runs the command, and turns errors into a message and an exit code.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = commands::run(cli.command, &mut out).and_then(|()| out.flush().map_err(Into::into));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`selfplay archive list | head`) is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            drop(out);
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<store::StoreError>().is_some_and(
+                |s| matches!(s, store::StoreError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
+            )
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,21 @@
+//! `selfplay gen`: random problems of one composition depth, as JSON lines
+//! `{"problem": "...", "answer": "...", "depth": D}`. The same seed gives the same lines.
+
+use std::io::Write;
+
+use problem::{Arith, Domain, GenSpec};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cli::GenArgs;
+
+pub fn run(args: &GenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let spec = GenSpec { depth: args.depth, max_literal: args.max_literal };
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    for _ in 0..args.count {
+        let g = Arith.generate(&spec, &mut rng)?;
+        serde_json::to_writer(&mut *out, &g)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! `selfplay judge`: the judge's first pass, one problem per input line.
+//!
+//! Contract (`--json`): one JSON object per input line, in order, with the keys `problem`, `valid`,
+//! `error` (null when valid), `answer` (string, null when invalid), `canonical`, `hash` (16 hex
+//! digits), `surface_ops`, `essential_ops`, `depth`, `padding` (0–1), `padded`; also `reason` (the
+//! short error kind) and `distinct_ops`. Fields that need a valid problem are null for invalid
+//! ones. A malformed line never stops the command: it gets `valid: false` and its error.
+
+use std::io::{BufRead, Write};
+
+use problem::{Analysis, Arith, Domain, Limits};
+use serde::Serialize;
+
+use crate::cli::JudgeArgs;
+
+/// One output line of `judge --json`. Field order is part of the contract's readability.
+#[derive(Debug, Serialize)]
+pub struct JudgeLine {
+    pub problem: String,
+    pub valid: bool,
+    pub error: Option<String>,
+    pub reason: Option<&'static str>,
+    pub answer: Option<String>,
+    pub canonical: Option<String>,
+    pub hash: Option<String>,
+    pub surface_ops: Option<u32>,
+    pub essential_ops: Option<u32>,
+    pub distinct_ops: Option<u32>,
+    pub depth: Option<u32>,
+    pub padding: Option<f64>,
+    pub padded: Option<bool>,
+}
+
+impl JudgeLine {
+    /// Judges one raw input line (without its line ending).
+    pub fn judge(domain: &dyn Domain, limits: &Limits, raw: &[u8]) -> JudgeLine {
+        let problem = String::from_utf8_lossy(raw).into_owned();
+        let analysis = match std::str::from_utf8(raw) {
+            Ok(text) => domain.analyze(text, limits).map_err(|e| (e.to_string(), e.kind.as_str())),
+            Err(e) => Err((format!("line is not UTF-8 at byte {}", e.valid_up_to()), "bad_char")),
+        };
+        match analysis {
+            Ok(a) => Self::valid(problem, a),
+            Err((error, reason)) => JudgeLine {
+                problem,
+                valid: false,
+                error: Some(error),
+                reason: Some(reason),
+                answer: None,
+                canonical: None,
+                hash: None,
+                surface_ops: None,
+                essential_ops: None,
+                distinct_ops: None,
+                depth: None,
+                padding: None,
+                padded: None,
+            },
+        }
+    }
+
+    fn valid(problem: String, a: Analysis) -> JudgeLine {
+        JudgeLine {
+            problem,
+            valid: true,
+            error: None,
+            reason: None,
+            padded: Some(a.padded()),
+            hash: Some(store::hex_u64::format(a.hash)),
+            answer: Some(a.answer),
+            canonical: Some(a.canonical),
+            surface_ops: Some(a.surface_ops),
+            essential_ops: Some(a.essential_ops),
+            distinct_ops: Some(a.distinct_ops),
+            depth: Some(a.depth),
+            padding: Some(a.padding),
+        }
+    }
+
+    /// The line for people: status, answer, canonical form, sizes, then the problem.
+    fn human(&self) -> String {
+        if self.valid {
+            format!(
+                "ok   {:>11}  {}  ops {}->{}  padding {:.2}  | {}",
+                self.answer.as_deref().unwrap_or(""),
+                self.canonical.as_deref().unwrap_or(""),
+                self.surface_ops.unwrap_or(0),
+                self.essential_ops.unwrap_or(0),
+                self.padding.unwrap_or(0.0),
+                self.problem
+            )
+        } else {
+            format!(
+                "bad  {}: {}  | {}",
+                self.reason.unwrap_or(""),
+                self.error.as_deref().unwrap_or(""),
+                self.problem
+            )
+        }
+    }
+}
+
+pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let limits = Limits { max_tokens: args.max_tokens, max_nesting: args.max_nesting };
+    limits.validate().map_err(|e| anyhow::anyhow!("--max-tokens/--max-nesting: {e}"))?;
+    let mut input = super::open_input(args.input.as_deref())?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let judged = JudgeLine::judge(&Arith, &limits, raw);
+        if args.json {
+            serde_json::to_writer(&mut *out, &judged)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "{}", judged.human())?;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The commands of the `selfplay` binary, each over parsed arguments and an output stream.
+
+pub mod archive;
+pub mod gen;
+pub mod judge;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::Command;
+
+/// Runs one command, writing its results to `out`.
+pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
+        Command::Judge(args) => judge::run(&args, out),
+        Command::Gen(args) => gen::run(&args, out),
+        Command::Archive(args) => archive::run(*args, out),
+    }
+}
+
+/// A file, or standard input for `-` (and for no path at all).
+pub fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn BufRead>> {
+    match path {
+        None => Ok(Box::new(BufReader::new(std::io::stdin()))),
+        Some(p) if p == Path::new("-") => Ok(Box::new(BufReader::new(std::io::stdin()))),
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok(Box::new(BufReader::new(f)))
+        }
+    }
+}

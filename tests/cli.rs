@@ -1,0 +1,356 @@
+//! End-to-end tests of the `selfplay` binary: its output contracts and its errors.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use store::{Archive, Attempt, Filter, ProblemRecord, Rewards};
+
+fn selfplay(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(args: &[&str], stdin: &[u8]) -> String {
+    let out = selfplay(args, stdin);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(args: &[&str], stdin: &[u8]) -> String {
+    let out = selfplay(args, stdin);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+const JUDGE_KEYS: [&str; 11] = [
+    "problem",
+    "valid",
+    "error",
+    "answer",
+    "canonical",
+    "hash",
+    "surface_ops",
+    "essential_ops",
+    "depth",
+    "padding",
+    "padded",
+];
+
+#[test]
+fn judge_json_contract() {
+    let input = b"(12+7)*1+0\n1+\n\xff\xfe\x00garbage\n\n999*999*999*2\n3 + 4\r\n(3+4)*(4+3)";
+    let lines = json_lines(&ok(&["judge", "--json"], input));
+    assert_eq!(lines.len(), 7, "one output line per input line, the last without newline too");
+    for l in &lines {
+        for key in JUDGE_KEYS {
+            assert!(l.get(key).is_some(), "missing {key} in {l}");
+        }
+    }
+    let v = &lines[0];
+    assert_eq!(v["problem"], "(12+7)*1+0");
+    assert_eq!((v["valid"].as_bool(), v["error"].is_null()), (Some(true), true));
+    assert_eq!(v["answer"], "19");
+    assert_eq!(v["canonical"], "7+12");
+    assert_eq!(v["hash"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        (v["surface_ops"].as_u64(), v["essential_ops"].as_u64(), v["depth"].as_u64()),
+        (Some(3), Some(1), Some(1))
+    );
+    assert!((v["padding"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(v["padded"], true);
+
+    let bad = &lines[1];
+    assert_eq!(bad["valid"], false);
+    assert_eq!(bad["error"], "expected a number or '(', found the end at byte 2");
+    assert!(bad["answer"].is_null() && bad["canonical"].is_null());
+    assert_eq!(lines[2]["valid"], false);
+    assert!(lines[2]["error"].as_str().unwrap().contains("not UTF-8"));
+    assert_eq!(lines[3]["error"], "empty problem");
+    assert!(lines[4]["error"].as_str().unwrap().contains("exceeds 10^9"));
+    assert_eq!(lines[5]["problem"], "3 + 4", "CRLF line endings are stripped");
+    let three_plus_four = json_lines(&ok(&["judge", "--json"], b"4+3\n"));
+    assert_eq!(lines[5]["hash"], three_plus_four[0]["hash"]);
+    assert_eq!(lines[6]["canonical"], "(3+4)*(3+4)");
+    assert_eq!((lines[6]["essential_ops"].as_u64(), lines[6]["padded"].as_bool()), (Some(3), Some(false)));
+    // Equivalent problems share a hash.
+    let same = json_lines(&ok(&["judge", "--json"], b"4+3\n3+4+0\n"));
+    assert_eq!(same[0]["hash"], same[1]["hash"]);
+}
+
+#[test]
+fn judge_reads_files_and_reports_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("problems.txt");
+    std::fs::write(&file, "1+1\n2*3\n").unwrap();
+    let out = ok(&["judge", file.to_str().unwrap()], b"");
+    assert_eq!(out.lines().count(), 2);
+    assert!(out.starts_with("ok "), "{out}");
+    let err = fails(&["judge", dir.path().join("missing").to_str().unwrap()], b"");
+    assert!(err.contains("cannot read") && err.contains("missing"), "{err}");
+    let err = fails(&["judge", "--max-tokens", "0"], b"");
+    assert!(err.contains("max_tokens must be in 1..=4096"), "{err}");
+    // The token budget applies.
+    let lines = json_lines(&ok(&["judge", "--json", "--max-tokens", "5"], b"1+2+3\n1+2+3+4\n"));
+    assert_eq!((lines[0]["valid"].as_bool(), lines[1]["valid"].as_bool()), (Some(true), Some(false)));
+}
+
+#[test]
+fn gen_is_reproducible_and_agrees_with_judge() {
+    let a = ok(&["gen", "--depth", "4", "--count", "30", "--seed", "9"], b"");
+    assert_eq!(a, ok(&["gen", "--depth", "4", "--count", "30", "--seed", "9"], b""));
+    assert_ne!(a, ok(&["gen", "--depth", "4", "--count", "30", "--seed", "10"], b""));
+    let generated = json_lines(&a);
+    assert_eq!(generated.len(), 30);
+    let problems: String =
+        generated.iter().map(|g| format!("{}\n", g["problem"].as_str().unwrap())).collect();
+    let judged = json_lines(&ok(&["judge", "--json"], problems.as_bytes()));
+    for (g, j) in generated.iter().zip(&judged) {
+        assert_eq!(g["answer"], j["answer"]);
+        assert_eq!(g["depth"], 4);
+        assert_eq!(j["depth"], 4);
+        assert_eq!(j["padded"], false);
+    }
+    let err = fails(&["gen", "--depth", "2", "--count", "1", "--max-literal", "1000"], b"");
+    assert!(err.contains("max_literal 1000 exceeds 999"), "{err}");
+}
+
+/// An archive with a few rounds of realistic records, made through the store's API.
+fn make_archive(path: &Path) -> Vec<ProblemRecord> {
+    let a = Archive::open(path).unwrap();
+    let mut all = Vec::new();
+    for round in 0..4u64 {
+        let mut batch: Vec<ProblemRecord> =
+            ["(12+7)*1+0", "3+4", "1+", "4+3", "999*999*999*2", "2*(1+4)+3*(4+1)"]
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let a = problem::Domain::analyze(&problem::Arith, text, &problem::Limits::default());
+                    let p = (i as f64 + round as f64) % 5.0 / 4.0;
+                    match a {
+                        Ok(a) => ProblemRecord {
+                            run: "demo".into(),
+                            round,
+                            domain: "arith".into(),
+                            text: text.to_string(),
+                            valid: true,
+                            answer: Some(a.answer.clone()),
+                            canonical: Some(a.canonical),
+                            canonical_hash: Some(a.hash),
+                            surface_ops: Some(a.surface_ops),
+                            essential_ops: Some(a.essential_ops),
+                            depth: Some(a.depth),
+                            padding: Some(a.padding),
+                            references: all.iter().map(|r: &ProblemRecord| r.id).take(2).collect(),
+                            attempts: vec![
+                                Attempt { output: a.answer.clone(), answer: a.answer.clone(), correct: true },
+                                Attempt { output: "1=2".into(), answer: "2".into(), correct: false },
+                            ],
+                            solve_rate: Some(p),
+                            rewards: Some(Rewards {
+                                frontier: Some(0.5),
+                                padding_factor: 1.0,
+                                total: 0.5,
+                                ..Default::default()
+                            }),
+                            proposer_version: Some("proposer@0".into()),
+                            ..Default::default()
+                        },
+                        Err(e) => ProblemRecord {
+                            run: "demo".into(),
+                            round,
+                            domain: "arith".into(),
+                            text: text.to_string(),
+                            valid: false,
+                            reason: Some(e.kind.as_str().into()),
+                            error: Some(e.to_string()),
+                            ..Default::default()
+                        },
+                    }
+                })
+                .collect();
+        a.append(&mut batch).unwrap();
+        all.extend(batch);
+    }
+    all
+}
+
+#[test]
+fn archive_commands_on_a_real_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("archive");
+    let all = make_archive(&db);
+    let db = db.to_str().unwrap();
+
+    let listed = json_lines(&ok(&["archive", "--db", db, "list", "--json", "--limit", "100"], b""));
+    assert_eq!(listed.len(), all.len());
+    assert_eq!(listed[0]["id"], 1);
+    let page =
+        json_lines(&ok(&["archive", "--db", db, "list", "--json", "--limit", "5", "--after", "5"], b""));
+    assert_eq!(page.iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>(), vec![6, 7, 8, 9, 10]);
+    let newest = json_lines(&ok(&["archive", "--db", db, "list", "--json", "--newest", "--limit", "1"], b""));
+    assert_eq!(newest[0]["id"].as_u64(), Some(all.len() as u64));
+
+    let invalid =
+        json_lines(&ok(&["archive", "--db", db, "list", "--json", "--invalid", "--reason", "range"], b""));
+    assert_eq!(invalid.len(), 4);
+    assert!(invalid.iter().all(|r| r["text"] == "999*999*999*2"));
+    let filtered = json_lines(&ok(
+        &[
+            "archive",
+            "--db",
+            db,
+            "list",
+            "--json",
+            "--rounds",
+            "1..2",
+            "--solve-rate",
+            "0.2..0.8",
+            "--depth",
+            "1..",
+            "--padding",
+            "..0.5",
+        ],
+        b"",
+    ));
+    let want: Vec<u64> = all
+        .iter()
+        .filter(|r| {
+            (1..=2).contains(&r.round)
+                && r.solve_rate.is_some_and(|p| (0.2..=0.8).contains(&p))
+                && r.depth.is_some_and(|d| d >= 1)
+                && r.padding.is_some_and(|p| p <= 0.5)
+        })
+        .map(|r| r.id)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(filtered.iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>(), want);
+    let hash = store::hex_u64::format(all[1].canonical_hash.unwrap());
+    let equivalent = json_lines(&ok(&["archive", "--db", db, "list", "--json", "--hash", &hash], b""));
+    assert_eq!(equivalent.len(), 8, "3+4 and 4+3 in four rounds");
+    let contains = json_lines(&ok(&["archive", "--db", db, "list", "--json", "--contains", "(4+1)"], b""));
+    assert_eq!(contains.len(), 4);
+    let human = ok(&["archive", "--db", db, "list", "--run", "demo", "--limit", "3"], b"");
+    assert_eq!(human.lines().count(), 4, "header and three rows:\n{human}");
+
+    let shown: Value =
+        serde_json::from_str(&ok(&["archive", "--db", db, "show", "1", "--json"], b"")).unwrap();
+    assert_eq!(shown, serde_json::to_value(&all[0]).unwrap());
+    let text = ok(&["archive", "--db", db, "show", "1"], b"");
+    for needle in ["(12+7)*1+0", "7+12", "padding 0.667", "proposer proposer@0", "right", "wrong"] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+
+    let stats: Value = serde_json::from_str(&ok(&["archive", "--db", db, "stats", "--json"], b"")).unwrap();
+    assert_eq!(
+        (stats["total"].as_u64(), stats["valid"].as_u64(), stats["invalid"].as_u64()),
+        (Some(24), Some(16), Some(8))
+    );
+    assert_eq!(stats["invalid_reasons"]["syntax"], 4);
+    let stats: Value =
+        serde_json::from_str(&ok(&["archive", "--db", db, "stats", "--json", "--rounds", "3"], b"")).unwrap();
+    assert_eq!(stats["total"], 6);
+    assert!(ok(&["archive", "--db", db, "stats"], b"").contains("problems   24 (16 valid, 8 invalid)"));
+
+    let jsonl = ok(&["archive", "--db", db, "export", "--format", "jsonl"], b"");
+    assert_eq!(jsonl.lines().count(), 24);
+    let csv = ok(&["archive", "--db", db, "export", "--format", "csv", "--valid"], b"");
+    assert_eq!(csv.lines().count(), 17);
+    assert!(csv.starts_with("id,run,round,domain,text,valid"));
+    let out_file = dir.path().join("out.csv");
+    ok(&["archive", "--db", db, "export", "--format", "csv", "--out", out_file.to_str().unwrap()], b"");
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), 25);
+
+    // Import into a new archive reproduces it; readers changed nothing in the first.
+    let copy = dir.path().join("copy");
+    let copy = copy.to_str().unwrap();
+    assert_eq!(
+        ok(&["archive", "--db", copy, "import", "-"], jsonl.as_bytes()).trim(),
+        "imported 24, skipped 0 already present"
+    );
+    assert_eq!(ok(&["archive", "--db", copy, "export", "--format", "jsonl"], b""), jsonl);
+    assert_eq!(ok(&["archive", "--db", db, "export", "--format", "jsonl"], b""), jsonl);
+}
+
+#[test]
+fn archive_bad_input_gives_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("archive");
+    make_archive(&db_path);
+    let db = db_path.to_str().unwrap();
+    let before = ok(&["archive", "--db", db, "export", "--format", "jsonl"], b"");
+
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["show", "999"], format!("error: no problem with id 999 in {db}")),
+        (
+            vec!["list", "--solve-rate", "0.9..0.1"],
+            "error: --solve-rate: range \"0.9..0.1\" must satisfy 0 <= low <= high <= 1".into(),
+        ),
+        (vec!["list", "--rounds", "x"], "error: --rounds: \"x\" in range \"x\" is not a number".into()),
+        (vec!["list", "--hash", "zz"], "error: --hash: hash \"zz\" must be 1 to 16 hex digits".into()),
+    ];
+    for (args, want) in cases {
+        let mut full = vec!["archive", "--db", db];
+        full.extend(&args);
+        let err = fails(&full, b"");
+        assert_eq!(err.trim_end(), want, "{args:?}");
+    }
+    let missing = dir.path().join("missing");
+    let err = fails(&["archive", "--db", missing.to_str().unwrap(), "stats"], b"");
+    assert_eq!(err.trim_end(), format!("error: no archive at {}", missing.display()));
+    assert!(!missing.exists());
+    let plain = dir.path();
+    let err = fails(&["archive", "--db", plain.to_str().unwrap(), "list"], b"");
+    assert!(err.contains("is not a selfplay archive"), "{err}");
+
+    // Import of a malformed file: the line is named and nothing is written.
+    let mut bad = before.clone().replace("\"run\":\"demo\"", "\"run\":\"other\"");
+    bad.push_str("{not json\n");
+    let err = fails(&["archive", "--db", db, "import", "--renumber", "-"], bad.as_bytes());
+    assert!(err.contains("line 25: not a problem record"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A database held by another process.
+    {
+        let _held = Archive::open(&db_path).unwrap();
+        let err = fails(&["archive", "--db", db, "list"], b"");
+        assert_eq!(
+            err.trim_end(),
+            format!("error: archive at {db} is in use by another process (a running daemon?)")
+        );
+    }
+    assert_eq!(ok(&["archive", "--db", db, "export", "--format", "jsonl"], b""), before);
+    assert_eq!(Archive::open_existing(&db_path).unwrap().stats(&Filter::default()).unwrap().total, 24);
+}
+
+#[test]
+fn archive_of_another_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive");
+    make_archive(&path);
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta").unwrap().insert("schema_version", &2u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = fails(&["archive", "--db", path.to_str().unwrap(), "stats"], b"");
+    assert_eq!(
+        err.trim_end(),
+        format!("error: archive at {} has schema version 2; this build reads version 1", path.display())
+    );
+}
