@@ -4,14 +4,15 @@
 //! its source by what the filter pins down, most selective first: a canonical hash (`h` index), a
 //! run (`g` index, narrowed to the round range), a solve-rate range (`s` index, the buckets it
 //! covers merged back into id order); otherwise all records in id order. Every record from the
-//! source is then checked against the whole filter.
+//! source is then checked against the whole filter, so a stale index posting never shows.
 
 use std::str::FromStr;
 
 use sled::IVec;
 
-use crate::{hash_prefix, id_from_suffix, record_key, run_prefix, Archive, ProblemRecord, Result};
-use crate::{RECORD, SOLVE};
+use crate::index::{self, IdStream, Merged, PostingError, Want, POINT, RANGE};
+use crate::{id_from_suffix, record_key, Archive, ProblemRecord, Result, StoreError};
+use crate::{HASH, RECORD, SOLVE};
 
 /// Which records to read. Every field that is set must match; ranges are inclusive.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,23 +93,15 @@ pub enum Order {
 /// Where a scan gets candidate records from.
 enum Source {
     /// Record entries themselves.
-    Records(sled::Iter),
-    /// Keys of one index range ending in ids.
-    Index(sled::Iter),
-    /// Several index ranges, each in id order, merged by their head ids.
-    Merge { ranges: Vec<sled::Iter>, heads: Vec<Head> },
+    Records(Box<sled::Iter>),
+    /// Ids from index postings.
+    Postings(Merged),
 }
 
-/// The next id of one merged range.
-#[derive(Clone, Copy)]
-enum Head {
-    Unread,
-    Id(u64),
-    Done,
-}
-
-/// A streaming scan over the records matching a filter. Yields records in id order (for the run
-/// index: in round order, then id order, which is id order for everything the lab writes).
+/// A streaming scan over the records matching a filter. Yields records in id order (through the
+/// run index: in round order, then id order, which is id order for everything the lab writes).
+/// A record that cannot be read is yielded as an error and the scan goes on; an error of the
+/// database itself ends it.
 pub struct Scan<'a> {
     archive: &'a Archive,
     filter: Filter,
@@ -121,28 +114,41 @@ pub struct Scan<'a> {
 impl<'a> Scan<'a> {
     pub(crate) fn new(archive: &'a Archive, filter: Filter, order: Order, after: Option<u64>) -> Self {
         let tree = archive.tree();
-        let source = if let Some(h) = filter.hash {
-            Source::Index(tree.scan_prefix(hash_prefix(h)))
+        let desc = order == Order::Descending;
+        let streams = if let Some(h) = filter.hash {
+            let bucket = index::hash_bucket(h);
+            let open = |kind| {
+                let entries = tree.scan_prefix(index::bucket_prefix(HASH, bucket, kind));
+                IdStream::new(entries, kind, Want::Hash(h), desc)
+            };
+            Some(vec![open(RANGE), open(POINT)])
         } else if let Some(run) = &filter.run {
-            let prefix = run_prefix(run);
             let (lo, hi) = filter.rounds.unwrap_or((0, u64::MAX));
-            let start = [&prefix[..], &lo.to_be_bytes(), &[0; 8]].concat();
-            let end = [&prefix[..], &hi.to_be_bytes(), &[0xff; 8]].concat();
-            Source::Index(tree.range(start..=end))
+            let (start, end) = index::round_range(run, lo, hi);
+            Some(vec![
+                IdStream::new(tree.range(start..=end), RANGE, Want::All, desc),
+                IdStream::new(tree.scan_prefix(index::round_points(run)), POINT, Want::Rounds(lo, hi), desc),
+            ])
         } else if let Some((lo, hi)) = filter.solve_rate {
             let (b0, b1) = (ProblemRecord::solve_rate_bucket(lo), ProblemRecord::solve_rate_bucket(hi));
-            let ranges: Vec<_> = (b0..=b1).map(|b| tree.scan_prefix([SOLVE, b])).collect();
-            Source::Merge { heads: vec![Head::Unread; ranges.len()], ranges }
+            let open = |b, kind| {
+                let entries = tree.scan_prefix(index::bucket_prefix(SOLVE, b, kind));
+                IdStream::new(entries, kind, Want::All, desc)
+            };
+            Some((b0..=b1).flat_map(|b| [open(b, RANGE), open(b, POINT)]).collect())
         } else {
-            // Paging through all records seeks straight to the page.
-            let range = match (order, after) {
+            None
+        };
+        let source = match streams {
+            Some(streams) => Source::Postings(Merged::new(streams, desc)),
+            None => Source::Records(Box::new(match (order, after) {
+                // Paging through all records seeks straight to the page.
                 (Order::Ascending, Some(a)) => {
-                    tree.range(record_key(a.saturating_add(1))..record_key(u64::MAX))
+                    tree.range(record_key(a.saturating_add(1))..=record_key(u64::MAX))
                 }
                 (Order::Descending, Some(a)) => tree.range(record_key(0)..record_key(a)),
                 _ => tree.scan_prefix([RECORD]),
-            };
-            Source::Records(range)
+            })),
         };
         Scan { archive, filter, order, after, source, failed: false }
     }
@@ -150,36 +156,20 @@ impl<'a> Scan<'a> {
     /// The next candidate: its id and, when the source holds it, the record bytes.
     fn next_candidate(&mut self) -> Option<Result<(u64, Option<IVec>)>> {
         let desc = self.order == Order::Descending;
-        let step = |it: &mut sled::Iter| if desc { it.next_back() } else { it.next() };
-        let sled_err = |e| self.archive.sled_err(e);
         match &mut self.source {
             Source::Records(it) => {
-                step(it).map(|kv| kv.map(|(k, v)| (id_from_suffix(&k), Some(v))).map_err(sled_err))
+                let kv = if desc { it.next_back() } else { it.next() }?;
+                Some(kv.map(|(k, v)| (id_from_suffix(&k), Some(v))).map_err(|e| self.archive.sled_err(e)))
             }
-            Source::Index(it) => {
-                step(it).map(|kv| kv.map(|(k, _)| (id_from_suffix(&k), None)).map_err(sled_err))
-            }
-            Source::Merge { ranges, heads } => {
-                let mut best: Option<(usize, u64)> = None;
-                for (i, (range, head)) in ranges.iter_mut().zip(heads.iter_mut()).enumerate() {
-                    if let Head::Unread = head {
-                        *head = match step(range) {
-                            None => Head::Done,
-                            Some(Ok((k, _))) => Head::Id(id_from_suffix(&k)),
-                            Some(Err(e)) => return Some(Err(sled_err(e))),
-                        };
-                    }
-                    if let Head::Id(id) = *head {
-                        let better = best.is_none_or(|(_, b)| if desc { id > b } else { id < b });
-                        if better {
-                            best = Some((i, id));
-                        }
-                    }
-                }
-                let (i, id) = best?;
-                heads[i] = Head::Unread;
-                Some(Ok((id, None)))
-            }
+            Source::Postings(merged) => Some(match merged.next_id()? {
+                Ok(id) => Ok((id, None)),
+                Err(PostingError::Sled(e)) => Err(self.archive.sled_err(e)),
+                Err(PostingError::Corrupt { key, reason }) => Err(StoreError::CorruptIndex {
+                    path: self.archive.path().to_path_buf(),
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason,
+                }),
+            }),
         }
     }
 }
@@ -210,8 +200,8 @@ impl Iterator for Scan<'_> {
             }
             let record = match bytes {
                 Some(b) => self.archive.decode(id, &b),
-                // An index entry whose record is gone (never written by the archive itself, but
-                // cheap to tolerate) is skipped.
+                // A posting whose record is gone (never written by the archive itself, but cheap
+                // to tolerate) is skipped.
                 None => match self.archive.get(id) {
                     Ok(Some(r)) => Ok(r),
                     Ok(None) => continue,

@@ -1,14 +1,18 @@
 //! The selfplay archive: every generated problem, valid or not, with everything known about it.
 //!
 //! One sled database per archive. All data lives in one tree, `archive`, under one-byte key
-//! prefixes, so that a record and its index entries are written by one atomic sled batch:
+//! prefixes, so that a batch of records and their index entries are written by one atomic sled
+//! batch:
 //!
 //! | key | value | what |
 //! |---|---|---|
 //! | `r` id | record | the problem record ([`record`]), ids big-endian so scans are in id order |
-//! | `h` hash id | empty | canonical-hash index: equivalent problems |
-//! | `g` run `\0` round id | empty | run and round index |
-//! | `s` bucket id | empty | solve-rate index, 21 buckets of width 0.05 ([`record::SOLVE_RATE_BUCKETS`]) |
+//! | `h` … | postings | canonical-hash index: equivalent problems |
+//! | `g` run `\0` round … | postings | run and round index |
+//! | `s` bucket … | postings | solve-rate index, 21 buckets of width 0.05 ([`record::SOLVE_RATE_BUCKETS`]) |
+//!
+//! Indexes hold one posting list per batch and value rather than one key per record: see
+//! [`index`] for the layout and why.
 //!
 //! A second tree, `meta`, holds the schema version, checked on every open. sled holds an exclusive
 //! lock on its database: a second process (or a second open in this one) gets [`StoreError::Locked`].
@@ -19,6 +23,7 @@
 mod export;
 mod filter;
 pub mod hex_u64;
+mod index;
 pub mod record;
 mod stats;
 
@@ -58,6 +63,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, id: u64, reason: String },
     #[error("archive at {path}: {source}")]
     Sled { path: PathBuf, source: sled::Error },
+    #[error("archive at {path}: index entry {key:?} is unreadable: {reason}")]
+    CorruptIndex { path: PathBuf, key: String, reason: String },
     #[error("record {id}: {reason}")]
     InvalidRecord { id: u64, reason: String },
     #[error("line {line}: {reason}")]
@@ -166,6 +173,7 @@ impl Archive {
         let first = self.next_id.fetch_add(records.len() as u64, AtomicOrdering::SeqCst);
         let now = now_ms();
         let mut batch = sled::Batch::default();
+        let mut postings = index::Postings::default();
         for (i, r) in records.iter_mut().enumerate() {
             r.id = first + i as u64;
             if r.created_ms == 0 {
@@ -174,29 +182,42 @@ impl Archive {
             if r.updated_ms == 0 {
                 r.updated_ms = r.created_ms;
             }
-            write_entries(&mut batch, r);
+            batch.insert(&record_key(r.id)[..], record::encode(r));
+            postings.add(r);
         }
+        postings.write(&mut batch);
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
         Ok(first..first + records.len() as u64)
     }
 
-    /// Writes records under their own ids, replacing any record with the same id (its index
-    /// entries too), in one atomic batch, flushed. For updates and imports.
+    /// Writes records under their own ids, replacing any record with the same id, in one atomic
+    /// batch, flushed. For updates and imports.
+    ///
+    /// Records that are all new and above every stored id, in increasing order (an import into an
+    /// archive, say), are indexed like an append; others get point postings for the values they
+    /// change.
     pub fn put(&self, records: &[ProblemRecord]) -> Result<()> {
-        let mut batch = sled::Batch::default();
         for r in records {
             r.validate().map_err(|reason| StoreError::InvalidRecord { id: r.id, reason })?;
             if r.id == 0 {
                 return Err(StoreError::InvalidRecord { id: 0, reason: "id 0 is reserved".into() });
             }
-            if let Some(old) = self.get(r.id)? {
-                for key in index_keys(&old) {
-                    batch.remove(key);
-                }
-            }
-            write_entries(&mut batch, r);
         }
+        let next = self.next_id();
+        let appending =
+            records.first().is_some_and(|r| r.id >= next) && records.windows(2).all(|w| w[0].id < w[1].id);
+        let mut batch = sled::Batch::default();
+        let mut postings = index::Postings::default();
+        for r in records {
+            batch.insert(&record_key(r.id)[..], record::encode(r));
+            if appending {
+                postings.add(r);
+            } else {
+                index::write_points(&mut batch, r, self.get(r.id)?.as_ref());
+            }
+        }
+        postings.write(&mut batch);
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
         if let Some(max) = records.iter().map(|r| r.id).max() {
@@ -224,10 +245,8 @@ impl Archive {
 
     /// Whether any archived problem has this canonical hash.
     pub fn contains_hash(&self, hash: u64) -> Result<bool> {
-        match self.tree.scan_prefix(hash_prefix(hash)).next() {
-            None => Ok(false),
-            Some(kv) => kv.map(|_| true).map_err(|e| self.sled_err(e)),
-        }
+        let filter = Filter { hash: Some(hash), ..Filter::default() };
+        self.scan(&filter, Order::Ascending, None).next().transpose().map(|r| r.is_some())
     }
 
     /// Records matching `filter`, streamed in id order (see [`Scan`]), after the id `after` in
@@ -261,51 +280,10 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
-fn write_entries(batch: &mut sled::Batch, r: &ProblemRecord) {
-    batch.insert(&record_key(r.id)[..], record::encode(r));
-    for key in index_keys(r) {
-        batch.insert(key, &[][..]);
-    }
-}
-
 pub(crate) fn record_key(id: u64) -> [u8; 9] {
     let mut k = [RECORD; 9];
     k[1..].copy_from_slice(&id.to_be_bytes());
     k
-}
-
-pub(crate) fn hash_prefix(hash: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(17);
-    k.push(HASH);
-    k.extend_from_slice(&hash.to_be_bytes());
-    k
-}
-
-pub(crate) fn run_prefix(run: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(run.len() + 18);
-    k.push(ROUND);
-    k.extend_from_slice(run.as_bytes());
-    k.push(0);
-    k
-}
-
-/// Every index key of a record.
-fn index_keys(r: &ProblemRecord) -> Vec<Vec<u8>> {
-    let id = r.id.to_be_bytes();
-    let mut keys = Vec::with_capacity(3);
-    if let Some(h) = r.canonical_hash {
-        let mut k = hash_prefix(h);
-        k.extend_from_slice(&id);
-        keys.push(k);
-    }
-    let mut k = run_prefix(&r.run);
-    k.extend_from_slice(&r.round.to_be_bytes());
-    k.extend_from_slice(&id);
-    keys.push(k);
-    if let Some(p) = r.solve_rate {
-        keys.push([&[SOLVE, ProblemRecord::solve_rate_bucket(p)][..], &id].concat());
-    }
-    keys
 }
 
 /// The id at the end of a record or index key.
@@ -393,21 +371,35 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn put_replaces_index_entries() {
+    fn put_moves_records_between_index_values() {
         let dir = tempfile::tempdir().unwrap();
         let a = Archive::open(dir.path().join("a")).unwrap();
-        let mut r = rec("r", 0, "1+2", true);
-        r.canonical_hash = Some(5);
-        r.solve_rate = Some(0.25);
-        a.append(std::slice::from_mut(&mut r)).unwrap();
+        let mut rs = vec![rec("r", 0, "1+2", true), rec("r", 0, "2+2", true)];
+        rs[0].canonical_hash = Some(5);
+        rs[0].solve_rate = Some(0.25);
+        a.append(&mut rs).unwrap();
         assert!(a.contains_hash(5).unwrap());
+        let mut r = rs[0].clone();
         r.canonical_hash = Some(6);
         r.solve_rate = Some(0.75);
+        r.round = 3;
         a.put(std::slice::from_ref(&r)).unwrap();
-        assert!(!a.contains_hash(5).unwrap());
+        assert!(!a.contains_hash(5).unwrap(), "the stale posting is checked against the record");
         assert!(a.contains_hash(6).unwrap());
-        let keys: Vec<_> = a.tree.iter().keys().map(|k| k.unwrap().to_vec()).collect();
-        assert_eq!(keys.len(), 4, "record + hash + round + solve-rate entries, old ones gone");
+        let ids =
+            |f: Filter| -> Vec<u64> { a.scan(&f, Order::Ascending, None).map(|r| r.unwrap().id).collect() };
+        assert_eq!(ids(Filter { solve_rate: Some((0.7, 0.8)), ..Default::default() }), vec![1]);
+        assert_eq!(ids(Filter { solve_rate: Some((0.2, 0.3)), ..Default::default() }), Vec::<u64>::new());
+        assert_eq!(ids(Filter { solve_rate: Some((0.0, 1.0)), ..Default::default() }), vec![1]);
+        assert_eq!(
+            ids(Filter { run: Some("r".into()), rounds: Some((3, 3)), ..Default::default() }),
+            vec![1]
+        );
+        assert_eq!(
+            ids(Filter { run: Some("r".into()), rounds: Some((0, 0)), ..Default::default() }),
+            vec![2]
+        );
+        assert_eq!(ids(Filter { run: Some("r".into()), ..Default::default() }), vec![1, 2]);
         let err = a.put(&[rec("", 0, "x", false)]).unwrap_err();
         assert!(err.to_string().contains("run name"), "{err}");
     }

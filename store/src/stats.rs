@@ -1,10 +1,11 @@
 //! Counts and histograms over the archive, computed in one streaming pass.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Archive, Filter, Order, Result, HASH};
+use crate::{index, Archive, Filter, Order, Result, StoreError, HASH};
 
 /// Counts in equal-width bins over `[0, 1]`; the last bin includes 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,19 +108,50 @@ pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
     s.mean_solve_rate = (s.attempted > 0).then(|| solve_sum / s.attempted as f64);
     s.mean_padding = (with_padding > 0).then(|| padding_sum / with_padding as f64);
     if filter.is_empty() {
-        let (mut distinct, mut dups, mut last) = (0u64, 0u64, None);
-        for kv in archive.tree().scan_prefix([HASH]) {
-            let (k, _) = kv.map_err(|e| archive.sled_err(e))?;
-            let hash: [u8; 8] = k[1..9].try_into().expect("hash index keys hold a hash");
-            if last == Some(hash) {
-                dups += 1;
-            } else {
-                distinct += 1;
-                last = Some(hash);
-            }
-        }
+        let (distinct, dups) = canonical_counts(archive)?;
         s.distinct_canonical = Some(distinct);
         s.canonical_duplicates = Some(dups);
     }
     Ok(s)
+}
+
+/// Distinct canonical hashes and repeats of them, one hash bucket at a time: memory holds the
+/// hashes of one bucket (a sixteenth of the archive's, 8 bytes each), never the records.
+fn canonical_counts(archive: &Archive) -> Result<(u64, u64)> {
+    let corrupt = |k: &[u8], reason: String| StoreError::CorruptIndex {
+        path: archive.path().to_path_buf(),
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason,
+    };
+    // Records rewritten with a new hash have point postings (rare); their range pairs are stale.
+    // Their current hash is read from the record itself.
+    let mut rewritten: HashMap<u64, Option<u64>> = HashMap::new();
+    for bucket in 0..index::HASH_BUCKETS {
+        for kv in archive.tree().scan_prefix(index::bucket_prefix(HASH, bucket, index::POINT)) {
+            let (k, _) = kv.map_err(|e| archive.sled_err(e))?;
+            let id = crate::id_from_suffix(&k);
+            if let Entry::Vacant(e) = rewritten.entry(id) {
+                e.insert(archive.get(id)?.and_then(|r| r.canonical_hash));
+            }
+        }
+    }
+    let (mut distinct, mut dups) = (0u64, 0u64);
+    for bucket in 0..index::HASH_BUCKETS {
+        let mut hashes: Vec<u64> =
+            rewritten.values().filter_map(|h| h.filter(|&h| index::hash_bucket(h) == bucket)).collect();
+        for kv in archive.tree().scan_prefix(index::bucket_prefix(HASH, bucket, index::RANGE)) {
+            let (k, v) = kv.map_err(|e| archive.sled_err(e))?;
+            let pairs = index::decode_pairs(&v).map_err(|reason| corrupt(&k, reason))?;
+            hashes.extend(pairs.into_iter().filter(|(_, id)| !rewritten.contains_key(id)).map(|(h, _)| h));
+        }
+        hashes.sort_unstable();
+        for (i, h) in hashes.iter().enumerate() {
+            if i > 0 && hashes[i - 1] == *h {
+                dups += 1;
+            } else {
+                distinct += 1;
+            }
+        }
+    }
+    Ok((distinct, dups))
 }
