@@ -58,6 +58,9 @@ pub struct GenArgs {
     /// Random seed: the same seed gives the same problems.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Only the problem text, one per line (what `selfplay judge` reads), instead of JSON lines.
+    #[arg(long)]
+    pub text: bool,
 }
 
 #[derive(Debug, Args)]

@@ -103,6 +103,8 @@ fn judge_reads_files_and_reports_missing_ones() {
     assert!(out.starts_with("ok "), "{out}");
     let err = fails(&["judge", dir.path().join("missing").to_str().unwrap()], b"");
     assert!(err.contains("cannot read") && err.contains("missing"), "{err}");
+    let err = fails(&["judge", dir.path().to_str().unwrap()], b"");
+    assert!(err.contains(&format!("reading {}", dir.path().display())), "{err}");
     let err = fails(&["judge", "--max-tokens", "0"], b"");
     assert!(err.contains("max_tokens must be in 1..=4096"), "{err}");
     // The token budget applies.

@@ -1,5 +1,6 @@
 //! `selfplay gen`: random problems of one composition depth, as JSON lines
-//! `{"problem": "...", "answer": "...", "depth": D}`. The same seed gives the same lines.
+//! `{"problem": "...", "answer": "...", "depth": D}` (or, with `--text`, the problem text alone).
+//! The same seed gives the same lines.
 
 use std::io::Write;
 
@@ -14,7 +15,11 @@ pub fn run(args: &GenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     for _ in 0..args.count {
         let g = Arith.generate(&spec, &mut rng)?;
-        serde_json::to_writer(&mut *out, &g)?;
+        if args.text {
+            out.write_all(g.problem.as_bytes())?;
+        } else {
+            serde_json::to_writer(&mut *out, &g)?;
+        }
         out.write_all(b"\n")?;
     }
     Ok(())

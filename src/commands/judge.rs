@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, Write};
 
+use anyhow::Context;
 use problem::{Analysis, Arith, Domain, Limits};
 use serde::Serialize;
 
@@ -107,7 +108,8 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        let read = input.read_until(b'\n', &mut line);
+        if read.with_context(|| format!("reading {}", input_name(args)))? == 0 {
             return Ok(());
         }
         let raw = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -119,5 +121,12 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         } else {
             writeln!(out, "{}", judged.human())?;
         }
+    }
+}
+
+fn input_name(args: &JudgeArgs) -> String {
+    match &args.input {
+        Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+        _ => "standard input".into(),
     }
 }

@@ -95,7 +95,8 @@ pub fn now_ms() -> u64 {
 }
 
 impl Archive {
-    /// Opens the archive at `path`, creating it when there is none.
+    /// Opens the archive at `path`, creating it when there is none (in a new or empty directory:
+    /// a directory holding anything else is refused).
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
         Self::open_with(path.as_ref(), true)
     }
@@ -107,13 +108,14 @@ impl Archive {
 
     fn open_with(path: &Path, create: bool) -> Result<Archive> {
         let path = path.to_path_buf();
-        if !create {
-            if !path.exists() {
-                return Err(StoreError::Missing(path));
-            }
-            if !path.join("conf").is_file() || !path.join("db").is_file() {
-                return Err(StoreError::NotArchive(path));
-            }
+        let is_sled = path.join("conf").is_file() && path.join("db").is_file();
+        if !create && !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        // Never scatter a database into a directory that holds something else.
+        let empty_dir = || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+        if path.exists() && !is_sled && (!create || !empty_dir()) {
+            return Err(StoreError::NotArchive(path));
         }
         let db = sled::Config::new()
             .path(&path)
@@ -165,7 +167,8 @@ impl Archive {
     /// Appends one round's records in one atomic batch and flushes it to disk.
     ///
     /// Assigns each record the next id (written back into `records`) and, where unset, its
-    /// creation time. Returns the ids assigned. Nothing is written if any record is invalid.
+    /// creation time. Returns the ids assigned. Nothing is written if any record is invalid; ids
+    /// only ever increase, so a failed write may leave a gap.
     pub fn append(&self, records: &mut [ProblemRecord]) -> Result<std::ops::Range<u64>> {
         for r in records.iter() {
             r.validate().map_err(|reason| StoreError::InvalidRecord { id: r.id, reason })?;
@@ -339,6 +342,11 @@ pub(crate) mod tests {
         std::fs::create_dir(&plain).unwrap();
         std::fs::write(plain.join("notes.txt"), "hi").unwrap();
         assert!(matches!(Archive::open_existing(&plain), Err(StoreError::NotArchive(_))));
+        assert!(matches!(Archive::open(&plain), Err(StoreError::NotArchive(_))));
+        assert_eq!(std::fs::read_dir(&plain).unwrap().count(), 1, "nothing was written there");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        Archive::open(&empty).unwrap();
 
         let path = dir.path().join("a");
         let a = Archive::open(&path).unwrap();

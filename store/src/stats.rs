@@ -77,7 +77,12 @@ pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
     for r in archive.scan(filter, Order::Ascending, None) {
         let r = r?;
         s.total += 1;
-        *s.runs.entry(r.run.clone()).or_default() += 1;
+        match s.runs.get_mut(&r.run) {
+            Some(n) => *n += 1,
+            None => {
+                s.runs.insert(r.run.clone(), 1);
+            }
+        }
         s.rounds = Some(match s.rounds {
             None => (r.round, r.round),
             Some((lo, hi)) => (lo.min(r.round), hi.max(r.round)),
