@@ -121,6 +121,7 @@ fn gen_is_reproducible_and_agrees_with_judge() {
     assert_eq!(generated.len(), 30);
     let problems: String =
         generated.iter().map(|g| format!("{}\n", g["problem"].as_str().unwrap())).collect();
+    assert_eq!(ok(&["gen", "--depth", "4", "--count", "30", "--seed", "9", "--text"], b""), problems);
     let judged = json_lines(&ok(&["judge", "--json"], problems.as_bytes()));
     for (g, j) in generated.iter().zip(&judged) {
         assert_eq!(g["answer"], j["answer"]);
