@@ -328,6 +328,12 @@ fn archive_bad_input_gives_one_clear_line() {
     assert!(err.contains("line 25: not a problem record"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
+    // Importing a file that is not there creates nothing.
+    let fresh = dir.path().join("fresh");
+    let err = fails(&["archive", "--db", fresh.to_str().unwrap(), "import", "/nonexistent/file"], b"");
+    assert!(err.contains("cannot read /nonexistent/file"), "{err}");
+    assert!(!fresh.exists());
+
     // A database held by another process.
     {
         let _held = Archive::open(&db_path).unwrap();

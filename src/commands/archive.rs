@@ -45,8 +45,9 @@ impl FilterArgs {
 
 pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let ArchiveCommand::Import { input, renumber } = &args.command {
-        let archive = Archive::open(&args.db)?;
+        // The input first: a typo in its name must not leave an empty archive behind.
         let mut reader = super::open_input(Some(input))?;
+        let archive = Archive::open(&args.db)?;
         let report = store::import_jsonl(&archive, &mut reader, *renumber)
             .with_context(|| format!("importing {}", input.display()))?;
         writeln!(

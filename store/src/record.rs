@@ -11,7 +11,7 @@ pub const RECORD_VERSION: u8 = 1;
 
 /// One solver attempt at a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Attempt {
     /// Everything the solver wrote (scratchpad included).
     pub output: String,
@@ -22,7 +22,7 @@ pub struct Attempt {
 
 /// Every term of the proposer's reward for this problem.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Rewards {
     pub frontier: Option<f64>,
     pub padding_factor: f64,
@@ -37,8 +37,11 @@ pub struct Rewards {
 ///
 /// Fields that a stage of the lab has not filled (no solver yet, no scorer configured) are empty:
 /// `None` or an empty list.
+///
+/// In JSON, missing fields take their empty value, so hand-written or older JSON lines import;
+/// unknown fields are refused.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ProblemRecord {
     /// Archive-wide id, assigned in insertion order.
     pub id: u64,
@@ -176,6 +179,8 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""canonical_hash":"deadbeef01234567""#), "{json}");
         assert_eq!(serde_json::from_str::<ProblemRecord>(&json).unwrap(), r);
+        let minimal: ProblemRecord = serde_json::from_str(r#"{"id":3,"run":"x","text":"1+1"}"#).unwrap();
+        assert_eq!((minimal.id, minimal.valid, minimal.canonical_hash), (3, false, None));
     }
 
     #[test]

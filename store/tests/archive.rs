@@ -205,7 +205,11 @@ fn malformed_import_lines_are_reported_and_nothing_is_written() {
     store::export_jsonl(&a, &Filter { run: Some("alpha".into()), ..Default::default() }, &mut jsonl).unwrap();
     let b = Archive::open(dir.path().join("b")).unwrap();
     for (garbage, want) in [
-        (&b"{\"id\": 5}\n"[..], "line 101: not a problem record: missing field `run`"),
+        (&b"{\"id\": 5}\n"[..], "line 101: run name \"\" must be 1 to 255 bytes with no NUL"),
+        (
+            &b"{\"id\": 5, \"run\": \"r\", \"solve_rate\": 2}\n"[..],
+            "line 101: solve_rate 2 is outside [0, 1]",
+        ),
         (&b"\xff\xfe binary\n"[..], "line 101: not a problem record: expected value"),
         (&b"{\"id\":1,\"bogus\":1}\n"[..], "line 101: not a problem record: unknown field `bogus`"),
     ] {
