@@ -20,10 +20,10 @@ pub fn problems(depth: u32, n: usize, seed: u64) -> Vec<String> {
 /// A record like one a self-play round writes: judged, attempted 8 times, rewarded; one in ten
 /// invalid.
 pub fn record(rng: &mut ChaCha8Rng, run: &str, round: u64) -> ProblemRecord {
-    let depth = rng.gen_range(1..=6);
+    let depth = rng.random_range(1..=6);
     let spec = GenSpec { depth, max_literal: 99 };
     let text = Arith.generate(&spec, rng).expect("depth-limited specs generate").problem;
-    if rng.gen_ratio(1, 10) {
+    if rng.random_ratio(1, 10) {
         let text = format!("{text}+");
         let err = Arith.analyze(&text, &Limits::default()).unwrap_err();
         return ProblemRecord {
@@ -41,8 +41,8 @@ pub fn record(rng: &mut ChaCha8Rng, run: &str, round: u64) -> ProblemRecord {
     let a = Arith.analyze(&text, &Limits::default()).expect("generated problems are valid");
     let attempts: Vec<Attempt> = (0..8)
         .map(|_| {
-            let correct = rng.gen_bool(0.5);
-            let answer = if correct { a.answer.clone() } else { rng.gen_range(-999..999).to_string() };
+            let correct = rng.random_bool(0.5);
+            let answer = if correct { a.answer.clone() } else { rng.random_range(-999..999).to_string() };
             Attempt { output: answer.clone(), answer, correct }
         })
         .collect();
@@ -61,7 +61,7 @@ pub fn record(rng: &mut ChaCha8Rng, run: &str, round: u64) -> ProblemRecord {
         depth: Some(a.depth),
         padding: Some(a.padding),
         difficulty_target: Some(depth),
-        references: vec![rng.gen_range(1..1000), rng.gen_range(1..1000)],
+        references: vec![rng.random_range(1..1000), rng.random_range(1..1000)],
         repetition: Some("fresh".into()),
         attempts,
         solve_rate: Some(p),

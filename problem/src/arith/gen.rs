@@ -42,10 +42,10 @@ pub(super) fn generate(arith: &Arith, spec: &GenSpec, rng: &mut dyn RngCore) -> 
 
 fn draw(ops: u32, max_literal: u32, rng: &mut dyn RngCore) -> Expr {
     if ops == 0 {
-        return Expr::lit(rng.gen_range(0..=max_literal));
+        return Expr::lit(rng.random_range(0..=max_literal));
     }
-    let left = rng.gen_range(0..ops);
-    let op = [Op::Add, Op::Sub, Op::Mul][rng.gen_range(0..3)];
+    let left = rng.random_range(0..ops);
+    let op = [Op::Add, Op::Sub, Op::Mul][rng.random_range(0..3)];
     let lhs = draw(left, max_literal, rng);
     let rhs = draw(ops - 1 - left, max_literal, rng);
     Expr::bin(op, lhs, rhs)
