@@ -1,0 +1,25 @@
+//! The transformer policy of both players, and everything that trains and samples it.
+//!
+//! Domain-agnostic: token ids in, tensors and tokens out.
+//!
+//! * [`model`]: a small GPT (config, layers, forward with an optional KV cache);
+//! * [`ops`]: fused LayerNorm and softmax with hand-written backward passes;
+//! * [`sample`]: batched KV-cache sampling with temperature, top-k, top-p, stop tokens;
+//! * [`train`]: completion log-probs, cross-entropy, group advantages, the clipped PG loss;
+//! * [`optim`]: AdamW with warmup and cosine decay, clipping, non-finite guard;
+//! * [`checkpoint`]: atomic checkpoints that resume bit-exactly;
+//! * [`device`]: `cpu` or `cuda[:N]`.
+
+pub mod checkpoint;
+pub mod device;
+pub mod model;
+pub mod ops;
+pub mod optim;
+pub mod sample;
+pub mod train;
+
+pub use checkpoint::{CheckpointError, Checkpoints, Trainable};
+pub use model::{Dropout, Gpt, KvCache, ModelConfig};
+pub use optim::{AdamW, OptimConfig, StepReport};
+pub use sample::{sample, Request, SampleConfig, Sampled};
+pub use train::{cross_entropy, group_advantages, ppo_loss, token_logprobs, Batch, PpoConfig};

@@ -1,0 +1,399 @@
+//! A small decoder-only transformer (GPT-2 shape), the policy of both players.
+//!
+//! Pre-LN blocks (`x + attn(ln(x))`, `x + mlp(ln(x))`), causal multi-head attention, learned
+//! position embeddings, GELU MLP of width 4·d, output head tied to the token embedding. Parameter
+//! names follow nanoGPT (`wte`, `h.0.attn.c_attn`, ...), so checkpoints read naturally.
+//!
+//! Every op on the training path has a backward pass: the fused ops of [`crate::ops`] or plain
+//! candle tensor ops.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, VarMap};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::ops;
+
+/// The shape of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Token ids are `0..vocab`.
+    pub vocab: usize,
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Longest sequence (prompt and completion) the model reads.
+    pub context: usize,
+    /// Dropout probability on attention weights and residual branches while training.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+impl ModelConfig {
+    /// Checks the shape is buildable; the message names the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, v) in [
+            ("vocab", self.vocab),
+            ("d_model", self.d_model),
+            ("layers", self.layers),
+            ("heads", self.heads),
+            ("context", self.context),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.d_model % self.heads != 0 {
+            return Err(format!("d_model {} must be a multiple of heads {}", self.d_model, self.heads));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Number of parameters.
+    pub fn parameters(&self) -> usize {
+        let d = self.d_model;
+        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
+        self.vocab * d + self.context * d + self.layers * block + 2 * d
+    }
+}
+
+/// Additive attention mask value: large enough to zero a weight, finite so that a fully masked
+/// row (a padding position) stays finite on every backend.
+const MASKED: f64 = -1e9;
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    fn new(d: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(LayerNorm { weight: vb.get(d, "weight")?, bias: vb.get(d, "bias")? })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::layer_norm(x, &self.weight, &self.bias, 1e-5)
+    }
+}
+
+/// Keys and values of one layer for the positions seen so far.
+#[derive(Clone)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// The KV cache of a whole model for one batch of sequences.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<LayerCache>>,
+}
+
+impl KvCache {
+    pub fn new(layers: usize) -> Self {
+        KvCache { layers: vec![None; layers] }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |c| c.k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Dropout driven by the caller's seeded RNG, so that training is reproducible and resumable.
+pub struct Dropout<'a> {
+    pub p: f64,
+    pub rng: &'a mut dyn RngCore,
+}
+
+impl Dropout<'_> {
+    fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
+        if self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - self.p;
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if self.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x.mul(&mask)
+    }
+}
+
+fn drop(x: Tensor, dropout: &mut Option<Dropout>) -> Result<Tensor> {
+    match dropout {
+        Some(d) => d.apply(&x),
+        None => Ok(x),
+    }
+}
+
+struct Attention {
+    c_attn: Linear,
+    c_proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(Attention {
+            c_attn: candle_nn::linear(d, 3 * d, vb.pp("c_attn"))?,
+            c_proj: candle_nn::linear(d, d, vb.pp("c_proj"))?,
+            heads: cfg.heads,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        cache: Option<&mut Option<LayerCache>>,
+        dropout: &mut Option<Dropout>,
+    ) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let dh = c / self.heads;
+        let qkv = self.c_attn.forward(x)?.reshape((b, t, 3, self.heads, dh))?.permute((2, 0, 3, 1, 4))?;
+        let q = qkv.get(0)?.contiguous()?;
+        let (mut k, mut v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        if let Some(slot) = cache {
+            if let Some(prev) = slot.as_ref() {
+                k = Tensor::cat(&[&prev.k, &k], 2)?;
+                v = Tensor::cat(&[&prev.v, &v], 2)?;
+            }
+            // The cache is for sampling only: keep values, not the graph that made them.
+            *slot = Some(LayerCache { k: k.detach(), v: v.detach() });
+        }
+        let scale = 1.0 / (dh as f64).sqrt();
+        let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let att = drop(ops::softmax_last_dim(&att)?, dropout)?;
+        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        self.c_proj.forward(&y)
+    }
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    attn: Attention,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    c_proj: Linear,
+}
+
+impl Block {
+    fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(Block {
+            ln_1: LayerNorm::new(d, vb.pp("ln_1"))?,
+            attn: Attention::new(cfg, vb.pp("attn"))?,
+            ln_2: LayerNorm::new(d, vb.pp("ln_2"))?,
+            c_fc: candle_nn::linear(d, 4 * d, vb.pp("mlp.c_fc"))?,
+            c_proj: candle_nn::linear(4 * d, d, vb.pp("mlp.c_proj"))?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        cache: Option<&mut Option<LayerCache>>,
+        dropout: &mut Option<Dropout>,
+    ) -> Result<Tensor> {
+        let a = self.attn.forward(&self.ln_1.forward(x)?, mask, cache, dropout)?;
+        let x = (x + drop(a, dropout)?)?;
+        let m = self.c_proj.forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?.gelu()?)?;
+        x + drop(m, dropout)?
+    }
+}
+
+/// The transformer, its parameters in a [`VarMap`].
+pub struct Gpt {
+    cfg: ModelConfig,
+    varmap: VarMap,
+    wte: Embedding,
+    wpe: Embedding,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    device: Device,
+    dtype: DType,
+}
+
+impl Gpt {
+    /// A model with weights drawn from `seed`: normal(0, 0.02), residual projections scaled by
+    /// `1/sqrt(2·layers)`, layer norms at identity. The same seed gives the same weights.
+    pub fn new(cfg: &ModelConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let varmap = VarMap::new();
+        let model = Self::build(cfg, varmap, dtype, device)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let resid_std = 0.02 / (2.0 * cfg.layers as f64).sqrt();
+        for (name, var) in model.named_vars() {
+            let shape = var.shape().clone();
+            let t = if name.ends_with("bias") {
+                Tensor::zeros(&shape, dtype, device)?
+            } else if name.contains("ln_") {
+                Tensor::ones(&shape, dtype, device)?
+            } else {
+                let std = if name.ends_with("c_proj.weight") { resid_std } else { 0.02 };
+                let normal = rand_distr_normal(&mut rng, shape.elem_count(), std);
+                Tensor::from_vec(normal, &shape, device)?.to_dtype(dtype)?
+            };
+            var.set(&t)?;
+        }
+        Ok(model)
+    }
+
+    /// Builds the layers over `varmap`, creating any variable it lacks (zeros).
+    fn build(cfg: &ModelConfig, varmap: VarMap, dtype: DType, device: &Device) -> Result<Self> {
+        let vb = VarBuilder::from_varmap(&varmap, dtype, device);
+        let d = cfg.d_model;
+        Ok(Gpt {
+            wte: candle_nn::embedding(cfg.vocab, d, vb.pp("wte"))?,
+            wpe: candle_nn::embedding(cfg.context, d, vb.pp("wpe"))?,
+            blocks: (0..cfg.layers)
+                .map(|i| Block::new(cfg, vb.pp(format!("h.{i}"))))
+                .collect::<Result<_>>()?,
+            ln_f: LayerNorm::new(d, vb.pp("ln_f"))?,
+            cfg: cfg.clone(),
+            varmap,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// Every parameter with its name, sorted by name: a stable order for optimizers and
+    /// checkpoints.
+    pub fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
+        let data = self.varmap.data().lock().expect("the var map lock is never poisoned");
+        let mut vars: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    /// Logits `[B, T, vocab]` for `tokens` `[B, T]` at `positions` `[B, T]`.
+    ///
+    /// `mask` is added to the attention scores, broadcast to `[B, heads, T, T_keys]`. With a
+    /// cache, the keys are the cached positions followed by these. With `dropout`, dropout is
+    /// applied (training).
+    pub fn forward_with(
+        &self,
+        tokens: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        mut dropout: Option<Dropout>,
+    ) -> Result<Tensor> {
+        let mut x = (self.wte.forward(tokens)? + self.wpe.forward(positions)?)?;
+        x = drop(x, &mut dropout)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(&x, mask, slot, &mut dropout)?;
+        }
+        let x = self.ln_f.forward(&x)?;
+        // Output head tied to the token embedding.
+        x.broadcast_matmul(&self.wte.embeddings().t()?)
+    }
+
+    /// Logits `[B, T, vocab]` for right-padded sequences `[B, T]` starting at position 0, with a
+    /// causal mask: the training and scoring path.
+    pub fn forward(&self, tokens: &Tensor, dropout: Option<Dropout>) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        if t > self.cfg.context {
+            candle_core::bail!("sequence of {t} tokens exceeds the context of {}", self.cfg.context);
+        }
+        let positions = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?.repeat((b, 1))?;
+        let mask = self.causal_mask(t, &[0; 0])?;
+        self.forward_with(tokens, &positions, &mask, None, dropout)
+    }
+
+    /// Additive mask `[B|1, 1, T, T]`: causal, and with `pads[b]` leading key positions of
+    /// sequence `b` masked (left padding). Empty `pads` means no padding.
+    pub(crate) fn causal_mask(&self, t: usize, pads: &[usize]) -> Result<Tensor> {
+        let rows = pads.len().max(1);
+        let mut m = vec![0f32; rows * t * t];
+        for r in 0..rows {
+            let pad = pads.get(r).copied().unwrap_or(0);
+            for i in 0..t {
+                for j in 0..t {
+                    if j > i || j < pad {
+                        m[(r * t + i) * t + j] = MASKED as f32;
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(m, (rows, 1, t, t), &self.device)?.to_dtype(self.dtype)
+    }
+
+    /// Additive mask `[B, 1, 1, K]` for one new position per sequence over `K` keys, `pads[b]`
+    /// leading keys masked.
+    pub(crate) fn step_mask(&self, keys: usize, pads: &[usize]) -> Result<Tensor> {
+        let mut m = vec![0f32; pads.len() * keys];
+        for (b, &pad) in pads.iter().enumerate() {
+            m[b * keys..b * keys + pad.min(keys)].fill(MASKED as f32);
+        }
+        Tensor::from_vec(m, (pads.len(), 1, 1, keys), &self.device)?.to_dtype(self.dtype)
+    }
+
+    /// Makes a frozen copy (same weights, no shared storage): a reference model for KL.
+    pub fn frozen_copy(&self) -> Result<Gpt> {
+        let copy = Self::build(&self.cfg, VarMap::new(), self.dtype, &self.device)?;
+        let mine: std::collections::HashMap<String, candle_core::Var> =
+            self.named_vars().into_iter().collect();
+        for (name, var) in copy.named_vars() {
+            var.set(&mine[&name].as_tensor().copy()?)?;
+        }
+        Ok(copy)
+    }
+
+    /// Loads weights from a safetensors file into this model; every name and shape must match.
+    pub fn load_weights(&mut self, path: &std::path::Path) -> Result<()> {
+        self.varmap.load(path)
+    }
+
+    /// Builds an empty model of `cfg` for [`Gpt::load_weights`].
+    pub fn empty(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        Self::build(cfg, VarMap::new(), dtype, device)
+    }
+
+    /// The logits of the last position of `[B, T, V]` logits, as `[B, V]`.
+    pub fn last_logits(logits: &Tensor) -> Result<Tensor> {
+        let t = logits.dim(1)?;
+        logits.narrow(1, t - 1, 1)?.squeeze(1)
+    }
+}
+
+/// `n` draws from normal(0, std), Box–Muller over the seeded RNG.
+fn rand_distr_normal(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
+        })
+        .collect()
+}

@@ -1,0 +1,336 @@
+//! Log-probabilities of completions and the losses that train on them.
+//!
+//! A [`Batch`] is a set of token sequences, each a prompt followed by a completion. Only
+//! completion tokens are scored: the prompt is context, not something the policy chose.
+//!
+//! * [`cross_entropy`]: masked next-token cross-entropy, for supervised warm start.
+//! * [`group_advantages`]: GRPO-style advantages, rewards centred on their group's mean and
+//!   optionally divided by its standard deviation.
+//! * [`ppo_loss`]: the clipped-ratio policy-gradient objective, usable for several epochs over one
+//!   batch, with an optional KL penalty to a frozen reference model.
+
+use candle_core::{DType, Result, Tensor, D};
+
+use crate::model::{Dropout, Gpt};
+
+/// Sequences to score, right-padded into one tensor.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[B, T]` token ids, padded with `pad`.
+    pub tokens: Tensor,
+    /// `[B, T-1]`: 1 where position `i` predicts a completion token `i+1`, else 0.
+    pub mask: Tensor,
+    /// Completion tokens per sequence.
+    pub lengths: Vec<usize>,
+}
+
+impl Batch {
+    /// Builds a batch from `(prompt, completion)` pairs.
+    pub fn new(model: &Gpt, pairs: &[(Vec<u32>, Vec<u32>)], pad: u32) -> Result<Batch> {
+        let t = pairs.iter().map(|(p, c)| p.len() + c.len()).max().unwrap_or(0);
+        if t < 2 {
+            candle_core::bail!("a batch needs a sequence of at least two tokens");
+        }
+        if t > model.config().context {
+            candle_core::bail!("a sequence of {t} tokens exceeds the context of {}", model.config().context);
+        }
+        let b = pairs.len();
+        let mut tokens = vec![pad; b * t];
+        let mut mask = vec![0f32; b * (t - 1)];
+        for (i, (p, c)) in pairs.iter().enumerate() {
+            if p.is_empty() {
+                candle_core::bail!("sequence {i} has an empty prompt");
+            }
+            let seq = [p.as_slice(), c.as_slice()].concat();
+            tokens[i * t..i * t + seq.len()].copy_from_slice(&seq);
+            // Position j predicts token j+1; completion tokens are p.len()..seq.len().
+            for j in p.len() - 1..seq.len() - 1 {
+                mask[i * (t - 1) + j] = 1.0;
+            }
+        }
+        let dev = model.device();
+        Ok(Batch {
+            tokens: Tensor::from_vec(tokens, (b, t), dev)?,
+            mask: Tensor::from_vec(mask, (b, t - 1), dev)?.to_dtype(model.dtype())?,
+            lengths: pairs.iter().map(|(_, c)| c.len()).collect(),
+        })
+    }
+}
+
+/// `[B, T-1]` log-probability of each next token under `model` (all positions; use the mask).
+pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> Result<Tensor> {
+    let logits = model.forward(&batch.tokens, dropout)?;
+    let t = logits.dim(1)?;
+    let logp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
+    let targets = batch.tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(D::Minus1)?;
+    logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)
+}
+
+/// Mean of `x` over the positions where `mask` is 1.
+fn masked_mean(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let n = mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    (x * mask)?.sum_all()? / n.max(1.0)
+}
+
+/// Masked next-token cross-entropy (mean over completion tokens).
+pub fn cross_entropy(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> Result<Tensor> {
+    masked_mean(&token_logprobs(model, batch, dropout)?, &batch.mask)?.neg()
+}
+
+/// Group-relative advantages: each reward minus its group's mean, divided by the group's standard
+/// deviation (plus `1e-6`) when `normalize_std`. Rewards come in consecutive groups of `group`.
+pub fn group_advantages(rewards: &[f32], group: usize, normalize_std: bool) -> Vec<f32> {
+    assert!(group > 0 && rewards.len() % group == 0, "rewards must come in whole groups");
+    rewards
+        .chunks(group)
+        .flat_map(|g| {
+            let n = g.len() as f32;
+            let mean = g.iter().sum::<f32>() / n;
+            let std = (g.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / n).sqrt();
+            g.iter().map(move |r| if normalize_std { (r - mean) / (std + 1e-6) } else { r - mean })
+        })
+        .collect()
+}
+
+/// Settings of the clipped policy-gradient update.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Ratio clip `ε`: the objective ignores ratios beyond `1 ± ε` in the favourable direction.
+    pub clip: f64,
+    /// Passes over one batch of samples.
+    pub epochs: usize,
+    /// Weight `β` of the KL penalty to the reference model (0: no reference needed).
+    pub kl_coef: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig { clip: 0.2, epochs: 2, kl_coef: 0.0 }
+    }
+}
+
+/// What one evaluation of the policy-gradient loss saw.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PpoStats {
+    /// Fraction of completion tokens whose ratio was clipped.
+    pub clip_fraction: f64,
+    /// Mean KL estimate to the reference (0 without one).
+    pub kl: f64,
+}
+
+/// The clipped-ratio loss (to minimize):
+///
+/// ```text
+/// r = exp(logp − logp_old)
+/// L = −mean_seq mean_tok [ min(r·A, clip(r, 1−ε, 1+ε)·A) − β·KL ]
+/// KL = exp(logp_ref − logp) − (logp_ref − logp) − 1      (the k3 estimator, ≥ 0)
+/// ```
+///
+/// `old_logprobs` `[B, T-1]` are the sampling policy's (detached); `advantages` one per sequence.
+pub fn ppo_loss(
+    model: &Gpt,
+    batch: &Batch,
+    old_logprobs: &Tensor,
+    advantages: &[f32],
+    reference: Option<&Gpt>,
+    cfg: &PpoConfig,
+) -> Result<(Tensor, PpoStats)> {
+    let logp = token_logprobs(model, batch, None)?;
+    let (b, _) = logp.dims2()?;
+    if advantages.len() != b {
+        candle_core::bail!("{} advantages for {b} sequences", advantages.len());
+    }
+    let adv = Tensor::from_slice(advantages, (b, 1), model.device())?.to_dtype(model.dtype())?;
+    let ratio = (&logp - old_logprobs.detach())?.exp()?;
+    let surr1 = ratio.broadcast_mul(&adv)?;
+    let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)?.broadcast_mul(&adv)?;
+    let mut objective = surr1.minimum(&surr2)?;
+    let mut stats = PpoStats::default();
+    let clipped = surr1.ne(&surr2)?.to_dtype(model.dtype())?;
+    stats.clip_fraction = masked_mean(&clipped, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
+    if let (Some(reference), true) = (reference, cfg.kl_coef > 0.0) {
+        let ref_logp = token_logprobs(reference, batch, None)?.detach();
+        let diff = (ref_logp - &logp)?;
+        let kl = ((diff.exp()? - &diff)? - 1.0)?;
+        stats.kl = masked_mean(&kl, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
+        objective = (objective - (kl * cfg.kl_coef)?)?;
+    }
+    // Mean over each sequence's completion tokens, then over sequences.
+    let per_seq = (objective * &batch.mask)?.sum(D::Minus1)?;
+    let lengths: Vec<f32> = batch.lengths.iter().map(|&l| l.max(1) as f32).collect();
+    let lengths = Tensor::from_vec(lengths, b, model.device())?.to_dtype(model.dtype())?;
+    let loss = (per_seq / lengths)?.mean_all()?.neg()?;
+    Ok((loss, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use crate::ops::tests::{assert_close, numeric_grad};
+    use candle_core::Device;
+
+    fn tiny(dtype: DType) -> Gpt {
+        let cfg = ModelConfig { vocab: 11, d_model: 8, layers: 2, heads: 2, context: 12, dropout: 0.0 };
+        Gpt::new(&cfg, 9, dtype, &Device::Cpu).unwrap()
+    }
+
+    fn pairs() -> Vec<(Vec<u32>, Vec<u32>)> {
+        vec![(vec![1, 4, 5], vec![6, 7, 2]), (vec![1, 9], vec![3, 3, 8, 10, 2]), (vec![1, 6, 6, 6], vec![2])]
+    }
+
+    #[test]
+    fn the_mask_covers_completions_only() {
+        let model = tiny(DType::F32);
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let mask: Vec<Vec<f32>> = batch.mask.to_vec2().unwrap();
+        assert_eq!(mask[0], vec![0., 0., 1., 1., 1., 0.]);
+        assert_eq!(mask[1], vec![0., 1., 1., 1., 1., 1.]);
+        assert_eq!(mask[2], vec![0., 0., 0., 1., 0., 0.]);
+    }
+
+    #[test]
+    fn logprobs_agree_with_sampling() {
+        use crate::sample::{sample, Request, SampleConfig};
+        use rand::SeedableRng;
+        let model = tiny(DType::F32);
+        let reqs: Vec<Request> =
+            pairs().into_iter().map(|(p, _)| Request { prompt: p, max_new: 6, stop: Some(2) }).collect();
+        let out = sample(
+            &model,
+            &reqs,
+            &SampleConfig::default(),
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(2),
+            true,
+        )
+        .unwrap();
+        let sampled: Vec<(Vec<u32>, Vec<u32>)> =
+            reqs.iter().zip(&out).map(|(r, o)| (r.prompt.clone(), o.tokens.clone())).collect();
+        let batch = Batch::new(&model, &sampled, 0).unwrap();
+        let lp: Vec<Vec<f32>> = token_logprobs(&model, &batch, None).unwrap().to_vec2().unwrap();
+        for (i, (r, o)) in reqs.iter().zip(&out).enumerate() {
+            for (j, want) in o.logprobs.iter().enumerate() {
+                let got = lp[i][r.prompt.len() - 1 + j];
+                assert!((got - want).abs() < 1e-4, "seq {i} token {j}: {got} vs {want}");
+            }
+        }
+    }
+
+    /// The whole model's gradient, through embeddings, attention, fused ops and the tied head,
+    /// against central differences in f64, for a sample of parameters of every tensor.
+    #[test]
+    fn model_gradients_match_finite_differences() {
+        let model = tiny(DType::F64);
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let loss = || cross_entropy(&model, &batch, None).unwrap();
+        let grads = loss().backward().unwrap();
+        for (name, var) in model.named_vars() {
+            let analytic: Vec<f64> =
+                grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let original = var.as_tensor().copy().unwrap();
+            let n = original.elem_count();
+            // Up to 6 entries of each tensor, spread over it.
+            let picks: Vec<usize> = (0..6).map(|k| k * n / 6).collect();
+            let numeric: Vec<f64> = picks
+                .iter()
+                .map(|&i| {
+                    let f = |x: &Tensor| -> candle_core::Result<f64> {
+                        var.set(x)?;
+                        loss().to_scalar()
+                    };
+                    let flat: Vec<f64> = original.flatten_all().unwrap().to_vec1().unwrap();
+                    let one = Tensor::from_vec(vec![flat[i]], 1, &Device::Cpu).unwrap();
+                    let g = numeric_grad(&one, &|v| {
+                        let mut w = flat.clone();
+                        w[i] = v.to_vec1::<f64>()?[0];
+                        f(&Tensor::from_vec(w, original.shape(), &Device::Cpu)?)
+                    })
+                    .unwrap()[0];
+                    var.set(&original).unwrap();
+                    g
+                })
+                .collect();
+            let analytic: Vec<f64> = picks.iter().map(|&i| analytic[i]).collect();
+            assert_close(&analytic, &numeric, 1e-5, &name);
+        }
+    }
+
+    #[test]
+    fn ppo_gradient_matches_finite_differences_and_clips() {
+        let model = tiny(DType::F64);
+        let reference = model.frozen_copy().unwrap();
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        // Old log-probs off the current ones so that some ratios leave the clip range.
+        let old = (token_logprobs(&model, &batch, None).unwrap().detach()
+            + Tensor::new(&[[0.3f64], [-0.25], [0.05]], &Device::Cpu).unwrap().broadcast_as((3, 6)).unwrap())
+        .unwrap();
+        let adv = [1.0f32, -0.5, 2.0];
+        let cfg = PpoConfig { clip: 0.2, epochs: 1, kl_coef: 0.1 };
+        let (name, var) = model.named_vars().into_iter().find(|(n, _)| n == "h.0.mlp.c_fc.weight").unwrap();
+        let (loss, stats) = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg).unwrap();
+        assert!(stats.clip_fraction > 0.0 && stats.clip_fraction < 1.0, "{stats:?}");
+        assert!(stats.kl.abs() < 1e-12, "same weights: no divergence yet");
+        let analytic: Vec<f64> =
+            loss.backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let original = var.as_tensor().copy().unwrap();
+        let numeric = numeric_grad(&original, &|w| {
+            var.set(w)?;
+            let l = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg)?.0.to_scalar::<f64>();
+            var.set(&original)?;
+            l
+        })
+        .unwrap();
+        assert_close(&analytic, &numeric, 1e-5, &name);
+    }
+
+    #[test]
+    fn supervised_loss_falls() {
+        use crate::optim::{AdamW, OptimConfig};
+        let model = tiny(DType::F32);
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let cfg = OptimConfig { lr: 1e-2, warmup_steps: 5, decay_steps: 100, ..Default::default() };
+        let mut opt = AdamW::new(model.named_vars(), cfg).unwrap();
+        let first = cross_entropy(&model, &batch, None).unwrap().to_scalar::<f32>().unwrap();
+        for _ in 0..80 {
+            opt.backward_step(&cross_entropy(&model, &batch, None).unwrap()).unwrap();
+        }
+        let last = cross_entropy(&model, &batch, None).unwrap().to_scalar::<f32>().unwrap();
+        assert!(first > 2.0 && last < 0.1 * first, "{first} -> {last}");
+    }
+
+    #[test]
+    fn policy_gradient_raises_the_rewarded_completion() {
+        use crate::optim::{AdamW, OptimConfig};
+        let model = tiny(DType::F32);
+        let good = (vec![1u32, 4], vec![7u32, 2]);
+        let bad = (vec![1u32, 4], vec![8u32, 2]);
+        let batch = Batch::new(&model, &[good.clone(), bad.clone()], 0).unwrap();
+        let adv = group_advantages(&[1.0, 0.0], 2, true);
+        let cfg = OptimConfig { lr: 1e-2, warmup_steps: 1, ..Default::default() };
+        let mut opt = AdamW::new(model.named_vars(), cfg).unwrap();
+        let gap = || {
+            let lp: Vec<Vec<f32>> = token_logprobs(&model, &batch, None).unwrap().to_vec2().unwrap();
+            lp[0][1] - lp[1][1]
+        };
+        let before = gap();
+        for _ in 0..20 {
+            let old = token_logprobs(&model, &batch, None).unwrap().detach();
+            for _ in 0..2 {
+                let (loss, _) = ppo_loss(&model, &batch, &old, &adv, None, &PpoConfig::default()).unwrap();
+                opt.backward_step(&loss).unwrap();
+            }
+        }
+        assert!(gap() > before + 1.0, "log-prob gap {before} -> {}", gap());
+    }
+
+    #[test]
+    fn advantages_are_group_relative() {
+        let a = group_advantages(&[1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 5.0, 5.0], 4, false);
+        assert_eq!(a, vec![0.5, -0.5, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0]);
+        let a = group_advantages(&[1.0, 0.0, 0.0, 1.0], 4, true);
+        for v in a {
+            assert!((v.abs() - 1.0).abs() < 1e-4);
+        }
+    }
+}
