@@ -1,0 +1,104 @@
+//! The solver player: how a problem is put to the solver model and how its answer is read back.
+//!
+//! Sequence format (token ids from the domain's [`Tokenizer`]):
+//!
+//! ```text
+//! <bos> problem <sep> answer <eos>
+//! ```
+//!
+//! The prompt is `<bos> problem <sep>`; the model writes the rest. It may write a scratchpad of
+//! `=`-separated steps before its answer; the judge reads only the final answer (the text after
+//! the last `=`, see `judge::extract_answer`). Warm start teaches direct answers.
+
+use policy::{Request, Sampled};
+use problem::{Special, TokenizeError, Tokenizer};
+
+/// Prompts and targets for the solver.
+#[derive(Debug, Clone)]
+pub struct SolverFormat {
+    tokenizer: Tokenizer,
+    /// Most tokens the solver may write for one answer (its `<eos>` included).
+    pub max_answer_tokens: usize,
+}
+
+impl SolverFormat {
+    pub fn new(tokenizer: Tokenizer, max_answer_tokens: usize) -> Self {
+        SolverFormat { tokenizer, max_answer_tokens }
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// `<bos> problem <sep>`.
+    pub fn prompt(&self, problem: &str) -> Result<Vec<u32>, TokenizeError> {
+        let t = &self.tokenizer;
+        let mut ids = vec![t.special(Special::Bos)];
+        ids.extend(t.encode(problem)?);
+        ids.push(t.special(Special::Sep));
+        Ok(ids)
+    }
+
+    /// `answer <eos>`: what the solver should write.
+    pub fn target(&self, answer: &str) -> Result<Vec<u32>, TokenizeError> {
+        let mut ids = self.tokenizer.encode(answer)?;
+        ids.push(self.tokenizer.special(Special::Eos));
+        Ok(ids)
+    }
+
+    /// `k` sampling requests for one problem.
+    pub fn requests(&self, problem: &str, k: usize) -> Result<Vec<Request>, TokenizeError> {
+        let prompt = self.prompt(problem)?;
+        let stop = Some(self.tokenizer.special(Special::Eos));
+        Ok((0..k)
+            .map(|_| Request { prompt: prompt.clone(), max_new: self.max_answer_tokens, stop })
+            .collect())
+    }
+
+    /// The solver's output as text: everything before `<eos>`, other special tokens written out
+    /// (`<sep>`), so that they make the answer wrong rather than vanish.
+    pub fn output_text(&self, sampled: &Sampled) -> String {
+        let eos = self.tokenizer.special(Special::Eos);
+        let end = sampled.tokens.iter().position(|&t| t == eos).unwrap_or(sampled.tokens.len());
+        self.tokenizer.render(&sampled.tokens[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use problem::{Arith, Domain};
+
+    fn format() -> SolverFormat {
+        SolverFormat::new(Arith.tokenizer(8), 8)
+    }
+
+    #[test]
+    fn prompt_and_target_frame_the_problem() {
+        let f = format();
+        let t = f.tokenizer().clone();
+        let p = f.prompt("3+4").unwrap();
+        assert_eq!(t.render(&p), "<bos>3+4<sep>");
+        assert_eq!(t.render(&f.target("-7").unwrap()), "-7<eos>");
+        assert!(f.prompt("3/4").is_err());
+        let reqs = f.requests("1+1", 3).unwrap();
+        assert_eq!(reqs.len(), 3);
+        assert_eq!(reqs[0].stop, Some(t.special(Special::Eos)));
+    }
+
+    #[test]
+    fn output_stops_at_eos_and_shows_stray_specials() {
+        let f = format();
+        let t = f.tokenizer().clone();
+        let eos = t.special(Special::Eos);
+        let mut tokens = t.encode("7*2=14").unwrap();
+        tokens.push(eos);
+        let s = Sampled { tokens, logprobs: vec![], stopped: true };
+        assert_eq!(f.output_text(&s), "7*2=14");
+        let mut tokens = t.encode("1").unwrap();
+        tokens.push(t.special(Special::Sep));
+        tokens.extend(t.encode("4").unwrap());
+        let s = Sampled { tokens, logprobs: vec![], stopped: false };
+        assert_eq!(f.output_text(&s), "1<sep>4");
+    }
+}
