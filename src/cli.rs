@@ -27,6 +27,124 @@ pub enum Command {
     Gen(GenArgs),
     /// Browse, query, export and import an archive.
     Archive(Box<ArchiveArgs>),
+    /// Warm start: train the solver on atomic problems and the proposer on well-formed ones.
+    Pretrain(PretrainArgs),
+    /// Solver accuracy on a benchmark file: greedy pass@1 and sampled pass@K, by depth.
+    Eval(EvalArgs),
+    /// Speed of the policy: training steps and sampling.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// Where the checkpoints go: DIR/solver, DIR/proposer, and DIR/report.json.
+    #[arg(long, value_name = "DIR", default_value = "runs/warmstart")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Step budget of the solver.
+    #[arg(long)]
+    pub solver_steps: Option<u64>,
+    /// Step budget of the proposer.
+    #[arg(long)]
+    pub proposer_steps: Option<u64>,
+    /// Examples per step, both players.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Largest literal in training problems.
+    #[arg(long)]
+    pub max_literal: Option<u32>,
+    /// Model width, both players.
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Validate every this many steps.
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A solver checkpoint, or a directory holding one in `solver/`.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// JSON lines with `problem`, `answer` and optional `depth`.
+    #[arg(long, value_name = "FILE")]
+    pub benchmark: PathBuf,
+    /// K for sampled pass@K (temperature 1); 0 skips sampling.
+    #[arg(long, default_value_t = 8)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// The last line is one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Median milliseconds per training step (AdamW, f32, forward + backward + update).
+    Train(BenchTrainArgs),
+    /// New tokens per second, with the KV cache and recomputing the prefix.
+    Sample(BenchSampleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchModelArgs {
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 32)]
+    pub vocab: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    #[command(flatten)]
+    pub model: BenchModelArgs,
+    #[arg(long, default_value_t = 64)]
+    pub ctx: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Timed steps (after 2 untimed ones).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSampleArgs {
+    #[command(flatten)]
+    pub model: BenchModelArgs,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 16)]
+    pub prompt: usize,
+    /// New tokens per sequence.
+    #[arg(long, default_value_t = 48)]
+    pub new: usize,
+    /// Timed repetitions of each mode.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,12 @@
 //! selfplay: a lab where a proposer model and a solver model teach each other.
 //!
-//! This crate wires the lab's parts ([`problem`], [`judge`], [`store`]) into the commands of the
+//! This crate wires the lab's parts ([`problem`], [`policy`], [`proposer`], [`solver`], [`judge`],
+//! [`store`]) into the commands of the
 //! `selfplay` binary. Each command is a function over parsed arguments and output streams, so it
 //! can be driven and tested without a process; `main.rs` only parses the command line.
 
 pub mod cli;
 pub mod commands;
+pub mod evaluate;
+pub mod players;
+pub mod warmstart;

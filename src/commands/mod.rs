@@ -1,8 +1,11 @@
 //! The commands of the `selfplay` binary, each over parsed arguments and an output stream.
 
 pub mod archive;
+pub mod bench;
+pub mod eval;
 pub mod gen;
 pub mod judge;
+pub mod pretrain;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,6 +20,9 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Judge(args) => judge::run(&args, out),
         Command::Gen(args) => gen::run(&args, out),
         Command::Archive(args) => archive::run(*args, out),
+        Command::Pretrain(args) => pretrain::run(&args, out),
+        Command::Eval(args) => eval::run(&args, out),
+        Command::Bench(args) => bench::run(&args, out),
     }
 }
 
@@ -30,4 +36,9 @@ pub fn open_input(path: Option<&Path>) -> anyhow::Result<Box<dyn BufRead>> {
             Ok(Box::new(BufReader::new(f)))
         }
     }
+}
+
+/// The device a `--device` flag names.
+pub fn device(spec: &str) -> anyhow::Result<candle_core::Device> {
+    policy::device::parse(spec).map_err(|e| anyhow::anyhow!("--device: {e}"))
 }

@@ -1,0 +1,120 @@
+//! `selfplay bench train|sample`: the policy's speed, in the shape the PyTorch reference in
+//! `bench/reference/` measures too.
+//!
+//! Contract: `bench train --json` prints one object with `ms_per_step_median`; `bench sample
+//! --json` one with `tokens_per_s` (KV cache) and `tokens_per_s_no_cache` (prefix recomputed
+//! every step), counting new tokens.
+
+use std::io::Write;
+use std::time::Instant;
+
+use candle_core::DType;
+use policy::{cross_entropy, AdamW, Batch, Gpt, ModelConfig, OptimConfig, Request, SampleConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cli::{BenchCommand, BenchModelArgs, BenchSampleArgs, BenchTrainArgs};
+
+pub fn run(cmd: &BenchCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let report = match cmd {
+        BenchCommand::Train(a) => train(a)?,
+        BenchCommand::Sample(a) => sample(a)?,
+    };
+    let json = match cmd {
+        BenchCommand::Train(a) => a.model.json,
+        BenchCommand::Sample(a) => a.model.json,
+    };
+    if json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        for (k, v) in report.as_object().expect("reports are objects") {
+            writeln!(out, "{k:>24}  {v}")?;
+        }
+    }
+    Ok(())
+}
+
+fn model_config(m: &BenchModelArgs, context: usize) -> ModelConfig {
+    ModelConfig {
+        vocab: m.vocab,
+        d_model: m.d_model,
+        layers: m.layers,
+        heads: m.heads,
+        context,
+        dropout: 0.0,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn train(a: &BenchTrainArgs) -> anyhow::Result<serde_json::Value> {
+    let device = super::device(&a.model.device)?;
+    let cfg = model_config(&a.model, a.ctx);
+    let model = Gpt::new(&cfg, 0, DType::F32, &device)?;
+    let mut opt = AdamW::new(model.named_vars(), OptimConfig { warmup_steps: 0, ..OptimConfig::default() })?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    // Every position is scored: a one-token prompt and a full-context completion.
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..a.batch)
+        .map(|_| {
+            let seq: Vec<u32> = (0..a.ctx).map(|_| rng.random_range(0..a.model.vocab as u32)).collect();
+            (seq[..1].to_vec(), seq[1..].to_vec())
+        })
+        .collect();
+    let batch = Batch::new(&model, &pairs, 0)?;
+    let mut times = Vec::new();
+    for i in 0..a.steps + 2 {
+        let t = Instant::now();
+        let loss = cross_entropy(&model, &batch, None)?;
+        opt.backward_step(&loss)?;
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(serde_json::json!({
+        "ms_per_step_median": median(times.clone()),
+        "ms_per_step_min": times.iter().copied().fold(f64::INFINITY, f64::min),
+        "steps": a.steps,
+        "parameters": cfg.parameters(),
+        "tokens_per_step": a.batch * a.ctx,
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    }))
+}
+
+fn sample(a: &BenchSampleArgs) -> anyhow::Result<serde_json::Value> {
+    let device = super::device(&a.model.device)?;
+    let cfg = model_config(&a.model, a.prompt + a.new);
+    let model = Gpt::new(&cfg, 0, DType::F32, &device)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let requests: Vec<Request> = (0..a.batch)
+        .map(|_| Request {
+            prompt: (0..a.prompt).map(|_| rng.random_range(0..a.model.vocab as u32)).collect(),
+            max_new: a.new,
+            stop: None,
+        })
+        .collect();
+    let mut rate = |cache: bool| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..a.reps.max(1) {
+            let t = Instant::now();
+            let out = policy::sample(&model, &requests, &SampleConfig::default(), &mut rng, cache)?;
+            let tokens: usize = out.iter().map(|s| s.tokens.len()).sum();
+            times.push(tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        Ok(median(times))
+    };
+    let cached = rate(true)?;
+    let uncached = rate(false)?;
+    Ok(serde_json::json!({
+        "tokens_per_s": cached,
+        "tokens_per_s_no_cache": uncached,
+        "cache_speedup": cached / uncached,
+        "batch": a.batch,
+        "prompt": a.prompt,
+        "new": a.new,
+        "parameters": cfg.parameters(),
+    }))
+}

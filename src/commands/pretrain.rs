@@ -1,0 +1,58 @@
+//! `selfplay pretrain`: the warm start of both players.
+
+use std::io::Write;
+
+use problem::Arith;
+
+use crate::cli::PretrainArgs;
+use crate::warmstart::{self, WarmStartConfig};
+
+pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let device = super::device(&args.device)?;
+    let mut cfg = WarmStartConfig { seed: args.seed, ..WarmStartConfig::default() };
+    for p in [&mut cfg.solver, &mut cfg.proposer] {
+        if let Some(b) = args.batch {
+            p.batch = b;
+        }
+        if let Some(m) = args.max_literal {
+            p.max_literal = m;
+        }
+        if let Some(d) = args.d_model {
+            p.d_model = d;
+        }
+        if let Some(l) = args.layers {
+            p.layers = l;
+        }
+        if let Some(h) = args.heads {
+            p.heads = h;
+        }
+        if let Some(e) = args.eval_every {
+            p.eval_every = e;
+        }
+    }
+    for (p, steps) in [(&mut cfg.solver, args.solver_steps), (&mut cfg.proposer, args.proposer_steps)] {
+        if let Some(s) = steps {
+            p.steps = s;
+            p.optim.decay_steps = s.saturating_sub(p.optim.warmup_steps).max(1);
+            p.optim.warmup_steps = p.optim.warmup_steps.min(s / 4 + 1);
+        }
+    }
+    let report = warmstart::run(&cfg, &Arith, &args.out, &device, &mut |line| eprintln!("{line}"))?;
+    if args.json {
+        serde_json::to_writer(&mut *out, &report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "warm start written to {} in {:.0} s", args.out.display(), report.seconds)?;
+    writeln!(out, "solver: {} steps, final loss {:.4}", report.solver_steps, report.solver_final_loss)?;
+    writeln!(out, "  greedy accuracy by depth (fresh problems, literals <= {}):", cfg.solver.max_literal)?;
+    for (d, a) in &report.solver_accuracy_by_depth {
+        writeln!(out, "    depth {d}: {a:.3}")?;
+    }
+    writeln!(out, "proposer: {} steps, final loss {:.4}", report.proposer_steps, report.proposer_final_loss)?;
+    writeln!(out, "  sampled proposals by target depth: valid / exactly on target")?;
+    for (d, v) in &report.proposer_valid_by_target {
+        writeln!(out, "    depth {d}: {v:.3} / {:.3}", report.proposer_on_target_by_target[d])?;
+    }
+    Ok(())
+}

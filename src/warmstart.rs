@@ -1,0 +1,342 @@
+//! Warm start: the supervised training both players get before self-play.
+//!
+//! Atomic skills come from pretraining, composition from RL. The solver learns atomic problems
+//! (one operation, exact answers); the proposer learns to write well-formed problems of the depth
+//! its difficulty token asks for, with and without reference problems in its prompt. Each stops at
+//! its step budget or when its validation score has not improved for `patience` evaluations.
+//! Afterwards the solver's accuracy is measured by depth: near perfect at depth 1 is the goal,
+//! deeper problems are what self-play must teach.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use candle_core::Device;
+use policy::{cross_entropy, Batch, Dropout, ModelConfig, OptimConfig, SampleConfig, Trainable};
+use problem::{Domain, GenSpec, Limits, Special};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::{evaluate, Item};
+use crate::players::{Player, PlayerMeta, DIFFICULTY_LEVELS};
+
+/// How one player is shaped and trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlayerTraining {
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub context: usize,
+    pub dropout: f64,
+    pub optim: OptimConfig,
+    /// Step budget.
+    pub steps: u64,
+    pub batch: usize,
+    /// Validate every this many steps.
+    pub eval_every: u64,
+    /// Stop after this many validations without improvement (0: never stop early).
+    pub patience: u32,
+    /// Depths of the training problems (inclusive).
+    pub min_depth: u32,
+    pub max_depth: u32,
+    pub max_literal: u32,
+    /// Longest completion the player writes.
+    pub max_new_tokens: usize,
+}
+
+impl Default for PlayerTraining {
+    fn default() -> Self {
+        PlayerTraining {
+            d_model: 128,
+            layers: 2,
+            heads: 4,
+            context: 64,
+            dropout: 0.0,
+            optim: OptimConfig {
+                lr: 2e-3,
+                min_lr: 2e-4,
+                warmup_steps: 50,
+                decay_steps: 1500,
+                ..OptimConfig::default()
+            },
+            steps: 1500,
+            batch: 64,
+            eval_every: 250,
+            patience: 3,
+            min_depth: 1,
+            max_depth: 1,
+            max_literal: 20,
+            max_new_tokens: 12,
+        }
+    }
+}
+
+impl PlayerTraining {
+    fn model(&self, vocab: usize) -> ModelConfig {
+        ModelConfig {
+            vocab,
+            d_model: self.d_model,
+            layers: self.layers,
+            heads: self.heads,
+            context: self.context,
+            dropout: self.dropout,
+        }
+    }
+
+    pub fn validate(&self, name: &str) -> anyhow::Result<()> {
+        let fail = |what: String| anyhow::anyhow!("{name}.{what}");
+        self.model(1).validate().map_err(fail)?;
+        self.optim.validate().map_err(fail)?;
+        if self.batch == 0 || self.eval_every == 0 {
+            bail!("{name}.batch and {name}.eval_every must be positive");
+        }
+        if self.min_depth > self.max_depth {
+            bail!("{name}.min_depth must not exceed {name}.max_depth");
+        }
+        if self.max_literal > problem::arith::MAX_LITERAL {
+            bail!("{name}.max_literal must be at most {}", problem::arith::MAX_LITERAL);
+        }
+        Ok(())
+    }
+}
+
+/// Both players' warm start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmStartConfig {
+    pub seed: u64,
+    pub solver: PlayerTraining,
+    pub proposer: PlayerTraining,
+    /// The report measures the solver on depths 1 to this.
+    pub report_max_depth: u32,
+    /// Problems per depth in the report.
+    pub report_problems: usize,
+}
+
+impl Default for WarmStartConfig {
+    fn default() -> Self {
+        WarmStartConfig {
+            seed: 0,
+            solver: PlayerTraining::default(),
+            proposer: PlayerTraining {
+                steps: 1000,
+                max_depth: 6,
+                max_new_tokens: 40,
+                optim: OptimConfig {
+                    lr: 2e-3,
+                    min_lr: 2e-4,
+                    warmup_steps: 50,
+                    decay_steps: 1000,
+                    ..OptimConfig::default()
+                },
+                ..PlayerTraining::default()
+            },
+            report_max_depth: 4,
+            report_problems: 200,
+        }
+    }
+}
+
+/// What the warm start measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WarmStartReport {
+    pub solver_steps: u64,
+    pub proposer_steps: u64,
+    pub solver_final_loss: f64,
+    pub proposer_final_loss: f64,
+    /// Greedy solver accuracy on fresh problems, by depth.
+    pub solver_accuracy_by_depth: BTreeMap<u32, f64>,
+    /// For each target depth: fraction of sampled proposals that are valid, and that are valid
+    /// with exactly the target depth.
+    pub proposer_valid_by_target: BTreeMap<u32, f64>,
+    pub proposer_on_target_by_target: BTreeMap<u32, f64>,
+    pub seconds: f64,
+}
+
+/// Problems for validation and reports: seeded apart from training data.
+pub fn problems(
+    domain: &dyn Domain,
+    depth: u32,
+    max_literal: u32,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Item>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let g = domain.generate(&GenSpec { depth, max_literal }, &mut rng)?;
+            Ok(Item { problem: g.problem, answer: g.answer, depth: Some(depth) })
+        })
+        .collect()
+}
+
+/// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`).
+pub fn run(
+    cfg: &WarmStartConfig,
+    domain: &'static dyn Domain,
+    out: &Path,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<WarmStartReport> {
+    cfg.solver.validate("solver")?;
+    cfg.proposer.validate("proposer")?;
+    for name in ["solver", "proposer"] {
+        if out.join(name).exists() {
+            bail!("{} already exists: warm start writes new checkpoints only", out.join(name).display());
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let started = std::time::Instant::now();
+    let tok = domain.tokenizer(DIFFICULTY_LEVELS);
+    let pad = tok.special(Special::Pad);
+
+    // Solver: atomic problems, exact answers.
+    let s = &cfg.solver;
+    let solver_format = solver::SolverFormat::new(tok.clone(), s.max_new_tokens);
+    let held_out = problems(domain, s.max_depth, s.max_literal, 256, cfg.seed ^ 0x0e7a1)?;
+    let mut t = Trainable::new(&s.model(tok.vocab_size() as usize), s.optim, cfg.seed, device)?;
+    let (solver_steps, solver_loss) = train(
+        &mut t,
+        s,
+        pad,
+        log,
+        "solver",
+        &mut |rng| {
+            let depth = rng.random_range(s.min_depth..=s.max_depth);
+            let g = domain.generate(&GenSpec { depth, max_literal: s.max_literal }, rng)?;
+            Ok((solver_format.prompt(&g.problem)?, solver_format.target(&g.answer)?))
+        },
+        &mut |t| {
+            let r =
+                evaluate(&t.model, &solver_format, domain, &held_out, 0, &mut ChaCha8Rng::seed_from_u64(0))?;
+            Ok((r.accuracy, format!("held-out accuracy {:.3}", r.accuracy)))
+        },
+    )?;
+    let meta = PlayerMeta {
+        player: Player::Solver,
+        domain: domain.name().into(),
+        difficulty_levels: DIFFICULTY_LEVELS,
+        max_new_tokens: s.max_new_tokens,
+    };
+    t.save(&out.join("solver"), meta.to_value())?;
+    let mut accuracy = BTreeMap::new();
+    for depth in 1..=cfg.report_max_depth {
+        let items = problems(
+            domain,
+            depth,
+            s.max_literal,
+            cfg.report_problems,
+            cfg.seed ^ 0x4e9047 ^ u64::from(depth),
+        )?;
+        let r = evaluate(&t.model, &solver_format, domain, &items, 0, &mut ChaCha8Rng::seed_from_u64(0))?;
+        accuracy.insert(depth, r.accuracy);
+    }
+
+    // Proposer: well-formed problems of the asked depth, with references or without.
+    let p = &cfg.proposer;
+    let proposer_format = proposer::ProposerFormat::new(tok.clone(), p.max_new_tokens);
+    let mut example = |rng: &mut ChaCha8Rng| -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
+        let depth = rng.random_range(p.min_depth..=p.max_depth);
+        let g = domain.generate(&GenSpec { depth, max_literal: p.max_literal }, rng)?;
+        let target = proposer_format.target(&g.problem)?;
+        let mut refs = Vec::new();
+        if rng.random_bool(0.5) {
+            let rd = rng.random_range(p.min_depth..=p.max_depth);
+            refs.push(domain.generate(&GenSpec { depth: rd, max_literal: p.max_literal }, rng)?.problem);
+        }
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let mut prompt = proposer_format.prompt(depth, &refs)?;
+        if prompt.len() + target.len() > p.context {
+            prompt = proposer_format.prompt(depth, &[])?;
+        }
+        Ok((prompt, target))
+    };
+    let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
+    let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
+    let mut t = Trainable::new(&p.model(tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
+    let (proposer_steps, proposer_loss) = train(&mut t, p, pad, log, "proposer", &mut example, &mut |t| {
+        let batch = Batch::new(&t.model, &val_pairs, pad)?;
+        let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
+        Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
+    })?;
+    let meta = PlayerMeta {
+        player: Player::Proposer,
+        domain: domain.name().into(),
+        difficulty_levels: DIFFICULTY_LEVELS,
+        max_new_tokens: p.max_new_tokens,
+    };
+    t.save(&out.join("proposer"), meta.to_value())?;
+    let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a);
+    for depth in p.min_depth..=p.max_depth {
+        let reqs: Vec<_> = (0..32).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
+        let out = policy::sample(&t.model, &reqs, &SampleConfig::default(), &mut rng, true)?;
+        let analyses: Vec<_> =
+            out.iter().map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default())).collect();
+        let n = analyses.len() as f64;
+        valid.insert(depth, analyses.iter().filter(|a| a.is_ok()).count() as f64 / n);
+        on_target.insert(
+            depth,
+            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.depth == depth)).count() as f64 / n,
+        );
+    }
+
+    let report = WarmStartReport {
+        solver_steps,
+        proposer_steps,
+        solver_final_loss: solver_loss,
+        proposer_final_loss: proposer_loss,
+        solver_accuracy_by_depth: accuracy,
+        proposer_valid_by_target: valid,
+        proposer_on_target_by_target: on_target,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", out.join("report.json").display()))?;
+    Ok(report)
+}
+
+type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
+type Validate<'a> = dyn FnMut(&Trainable) -> anyhow::Result<(f64, String)> + 'a;
+
+/// Supervised training to the step budget or until validation (higher is better) stops
+/// improving. Returns the steps taken and the last training loss.
+fn train(
+    t: &mut Trainable,
+    cfg: &PlayerTraining,
+    pad: u32,
+    log: &mut dyn FnMut(&str),
+    name: &str,
+    example: &mut Example,
+    validate: &mut Validate,
+) -> anyhow::Result<(u64, f64)> {
+    let (mut best, mut stale, mut last_loss) = (f64::NEG_INFINITY, 0, f64::NAN);
+    for step in 1..=cfg.steps {
+        let pairs: Vec<_> = (0..cfg.batch).map(|_| example(&mut t.rng)).collect::<anyhow::Result<_>>()?;
+        let batch = Batch::new(&t.model, &pairs, pad)?;
+        let dropout = (cfg.dropout > 0.0).then_some(Dropout { p: cfg.dropout, rng: &mut t.rng });
+        let loss = cross_entropy(&t.model, &batch, dropout)?;
+        let r = t.optim.backward_step(&loss)?;
+        last_loss = r.loss;
+        if r.skipped {
+            tracing::warn!(player = name, step, "non-finite loss or gradient: update skipped");
+        }
+        if step % cfg.eval_every == 0 || step == cfg.steps {
+            let (score, what) = validate(t)?;
+            log(&format!("{name} step {step}: loss {:.4}, {what}", r.loss));
+            if score > best + 1e-9 {
+                best = score;
+                stale = 0;
+            } else {
+                stale += 1;
+                if cfg.patience > 0 && stale >= cfg.patience {
+                    log(&format!("{name}: no improvement in {stale} validations, stopping at step {step}"));
+                    return Ok((step, last_loss));
+                }
+            }
+        }
+    }
+    Ok((cfg.steps, last_loss))
+}

@@ -1,0 +1,178 @@
+//! End-to-end tests of the commands that train, evaluate and time the models.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn selfplay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selfplay")).args(args).output().expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = selfplay(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = selfplay(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A warm start small enough for a test: two tiny models, a few dozen steps.
+fn tiny_pretrain(out: &Path) -> Value {
+    let out = out.to_str().unwrap();
+    let report = ok(&[
+        "pretrain",
+        "--out",
+        out,
+        "--d-model",
+        "32",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--batch",
+        "16",
+        "--solver-steps",
+        "40",
+        "--proposer-steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--max-literal",
+        "9",
+        "--json",
+    ]);
+    serde_json::from_str(report.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn pretrain_then_eval_from_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("warm");
+    let report = tiny_pretrain(&run);
+    assert_eq!(report["solver_steps"], 40);
+    assert!(report["solver_accuracy_by_depth"]["1"].as_f64().is_some());
+    assert!(report["proposer_valid_by_target"]["6"].as_f64().is_some());
+    for f in
+        ["solver/state.json", "solver/model.safetensors", "proposer/optimizer.safetensors", "report.json"]
+    {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    // Never overwrites.
+    let err = fails(&["pretrain", "--out", run.to_str().unwrap(), "--solver-steps", "1"]);
+    assert!(err.contains("already exists"), "{err}");
+
+    let bench = dir.path().join("bench.jsonl");
+    let mut lines = ok(&["gen", "--depth", "1", "--count", "20", "--max-literal", "9", "--seed", "3"]);
+    lines.push_str(&ok(&["gen", "--depth", "2", "--count", "10", "--max-literal", "9", "--seed", "4"]));
+    // One line without its depth: computed.
+    lines.push_str("{\"problem\": \"2*(3+4)\", \"answer\": \"14\"}\n");
+    std::fs::write(&bench, lines).unwrap();
+    let (ck, b) = (run.to_str().unwrap(), bench.to_str().unwrap());
+    let out = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "3", "--json"]);
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["n"], 31);
+    assert_eq!(last["by_depth"]["1"]["n"], 20);
+    assert_eq!(last["by_depth"]["2"]["n"], 11);
+    for key in ["accuracy", "pass_at_k"] {
+        let v = last[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
+    assert!(last["pass_at_k"].as_f64() >= last["accuracy"].as_f64(), "greedy is one of the chances");
+    // The same evaluation twice gives the same numbers; the solver directory works directly.
+    let again = ok(&[
+        "eval",
+        "--checkpoint",
+        run.join("solver").to_str().unwrap(),
+        "--benchmark",
+        b,
+        "--samples",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(again, out);
+    let table = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "0"]);
+    assert!(table.contains("pass@1"), "{table}");
+
+    // Bad input.
+    let err = fails(&["eval", "--checkpoint", run.join("proposer").to_str().unwrap(), "--benchmark", b]);
+    assert!(err.contains("Proposer checkpoint, not a Solver one"), "{err}");
+    let err = fails(&["eval", "--checkpoint", dir.path().join("none").to_str().unwrap(), "--benchmark", b]);
+    assert!(err.contains("no checkpoint at"), "{err}");
+    std::fs::write(
+        &bench,
+        "{\"problem\": \"1+1\", \"answer\": \"2\"}\n{\"problem\": \"1+1\", \"answer\": \"3\"}\n",
+    )
+    .unwrap();
+    let err = fails(&["eval", "--checkpoint", ck, "--benchmark", b]);
+    assert!(err.contains("line 2: answer \"3\" is wrong"), "{err}");
+    std::fs::write(&bench, "not json\n").unwrap();
+    let err = fails(&["eval", "--checkpoint", ck, "--benchmark", b]);
+    assert!(err.contains("line 1: not a benchmark item"), "{err}");
+    let err = fails(&["eval", "--checkpoint", ck, "--benchmark", b, "--device", "cuda:0"]);
+    assert!(err.contains("--device"), "{err}");
+
+    // A truncated checkpoint is refused and left as it is.
+    let weights = run.join("solver/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(&bench, "{\"problem\": \"1+1\", \"answer\": \"2\"}\n").unwrap();
+    let err = fails(&["eval", "--checkpoint", ck, "--benchmark", b]);
+    assert!(err.contains("does not fit") || err.contains("not a readable checkpoint"), "{err}");
+    assert_eq!(std::fs::read(&weights).unwrap().len(), bytes.len() / 3);
+}
+
+#[test]
+fn bench_commands_print_their_contract_keys() {
+    let train = ok(&[
+        "bench",
+        "train",
+        "--d-model",
+        "32",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--ctx",
+        "16",
+        "--batch",
+        "4",
+        "--vocab",
+        "32",
+        "--steps",
+        "3",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(train.trim()).unwrap();
+    assert!(v["ms_per_step_median"].as_f64().unwrap() > 0.0);
+    let sample = ok(&[
+        "bench",
+        "sample",
+        "--d-model",
+        "32",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--batch",
+        "4",
+        "--prompt",
+        "4",
+        "--new",
+        "8",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(sample.trim()).unwrap();
+    assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["tokens_per_s_no_cache"].as_f64().unwrap() > 0.0);
+    let err = fails(&["bench", "train", "--d-model", "30", "--heads", "4", "--steps", "1"]);
+    assert!(err.contains("multiple of heads"), "{err}");
+}
