@@ -172,7 +172,8 @@ pub fn problems(
         .collect()
 }
 
-/// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`).
+/// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`); when `out`
+/// already holds a finished one, returns its report.
 pub fn run(
     cfg: &WarmStartConfig,
     domain: &'static dyn Domain,
@@ -182,9 +183,21 @@ pub fn run(
 ) -> anyhow::Result<WarmStartReport> {
     cfg.solver.validate("solver")?;
     cfg.proposer.validate("proposer")?;
+    // A finished warm start is not redone; a partial one is not overwritten.
+    let done = ["solver/state.json", "proposer/state.json", "report.json"].map(|f| out.join(f).is_file());
+    if done.iter().all(|&d| d) {
+        log(&format!("warm start already done in {}", out.display()));
+        let bytes = std::fs::read(out.join("report.json"))?;
+        return serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}", out.join("report.json").display()));
+    }
     for name in ["solver", "proposer"] {
         if out.join(name).exists() {
-            bail!("{} already exists: warm start writes new checkpoints only", out.join(name).display());
+            bail!(
+                "{} already exists but the warm start in {} is unfinished: remove it or choose another --out",
+                out.join(name).display(),
+                out.display()
+            );
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;

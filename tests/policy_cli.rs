@@ -64,9 +64,13 @@ fn pretrain_then_eval_from_the_checkpoints() {
     {
         assert!(run.join(f).is_file(), "{f}");
     }
-    // Never overwrites.
-    let err = fails(&["pretrain", "--out", run.to_str().unwrap(), "--solver-steps", "1"]);
-    assert!(err.contains("already exists"), "{err}");
+    // A finished warm start is reported, not redone; an unfinished one is not overwritten.
+    let again = ok(&["pretrain", "--out", run.to_str().unwrap(), "--solver-steps", "1", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(again.trim()).unwrap(), report);
+    let partial = dir.path().join("partial");
+    std::fs::create_dir_all(partial.join("solver")).unwrap();
+    let err = fails(&["pretrain", "--out", partial.to_str().unwrap(), "--solver-steps", "1"]);
+    assert!(err.contains("unfinished"), "{err}");
 
     let bench = dir.path().join("bench.jsonl");
     let mut lines = ok(&["gen", "--depth", "1", "--count", "20", "--max-literal", "9", "--seed", "3"]);
