@@ -1,0 +1,168 @@
+//! The run configuration: one TOML file, every key checked.
+//!
+//! `selfplay config --default` prints the embedded default ([`DEFAULT_TOML`]); a file given with
+//! `--config` is read over the defaults, so it only needs the keys it changes. Unknown keys and
+//! out-of-range values stop the run before any work, with the key named.
+
+use serde::{Deserialize, Serialize};
+
+use crate::warmstart::WarmStartConfig;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// One self-play round's sizes and the reward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundConfig {
+    /// Problems the proposer writes per round.
+    pub proposals: usize,
+    /// Solver attempts per problem.
+    pub attempts: usize,
+    /// Problems replayed from earlier rounds per round.
+    pub replay: usize,
+    /// Reference problems shown to the proposer (0 to this many).
+    pub references: usize,
+    /// Token budget of a problem.
+    pub max_problem_tokens: usize,
+    /// Sampling temperature of both players.
+    pub temperature: f64,
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the run in the archive.
+    pub name: String,
+    pub seed: u64,
+    pub round: RoundConfig,
+    pub reward: judge::RewardConfig,
+    pub frontier: curriculum::FrontierBand,
+    pub controller: curriculum::ControllerConfig,
+    pub replay: curriculum::ReplayConfig,
+    pub solver_ppo: policy::PpoConfig,
+    pub proposer_ppo: policy::PpoConfig,
+    pub solver_optim: policy::OptimConfig,
+    pub proposer_optim: policy::OptimConfig,
+    /// Checkpoint every this many rounds (and at the end).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept besides the warm start.
+    pub keep_checkpoints: usize,
+    /// Held-out evaluation every this many rounds.
+    pub eval_every: u64,
+    /// Held-out problems per depth, depths 1 to `eval_max_depth`.
+    pub eval_problems: usize,
+    pub eval_max_depth: u32,
+    /// Largest literal in held-out problems.
+    pub eval_max_literal: u32,
+    pub warm_start: WarmStartConfig,
+}
+
+impl RunConfig {
+    /// The embedded default.
+    pub fn default_config() -> RunConfig {
+        Self::from_toml(DEFAULT_TOML).expect("the embedded default configuration is valid")
+    }
+
+    /// Reads a configuration: the keys given replace the defaults'.
+    pub fn from_toml(text: &str) -> anyhow::Result<RunConfig> {
+        let mut base: toml::Value = toml::from_str(DEFAULT_TOML).expect("the embedded default is TOML");
+        let given: toml::Value = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
+        merge(&mut base, given, "")?;
+        let cfg: RunConfig = base.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let check = |key: &str, r: Result<(), String>| r.map_err(|e| anyhow::anyhow!("{key}: {e}"));
+        check("reward", self.reward.validate())?;
+        check("frontier", self.frontier.validate())?;
+        check("controller", self.controller.validate())?;
+        check("replay", self.replay.validate())?;
+        check("solver_optim", self.solver_optim.validate())?;
+        check("proposer_optim", self.proposer_optim.validate())?;
+        self.warm_start.solver.validate("warm_start.solver")?;
+        self.warm_start.proposer.validate("warm_start.proposer")?;
+        let r = &self.round;
+        for (key, v) in [("round.proposals", r.proposals), ("round.attempts", r.attempts), ("round.max_problem_tokens", r.max_problem_tokens)] {
+            if v == 0 {
+                anyhow::bail!("{key} must be positive");
+            }
+        }
+        if !(r.temperature > 0.0 && r.temperature.is_finite()) {
+            anyhow::bail!("round.temperature must be positive, got {}", r.temperature);
+        }
+        for (key, ppo) in [("solver_ppo", &self.solver_ppo), ("proposer_ppo", &self.proposer_ppo)] {
+            if ppo.epochs == 0 || !(ppo.clip > 0.0 && ppo.clip < 1.0) || ppo.kl_coef < 0.0 {
+                anyhow::bail!("{key}: epochs must be positive, clip in (0, 1), kl_coef non-negative");
+            }
+        }
+        if self.name.is_empty() || self.name.contains('\0') {
+            anyhow::bail!("name must be a non-empty string without NUL");
+        }
+        if self.checkpoint_every == 0 || self.eval_every == 0 {
+            anyhow::bail!("checkpoint_every and eval_every must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Lays `given` over `base`, table by table; a key `base` lacks is an error naming it.
+fn merge(base: &mut toml::Value, given: toml::Value, path: &str) -> anyhow::Result<()> {
+    match (base, given) {
+        (toml::Value::Table(b), toml::Value::Table(g)) => {
+            for (k, v) in g {
+                let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v, &key)?,
+                    None => anyhow::bail!("unknown key `{key}`"),
+                }
+            }
+            Ok(())
+        }
+        (slot, given) => {
+            *slot = given;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_valid_and_round_trips() {
+        let cfg = RunConfig::default_config();
+        assert_eq!(cfg.round.attempts, 8);
+        assert_eq!(cfg.frontier.low, 0.2);
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(RunConfig::from_toml(&text).unwrap(), cfg);
+    }
+
+    #[test]
+    fn a_file_changes_only_its_keys() {
+        let cfg = RunConfig::from_toml("seed = 7\n[round]\nproposals = 4\n").unwrap();
+        assert_eq!((cfg.seed, cfg.round.proposals, cfg.round.attempts), (7, 4, 8));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, want) in [
+            ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
+            ("bogus = 1\n", "unknown key `bogus`"),
+            ("[reward.padding]\nhard_floor = 2.0\n", "reward: padding.hard_floor must be"),
+            ("[round]\nattempts = 0\n", "round.attempts must be positive"),
+            ("[round]\nattempts = \"many\"\n", "invalid type"),
+            ("[frontier]\nlow = 0.9\nhigh = 0.1\n", "frontier: frontier band"),
+            ("[warm_start.solver]\nheads = 3\n", "warm_start.solver.d_model 128 must be a multiple of heads 3"),
+            ("seed = ", "string values must be quoted"),
+        ] {
+            let err = RunConfig::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+}
