@@ -27,6 +27,10 @@ pub enum Command {
     Gen(GenArgs),
     /// Browse, query, export and import an archive.
     Archive(Box<ArchiveArgs>),
+    /// Run self-play in a run directory: warm start if needed, then rounds; resumes where it stopped.
+    Run(RunArgs),
+    /// The run configuration.
+    Config(ConfigArgs),
     /// Warm start: train the solver on atomic problems and the proposer on well-formed ones.
     Pretrain(PretrainArgs),
     /// Solver accuracy on a benchmark file: greedy pass@1 and sampled pass@K, by depth.
@@ -34,6 +38,38 @@ pub enum Command {
     /// Speed of the policy: training steps and sampling.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration, read over the embedded default (`selfplay config --default`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The run directory: archive, checkpoints, metrics.
+    #[arg(long, value_name = "DIR", default_value = "runs/default")]
+    pub run_dir: PathBuf,
+    /// Stop after this many minutes (the round under way finishes).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Stop after this many rounds in this invocation.
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// Replaces the configuration's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the embedded default configuration.
+    #[arg(long)]
+    pub default: bool,
+    /// Check a configuration file and print it complete.
+    #[arg(long, value_name = "FILE", conflicts_with = "default")]
+    pub check: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

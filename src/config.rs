@@ -68,9 +68,11 @@ impl RunConfig {
     /// Reads a configuration: the keys given replace the defaults'.
     pub fn from_toml(text: &str) -> anyhow::Result<RunConfig> {
         let mut base: toml::Value = toml::from_str(DEFAULT_TOML).expect("the embedded default is TOML");
-        let given: toml::Value = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
+        let given: toml::Value =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
         merge(&mut base, given, "")?;
-        let cfg: RunConfig = base.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))?;
+        let cfg: RunConfig =
+            base.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -87,7 +89,11 @@ impl RunConfig {
         self.warm_start.solver.validate("warm_start.solver")?;
         self.warm_start.proposer.validate("warm_start.proposer")?;
         let r = &self.round;
-        for (key, v) in [("round.proposals", r.proposals), ("round.attempts", r.attempts), ("round.max_problem_tokens", r.max_problem_tokens)] {
+        for (key, v) in [
+            ("round.proposals", r.proposals),
+            ("round.attempts", r.attempts),
+            ("round.max_problem_tokens", r.max_problem_tokens),
+        ] {
             if v == 0 {
                 anyhow::bail!("{key} must be positive");
             }
@@ -158,7 +164,10 @@ mod tests {
             ("[round]\nattempts = 0\n", "round.attempts must be positive"),
             ("[round]\nattempts = \"many\"\n", "invalid type"),
             ("[frontier]\nlow = 0.9\nhigh = 0.1\n", "frontier: frontier band"),
-            ("[warm_start.solver]\nheads = 3\n", "warm_start.solver.d_model 128 must be a multiple of heads 3"),
+            (
+                "[warm_start.solver]\nheads = 3\n",
+                "warm_start.solver.d_model 128 must be a multiple of heads 3",
+            ),
             ("seed = ", "string values must be quoted"),
         ] {
             let err = RunConfig::from_toml(text).unwrap_err().to_string();

@@ -10,4 +10,6 @@ pub mod commands;
 pub mod config;
 pub mod evaluate;
 pub mod players;
+pub mod round;
+pub mod run;
 pub mod warmstart;

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod gen;
 pub mod judge;
 pub mod pretrain;
+pub mod run;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -21,6 +22,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Gen(args) => gen::run(&args, out),
         Command::Archive(args) => archive::run(*args, out),
         Command::Pretrain(args) => pretrain::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
+        Command::Config(args) => run::config(&args, out),
         Command::Eval(args) => eval::run(&args, out),
         Command::Bench(args) => bench::run(&args, out),
     }

@@ -1,0 +1,98 @@
+//! `selfplay run` and `selfplay config`.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::{ConfigArgs, RunArgs};
+use crate::config::{RunConfig, DEFAULT_TOML};
+use crate::round::RoundMetrics;
+use crate::run::{self, Budget};
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
+    match path {
+        None => Ok(RunConfig::default_config()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            RunConfig::from_toml(&text).with_context(|| format!("configuration {}", p.display()))
+        }
+    }
+}
+
+pub fn config(args: &ConfigArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    match &args.check {
+        Some(p) => write!(out, "{}", toml::to_string(&load_config(Some(p))?)?)?,
+        None => write!(out, "{DEFAULT_TOML}")?,
+    }
+    Ok(())
+}
+
+fn progress_line(m: &RoundMetrics) -> String {
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let held_out = m.held_out.as_ref().map_or(String::new(), |h| {
+        let accs: Vec<String> = h.iter().map(|(d, a)| format!("d{d} {a:.2}")).collect();
+        format!("  held-out {}", accs.join(" "))
+    });
+    format!(
+        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {:.2}  {:.1} problems/s{held_out}",
+        m.round,
+        m.valid_fraction,
+        m.padded_fraction,
+        fmt(m.median_solve_rate),
+        m.band_fraction,
+        m.mean_reward,
+        m.difficulty_level,
+        m.problems_per_s,
+    )
+}
+
+pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    let device = super::device(&args.device)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let run_dir = args.run_dir.clone();
+    let budget = Budget { minutes: args.minutes, rounds: args.rounds };
+    let summary = runtime.block_on(async {
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("stop requested: the round under way finishes, then a checkpoint is written");
+        });
+        let flag = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            run::run(&cfg, &run_dir, budget, &device, &flag, &mut |line| eprintln!("{line}"), &mut |m| {
+                eprintln!("{}", progress_line(m))
+            })
+        })
+        .await?
+    })?;
+    writeln!(
+        out,
+        "{} rounds {}..{} in {}{}",
+        if summary.resumed { "resumed; ran" } else { "ran" },
+        summary.first_round + 1,
+        summary.last_round,
+        args.run_dir.display(),
+        if summary.stopped_by_request { " (stopped on request)" } else { "" }
+    )?;
+    Ok(())
+}

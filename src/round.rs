@@ -1,0 +1,466 @@
+//! One round of self-play, as DESIGN §3 tells it:
+//!
+//! 1. the curriculum picks difficulty targets and reference problems;
+//! 2. the proposer samples candidate problems;
+//! 3. the judge parses, bounds, interprets and canonicalizes each, and finds repetitions;
+//! 4. the solver makes `attempts` tries at each valid problem and at replayed ones; each try is
+//!    verified exactly, giving a solve rate p̂ per problem;
+//! 5. the judge computes the proposer's reward, term by term;
+//! 6. every candidate, valid or not, goes to the archive in one flushed batch;
+//! 7. the solver is updated on the frontier problems and the replayed ones (group-relative
+//!    advantages over each problem's attempts, clipped policy gradient), the proposer on its
+//!    rewards; the curriculum takes in what it learnt.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use anyhow::Context;
+use curriculum::{DifficultyController, Replay, ReplayItem, SkillGraph};
+use policy::{group_advantages, ppo_loss, token_logprobs, Batch, SampleConfig, Trainable};
+use problem::{Domain, Limits, Special};
+use proposer::ProposerFormat;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use solver::SolverFormat;
+use store::{Archive, Attempt, ProblemRecord, Rewards};
+
+use crate::config::RunConfig;
+use crate::evaluate::{evaluate, Item};
+
+/// Seconds spent in each phase of a round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub propose: f64,
+    pub judge: f64,
+    pub solve: f64,
+    pub store: f64,
+    pub update: f64,
+    pub eval: f64,
+    pub total: f64,
+}
+
+/// What a round did: one line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundMetrics {
+    pub round: u64,
+    pub proposals: usize,
+    pub valid_fraction: f64,
+    /// Of valid problems: padded (canonical form shorter than the text).
+    pub padded_fraction: f64,
+    /// Of valid problems: canonical repeats within the round or of the archive.
+    pub duplicate_fraction: f64,
+    pub mean_surface_ops: Option<f64>,
+    pub mean_essential_ops: Option<f64>,
+    pub median_solve_rate: Option<f64>,
+    /// Of valid problems: solve rate inside the frontier band.
+    pub band_fraction: f64,
+    pub mean_reward: f64,
+    pub mean_frontier: Option<f64>,
+    pub proposer_output_tokens: f64,
+    pub solver_problems_trained: usize,
+    pub solver_loss: Option<f64>,
+    pub proposer_loss: Option<f64>,
+    pub skipped_updates: u64,
+    pub difficulty_level: f64,
+    pub replay_size: usize,
+    /// Held-out greedy accuracy by depth, on evaluation rounds.
+    pub held_out: Option<BTreeMap<u32, f64>>,
+    pub problems_per_s: f64,
+    pub timings: Timings,
+}
+
+/// The state of the curriculum, saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurriculumState {
+    pub controller: DifficultyController,
+    pub replay: Replay,
+    pub skills: Vec<(curriculum::Skill, curriculum::SkillStats, Vec<curriculum::Skill>)>,
+    pub rng: ChaCha8Rng,
+    /// Rounds completed.
+    pub round: u64,
+}
+
+/// Both players, the curriculum, and what a round needs to run.
+pub struct Lab {
+    pub cfg: RunConfig,
+    pub domain: &'static dyn Domain,
+    pub solver: Trainable,
+    pub proposer: Trainable,
+    pub solver_format: SolverFormat,
+    pub proposer_format: ProposerFormat,
+    pub controller: DifficultyController,
+    pub replay: Replay,
+    pub skills: SkillGraph,
+    pub rng: ChaCha8Rng,
+    /// Rounds completed.
+    pub round: u64,
+    /// Held-out problems (fixed seed) and their canonical hashes, never trained on.
+    pub held_out: Vec<Item>,
+    held_out_hashes: HashSet<u64>,
+    /// Canonical hashes in the archive.
+    known: HashSet<u64>,
+}
+
+/// Mastery threshold and evidence of the skill graph.
+const MASTERY: f64 = 0.8;
+const MIN_ATTEMPTS: u64 = 16;
+/// Seed offset of the held-out problems: apart from any training stream.
+const HELD_OUT_SEED: u64 = 0x00c0_ffee;
+
+impl Lab {
+    /// A lab over two trained players, the curriculum from `state` (or fresh).
+    pub fn new(
+        cfg: RunConfig,
+        domain: &'static dyn Domain,
+        solver: (Trainable, SolverFormat),
+        proposer: (Trainable, ProposerFormat),
+        state: Option<CurriculumState>,
+        archive: &Archive,
+    ) -> anyhow::Result<Lab> {
+        use rand::SeedableRng;
+        let state = state.unwrap_or_else(|| CurriculumState {
+            controller: DifficultyController::new(cfg.controller),
+            replay: Replay::new(cfg.replay),
+            skills: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            round: 0,
+        });
+        let mut held_out = Vec::new();
+        for depth in 1..=cfg.eval_max_depth {
+            held_out.extend(crate::warmstart::problems(
+                domain,
+                depth,
+                cfg.eval_max_literal,
+                cfg.eval_problems,
+                HELD_OUT_SEED + u64::from(depth),
+            )?);
+        }
+        let held_out_hashes = held_out
+            .iter()
+            .filter_map(|i| domain.analyze(&i.problem, &Limits::default()).ok().map(|a| a.hash))
+            .collect();
+        let mut known = HashSet::new();
+        for r in archive.scan(
+            &store::Filter { valid: Some(true), ..Default::default() },
+            store::Order::Ascending,
+            None,
+        ) {
+            if let Some(h) = r?.canonical_hash {
+                known.insert(h);
+            }
+        }
+        Ok(Lab {
+            skills: SkillGraph::restore(MASTERY, MIN_ATTEMPTS, &state.skills),
+            controller: state.controller,
+            replay: state.replay,
+            rng: state.rng,
+            round: state.round,
+            cfg,
+            domain,
+            solver: solver.0,
+            solver_format: solver.1,
+            proposer: proposer.0,
+            proposer_format: proposer.1,
+            held_out,
+            held_out_hashes,
+            known,
+        })
+    }
+
+    pub fn curriculum_state(&self) -> CurriculumState {
+        CurriculumState {
+            controller: self.controller.clone(),
+            replay: self.replay.clone(),
+            skills: self.skills.snapshot(),
+            rng: self.rng.clone(),
+            round: self.round,
+        }
+    }
+
+    /// Greedy held-out accuracy by depth.
+    pub fn held_out_accuracy(&self) -> anyhow::Result<BTreeMap<u32, f64>> {
+        use rand::SeedableRng;
+        let r = evaluate(
+            &self.solver.model,
+            &self.solver_format,
+            self.domain,
+            &self.held_out,
+            0,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )?;
+        Ok(r.by_depth.into_iter().map(|(d, s)| (d, s.accuracy)).collect())
+    }
+
+    /// Runs round `self.round + 1`, writing its problems to `archive`.
+    pub fn round(&mut self, archive: &Archive) -> anyhow::Result<RoundMetrics> {
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let round = self.round + 1;
+        let cfg = self.cfg.clone();
+        let n = cfg.round.proposals;
+        let k = cfg.round.attempts;
+        let sampling = SampleConfig { temperature: cfg.round.temperature, top_k: None, top_p: None };
+
+        // 1–2. Targets, references, proposals.
+        let t = Instant::now();
+        let targets = self.controller.targets(n, &mut self.rng);
+        let mut proposer_pairs = Vec::with_capacity(n);
+        let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
+        let mut requests = Vec::with_capacity(n);
+        let ctx = self.proposer.model.config().context;
+        for &depth in &targets {
+            let want = self.rng.random_range(0..=cfg.round.references);
+            let refs: Vec<&ReplayItem> = self.replay.items().choose_multiple(&mut self.rng, want).collect();
+            let texts: Vec<&str> = refs.iter().map(|r| r.problem.as_str()).collect();
+            let mut req = self.proposer_format.request(depth, &texts)?;
+            let mut ids: Vec<u64> = refs.iter().map(|r| r.id).collect();
+            if req.prompt.len() + req.max_new > ctx {
+                req = self.proposer_format.request(depth, &[])?;
+                ids.clear();
+            }
+            references.push(ids);
+            requests.push(req);
+        }
+        let proposals = policy::sample(&self.proposer.model, &requests, &sampling, &mut self.rng, true)?;
+        let texts: Vec<String> = proposals.iter().map(|s| self.proposer_format.parse(s).text).collect();
+        timings.propose = t.elapsed().as_secs_f64();
+
+        // 3. Judge.
+        let t = Instant::now();
+        let solver_ctx = self.solver.model.config().context;
+        let limits = Limits {
+            max_tokens: cfg
+                .round
+                .max_problem_tokens
+                .min(solver_ctx - 2 - self.solver_format.max_answer_tokens),
+            max_nesting: Limits::default().max_nesting,
+        };
+        let known = &self.known;
+        let candidates = judge::judge_batch(self.domain, &limits, &texts, &|h: u64| known.contains(&h));
+        timings.judge = t.elapsed().as_secs_f64();
+
+        // 4. Solve: fresh valid problems and replayed ones, `k` attempts each.
+        let t = Instant::now();
+        let replayed = self.replay.sample(cfg.round.replay, round, &mut self.rng);
+        let mut problems: Vec<(String, String)> = Vec::new(); // (text, answer)
+        let mut held_out_copy: Vec<bool> = Vec::new();
+        let mut fresh_index: Vec<Option<usize>> = vec![None; n];
+        for (i, c) in candidates.iter().enumerate() {
+            if let Ok(a) = &c.analysis {
+                fresh_index[i] = Some(problems.len());
+                problems.push((c.text.clone(), a.answer.clone()));
+                held_out_copy.push(self.held_out_hashes.contains(&a.hash));
+            }
+        }
+        let first_replayed = problems.len();
+        problems.extend(replayed.iter().map(|r| (r.problem.clone(), r.answer.clone())));
+        let mut solve_requests = Vec::with_capacity(problems.len() * k);
+        for (text, _) in &problems {
+            solve_requests.extend(self.solver_format.requests(text, k)?);
+        }
+        let attempts = policy::sample(&self.solver.model, &solve_requests, &sampling, &mut self.rng, true)?;
+        let mut verdicts: Vec<Vec<(Attempt, Vec<u32>)>> = vec![Vec::with_capacity(k); problems.len()];
+        for (j, s) in attempts.iter().enumerate() {
+            let p = j / k;
+            let output = self.solver_format.output_text(s);
+            let v = judge::verify(self.domain, &problems[p].1, &output);
+            verdicts[p].push((Attempt { output, answer: v.answer, correct: v.correct }, s.tokens.clone()));
+        }
+        let rate = |p: usize| verdicts[p].iter().filter(|(a, _)| a.correct).count() as f64 / k as f64;
+        timings.solve = t.elapsed().as_secs_f64();
+
+        // 5–6. Rewards and the archive.
+        let t = Instant::now();
+        let now = store::now_ms();
+        let proposer_version = format!("proposer@{}", self.proposer.optim.step_count());
+        let solver_version = format!("solver@{}", self.solver.optim.step_count());
+        let mut records = Vec::with_capacity(n);
+        let mut rewards = Vec::with_capacity(n);
+        for (i, c) in candidates.iter().enumerate() {
+            let mut r = ProblemRecord {
+                run: cfg.name.clone(),
+                round,
+                domain: self.domain.name().into(),
+                text: c.text.clone(),
+                difficulty_target: Some(targets[i]),
+                references: references[i].clone(),
+                proposer_version: Some(proposer_version.clone()),
+                created_ms: now,
+                ..Default::default()
+            };
+            let terms = match (&c.analysis, fresh_index[i]) {
+                (Ok(a), Some(p)) => {
+                    let p_hat = rate(p);
+                    r.valid = true;
+                    r.answer = Some(a.answer.clone());
+                    r.canonical = Some(a.canonical.clone());
+                    r.canonical_hash = Some(a.hash);
+                    r.surface_ops = Some(a.surface_ops);
+                    r.essential_ops = Some(a.essential_ops);
+                    r.depth = Some(a.depth);
+                    r.padding = Some(a.padding);
+                    r.repetition = Some(repetition_name(c.repetition).into());
+                    r.attempts = verdicts[p].iter().map(|(a, _)| a.clone()).collect();
+                    r.solve_rate = Some(p_hat);
+                    r.solver_version = Some(solver_version.clone());
+                    cfg.reward.reward(p_hat, a.padding, c.repetition, None)
+                }
+                (Err(e), _) => {
+                    r.reason = Some(e.kind.as_str().into());
+                    r.error = Some(e.to_string());
+                    cfg.reward.invalid_reward()
+                }
+                (Ok(_), None) => unreachable!("every valid candidate was attempted"),
+            };
+            rewards.push(terms.total as f32);
+            r.rewards = Some(Rewards {
+                frontier: terms.frontier,
+                padding_factor: terms.padding_factor,
+                repetition: terms.repetition,
+                interestingness: terms.interestingness,
+                interestingness_weight: terms.interestingness_weight,
+                invalid: terms.invalid,
+                total: terms.total,
+            });
+            records.push(r);
+        }
+        archive.append(&mut records).context("writing the round to the archive")?;
+        timings.store = t.elapsed().as_secs_f64();
+
+        // 7. Updates.
+        let t = Instant::now();
+        let skipped_before = self.solver.optim.skipped() + self.proposer.optim.skipped();
+        let mut solver_pairs = Vec::new();
+        let mut solver_rewards = Vec::new();
+        let mut trained = 0;
+        for p in 0..problems.len() {
+            let p_hat = rate(p);
+            let fresh = p < first_replayed;
+            let usable = if fresh {
+                cfg.frontier.contains(p_hat) && !held_out_copy[p]
+            } else {
+                p_hat > 0.0 && p_hat < 1.0
+            };
+            if !usable {
+                continue;
+            }
+            trained += 1;
+            let prompt = self.solver_format.prompt(&problems[p].0)?;
+            for (a, tokens) in &verdicts[p] {
+                solver_pairs.push((prompt.clone(), tokens.clone()));
+                solver_rewards.push(if a.correct { 1.0 } else { 0.0 });
+            }
+        }
+        let pad = self.solver_format.tokenizer().special(Special::Pad);
+        let solver_loss = if solver_pairs.is_empty() {
+            None
+        } else {
+            let adv = group_advantages(&solver_rewards, k, true);
+            Some(ppo_update(&mut self.solver, &solver_pairs, &adv, pad, &cfg.solver_ppo)?)
+        };
+        for (req, s) in requests.iter().zip(&proposals) {
+            proposer_pairs.push((req.prompt.clone(), s.tokens.clone()));
+        }
+        let proposer_adv = group_advantages(&rewards, rewards.len(), true);
+        let proposer_loss = if proposer_adv.iter().all(|a| *a == 0.0) {
+            None
+        } else {
+            Some(ppo_update(&mut self.proposer, &proposer_pairs, &proposer_adv, pad, &cfg.proposer_ppo)?)
+        };
+        timings.update = t.elapsed().as_secs_f64();
+
+        // The curriculum takes in the round.
+        let fresh_rates: Vec<f64> = (0..first_replayed).map(rate).collect();
+        self.controller.update(curriculum::median(&fresh_rates));
+        for (i, r) in records.iter().enumerate() {
+            let (Some(p), Some(h)) = (fresh_index[i], r.canonical_hash) else { continue };
+            self.known.insert(h);
+            let correct = verdicts[p].iter().filter(|(a, _)| a.correct).count() as u64;
+            if let Ok(expr) = problem::arith::parse(&r.text, &Limits::default()) {
+                self.skills.observe(&expr, k as u64, correct);
+            }
+            if !self.held_out_hashes.contains(&h) {
+                self.replay.insert(ReplayItem {
+                    id: r.id,
+                    problem: r.text.clone(),
+                    answer: r.answer.clone().unwrap_or_default(),
+                    solve_rate: rate(p),
+                    last_round: round,
+                });
+            }
+        }
+        for (j, item) in replayed.into_iter().enumerate() {
+            self.replay.insert(ReplayItem {
+                solve_rate: rate(first_replayed + j),
+                last_round: round,
+                ..item
+            });
+        }
+        self.round = round;
+
+        let t = Instant::now();
+        let held_out = if round % cfg.eval_every == 0 { Some(self.held_out_accuracy()?) } else { None };
+        timings.eval = t.elapsed().as_secs_f64();
+        timings.total = started.elapsed().as_secs_f64();
+
+        let valid: Vec<&ProblemRecord> = records.iter().filter(|r| r.valid).collect();
+        let nv = valid.len().max(1) as f64;
+        let mean = |f: &dyn Fn(&ProblemRecord) -> Option<f64>| -> Option<f64> {
+            let v: Vec<f64> = valid.iter().filter_map(|r| f(r)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Ok(RoundMetrics {
+            round,
+            proposals: n,
+            valid_fraction: valid.len() as f64 / n as f64,
+            padded_fraction: valid.iter().filter(|r| r.essential_ops < r.surface_ops).count() as f64 / nv,
+            duplicate_fraction: valid.iter().filter(|r| r.repetition.as_deref() != Some("fresh")).count()
+                as f64
+                / nv,
+            mean_surface_ops: mean(&|r| r.surface_ops.map(f64::from)),
+            mean_essential_ops: mean(&|r| r.essential_ops.map(f64::from)),
+            median_solve_rate: curriculum::median(&fresh_rates),
+            band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
+            mean_reward: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
+            mean_frontier: mean(&|r| r.rewards.as_ref().and_then(|w| w.frontier)),
+            proposer_output_tokens: proposals.iter().map(|s| s.tokens.len() as f64).sum::<f64>() / n as f64,
+            solver_problems_trained: trained,
+            solver_loss,
+            proposer_loss,
+            skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
+            difficulty_level: self.controller.level,
+            replay_size: self.replay.len(),
+            held_out,
+            problems_per_s: n as f64 / timings.total,
+            timings,
+        })
+    }
+}
+
+fn repetition_name(r: judge::Repetition) -> &'static str {
+    match r {
+        judge::Repetition::Fresh => "fresh",
+        judge::Repetition::Batch { .. } => "batch",
+        judge::Repetition::Archive => "archive",
+    }
+}
+
+/// The clipped policy-gradient update over `epochs` passes of one batch; returns the last loss.
+fn ppo_update(
+    t: &mut Trainable,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    advantages: &[f32],
+    pad: u32,
+    cfg: &policy::PpoConfig,
+) -> anyhow::Result<f64> {
+    let batch = Batch::new(&t.model, pairs, pad)?;
+    let old = token_logprobs(&t.model, &batch, None)?.detach();
+    let mut last = f64::NAN;
+    for _ in 0..cfg.epochs {
+        let (loss, _) = ppo_loss(&t.model, &batch, &old, advantages, None, cfg)?;
+        last = t.optim.backward_step(&loss)?.loss;
+    }
+    Ok(last)
+}

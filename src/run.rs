@@ -1,0 +1,212 @@
+//! The experiment daemon: rounds of self-play in a run directory, resumable.
+//!
+//! ```text
+//! RUN_DIR/
+//!   config.toml                 the configuration the run started with
+//!   archive/                    the sled archive of every problem
+//!   warmstart/                  the warm start (solver, proposer, report.json)
+//!   checkpoints/round-NNNNNN/   solver/, proposer/, curriculum.json; round-000000 is the warm
+//!                               start and is always kept
+//!   metrics.jsonl               one JSON object per round
+//! ```
+//!
+//! Started on a run directory with checkpoints, it resumes from the latest: models, optimizers,
+//! curriculum and RNG as they were. Rounds that ran after that checkpoint (a crash) are not
+//! redone under the same numbers: the counter goes on from the highest round in the archive.
+//! A stop request (SIGINT, SIGTERM) lets the current round finish, then checkpoints and returns.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::Device;
+use policy::Trainable;
+use problem::Domain;
+use store::Archive;
+
+use crate::config::RunConfig;
+use crate::players::{self, Player, PlayerMeta};
+use crate::round::{CurriculumState, Lab, RoundMetrics};
+
+/// How long to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub minutes: Option<f64>,
+    pub rounds: Option<u64>,
+}
+
+/// What a run did in this process.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub first_round: u64,
+    pub last_round: u64,
+    pub resumed: bool,
+    pub stopped_by_request: bool,
+}
+
+fn round_dir(run_dir: &Path, n: u64) -> PathBuf {
+    run_dir.join("checkpoints").join(format!("round-{n:06}"))
+}
+
+fn latest_round(run_dir: &Path) -> Option<u64> {
+    let cks = policy::Checkpoints { root: run_dir.join("checkpoints"), prefix: "round".into(), keep: 0 };
+    cks.latest()
+}
+
+/// Writes a round checkpoint atomically: both players and the curriculum into a temporary
+/// directory, renamed into place.
+fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
+    let root = run_dir.join("checkpoints");
+    let final_dir = round_dir(run_dir, lab.round);
+    if final_dir.exists() {
+        return Ok(());
+    }
+    let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.round, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let meta = |player, max_new| PlayerMeta {
+        player,
+        domain: lab.domain.name().into(),
+        difficulty_levels: players::DIFFICULTY_LEVELS,
+        max_new_tokens: max_new,
+    };
+    lab.solver
+        .save(&tmp.join("solver"), meta(Player::Solver, lab.solver_format.max_answer_tokens).to_value())?;
+    lab.proposer.save(
+        &tmp.join("proposer"),
+        meta(Player::Proposer, lab.proposer_format.max_problem_tokens).to_value(),
+    )?;
+    std::fs::write(tmp.join("curriculum.json"), serde_json::to_vec(&lab.curriculum_state())?)?;
+    std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
+    // Keep round-000000 and the latest `keep_checkpoints`.
+    let cks = policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) };
+    let rounds: Vec<u64> = cks.list().into_iter().filter(|&n| n != 0).collect();
+    if rounds.len() > cks.keep {
+        for old in &rounds[..rounds.len() - cks.keep] {
+            let _ = std::fs::remove_dir_all(cks.path(*old));
+        }
+    }
+    Ok(())
+}
+
+fn load_player(dir: &Path, player: Player, device: &Device) -> anyhow::Result<(Trainable, PlayerMeta)> {
+    let dir = players::checkpoint_dir(dir, player)?;
+    let (t, state) = Trainable::load(&dir, None, device)?;
+    let meta: PlayerMeta = serde_json::from_value(state.extra)
+        .with_context(|| format!("{} is not a player checkpoint", dir.display()))?;
+    Ok((t, meta))
+}
+
+/// Opens the lab at the latest checkpoint of `run_dir`, warm-starting first when there is none.
+fn open_lab(
+    cfg: &RunConfig,
+    domain: &'static dyn Domain,
+    run_dir: &Path,
+    archive: &Archive,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<(Lab, bool)> {
+    let (dir, resumed) = match latest_round(run_dir) {
+        Some(n) => (round_dir(run_dir, n), true),
+        None => {
+            let warm = run_dir.join("warmstart");
+            log(&format!("no checkpoint in {}: warm start", run_dir.display()));
+            crate::warmstart::run(&cfg.warm_start, domain, &warm, device, log)?;
+            (warm, false)
+        }
+    };
+    let (mut solver, solver_meta) = load_player(&dir, Player::Solver, device)?;
+    let (mut proposer, proposer_meta) = load_player(&dir, Player::Proposer, device)?;
+    let state: Option<CurriculumState> = if resumed {
+        let path = dir.join("curriculum.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is unreadable", path.display()))?)
+    } else {
+        // Self-play trains with its own optimizer settings, from the warm-start weights.
+        solver.optim = policy::AdamW::new(solver.model.named_vars(), cfg.solver_optim)?;
+        proposer.optim = policy::AdamW::new(proposer.model.named_vars(), cfg.proposer_optim)?;
+        None
+    };
+    let mut lab = Lab::new(
+        cfg.clone(),
+        domain,
+        (solver, players::solver_format(&solver_meta, domain)),
+        (proposer, players::proposer_format(&proposer_meta, domain)),
+        state,
+        archive,
+    )?;
+    // Never reuse a round number the archive already holds (rounds run after the last checkpoint).
+    let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
+    if let Some((_, max)) = archive.stats(&filter)?.rounds {
+        if max > lab.round {
+            log(&format!(
+                "the archive holds rounds up to {max}, past checkpoint {}: continuing from {max}",
+                lab.round
+            ));
+            lab.round = max;
+        }
+    }
+    if !resumed {
+        save_round(run_dir, &lab)?;
+    }
+    Ok((lab, resumed))
+}
+
+/// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
+pub fn run(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    budget: Budget,
+    device: &Device,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+    on_round: &mut dyn FnMut(&RoundMetrics),
+) -> anyhow::Result<RunSummary> {
+    cfg.validate()?;
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    let config_path = run_dir.join("config.toml");
+    if !config_path.exists() {
+        std::fs::write(&config_path, toml::to_string(cfg)?)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+    }
+    let archive = Archive::open(run_dir.join("archive"))?;
+    let domain: &'static dyn Domain = &problem::Arith;
+    let (mut lab, resumed) = open_lab(cfg, domain, run_dir, &archive, device, log)?;
+    let first_round = lab.round;
+    if resumed {
+        log(&format!("resumed {} at round {}", run_dir.display(), lab.round));
+    }
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+    let started = Instant::now();
+    let mut stopped_by_request = false;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            stopped_by_request = true;
+            break;
+        }
+        if budget.rounds.is_some_and(|r| lab.round - first_round >= r)
+            || budget.minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0)
+        {
+            break;
+        }
+        let m = lab.round(&archive)?;
+        let mut line = serde_json::to_vec(&m)?;
+        line.push(b'\n');
+        metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
+        on_round(&m);
+        if lab.round % cfg.checkpoint_every == 0 {
+            save_round(run_dir, &lab)?;
+        }
+    }
+    save_round(run_dir, &lab)?;
+    archive.flush()?;
+    Ok(RunSummary { first_round, last_round: lab.round, resumed, stopped_by_request })
+}

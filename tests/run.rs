@@ -1,0 +1,141 @@
+//! End-to-end tests of the experiment daemon: a real (tiny) run, resume, stop, bad config.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use store::{Archive, Filter, Order};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
+
+fn selfplay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selfplay")).args(args).output().expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = selfplay(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+        .collect()
+}
+
+#[test]
+fn a_run_writes_everything_and_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "3"]);
+    assert!(out.contains("ran rounds 1..3"), "{out}");
+    for p in [
+        "config.toml",
+        "archive",
+        "warmstart/report.json",
+        "checkpoints/round-000000/solver/state.json",
+        "checkpoints/round-000003/curriculum.json",
+    ] {
+        assert!(run.join(p).exists(), "{p}");
+    }
+    let m = metrics(&run);
+    assert_eq!(m.iter().map(|l| l["round"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    for key in ["propose", "judge", "solve", "store", "update"] {
+        assert!(m[0]["timings"][key].as_f64().is_some(), "timing {key}");
+    }
+    assert!(m[1]["held_out"]["1"].as_f64().is_some(), "held-out accuracy on evaluation rounds");
+
+    let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "2"]);
+    assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
+    assert_eq!(metrics(&run).len(), 5);
+    let archive = Archive::open_existing(run.join("archive")).unwrap();
+    let records: Vec<_> =
+        archive.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect();
+    assert_eq!(records.len(), 5 * 8, "every proposal archived, valid or not");
+    let rounds: Vec<u64> = records.iter().map(|r| r.round).collect();
+    assert!(rounds.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(rounds.last(), Some(&5));
+    assert!(records.iter().all(|r| r.run == "tiny" && r.rewards.is_some()));
+    assert!(records.iter().filter(|r| !r.valid).all(|r| r.reason.is_some() && r.error.is_some()));
+    drop(archive);
+
+    // Checkpoints: the warm start is kept, old rounds are pruned, any of them evaluates.
+    let cks: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cks.contains(&"round-000000".to_string()) && cks.contains(&"round-000005".to_string()),
+        "{cks:?}"
+    );
+    let bench = dir.path().join("b.jsonl");
+    std::fs::write(&bench, ok(&["gen", "--depth", "1", "--count", "5", "--max-literal", "9"])).unwrap();
+    for ck in ["round-000000", "round-000005"] {
+        let out = ok(&[
+            "eval",
+            "--checkpoint",
+            run.join("checkpoints").join(ck).to_str().unwrap(),
+            "--benchmark",
+            bench.to_str().unwrap(),
+            "--samples",
+            "0",
+            "--json",
+        ]);
+        assert!(out.contains("\"n\":5"), "{out}");
+    }
+}
+
+#[test]
+fn a_stop_request_finishes_the_round_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !run.join("metrics.jsonl").exists() || metrics(&run).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no round in two minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a stop request exits 0");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped on request"));
+    let last = metrics(&run).last().unwrap()["round"].as_u64().unwrap();
+    assert!(
+        run.join(format!("checkpoints/round-{last:06}/curriculum.json")).is_file(),
+        "checkpoint of round {last}"
+    );
+}
+
+#[test]
+fn configuration_errors_stop_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let run = dir.path().join("run");
+    for (text, want) in [
+        ("[round]\nattempts = 0\n", "round.attempts must be positive"),
+        ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
+        ("[reward]\nfrontier = \"middle\"\n", "unknown variant `middle`"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let out = selfplay(&["run", "--config", bad.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want) && err.contains("bad.toml"), "{err}");
+        assert!(!run.exists(), "nothing created");
+    }
+    let default = ok(&["config", "--default"]);
+    std::fs::write(&bad, &default).unwrap();
+    let checked = ok(&["config", "--check", bad.to_str().unwrap()]);
+    assert!(checked.contains("proposals = 32"), "{checked}");
+}
