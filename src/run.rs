@@ -79,6 +79,7 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
         meta(Player::Proposer, lab.proposer_format.max_problem_tokens).to_value(),
     )?;
     std::fs::write(tmp.join("curriculum.json"), serde_json::to_vec(&lab.curriculum_state())?)?;
+    std::fs::write(tmp.join("skills.dot"), lab.skills.to_dot())?;
     std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
     // Keep round-000000 and the latest `keep_checkpoints`.
     let cks = policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) };
@@ -154,6 +155,19 @@ fn open_lab(
     Ok((lab, resumed))
 }
 
+/// A process killed mid-write can leave a partial last line: cut it, so that every line stays a
+/// whole JSON object.
+fn drop_partial_line(path: &Path) -> anyhow::Result<()> {
+    let Ok(bytes) = std::fs::read(path) else { return Ok(()) };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep as u64).with_context(|| format!("repairing {}", path.display()))?;
+    Ok(())
+}
+
 /// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
 pub fn run(
     cfg: &RunConfig,
@@ -180,6 +194,7 @@ pub fn run(
         log(&format!("resumed {} at round {}", run_dir.display(), lab.round));
     }
     let metrics_path = run_dir.join("metrics.jsonl");
+    drop_partial_line(&metrics_path)?;
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
