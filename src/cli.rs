@@ -1,7 +1,7 @@
 //! Command-line arguments and dispatch.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -322,8 +322,11 @@ pub struct FilterArgs {
 
 /// Parses the command line, runs the command, and turns errors into a message and an exit code.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // `run` sets up its own logging once its configuration has been checked.
+    if !matches!(cli.command, Command::Run(_)) {
+        init_tracing(None, if matches!(cli.command, Command::Pretrain(_)) { "info" } else { "warn" });
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = commands::run(cli.command, &mut out).and_then(|()| out.flush().map_err(Into::into));
@@ -333,6 +336,8 @@ pub fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             drop(out);
+            // To the log file only (run); standard error gets the one line below.
+            tracing::error!(target: "logfile", "{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -348,7 +353,31 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logging: to standard error (`RUST_LOG` sets the filter; `info` for long-running commands,
+/// `warn` otherwise and under a progress bar) and, with `log_dir`, to daily rolling files there.
+/// The guard flushes the files on drop. Installs once per process; later calls do nothing.
+pub fn init_tracing(
+    log_dir: Option<&Path>,
+    stderr_default: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let stderr_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(stderr_default))
+        .add_directive("logfile=off".parse().expect("a valid directive"));
+    let stderr_layer =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(stderr_filter);
+    let (file_layer, guard) = match log_dir {
+        Some(dir) => {
+            let (writer, guard) =
+                tracing_appender::non_blocking(tracing_appender::rolling::daily(dir, "selfplay.log"));
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(EnvFilter::new("info"));
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init().ok().and(guard)
 }

@@ -49,6 +49,11 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         assert!(m[0]["timings"][key].as_f64().is_some(), "timing {key}");
     }
     assert!(m[1]["held_out"]["1"].as_f64().is_some(), "held-out accuracy on evaluation rounds");
+    let logs: String = std::fs::read_dir(run.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(logs.contains("round     3"), "rounds are logged to files: {logs}");
 
     let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "2"]);
     assert!(out.contains("resumed; ran rounds 4..5"), "{out}");

@@ -49,15 +49,33 @@ fn progress_line(m: &RoundMetrics) -> String {
 }
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let mut cfg = load_config(args.config.as_deref())?;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
     let device = super::device(&args.device)?;
+    let terminal = std::io::stderr().is_terminal();
+    let _log_guard =
+        crate::cli::init_tracing(Some(&args.run_dir.join("logs")), if terminal { "warn" } else { "info" });
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let run_dir = args.run_dir.clone();
     let budget = Budget { minutes: args.minutes, rounds: args.rounds };
+    // On a terminal, a progress bar; otherwise (and always in the log files) tracing lines.
+    let bar = terminal.then(|| {
+        let bar = match args.rounds {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {pos:>5} rounds {wide_msg}",
+            )
+            .expect("the template is valid"),
+        );
+        bar
+    });
     let summary = runtime.block_on(async {
         let flag = stop.clone();
         tokio::spawn(async move {
@@ -75,16 +93,34 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 _ = terminated => {}
             }
             flag.store(true, Ordering::SeqCst);
-            eprintln!("stop requested: the round under way finishes, then a checkpoint is written");
+            tracing::warn!("stop requested: the round under way finishes, then a checkpoint is written");
         });
         let flag = stop.clone();
+        let bar = bar.clone();
         tokio::task::spawn_blocking(move || {
-            run::run(&cfg, &run_dir, budget, &device, &flag, &mut |line| eprintln!("{line}"), &mut |m| {
-                eprintln!("{}", progress_line(m))
-            })
+            let mut log = |line: &str| match &bar {
+                Some(b) => {
+                    b.set_message(line.to_string());
+                    tracing::info!("{line}");
+                }
+                None => tracing::info!("{line}"),
+            };
+            let mut on_round = |m: &RoundMetrics| {
+                let line = progress_line(m);
+                tracing::info!(round = m.round, "{line}");
+                if let Some(b) = &bar {
+                    b.inc(1);
+                    b.set_message(line);
+                }
+            };
+            run::run(&cfg, &run_dir, budget, &device, &flag, &mut log, &mut on_round)
         })
         .await?
-    })?;
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = summary?;
     writeln!(
         out,
         "{} rounds {}..{} in {}{}",
