@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use curriculum::{DifficultyController, Replay, ReplayItem, SkillGraph};
-use policy::{group_advantages, ppo_loss, token_logprobs, Batch, SampleConfig, Trainable};
+use policy::{group_advantages, ppo_loss, token_logprobs, Batch, Gpt, SampleConfig, Trainable};
 use problem::{Domain, Limits, Special};
 use proposer::ProposerFormat;
 use rand::seq::IndexedRandom;
@@ -62,6 +62,9 @@ pub struct RoundMetrics {
     pub solver_problems_trained: usize,
     pub solver_loss: Option<f64>,
     pub proposer_loss: Option<f64>,
+    /// KL estimate to the frozen warm-start reference (when `kl_coef` > 0).
+    pub solver_kl: Option<f64>,
+    pub proposer_kl: Option<f64>,
     pub skipped_updates: u64,
     pub difficulty_level: f64,
     pub replay_size: usize,
@@ -101,6 +104,9 @@ pub struct Lab {
     held_out_hashes: HashSet<u64>,
     /// Canonical hashes in the archive.
     known: HashSet<u64>,
+    /// Frozen warm-start players, the references of the KL penalties (when their `kl_coef` > 0).
+    pub solver_reference: Option<Gpt>,
+    pub proposer_reference: Option<Gpt>,
 }
 
 /// Mastery threshold and evidence of the skill graph.
@@ -166,6 +172,8 @@ impl Lab {
             held_out,
             held_out_hashes,
             known,
+            solver_reference: None,
+            proposer_reference: None,
         })
     }
 
@@ -358,7 +366,14 @@ impl Lab {
             None
         } else {
             let adv = group_advantages(&solver_rewards, k, true);
-            Some(ppo_update(&mut self.solver, &solver_pairs, &adv, pad, &cfg.solver_ppo)?)
+            Some(ppo_update(
+                &mut self.solver,
+                self.solver_reference.as_ref(),
+                &solver_pairs,
+                &adv,
+                pad,
+                &cfg.solver_ppo,
+            )?)
         };
         for (req, s) in requests.iter().zip(&proposals) {
             proposer_pairs.push((req.prompt.clone(), s.tokens.clone()));
@@ -367,7 +382,14 @@ impl Lab {
         let proposer_loss = if proposer_adv.iter().all(|a| *a == 0.0) {
             None
         } else {
-            Some(ppo_update(&mut self.proposer, &proposer_pairs, &proposer_adv, pad, &cfg.proposer_ppo)?)
+            Some(ppo_update(
+                &mut self.proposer,
+                self.proposer_reference.as_ref(),
+                &proposer_pairs,
+                &proposer_adv,
+                pad,
+                &cfg.proposer_ppo,
+            )?)
         };
         timings.update = t.elapsed().as_secs_f64();
 
@@ -427,8 +449,10 @@ impl Lab {
             mean_frontier: mean(&|r| r.rewards.as_ref().and_then(|w| w.frontier)),
             proposer_output_tokens: proposals.iter().map(|s| s.tokens.len() as f64).sum::<f64>() / n as f64,
             solver_problems_trained: trained,
-            solver_loss,
-            proposer_loss,
+            solver_loss: solver_loss.map(|l| l.0),
+            proposer_loss: proposer_loss.map(|l| l.0),
+            solver_kl: solver_loss.map(|l| l.1),
+            proposer_kl: proposer_loss.map(|l| l.1),
             skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
             difficulty_level: self.controller.level,
             replay_size: self.replay.len(),
@@ -448,19 +472,22 @@ fn repetition_name(r: judge::Repetition) -> &'static str {
 }
 
 /// The clipped policy-gradient update over `epochs` passes of one batch; returns the last loss.
+/// Returns the last loss and the KL estimate to the reference (0 without one).
 fn ppo_update(
     t: &mut Trainable,
+    reference: Option<&Gpt>,
     pairs: &[(Vec<u32>, Vec<u32>)],
     advantages: &[f32],
     pad: u32,
     cfg: &policy::PpoConfig,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let batch = Batch::new(&t.model, pairs, pad)?;
     let old = token_logprobs(&t.model, &batch, None)?.detach();
-    let mut last = f64::NAN;
+    let (mut last, mut kl) = (f64::NAN, 0.0);
     for _ in 0..cfg.epochs {
-        let (loss, _) = ppo_loss(&t.model, &batch, &old, advantages, None, cfg)?;
+        let (loss, stats) = ppo_loss(&t.model, &batch, &old, advantages, reference, cfg)?;
         last = t.optim.backward_step(&loss)?.loss;
+        kl = stats.kl;
     }
-    Ok(last)
+    Ok((last, kl))
 }

@@ -138,6 +138,14 @@ fn open_lab(
         state,
         archive,
     )?;
+    // KL penalties hold each player near its warm start (round 0), whatever round this resumes.
+    let warm_dir = if resumed { round_dir(run_dir, 0) } else { dir.clone() };
+    if cfg.solver_ppo.kl_coef > 0.0 {
+        lab.solver_reference = Some(players::load(&warm_dir, Player::Solver, device)?.0);
+    }
+    if cfg.proposer_ppo.kl_coef > 0.0 {
+        lab.proposer_reference = Some(players::load(&warm_dir, Player::Proposer, device)?.0);
+    }
     // Never reuse a round number the archive already holds (rounds run after the last checkpoint).
     let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
     if let Some((_, max)) = archive.stats(&filter)?.rounds {

@@ -55,7 +55,15 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         .collect();
     assert!(logs.contains("round     3"), "rounds are logged to files: {logs}");
 
-    let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "2"]);
+    // Resumed with KL penalties: the references load from the warm start, round-000000.
+    let with_kl = dir.path().join("kl.toml");
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    std::fs::write(
+        &with_kl,
+        tiny.replace("[round]", "[solver_ppo]\nkl_coef = 0.1\n[proposer_ppo]\nkl_coef = 0.1\n[round]"),
+    )
+    .unwrap();
+    let out = ok(&["run", "--config", with_kl.to_str().unwrap(), "--run-dir", r, "--rounds", "2"]);
     assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
     assert_eq!(metrics(&run).len(), 5);
     let archive = Archive::open_existing(run.join("archive")).unwrap();
