@@ -1,27 +1,12 @@
 //! End-to-end tests of the commands that train, evaluate and time the models.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::{fails, ok};
 
 use serde_json::Value;
-
-fn selfplay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_selfplay")).args(args).output().expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = selfplay(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = selfplay(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
 
 /// A warm start small enough for a test: two tiny models, a few dozen steps.
 fn tiny_pretrain(out: &Path) -> Value {

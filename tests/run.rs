@@ -1,23 +1,16 @@
 //! End-to-end tests of the experiment daemon: a real (tiny) run, resume, stop, bad config.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ok, selfplay};
 use serde_json::Value;
 use store::{Archive, Filter, Order};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
-
-fn selfplay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_selfplay")).args(args).output().expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = selfplay(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn metrics(run: &Path) -> Vec<Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))

@@ -137,41 +137,28 @@ impl CustomOp3 for LayerNorm {
         _y: &Tensor,
         gy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = x.dim(D::Minus1)?;
-        let (shape, dev) = (x.shape(), x.device());
-        let flat = |t: &Tensor| t.flatten_all();
+        fn typed<T: Float + candle_core::WithDType>(
+            x: &Tensor,
+            w: &Tensor,
+            gy: &Tensor,
+            eps: f64,
+        ) -> Result<(Tensor, Tensor, Tensor)> {
+            let d = x.dim(D::Minus1)?;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
+            let (dx, dw, db) = ln_backward::<T>(&flat(x)?, &flat(w)?, &flat(gy)?, d, eps);
+            let dev = x.device();
+            Ok((
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(dw, w.shape(), dev)?,
+                Tensor::from_vec(db, w.shape(), dev)?,
+            ))
+        }
         let (dx, dw, db) = match x.dtype() {
-            DType::F32 => {
-                let (dx, dw, db) = ln_backward::<f32>(
-                    &flat(x)?.to_vec1()?,
-                    &flat(w)?.to_vec1()?,
-                    &flat(gy)?.to_vec1()?,
-                    d,
-                    self.eps,
-                );
-                (
-                    Tensor::from_vec(dx, shape, dev)?,
-                    Tensor::from_vec(dw, d, dev)?,
-                    Tensor::from_vec(db, d, dev)?,
-                )
-            }
-            DType::F64 => {
-                let (dx, dw, db) = ln_backward::<f64>(
-                    &flat(x)?.to_vec1()?,
-                    &flat(w)?.to_vec1()?,
-                    &flat(gy)?.to_vec1()?,
-                    d,
-                    self.eps,
-                );
-                (
-                    Tensor::from_vec(dx, shape, dev)?,
-                    Tensor::from_vec(dw, d, dev)?,
-                    Tensor::from_vec(db, d, dev)?,
-                )
-            }
+            DType::F32 => typed::<f32>(x, w, gy, self.eps)?,
+            DType::F64 => typed::<f64>(x, w, gy, self.eps)?,
             dt => candle_core::bail!("layer norm backward: unsupported dtype {dt:?}"),
         };
-        Ok((Some(dx), Some(dw.reshape(w.shape())?), Some(db.reshape(w.shape())?)))
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
@@ -226,19 +213,14 @@ impl CustomOp1 for Softmax {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
-        let d = y.dim(D::Minus1)?;
-        let gy = gy.contiguous()?;
+        fn typed<T: Float + candle_core::WithDType>(y: &Tensor, gy: &Tensor) -> Result<Tensor> {
+            let d = y.dim(D::Minus1)?;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
+            Tensor::from_vec(softmax_backward::<T>(&flat(y)?, &flat(gy)?, d), y.shape(), y.device())
+        }
         let dx = match y.dtype() {
-            DType::F32 => Tensor::from_vec(
-                softmax_backward::<f32>(&y.flatten_all()?.to_vec1()?, &gy.flatten_all()?.to_vec1()?, d),
-                y.shape(),
-                y.device(),
-            )?,
-            DType::F64 => Tensor::from_vec(
-                softmax_backward::<f64>(&y.flatten_all()?.to_vec1()?, &gy.flatten_all()?.to_vec1()?, d),
-                y.shape(),
-                y.device(),
-            )?,
+            DType::F32 => typed::<f32>(y, gy)?,
+            DType::F64 => typed::<f64>(y, gy)?,
             dt => candle_core::bail!("softmax backward: unsupported dtype {dt:?}"),
         };
         Ok(Some(dx))

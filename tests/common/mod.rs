@@ -1,0 +1,46 @@
+//! Running the `selfplay` binary from end-to-end tests.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `selfplay ARGS` with `stdin` as its standard input.
+pub fn selfplay_with(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn selfplay(args: &[&str]) -> Output {
+    selfplay_with(args, b"")
+}
+
+/// Standard output of a command that must succeed.
+pub fn ok_with(args: &[&str], stdin: &[u8]) -> String {
+    let out = selfplay_with(args, stdin);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn ok(args: &[&str]) -> String {
+    ok_with(args, b"")
+}
+
+/// Standard error of a command that must fail, without a panic.
+pub fn fails_with(args: &[&str], stdin: &[u8]) -> String {
+    let out = selfplay_with(args, stdin);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+pub fn fails(args: &[&str]) -> String {
+    fails_with(args, b"")
+}
