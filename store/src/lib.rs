@@ -40,6 +40,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const SCHEMA_VERSION: u32 = 1;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Attempts, 50 ms apart, to open an archive that looks locked.
+const LOCK_RETRIES: u32 = 20;
 /// sled's page cache: bounds the memory a scan of a large archive can take.
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -117,11 +119,22 @@ impl Archive {
         if path.exists() && !is_sled && (!create || !empty_dir()) {
             return Err(StoreError::NotArchive(path));
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| classify_open_error(&path, e))?;
+        // sled releases its file lock from a background thread once the last handle is dropped,
+        // so an archive closed a moment ago (by this process) can still look locked: retry
+        // briefly before reporting another holder.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(&path).cache_capacity(CACHE_BYTES).open() {
+                Ok(db) => break db,
+                Err(e) => match classify_open_error(&path, e) {
+                    StoreError::Locked(_) if tries < LOCK_RETRIES => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
         let sled_err = |source| StoreError::Sled { path: path.clone(), source };
         let meta = db.open_tree("meta").map_err(sled_err)?;
         let tree = db.open_tree("archive").map_err(sled_err)?;
