@@ -218,12 +218,27 @@ pub struct GenArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["db", "run_dir"])))]
 pub struct ArchiveArgs {
     /// The archive database directory.
     #[arg(long, value_name = "DIR")]
-    pub db: PathBuf,
+    pub db: Option<PathBuf>,
+    /// A run directory (its archive is DIR/archive).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ArchiveCommand,
+}
+
+impl ArchiveArgs {
+    /// The database directory these flags name.
+    pub fn db_path(&self) -> PathBuf {
+        match (&self.db, &self.run_dir) {
+            (Some(db), _) => db.clone(),
+            (None, Some(run)) => run.join("archive"),
+            (None, None) => unreachable!("clap requires one of --db and --run-dir"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +263,23 @@ pub enum ArchiveCommand {
     /// Show one problem with everything known about it.
     Show {
         id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Problems with the same canonical form as problem ID.
+    Equivalents {
+        id: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reference problems ID came from, and the problems it was a reference for, as trees.
+    Lineage {
+        id: u64,
+        /// Generations to follow each way.
+        #[arg(long, default_value_t = 3)]
+        depth: usize,
         #[arg(long)]
         json: bool,
     },

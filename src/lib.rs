@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod evaluate;
+pub mod lineage;
 pub mod players;
 pub mod round;
 pub mod run;

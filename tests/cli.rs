@@ -226,6 +226,41 @@ fn archive_commands_on_a_real_archive() {
     let human = ok(&["archive", "--db", db, "list", "--run", "demo", "--limit", "3"], b"");
     assert_eq!(human.lines().count(), 4, "header and three rows:\n{human}");
 
+    // Equivalents and lineage.
+    let eq = json_lines(&ok(&["archive", "--db", db, "equivalents", "2", "--json"], b""));
+    assert_eq!(eq.len(), 8);
+    assert!(eq.iter().all(|r| r["canonical"] == "3+4"));
+    assert!(ok(&["archive", "--db", db, "equivalents", "2"], b"").starts_with("canonical form 3+4"));
+    let err = fails(&["archive", "--db", db, "equivalents", "3"], b"");
+    assert!(err.contains("problem 3 is invalid"), "{err}");
+    let lineage: Value =
+        serde_json::from_str(&ok(&["archive", "--db", db, "lineage", "7", "--json"], b"")).unwrap();
+    let ids = |v: &Value| v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(ids(&lineage["ancestors"]), vec![1, 2]);
+    assert!(ids(&lineage["descendants"]).is_empty());
+    let lineage: Value =
+        serde_json::from_str(&ok(&["archive", "--db", db, "lineage", "1", "--json"], b"")).unwrap();
+    let want: Vec<u64> = all.iter().filter(|r| r.references.contains(&1)).map(|r| r.id).collect();
+    assert!(!want.is_empty());
+    assert_eq!(ids(&lineage["descendants"]), want);
+    let tree = ok(&["archive", "--db", db, "lineage", "7"], b"");
+    assert!(
+        tree.contains("references (ancestors):\n  ├─ 1  round 0") && tree.contains("└─ 2  round 0"),
+        "{tree}"
+    );
+    // A run directory names its archive.
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::rename(db, run_dir.join("archive")).unwrap();
+    let via_run = json_lines(&ok(
+        &["archive", "--run-dir", run_dir.to_str().unwrap(), "list", "--json", "--limit", "3"],
+        b"",
+    ));
+    assert_eq!(via_run.len(), 3);
+    std::fs::rename(run_dir.join("archive"), db).unwrap();
+    let err = fails(&["archive", "list"], b"");
+    assert!(err.contains("--db") && err.contains("--run-dir"), "{err}");
+
     let shown: Value =
         serde_json::from_str(&ok(&["archive", "--db", db, "show", "1", "--json"], b"")).unwrap();
     assert_eq!(shown, serde_json::to_value(&all[0]).unwrap());

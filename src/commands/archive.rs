@@ -44,10 +44,11 @@ impl FilterArgs {
 }
 
 pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let db = args.db_path();
     if let ArchiveCommand::Import { input, renumber } = &args.command {
         // The input first: a typo in its name must not leave an empty archive behind.
         let mut reader = super::open_input(Some(input))?;
-        let archive = Archive::open(&args.db)?;
+        let archive = Archive::open(&db)?;
         let report = store::import_jsonl(&archive, &mut reader, *renumber)
             .with_context(|| format!("importing {}", input.display()))?;
         writeln!(
@@ -63,7 +64,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
         return Ok(());
     }
-    let archive = Archive::open_existing(&args.db)?;
+    let archive = Archive::open_existing(&db)?;
     match args.command {
         ArchiveCommand::List { filter, limit, after, newest, json } => {
             let filter = filter.to_filter()?;
@@ -86,14 +87,45 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         ArchiveCommand::Show { id, json } => {
-            let r = archive
-                .get(id)?
-                .ok_or_else(|| anyhow!("no problem with id {id} in {}", args.db.display()))?;
+            let r = get(&archive, id)?;
             if json {
                 serde_json::to_writer(&mut *out, &r)?;
                 writeln!(out)?;
             } else {
                 write_record(&r, out)?;
+            }
+        }
+        ArchiveCommand::Equivalents { id, limit, json } => {
+            let r = get(&archive, id)?;
+            let Some(hash) = r.canonical_hash else {
+                anyhow::bail!("problem {id} is invalid: it has no canonical form");
+            };
+            let filter = Filter { hash: Some(hash), ..Filter::default() };
+            if !json {
+                writeln!(
+                    out,
+                    "canonical form {} ({})",
+                    r.canonical.as_deref().unwrap_or(""),
+                    store::hex_u64::format(hash)
+                )?;
+            }
+            for r in archive.scan(&filter, Order::Ascending, None).take(limit) {
+                let r = r?;
+                if json {
+                    serde_json::to_writer(&mut *out, &r)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(out, "{}", list_line(&r))?;
+                }
+            }
+        }
+        ArchiveCommand::Lineage { id, depth, json } => {
+            let lineage = crate::lineage::Lineage::of(&archive, id, depth)?;
+            if json {
+                serde_json::to_writer(&mut *out, &lineage.to_json())?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", lineage.render())?;
             }
         }
         ArchiveCommand::Stats { filter, json } => {
@@ -130,11 +162,16 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The record with this id, or an error naming the archive.
+fn get(archive: &Archive, id: u64) -> anyhow::Result<ProblemRecord> {
+    archive.get(id)?.ok_or_else(|| anyhow!("no problem with id {id} in {}", archive.path().display()))
+}
+
 fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
-fn list_line(r: &ProblemRecord) -> String {
+pub(crate) fn list_line(r: &ProblemRecord) -> String {
     let status =
         if r.valid { "valid".to_string() } else { r.reason.clone().unwrap_or_else(|| "invalid".into()) };
     let mut text: String = r.text.chars().take(60).collect();

@@ -1,0 +1,165 @@
+//! Lineage: where a problem came from and what came of it.
+//!
+//! The proposer is shown reference problems from the archive; each record keeps their ids. Those
+//! edges (reference → problem) form a DAG on petgraph. Ancestors are followed through each
+//! record's `references`; descendants by scanning for records that name a problem of the current
+//! generation, one streamed pass per generation, so memory holds only the generations found.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::anyhow;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+use store::{Archive, Filter, Order, ProblemRecord};
+
+/// The lineage of one problem, `depth` generations each way.
+pub struct Lineage {
+    pub root: u64,
+    graph: DiGraph<u64, ()>,
+    nodes: BTreeMap<u64, NodeIndex>,
+    records: BTreeMap<u64, ProblemRecord>,
+}
+
+impl Lineage {
+    pub fn of(archive: &Archive, id: u64, depth: usize) -> anyhow::Result<Lineage> {
+        let root = archive
+            .get(id)?
+            .ok_or_else(|| anyhow!("no problem with id {id} in {}", archive.path().display()))?;
+        let mut l =
+            Lineage { root: id, graph: DiGraph::new(), nodes: BTreeMap::new(), records: BTreeMap::new() };
+        l.add(root);
+        // Ancestors: follow references.
+        let mut generation = vec![id];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for child in generation {
+                for parent in l.records[&child].references.clone() {
+                    // A reference to a problem not in the archive (an import without it) is shown
+                    // by id alone.
+                    if let Some(r) = archive.get(parent)? {
+                        if !l.records.contains_key(&parent) {
+                            next.push(parent);
+                            l.add(r);
+                        }
+                    } else {
+                        l.node(parent);
+                    }
+                    l.edge(parent, child);
+                }
+            }
+            generation = next;
+        }
+        // Descendants: one pass per generation over problems that came after.
+        let mut generation: BTreeSet<u64> = [id].into();
+        for _ in 0..depth {
+            if generation.is_empty() {
+                break;
+            }
+            let first = *generation.iter().next().expect("not empty");
+            let mut next = BTreeSet::new();
+            for r in archive.scan(&Filter::default(), Order::Ascending, Some(first)) {
+                let r = r?;
+                let parents: Vec<u64> =
+                    r.references.iter().copied().filter(|p| generation.contains(p)).collect();
+                if parents.is_empty() {
+                    continue;
+                }
+                let child = r.id;
+                if !l.records.contains_key(&child) {
+                    next.insert(child);
+                    l.add(r);
+                }
+                for p in parents {
+                    l.edge(p, child);
+                }
+            }
+            generation = next;
+        }
+        Ok(l)
+    }
+
+    fn node(&mut self, id: u64) -> NodeIndex {
+        *self.nodes.entry(id).or_insert_with(|| self.graph.add_node(id))
+    }
+
+    fn add(&mut self, r: ProblemRecord) {
+        self.node(r.id);
+        self.records.insert(r.id, r);
+    }
+
+    fn edge(&mut self, parent: u64, child: u64) {
+        let (p, c) = (self.node(parent), self.node(child));
+        if self.graph.find_edge(p, c).is_none() {
+            self.graph.add_edge(p, c, ());
+        }
+    }
+
+    /// Ids one step from `id`: its references (`Incoming`) or the problems it was one for.
+    pub fn next(&self, id: u64, dir: Direction) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .nodes
+            .get(&id)
+            .map(|&n| self.graph.neighbors_directed(n, dir).map(|m| self.graph[m]).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn label(&self, id: u64) -> String {
+        match self.records.get(&id) {
+            Some(r) => {
+                let p = r.solve_rate.map_or("-".to_string(), |p| format!("{p:.2}"));
+                format!("{id}  round {}  p {p}  {}", r.round, r.text.escape_debug())
+            }
+            None => format!("{id}  (not in this archive)"),
+        }
+    }
+
+    fn tree(&self, id: u64, dir: Direction, prefix: &str, seen: &mut BTreeSet<u64>, out: &mut String) {
+        let next = self.next(id, dir);
+        for (i, n) in next.iter().enumerate() {
+            let last = i + 1 == next.len();
+            out.push_str(&format!("{prefix}{}{}\n", if last { "└─ " } else { "├─ " }, self.label(*n)));
+            if seen.insert(*n) {
+                let deeper = format!("{prefix}{}", if last { "   " } else { "│  " });
+                self.tree(*n, dir, &deeper, seen, out);
+            }
+        }
+    }
+
+    /// Both trees as text.
+    pub fn render(&self) -> String {
+        let mut out = format!("{}\n", self.label(self.root));
+        out.push_str("references (ancestors):\n");
+        self.tree(self.root, Direction::Incoming, "  ", &mut BTreeSet::new(), &mut out);
+        out.push_str("referenced by (descendants):\n");
+        self.tree(self.root, Direction::Outgoing, "  ", &mut BTreeSet::new(), &mut out);
+        out
+    }
+
+    /// `{"id", "ancestors": [{id, round, text, references}], "descendants": [...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let side = |dir: Direction| {
+            let mut seen = BTreeSet::new();
+            let mut queue = vec![self.root];
+            while let Some(id) = queue.pop() {
+                for n in self.next(id, dir) {
+                    if seen.insert(n) {
+                        queue.push(n);
+                    }
+                }
+            }
+            seen.into_iter()
+                .map(|id| match self.records.get(&id) {
+                    Some(r) => serde_json::json!({"id": id, "round": r.round, "text": r.text, "references": r.references}),
+                    None => serde_json::json!({"id": id, "missing": true}),
+                })
+                .collect::<Vec<_>>()
+        };
+        serde_json::json!({
+            "id": self.root,
+            "ancestors": side(Direction::Incoming),
+            "descendants": side(Direction::Outgoing),
+        })
+    }
+}
