@@ -242,7 +242,7 @@ impl Lab {
             max_tokens: cfg
                 .round
                 .max_problem_tokens
-                .min(solver_ctx - 2 - self.solver_format.max_answer_tokens),
+                .min(solver_ctx.saturating_sub(2 + self.solver_format.max_answer_tokens).max(1)),
             max_nesting: Limits::default().max_nesting,
         };
         let known = &self.known;

@@ -95,6 +95,9 @@ impl PlayerTraining {
         if self.min_depth > self.max_depth {
             bail!("{name}.min_depth must not exceed {name}.max_depth");
         }
+        if self.max_new_tokens + 3 > self.context {
+            bail!("{name}.context must leave room for a prompt and {name}.max_new_tokens");
+        }
         if self.max_literal > problem::arith::MAX_LITERAL {
             bail!("{name}.max_literal must be at most {}", problem::arith::MAX_LITERAL);
         }
