@@ -397,8 +397,10 @@ pub fn init_tracing(
     let stderr_filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(stderr_default))
         .add_directive("logfile=off".parse().expect("a valid directive"));
-    let stderr_layer =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(stderr_filter);
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_filter(stderr_filter);
     let (file_layer, guard) = match log_dir {
         Some(dir) => {
             let (writer, guard) =
