@@ -287,6 +287,9 @@ pub enum ArchiveCommand {
     Stats {
         #[command(flatten)]
         filter: FilterArgs,
+        /// Also per window of this many rounds (JSON: a `windows` list).
+        #[arg(long, value_name = "ROUNDS")]
+        window: Option<u64>,
         #[arg(long)]
         json: bool,
     },

@@ -279,6 +279,15 @@ fn archive_commands_on_a_real_archive() {
         serde_json::from_str(&ok(&["archive", "--db", db, "stats", "--json", "--rounds", "3"], b"")).unwrap();
     assert_eq!(stats["total"], 6);
     assert!(ok(&["archive", "--db", db, "stats"], b"").contains("problems   24 (16 valid, 8 invalid)"));
+    let windows: Value =
+        serde_json::from_str(&ok(&["archive", "--db", db, "stats", "--json", "--window", "3"], b"")).unwrap();
+    assert_eq!(windows["total"], 24);
+    let w = windows["windows"].as_array().unwrap();
+    assert_eq!((w.len(), w[0]["total"].as_u64(), w[1]["total"].as_u64()), (2, Some(18), Some(6)));
+    assert_eq!(w[1]["window"], serde_json::json!([3, 5]));
+    assert!(ok(&["archive", "--db", db, "stats", "--window", "2"], b"").contains("by rounds"));
+    assert!(fails(&["archive", "--db", db, "stats", "--window", "0"], b"")
+        .contains("--window must be at least 1"));
 
     let jsonl = ok(&["archive", "--db", db, "export", "--format", "jsonl"], b"");
     assert_eq!(jsonl.lines().count(), 24);

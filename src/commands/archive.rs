@@ -128,13 +128,33 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 write!(out, "{}", lineage.render())?;
             }
         }
-        ArchiveCommand::Stats { filter, json } => {
-            let stats = archive.stats(&filter.to_filter()?)?;
+        ArchiveCommand::Stats { filter, window, json } => {
+            if window == Some(0) {
+                anyhow::bail!("--window must be at least 1 round");
+            }
+            let filter = filter.to_filter()?;
+            let stats = archive.stats(&filter)?;
+            let windows = window.map(|w| archive.stats_by_window(&filter, w)).transpose()?;
             if json {
-                serde_json::to_writer(&mut *out, &stats)?;
+                let mut v = serde_json::to_value(&stats)?;
+                if let Some(windows) = &windows {
+                    v["windows"] = windows
+                        .iter()
+                        .map(|((lo, hi), s)| {
+                            let mut w = serde_json::to_value(s)?;
+                            w["window"] = serde_json::json!([lo, hi]);
+                            Ok(w)
+                        })
+                        .collect::<serde_json::Result<Vec<_>>>()?
+                        .into();
+                }
+                serde_json::to_writer(&mut *out, &v)?;
                 writeln!(out)?;
             } else {
                 write_stats(&stats, out)?;
+                if let Some(windows) = &windows {
+                    write_windows(windows, out)?;
+                }
             }
         }
         ArchiveCommand::Export { format, filter, out: path } => {
@@ -257,6 +277,31 @@ fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<()> {
         opt(&r.solver_version)
     )?;
     writeln!(out, "  created         {} ms, updated {} ms (Unix time)", r.created_ms, r.updated_ms)
+}
+
+fn write_windows(windows: &[((u64, u64), Stats)], out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "by rounds {:>15} {:>8} {:>6} {:>8} {:>7} {:>6}",
+        "", "problems", "valid", "mean p", "padded", "depth"
+    )?;
+    for ((lo, hi), s) in windows {
+        let depth_sum: u64 = s.depth.iter().map(|(d, n)| u64::from(*d) * n).sum();
+        let depth_n: u64 = s.depth.values().sum();
+        let mean_depth = (depth_n > 0).then(|| depth_sum as f64 / depth_n as f64);
+        writeln!(
+            out,
+            "  {:>12}..{:<12} {:>8} {:>6.3} {:>8} {:>7.3} {:>6}",
+            lo,
+            hi,
+            s.total,
+            s.valid as f64 / s.total.max(1) as f64,
+            fmt_opt(s.mean_solve_rate, 3),
+            s.padded as f64 / s.valid.max(1) as f64,
+            fmt_opt(mean_depth, 2)
+        )?;
+    }
+    Ok(())
 }
 
 fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {

@@ -277,6 +277,11 @@ impl Archive {
         stats::compute(self, filter)
     }
 
+    /// [`Archive::stats`] for each window of `window` rounds, as `((first, last round), stats)`.
+    pub fn stats_by_window(&self, filter: &Filter, window: u64) -> Result<Vec<((u64, u64), Stats)>> {
+        stats::by_window(self, filter, window)
+    }
+
     /// Total size of the database on disk, in bytes.
     pub fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(|e| self.sled_err(e))

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{index, Archive, Filter, Order, Result, StoreError, HASH};
+use crate::{index, Archive, Filter, Order, ProblemRecord, Result, StoreError, HASH};
 
 /// Counts in equal-width bins over `[0, 1]`; the last bin includes 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,27 +55,42 @@ pub struct Stats {
     pub canonical_duplicates: Option<u64>,
 }
 
-pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
-    let mut s = Stats {
-        total: 0,
-        valid: 0,
-        invalid: 0,
-        invalid_reasons: BTreeMap::new(),
-        runs: BTreeMap::new(),
-        rounds: None,
-        attempted: 0,
-        mean_solve_rate: None,
-        solve_rate: Histogram::unit(10),
-        padded: 0,
-        mean_padding: None,
-        padding: Histogram::unit(10),
-        depth: BTreeMap::new(),
-        distinct_canonical: None,
-        canonical_duplicates: None,
-    };
-    let (mut solve_sum, mut padding_sum, mut with_padding) = (0.0, 0.0, 0u64);
-    for r in archive.scan(filter, Order::Ascending, None) {
-        let r = r?;
+/// Stats built up one record at a time.
+struct Builder {
+    s: Stats,
+    solve_sum: f64,
+    padding_sum: f64,
+    with_padding: u64,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            s: Stats {
+                total: 0,
+                valid: 0,
+                invalid: 0,
+                invalid_reasons: BTreeMap::new(),
+                runs: BTreeMap::new(),
+                rounds: None,
+                attempted: 0,
+                mean_solve_rate: None,
+                solve_rate: Histogram::unit(10),
+                padded: 0,
+                mean_padding: None,
+                padding: Histogram::unit(10),
+                depth: BTreeMap::new(),
+                distinct_canonical: None,
+                canonical_duplicates: None,
+            },
+            solve_sum: 0.0,
+            padding_sum: 0.0,
+            with_padding: 0,
+        }
+    }
+
+    fn add(&mut self, r: &ProblemRecord) {
+        let s = &mut self.s;
         s.total += 1;
         match s.runs.get_mut(&r.run) {
             Some(n) => *n += 1,
@@ -89,18 +104,24 @@ pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
         });
         if !r.valid {
             s.invalid += 1;
-            *s.invalid_reasons.entry(r.reason.unwrap_or_else(|| "unknown".into())).or_default() += 1;
-            continue;
+            let reason = r.reason.as_deref().unwrap_or("unknown");
+            match s.invalid_reasons.get_mut(reason) {
+                Some(n) => *n += 1,
+                None => {
+                    s.invalid_reasons.insert(reason.to_string(), 1);
+                }
+            }
+            return;
         }
         s.valid += 1;
         if let Some(p) = r.solve_rate {
             s.attempted += 1;
-            solve_sum += p;
+            self.solve_sum += p;
             s.solve_rate.add(p);
         }
         if let Some(p) = r.padding {
-            with_padding += 1;
-            padding_sum += p;
+            self.with_padding += 1;
+            self.padding_sum += p;
             s.padding.add(p);
         }
         if r.essential_ops < r.surface_ops {
@@ -110,14 +131,38 @@ pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
             *s.depth.entry(d).or_default() += 1;
         }
     }
-    s.mean_solve_rate = (s.attempted > 0).then(|| solve_sum / s.attempted as f64);
-    s.mean_padding = (with_padding > 0).then(|| padding_sum / with_padding as f64);
+
+    fn finish(mut self) -> Stats {
+        self.s.mean_solve_rate = (self.s.attempted > 0).then(|| self.solve_sum / self.s.attempted as f64);
+        self.s.mean_padding = (self.with_padding > 0).then(|| self.padding_sum / self.with_padding as f64);
+        self.s
+    }
+}
+
+pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
+    let mut b = Builder::new();
+    for r in archive.scan(filter, Order::Ascending, None) {
+        b.add(&r?);
+    }
+    let mut s = b.finish();
     if filter.is_empty() {
         let (distinct, dups) = canonical_counts(archive)?;
         s.distinct_canonical = Some(distinct);
         s.canonical_duplicates = Some(dups);
     }
     Ok(s)
+}
+
+/// The stats of each window of `window` rounds (rounds `k·window ..= k·window + window − 1`),
+/// in round order, in one streamed pass; memory holds one summary per window.
+pub(crate) fn by_window(archive: &Archive, filter: &Filter, window: u64) -> Result<Vec<((u64, u64), Stats)>> {
+    let window = window.max(1);
+    let mut windows: BTreeMap<u64, Builder> = BTreeMap::new();
+    for r in archive.scan(filter, Order::Ascending, None) {
+        let r = r?;
+        windows.entry(r.round / window).or_insert_with(Builder::new).add(&r);
+    }
+    Ok(windows.into_iter().map(|(k, b)| ((k * window, k * window + window - 1), b.finish())).collect())
 }
 
 /// Distinct canonical hashes and repeats of them, one hash bucket at a time: memory holds the

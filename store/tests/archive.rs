@@ -145,6 +145,12 @@ fn stats_count_what_is_there() {
     let mean = all.iter().filter_map(|r| r.solve_rate).sum::<f64>() / s.attempted as f64;
     assert!((s.mean_solve_rate.unwrap() - mean).abs() < 1e-12);
 
+    let windows = a.stats_by_window(&Filter::default(), 4).unwrap();
+    assert_eq!(windows.iter().map(|w| w.0).collect::<Vec<_>>(), vec![(0, 3), (4, 7), (8, 11)]);
+    assert_eq!(windows.iter().map(|w| w.1.total).sum::<u64>(), 300);
+    assert_eq!(windows[2].1.total, 60, "rounds 8 and 9");
+    assert_eq!(windows.iter().map(|w| w.1.valid).sum::<u64>(), s.valid);
+
     let f = Filter { run: Some("alpha".into()), valid: Some(true), ..Default::default() };
     let s = a.stats(&f).unwrap();
     assert_eq!(s.total, expected(&all, &f).len() as u64);
