@@ -76,15 +76,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     "id", "run", "round", "status", "p", "pad", "depth"
                 )?;
             }
-            for r in archive.scan(&filter, order, after).take(limit) {
-                let r = r?;
-                if json {
-                    serde_json::to_writer(&mut *out, &r)?;
-                    writeln!(out)?;
-                } else {
-                    writeln!(out, "{}", list_line(&r))?;
-                }
-            }
+            write_page(archive.scan(&filter, order, after).take(limit), json, out)?;
         }
         ArchiveCommand::Show { id, json } => {
             let r = get(&archive, id)?;
@@ -109,15 +101,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     store::hex_u64::format(hash)
                 )?;
             }
-            for r in archive.scan(&filter, Order::Ascending, None).take(limit) {
-                let r = r?;
-                if json {
-                    serde_json::to_writer(&mut *out, &r)?;
-                    writeln!(out)?;
-                } else {
-                    writeln!(out, "{}", list_line(&r))?;
-                }
-            }
+            write_page(archive.scan(&filter, Order::Ascending, None).take(limit), json, out)?;
         }
         ArchiveCommand::Lineage { id, depth, json } => {
             let lineage = crate::lineage::Lineage::of(&archive, id, depth)?;
@@ -178,6 +162,24 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         ArchiveCommand::Import { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+/// Records one per line: JSON, or the list table's rows.
+fn write_page(
+    records: impl Iterator<Item = store::Result<ProblemRecord>>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    for r in records {
+        let r = r?;
+        if json {
+            serde_json::to_writer(&mut *out, &r)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", list_line(&r))?;
+        }
     }
     Ok(())
 }
