@@ -193,7 +193,7 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
-pub(crate) fn list_line(r: &ProblemRecord) -> String {
+fn list_line(r: &ProblemRecord) -> String {
     let status =
         if r.valid { "valid".to_string() } else { r.reason.clone().unwrap_or_else(|| "invalid".into()) };
     let mut text: String = r.text.chars().take(60).collect();
