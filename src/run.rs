@@ -82,13 +82,7 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
     std::fs::write(tmp.join("skills.dot"), lab.skills.to_dot())?;
     std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
     // Keep round-000000 and the latest `keep_checkpoints`.
-    let cks = policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) };
-    let rounds: Vec<u64> = cks.list().into_iter().filter(|&n| n != 0).collect();
-    if rounds.len() > cks.keep {
-        for old in &rounds[..rounds.len() - cks.keep] {
-            let _ = std::fs::remove_dir_all(cks.path(*old));
-        }
-    }
+    policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) }.prune(&[0]);
     Ok(())
 }
 

@@ -206,7 +206,7 @@ impl Checkpoints {
         self.list().last().copied()
     }
 
-    /// Saves checkpoint `n`, then removes the oldest beyond `keep`, never those in `pinned`.
+    /// Saves checkpoint `n`, then [`Checkpoints::prune`]s.
     pub fn save(
         &self,
         n: u64,
@@ -216,14 +216,18 @@ impl Checkpoints {
     ) -> Result<PathBuf, CheckpointError> {
         let path = self.path(n);
         t.save(&path, extra)?;
-        let all = self.list();
-        let removable: Vec<u64> = all.iter().copied().filter(|n| !pinned.contains(n)).collect();
+        self.prune(pinned);
+        Ok(path)
+    }
+
+    /// Removes the oldest checkpoints beyond the last `keep`, never those in `pinned`.
+    pub fn prune(&self, pinned: &[u64]) {
+        let removable: Vec<u64> = self.list().into_iter().filter(|n| !pinned.contains(n)).collect();
         if removable.len() > self.keep {
             for old in &removable[..removable.len() - self.keep] {
                 let _ = std::fs::remove_dir_all(self.path(*old));
             }
         }
-        Ok(path)
     }
 }
 

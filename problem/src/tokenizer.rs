@@ -142,6 +142,14 @@ impl Tokenizer {
         id.checked_sub(self.first_char_id()).and_then(|i| self.chars.get(i as usize)).copied()
     }
 
+    /// The ids before the first `stop` token, and whether there was one.
+    pub fn until<'a>(&self, ids: &'a [u32], stop: Special) -> (&'a [u32], bool) {
+        match ids.iter().position(|&t| t == stop.id()) {
+            Some(end) => (&ids[..end], true),
+            None => (ids, false),
+        }
+    }
+
     /// Any ids as readable text, specials as `<bos>`, `<d3>` and unknown ids as `<?17>`: for logs.
     pub fn render(&self, ids: &[u32]) -> String {
         let mut out = String::new();
@@ -209,6 +217,8 @@ mod tests {
         assert!(matches!(t.decode(&[12, bos]), Err(TokenizeError::SpecialInText { pos: 1, .. })));
         assert!(matches!(t.decode(&[999]), Err(TokenizeError::UnknownId { id: 999, .. })));
         assert_eq!(t.render(&[bos, 5, 13, 999, 2]), "<bos><d1>1<?999><eos>");
+        assert_eq!(t.until(&[13, 2, 14], Special::Eos), (&[13][..], true));
+        assert_eq!(t.until(&[13, 14], Special::Eos), (&[13, 14][..], false));
     }
 
     proptest! {

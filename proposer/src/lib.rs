@@ -76,10 +76,8 @@ impl ProposerFormat {
 
     /// The proposal as text: everything before `<eos>`, stray special tokens written out.
     pub fn parse(&self, sampled: &Sampled) -> Proposal {
-        let eos = self.tokenizer.special(Special::Eos);
-        let end = sampled.tokens.iter().position(|&t| t == eos);
-        let body = &sampled.tokens[..end.unwrap_or(sampled.tokens.len())];
-        Proposal { text: self.tokenizer.render(body), complete: end.is_some() }
+        let (body, complete) = self.tokenizer.until(&sampled.tokens, Special::Eos);
+        Proposal { text: self.tokenizer.render(body), complete }
     }
 }
 

@@ -58,9 +58,7 @@ impl SolverFormat {
     /// The solver's output as text: everything before `<eos>`, other special tokens written out
     /// (`<sep>`), so that they make the answer wrong rather than vanish.
     pub fn output_text(&self, sampled: &Sampled) -> String {
-        let eos = self.tokenizer.special(Special::Eos);
-        let end = sampled.tokens.iter().position(|&t| t == eos).unwrap_or(sampled.tokens.len());
-        self.tokenizer.render(&sampled.tokens[..end])
+        self.tokenizer.render(self.tokenizer.until(&sampled.tokens, Special::Eos).0)
     }
 }
 
