@@ -147,16 +147,7 @@ impl Lab {
             .iter()
             .filter_map(|i| domain.analyze(&i.problem, &Limits::default()).ok().map(|a| a.hash))
             .collect();
-        let mut known = HashSet::new();
-        for r in archive.scan(
-            &store::Filter { valid: Some(true), ..Default::default() },
-            store::Order::Ascending,
-            None,
-        ) {
-            if let Some(h) = r?.canonical_hash {
-                known.insert(h);
-            }
-        }
+        let known = archive.canonical_hashes()?;
         Ok(Lab {
             skills: SkillGraph::restore(MASTERY, MIN_ATTEMPTS, &state.skills),
             controller: state.controller,

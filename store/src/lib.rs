@@ -265,6 +265,14 @@ impl Archive {
         self.scan(&filter, Order::Ascending, None).next().transpose().map(|r| r.is_some())
     }
 
+    /// Every distinct canonical hash in the archive, read from the hash index (for a judge that
+    /// checks repetition against the archive in memory).
+    pub fn canonical_hashes(&self) -> Result<std::collections::HashSet<u64>> {
+        let mut all = std::collections::HashSet::new();
+        stats::for_each_hash_bucket(self, &mut |hashes| all.extend(hashes))?;
+        Ok(all)
+    }
+
     /// Records matching `filter`, streamed in id order (see [`Scan`]), after the id `after` in
     /// that order when given.
     pub fn scan(&self, filter: &Filter, order: Order, after: Option<u64>) -> Scan<'_> {

@@ -165,9 +165,26 @@ pub(crate) fn by_window(archive: &Archive, filter: &Filter, window: u64) -> Resu
     Ok(windows.into_iter().map(|(k, b)| ((k * window, k * window + window - 1), b.finish())).collect())
 }
 
-/// Distinct canonical hashes and repeats of them, one hash bucket at a time: memory holds the
-/// hashes of one bucket (a sixteenth of the archive's, 8 bytes each), never the records.
+/// Distinct canonical hashes and repeats of them, one hash bucket at a time.
 fn canonical_counts(archive: &Archive) -> Result<(u64, u64)> {
+    let (mut distinct, mut dups) = (0u64, 0u64);
+    for_each_hash_bucket(archive, &mut |mut hashes| {
+        hashes.sort_unstable();
+        for (i, h) in hashes.iter().enumerate() {
+            if i > 0 && hashes[i - 1] == *h {
+                dups += 1;
+            } else {
+                distinct += 1;
+            }
+        }
+    })?;
+    Ok((distinct, dups))
+}
+
+/// Calls `f` with the current canonical hash of every archived problem that has one, a hash
+/// bucket at a time, read from the hash index (no record is decoded but rewritten ones): memory
+/// holds one bucket's hashes (a sixteenth of the archive's, 8 bytes each), never the records.
+pub(crate) fn for_each_hash_bucket(archive: &Archive, f: &mut dyn FnMut(Vec<u64>)) -> Result<()> {
     let corrupt = |k: &[u8], reason: String| StoreError::CorruptIndex {
         path: archive.path().to_path_buf(),
         key: String::from_utf8_lossy(k).into_owned(),
@@ -185,7 +202,6 @@ fn canonical_counts(archive: &Archive) -> Result<(u64, u64)> {
             }
         }
     }
-    let (mut distinct, mut dups) = (0u64, 0u64);
     for bucket in 0..index::HASH_BUCKETS {
         let mut hashes: Vec<u64> =
             rewritten.values().filter_map(|h| h.filter(|&h| index::hash_bucket(h) == bucket)).collect();
@@ -194,14 +210,7 @@ fn canonical_counts(archive: &Archive) -> Result<(u64, u64)> {
             let pairs = index::decode_pairs(&v).map_err(|reason| corrupt(&k, reason))?;
             hashes.extend(pairs.into_iter().filter(|(_, id)| !rewritten.contains_key(id)).map(|(h, _)| h));
         }
-        hashes.sort_unstable();
-        for (i, h) in hashes.iter().enumerate() {
-            if i > 0 && hashes[i - 1] == *h {
-                dups += 1;
-            } else {
-                distinct += 1;
-            }
-        }
+        f(hashes);
     }
-    Ok((distinct, dups))
+    Ok(())
 }

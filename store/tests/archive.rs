@@ -122,6 +122,8 @@ fn rewritten_records_are_found_under_their_new_values_only() {
     let s = a.stats(&Filter::default()).unwrap();
     assert_eq!(s.distinct_canonical, Some(hashes.len() as u64));
     assert_eq!(s.canonical_duplicates, Some(hashes.values().map(|&n| n as u64 - 1).sum()));
+    let current: std::collections::HashSet<u64> = hashes.keys().copied().collect();
+    assert_eq!(a.canonical_hashes().unwrap(), current);
     let moved = all.iter().find(|r| r.id % 9 == 0 && r.canonical_hash.is_some()).unwrap();
     assert!(a.contains_hash(moved.canonical_hash.unwrap()).unwrap());
 }
