@@ -36,6 +36,16 @@ pub struct PlayerMeta {
 }
 
 impl PlayerMeta {
+    /// The metadata of a player of `domain` with the shared tokenizer layout.
+    pub fn new(player: Player, domain: &dyn Domain, max_new_tokens: usize) -> Self {
+        PlayerMeta {
+            player,
+            domain: domain.name().into(),
+            difficulty_levels: DIFFICULTY_LEVELS,
+            max_new_tokens,
+        }
+    }
+
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("player metadata serializes")
     }

@@ -66,12 +66,7 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
     let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.round, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let meta = |player, max_new| PlayerMeta {
-        player,
-        domain: lab.domain.name().into(),
-        difficulty_levels: players::DIFFICULTY_LEVELS,
-        max_new_tokens: max_new,
-    };
+    let meta = |player, max_new| PlayerMeta::new(player, lab.domain, max_new);
     lab.solver
         .save(&tmp.join("solver"), meta(Player::Solver, lab.solver_format.max_answer_tokens).to_value())?;
     lab.proposer.save(

@@ -230,12 +230,7 @@ pub fn run(
             Ok((r.accuracy, format!("held-out accuracy {:.3}", r.accuracy)))
         },
     )?;
-    let meta = PlayerMeta {
-        player: Player::Solver,
-        domain: domain.name().into(),
-        difficulty_levels: DIFFICULTY_LEVELS,
-        max_new_tokens: s.max_new_tokens,
-    };
+    let meta = PlayerMeta::new(Player::Solver, domain, s.max_new_tokens);
     t.save(&out.join("solver"), meta.to_value())?;
     let mut accuracy = BTreeMap::new();
     for depth in 1..=cfg.report_max_depth {
@@ -277,12 +272,7 @@ pub fn run(
         let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
         Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
     })?;
-    let meta = PlayerMeta {
-        player: Player::Proposer,
-        domain: domain.name().into(),
-        difficulty_levels: DIFFICULTY_LEVELS,
-        max_new_tokens: p.max_new_tokens,
-    };
+    let meta = PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens);
     t.save(&out.join("proposer"), meta.to_value())?;
     let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a);
