@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 use crate::commands;
 
@@ -226,6 +227,9 @@ pub struct ArchiveArgs {
     /// A run directory (its archive is DIR/archive).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// While a daemon holds the archive: seconds to wait for each part of its answer.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub timeout: f64,
     #[command(subcommand)]
     pub command: ArchiveCommand,
 }
@@ -241,21 +245,31 @@ impl ArchiveArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ArchiveCommand {
-    /// List problems, oldest first, a page at a time.
+    /// List problems a page at a time: oldest first, newest first, or sorted by a field.
     List {
         #[command(flatten)]
         filter: FilterArgs,
         /// Problems per page.
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// Start after this id (the last id of the previous page).
-        #[arg(long, value_name = "ID")]
+        /// In id order: start after this id (the last id of the previous page).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["sort", "offset"])]
         after: Option<u64>,
-        /// Newest first.
-        #[arg(long)]
+        /// Newest first (id order).
+        #[arg(long, conflicts_with = "sort")]
         newest: bool,
+        /// Sort by this field, ascending; problems without it come last. Reads every match.
+        #[arg(long, value_enum, value_name = "FIELD")]
+        sort: Option<SortKey>,
+        /// With --sort: descending.
+        #[arg(long, requires = "sort")]
+        desc: bool,
+        /// With --sort: skip this many (the pages before).
+        #[arg(long, default_value_t = 0, requires = "sort")]
+        offset: usize,
         /// One JSON record per line.
         #[arg(long)]
         json: bool,
@@ -266,9 +280,13 @@ pub enum ArchiveCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Problems with the same canonical form as problem ID.
+    /// Problems with the same canonical form as problem ID, or as a problem given as text.
     Equivalents {
-        id: u64,
+        #[arg(required_unless_present = "problem", conflicts_with = "problem")]
+        id: Option<u64>,
+        /// A problem's text instead of an id, e.g. `"2*(3+4)"`: its canonical form is searched.
+        #[arg(long, value_name = "TEXT")]
+        problem: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long)]
@@ -303,6 +321,8 @@ pub enum ArchiveCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// A terminal UI: scroll the problems, filter, read one whole, follow its lineage.
+    Browse,
     /// Read problems from JSON lines as written by `export --format jsonl` (creates the archive).
     Import {
         /// Input file; `-` reads standard input.
@@ -313,7 +333,8 @@ pub enum ArchiveCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ExportFormat {
     Jsonl,
     Csv,
@@ -321,7 +342,8 @@ pub enum ExportFormat {
 
 /// Filters shared by `list`, `stats` and `export`. Ranges are inclusive: `LO..HI`, `LO..`, `..HI`
 /// or a single value.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FilterArgs {
     /// Only this run.
     #[arg(long)]
@@ -353,6 +375,35 @@ pub struct FilterArgs {
     /// Canonical hash (hex, as `judge --json` prints it).
     #[arg(long, value_name = "HEX")]
     pub hash: Option<String>,
+    /// Interestingness range within [0, 1]; problems without a score never match.
+    #[arg(long, value_name = "RANGE")]
+    pub interestingness: Option<String>,
+    /// Scored by this scorer: `name` (any version) or `name@version`.
+    #[arg(long, value_name = "NAME")]
+    pub scorer: Option<String>,
+}
+
+/// Fields `archive list --sort` orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SortKey {
+    Id,
+    Round,
+    SolveRate,
+    Padding,
+    Depth,
+    Interestingness,
+    /// Proposer reward.
+    Reward,
+    /// Text length in characters.
+    Length,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 /// Parses the command line, runs the command, and turns errors into a message and an exit code.

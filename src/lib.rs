@@ -5,9 +5,11 @@
 //! `selfplay` binary. Each command is a function over parsed arguments and output streams, so it
 //! can be driven and tested without a process; `main.rs` only parses the command line.
 
+pub mod browse;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod endpoint;
 pub mod evaluate;
 pub mod lineage;
 pub mod players;

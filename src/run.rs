@@ -8,6 +8,8 @@
 //!   checkpoints/round-NNNNNN/   solver/, proposer/, curriculum.json; round-000000 is the warm
 //!                               start and is always kept
 //!   metrics.jsonl               one JSON object per round
+//!   archive.sock                the query endpoint while the daemon runs ([`crate::endpoint`])
+//!   logs/                       daily log files
 //! ```
 //!
 //! Started on a run directory with checkpoints, it resumes from the latest: models, optimizers,
@@ -165,16 +167,9 @@ fn drop_partial_line(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
-pub fn run(
-    cfg: &RunConfig,
-    run_dir: &Path,
-    budget: Budget,
-    device: &Device,
-    stop: &AtomicBool,
-    log: &mut dyn FnMut(&str),
-    on_round: &mut dyn FnMut(&RoundMetrics),
-) -> anyhow::Result<RunSummary> {
+/// Prepares `run_dir` for a run (creating it, and its `config.toml` on the first start) and opens
+/// its archive, which this process then holds.
+pub fn open_run_dir(cfg: &RunConfig, run_dir: &Path) -> anyhow::Result<Archive> {
     cfg.validate()?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
@@ -183,9 +178,24 @@ pub fn run(
         std::fs::write(&config_path, toml::to_string(cfg)?)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    let archive = Archive::open(run_dir.join("archive"))?;
+    Ok(Archive::open(run_dir.join("archive"))?)
+}
+
+/// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
+/// `archive` is the run directory's ([`open_run_dir`]).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    archive: &Archive,
+    budget: Budget,
+    device: &Device,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+    on_round: &mut dyn FnMut(&RoundMetrics),
+) -> anyhow::Result<RunSummary> {
     let domain: &'static dyn Domain = &problem::Arith;
-    let (mut lab, resumed) = open_lab(cfg, domain, run_dir, &archive, device, log)?;
+    let (mut lab, resumed) = open_lab(cfg, domain, run_dir, archive, device, log)?;
     let first_round = lab.round;
     if resumed {
         log(&format!("resumed {} at round {}", run_dir.display(), lab.round));
@@ -209,7 +219,7 @@ pub fn run(
         {
             break;
         }
-        let m = lab.round(&archive)?;
+        let m = lab.round(archive)?;
         let mut line = serde_json::to_vec(&m)?;
         line.push(b'\n');
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;

@@ -1,14 +1,21 @@
-//! `selfplay archive`: list, show, stats, export and import over an archive database.
+//! `selfplay archive`: list, show, equivalents, lineage, stats, export, import and browse.
 //!
-//! Readers open the archive without creating anything and never write to it; only `import`
-//! writes (and creates the archive when there is none).
+//! Readers never write to the archive; only `import` does (and creates the archive when there is
+//! none). sled lets one process hold a database: while a daemon holds it, queries go to the
+//! daemon's endpoint ([`crate::endpoint`]), which runs the same [`query`] and streams back the same
+//! output.
 
+use std::collections::BinaryHeap;
 use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{anyhow, Context};
-use store::{parse_range, Archive, Filter, Order, ProblemRecord, Stats};
+use anyhow::{anyhow, bail, Context};
+use problem::Domain;
+use store::{parse_range, Archive, Filter, Order, ProblemRecord, Stats, StoreError};
 
-use crate::cli::{ArchiveArgs, ArchiveCommand, ExportFormat, FilterArgs};
+use crate::cli::{ArchiveArgs, ArchiveCommand, ExportFormat, FilterArgs, SortKey};
+use crate::endpoint::{self, Client};
 
 impl FilterArgs {
     /// The store filter these flags describe; errors name the flag.
@@ -33,6 +40,8 @@ impl FilterArgs {
             solve_rate: range("solve-rate", &self.solve_rate, 0.0, 1.0)?,
             padding: range("padding", &self.padding, 0.0, 1.0)?,
             depth: range("depth", &self.depth, 0, u32::MAX)?,
+            interestingness: range("interestingness", &self.interestingness, 0.0, 1.0)?,
+            scorer: self.scorer.clone(),
             contains: self.contains.clone(),
             hash: self
                 .hash
@@ -43,69 +52,167 @@ impl FilterArgs {
     }
 }
 
+/// How this process reaches an archive: it opened the database, or a daemon holding it answers.
+pub enum Access {
+    Local(Archive),
+    Daemon(Client),
+}
+
+impl Access {
+    /// The daemon's endpoint when one answers, else the database itself. An archive locked by a
+    /// process that does not answer is an error naming both.
+    pub fn open(db: &Path, timeout: Duration) -> anyhow::Result<Access> {
+        let socket = endpoint::socket_path(db);
+        if let Some(client) = Client::connect(&socket, timeout)? {
+            return Ok(Access::Daemon(client));
+        }
+        match Archive::open_existing(db) {
+            Ok(a) => Ok(Access::Local(a)),
+            Err(StoreError::Locked(p)) => Err(anyhow!(
+                "archive at {} is in use by another process, and no daemon answers at {}",
+                p.display(),
+                socket.display()
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs one query, writing what `selfplay archive` prints to `out`; returns the line meant
+    /// for standard error, if any.
+    pub fn query(&self, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
+        match self {
+            Access::Local(archive) => query(archive, command, out),
+            Access::Daemon(client) => client.query(command, out),
+        }
+    }
+}
+
 pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let db = args.db_path();
-    if let ArchiveCommand::Import { input, renumber } = &args.command {
-        // The input first: a typo in its name must not leave an empty archive behind.
-        let mut reader = super::open_input(Some(input))?;
-        let archive = Archive::open(&db)?;
-        let report = store::import_jsonl(&archive, &mut reader, *renumber)
-            .with_context(|| format!("importing {}", input.display()))?;
-        writeln!(
-            out,
-            "imported {}, skipped {} already present{}",
-            report.imported,
-            report.skipped,
-            if report.dropped_references > 0 {
-                format!(", dropped {} references to problems outside the input", report.dropped_references)
-            } else {
-                String::new()
-            }
-        )?;
-        return Ok(());
-    }
-    let archive = Archive::open_existing(&db)?;
+    let timeout = Duration::from_secs_f64(args.timeout);
     match args.command {
-        ArchiveCommand::List { filter, limit, after, newest, json } => {
+        ArchiveCommand::Import { input, renumber } => import(&db, &input, renumber, out),
+        ArchiveCommand::Browse => crate::browse::run(Access::open(&db, timeout)?),
+        ArchiveCommand::Export { format, filter, out: Some(path) } => {
+            // The file is written by this process, whoever reads the archive.
+            let access = Access::open(&db, timeout)?;
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
+            );
+            let note = access.query(&ArchiveCommand::Export { format, filter, out: None }, &mut file)?;
+            file.flush().with_context(|| format!("cannot write {}", path.display()))?;
+            if let Some(note) = note {
+                eprintln!("{note} to {}", path.display());
+            }
+            Ok(())
+        }
+        command => {
+            Access::open(&db, timeout)?.query(&command, out)?;
+            Ok(())
+        }
+    }
+}
+
+fn import(db: &Path, input: &Path, renumber: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let socket = endpoint::socket_path(db);
+    if Client::connect(&socket, Duration::from_secs(1))?.is_some() {
+        bail!(
+            "a daemon holds the archive at {} (it answers at {}): stop it to import",
+            db.display(),
+            socket.display()
+        );
+    }
+    // The input first: a typo in its name must not leave an empty archive behind.
+    let mut reader = super::open_input(Some(input))?;
+    let archive = Archive::open(db)?;
+    let report = store::import_jsonl(&archive, &mut reader, renumber)
+        .with_context(|| format!("importing {}", input.display()))?;
+    writeln!(
+        out,
+        "imported {}, skipped {} already present{}",
+        report.imported,
+        report.skipped,
+        if report.dropped_references > 0 {
+            format!(", dropped {} references to problems outside the input", report.dropped_references)
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(())
+}
+
+/// Answers one read-only command from an open archive: what the CLI prints, and the line meant for
+/// standard error, if any. The daemon's endpoint runs this same function.
+pub fn query(
+    archive: &Archive,
+    command: &ArchiveCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<String>> {
+    match command {
+        ArchiveCommand::List { filter, limit, after, newest, sort, desc, offset, json } => {
             let filter = filter.to_filter()?;
-            let order = if newest { Order::Descending } else { Order::Ascending };
             if !json {
                 writeln!(
                     out,
-                    "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5}  text",
-                    "id", "run", "round", "status", "p", "pad", "depth"
+                    "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5} {:>5}  text",
+                    "id", "run", "round", "status", "p", "pad", "depth", "int"
                 )?;
             }
-            write_page(archive.scan(&filter, order, after).take(limit), json, out)?;
+            match sort {
+                Some(key) => {
+                    let ids = sorted_ids(archive, &filter, *key, *desc, *offset, *limit)?;
+                    let records = ids.into_iter().map(|id| {
+                        archive.get(id).and_then(|r| {
+                            r.ok_or_else(|| StoreError::Corrupt {
+                                path: archive.path().to_path_buf(),
+                                id,
+                                reason: "removed while listing".into(),
+                            })
+                        })
+                    });
+                    write_page(records, *json, out)?;
+                }
+                None => {
+                    let order = if *newest { Order::Descending } else { Order::Ascending };
+                    write_page(archive.scan(&filter, order, *after).take(*limit), *json, out)?;
+                }
+            }
         }
         ArchiveCommand::Show { id, json } => {
-            let r = get(&archive, id)?;
-            if json {
+            let r = get(archive, *id)?;
+            if *json {
                 serde_json::to_writer(&mut *out, &r)?;
                 writeln!(out)?;
             } else {
                 write_record(&r, out)?;
             }
         }
-        ArchiveCommand::Equivalents { id, limit, json } => {
-            let r = get(&archive, id)?;
-            let Some(hash) = r.canonical_hash else {
-                anyhow::bail!("problem {id} is invalid: it has no canonical form");
+        ArchiveCommand::Equivalents { id, problem, limit, json } => {
+            let (canonical, hash) = match (id, problem) {
+                (Some(id), _) => {
+                    let r = get(archive, *id)?;
+                    let Some(hash) = r.canonical_hash else {
+                        bail!("problem {id} is invalid: it has no canonical form");
+                    };
+                    (r.canonical.unwrap_or_default(), hash)
+                }
+                (None, Some(text)) => {
+                    let a = problem::Arith
+                        .analyze(text, &problem::Limits::default())
+                        .map_err(|e| anyhow!("--problem {text:?} is not a valid problem: {e}"))?;
+                    (a.canonical, a.hash)
+                }
+                (None, None) => bail!("give a problem id or --problem TEXT"),
             };
             let filter = Filter { hash: Some(hash), ..Filter::default() };
             if !json {
-                writeln!(
-                    out,
-                    "canonical form {} ({})",
-                    r.canonical.as_deref().unwrap_or(""),
-                    store::hex_u64::format(hash)
-                )?;
+                writeln!(out, "canonical form {canonical} ({})", store::hex_u64::format(hash))?;
             }
-            write_page(archive.scan(&filter, Order::Ascending, None).take(limit), json, out)?;
+            write_page(archive.scan(&filter, Order::Ascending, None).take(*limit), *json, out)?;
         }
         ArchiveCommand::Lineage { id, depth, json } => {
-            let lineage = crate::lineage::Lineage::of(&archive, id, depth)?;
-            if json {
+            let lineage = crate::lineage::Lineage::of(archive, *id, *depth)?;
+            if *json {
                 serde_json::to_writer(&mut *out, &lineage.to_json())?;
                 writeln!(out)?;
             } else {
@@ -113,13 +220,13 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         ArchiveCommand::Stats { filter, window, json } => {
-            if window == Some(0) {
-                anyhow::bail!("--window must be at least 1 round");
+            if *window == Some(0) {
+                bail!("--window must be at least 1 round");
             }
             let filter = filter.to_filter()?;
             let stats = archive.stats(&filter)?;
             let windows = window.map(|w| archive.stats_by_window(&filter, w)).transpose()?;
-            if json {
+            if *json {
                 let mut v = serde_json::to_value(&stats)?;
                 if let Some(windows) = &windows {
                     v["windows"] = windows
@@ -141,29 +248,93 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 }
             }
         }
-        ArchiveCommand::Export { format, filter, out: path } => {
+        ArchiveCommand::Export { format, filter, out: _ } => {
             let filter = filter.to_filter()?;
-            let mut file;
-            let sink: &mut dyn Write = match &path {
-                Some(p) => {
-                    file = std::io::BufWriter::new(
-                        std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-                    );
-                    &mut file
-                }
-                None => out,
-            };
             let n = match format {
-                ExportFormat::Jsonl => store::export_jsonl(&archive, &filter, sink)?,
-                ExportFormat::Csv => store::export_csv(&archive, &filter, sink)?,
+                ExportFormat::Jsonl => store::export_jsonl(archive, &filter, out)?,
+                ExportFormat::Csv => store::export_csv(archive, &filter, out)?,
             };
-            if let Some(p) = path {
-                eprintln!("exported {n} problems to {}", p.display());
-            }
+            return Ok(Some(format!("exported {n} problems")));
         }
-        ArchiveCommand::Import { .. } => unreachable!("handled above"),
+        ArchiveCommand::Import { .. } | ArchiveCommand::Browse => {
+            bail!("`archive {}` is not a query", command.name())
+        }
     }
-    Ok(())
+    Ok(None)
+}
+
+impl ArchiveCommand {
+    /// The subcommand's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ArchiveCommand::List { .. } => "list",
+            ArchiveCommand::Show { .. } => "show",
+            ArchiveCommand::Equivalents { .. } => "equivalents",
+            ArchiveCommand::Lineage { .. } => "lineage",
+            ArchiveCommand::Stats { .. } => "stats",
+            ArchiveCommand::Export { .. } => "export",
+            ArchiveCommand::Import { .. } => "import",
+            ArchiveCommand::Browse => "browse",
+        }
+    }
+}
+
+/// The value a record is sorted by; `None` sorts last.
+fn sort_value(r: &ProblemRecord, key: SortKey) -> Option<f64> {
+    match key {
+        SortKey::Id => Some(r.id as f64),
+        SortKey::Round => Some(r.round as f64),
+        SortKey::SolveRate => r.solve_rate,
+        SortKey::Padding => r.padding,
+        SortKey::Depth => r.depth.map(f64::from),
+        SortKey::Interestingness => r.interestingness,
+        SortKey::Reward => r.rewards.as_ref().map(|w| w.total),
+        SortKey::Length => Some(r.text.chars().count() as f64),
+    }
+}
+
+/// Ids of the page `offset..offset + limit` of the matches sorted by `key` (ties by id), in one
+/// streamed pass that keeps only the best `offset + limit` keys.
+fn sorted_ids(
+    archive: &Archive,
+    filter: &Filter,
+    key: SortKey,
+    desc: bool,
+    offset: usize,
+    limit: usize,
+) -> anyhow::Result<Vec<u64>> {
+    /// Position in the wanted order: smaller comes first. Missing values come last either way.
+    #[derive(PartialEq)]
+    struct Rank(bool, f64, u64);
+    impl Eq for Rank {}
+    impl Ord for Rank {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0.cmp(&o.0).then(self.1.total_cmp(&o.1)).then(self.2.cmp(&o.2))
+        }
+    }
+    impl PartialOrd for Rank {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    let keep = offset.saturating_add(limit);
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    // A max-heap of the best `keep` ranks: its top is the worst kept.
+    let mut heap = BinaryHeap::with_capacity(keep.min(1 << 20) + 1);
+    for r in archive.scan(filter, Order::Ascending, None) {
+        let r = r?;
+        let value = sort_value(&r, key).filter(|v| v.is_finite());
+        let rank = Rank(value.is_none(), value.map_or(0.0, |v| if desc { -v } else { v }), r.id);
+        if heap.len() < keep {
+            heap.push(rank);
+        } else if heap.peek().is_some_and(|worst| rank < *worst) {
+            heap.pop();
+            heap.push(rank);
+        }
+    }
+    Ok(heap.into_sorted_vec().into_iter().skip(offset).map(|Rank(_, _, id)| id).collect())
 }
 
 /// Records one per line: JSON, or the list table's rows.
@@ -193,7 +364,7 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
-fn list_line(r: &ProblemRecord) -> String {
+pub(crate) fn list_line(r: &ProblemRecord) -> String {
     let status =
         if r.valid { "valid".to_string() } else { r.reason.clone().unwrap_or_else(|| "invalid".into()) };
     let mut text: String = r.text.chars().take(60).collect();
@@ -202,7 +373,7 @@ fn list_line(r: &ProblemRecord) -> String {
     }
     let run: String = r.run.chars().take(12).collect();
     format!(
-        "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5}  {}",
+        "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5} {:>5}  {}",
         r.id,
         run,
         r.round,
@@ -210,11 +381,12 @@ fn list_line(r: &ProblemRecord) -> String {
         fmt_opt(r.solve_rate, 2),
         fmt_opt(r.padding, 2),
         fmt_opt(r.depth, 0),
+        fmt_opt(r.interestingness, 2),
         text.escape_debug()
     )
 }
 
-fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     writeln!(out, "problem {}  (run {}, round {}, domain {})", r.id, r.run, r.round, r.domain)?;
     writeln!(out, "  text            {}", r.text.escape_debug())?;

@@ -58,6 +58,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let terminal = std::io::stderr().is_terminal();
     let _log_guard =
         crate::cli::init_tracing(Some(&args.run_dir.join("logs")), if terminal { "warn" } else { "info" });
+    let archive = Arc::new(run::open_run_dir(&cfg, &args.run_dir)?);
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let run_dir = args.run_dir.clone();
@@ -77,6 +78,19 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         bar
     });
     let summary = runtime.block_on(async {
+        // Queries from `selfplay archive` while this process holds the archive. Without the
+        // endpoint the run goes on; the CLI then reports the archive as in use.
+        let socket = crate::endpoint::socket_path(archive.path());
+        let _endpoint = match crate::endpoint::Server::start(archive.clone(), &socket) {
+            Ok(server) => {
+                tracing::info!("answering archive queries at {}", server.path().display());
+                Some(server)
+            }
+            Err(e) => {
+                tracing::warn!("no query endpoint: {e:#}");
+                None
+            }
+        };
         let flag = stop.clone();
         tokio::spawn(async move {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -97,6 +111,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         });
         let flag = stop.clone();
         let bar = bar.clone();
+        let archive = archive.clone();
         tokio::task::spawn_blocking(move || {
             let mut log = |line: &str| match &bar {
                 Some(b) => {
@@ -113,7 +128,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     b.set_message(line);
                 }
             };
-            run::run(&cfg, &run_dir, budget, &device, &flag, &mut log, &mut on_round)
+            run::run(&cfg, &run_dir, &archive, budget, &device, &flag, &mut log, &mut on_round)
         })
         .await?
     });

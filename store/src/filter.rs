@@ -25,6 +25,10 @@ pub struct Filter {
     pub solve_rate: Option<(f64, f64)>,
     pub padding: Option<(f64, f64)>,
     pub depth: Option<(u32, u32)>,
+    /// Interestingness range: records without a score never match it.
+    pub interestingness: Option<(f64, f64)>,
+    /// Scorer that gave the interestingness: `name` matches every version, `name@version` one.
+    pub scorer: Option<String>,
     /// Substring of the problem text.
     pub contains: Option<String>,
     pub hash: Option<u64>,
@@ -51,8 +55,22 @@ impl Filter {
             && within(r.solve_rate, &self.solve_rate)
             && within(r.padding, &self.padding)
             && within(r.depth, &self.depth)
+            && within(r.interestingness, &self.interestingness)
+            && self
+                .scorer
+                .as_ref()
+                .is_none_or(|want| r.scorer.as_deref().is_some_and(|s| scorer_matches(want, s)))
             && self.contains.as_ref().is_none_or(|s| r.text.contains(s.as_str()))
             && self.hash.is_none_or(|h| r.canonical_hash == Some(h))
+    }
+}
+
+/// Whether the scorer filter `want` (`name` or `name@version`) names `scorer` (`name@version`).
+fn scorer_matches(want: &str, scorer: &str) -> bool {
+    if want.contains('@') {
+        want == scorer
+    } else {
+        scorer.split_once('@').map_or(scorer, |(name, _)| name) == want
     }
 }
 

@@ -26,6 +26,10 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         essential_ops: valid.then_some(depth),
                         padding: valid.then_some((n % 2) as f64 / (depth + 1) as f64),
                         solve_rate: valid.then_some((n % 9) as f64 / 8.0),
+                        // Scored by one of two scorers, or not at all (a scorer failure).
+                        interestingness: (valid && n % 3 != 0).then_some((n % 11) as f64 / 10.0),
+                        scorer: (valid && n % 3 != 0)
+                            .then(|| if n % 3 == 1 { "novelty@1" } else { "novelty@2" }.into()),
                         attempts: vec![Attempt {
                             output: "1".into(),
                             answer: "1".into(),
@@ -67,6 +71,10 @@ fn filters() -> Vec<Filter> {
         Filter { hash: Some(4), ..Default::default() },
         Filter { hash: Some(4), run: Some("alpha".into()), ..Default::default() },
         Filter { run: Some("nobody".into()), ..Default::default() },
+        Filter { interestingness: Some((0.5, 1.0)), ..Default::default() },
+        Filter { scorer: Some("novelty".into()), ..Default::default() },
+        Filter { scorer: Some("novelty@2".into()), interestingness: Some((0.0, 0.3)), ..Default::default() },
+        Filter { scorer: Some("novel".into()), ..Default::default() },
     ]
 }
 
@@ -92,6 +100,15 @@ fn every_filter_agrees_with_a_plain_scan_in_both_orders() {
     let dir = tempfile::tempdir().unwrap();
     let (a, all) = archive(dir.path());
     assert!(!expected(&all, &filters()[6]).is_empty());
+    // The scorer filters mean what they say: by name every version, by name@version one.
+    let n = |f: &Filter| expected(&all, f).len();
+    let by_name = n(&Filter { scorer: Some("novelty".into()), ..Default::default() });
+    let v1 = n(&Filter { scorer: Some("novelty@1".into()), ..Default::default() });
+    let v2 = n(&Filter { scorer: Some("novelty@2".into()), ..Default::default() });
+    assert!(v1 > 0 && v2 > 0);
+    assert_eq!(by_name, v1 + v2);
+    assert_eq!(all.iter().filter(|r| r.interestingness.is_some()).count(), by_name);
+    assert_eq!(n(&Filter { scorer: Some("novel".into()), ..Default::default() }), 0);
     assert_filters_agree(&a, &all);
 }
 

@@ -1,0 +1,5 @@
+//! `selfplay archive browse`.
+use crate::commands::archive::Access;
+pub fn run(_access: Access) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}

@@ -1,0 +1,263 @@
+//! The daemon's query endpoint: `selfplay archive` answered by the process that holds the archive.
+//!
+//! sled lets one process open a database. While `selfplay run` holds its archive it listens on a
+//! Unix socket beside it, `<archive dir>.sock` (`RUN_DIR/archive.sock`), readable by its owner
+//! only; it is never a network socket. Each query is one connection:
+//!
+//! ```text
+//! request   one JSON line: {"version": 1, "command": <the archive subcommand, as JSON>}
+//! answer    frames, each a tag byte, a big-endian u32 length, and that many bytes:
+//!             b'o'  output: the next bytes of what the command prints (any number of frames)
+//!             b'k'  done: the line meant for standard error (UTF-8, may be empty); last frame
+//!             b'e'  failed: the error message (UTF-8); last frame
+//! ```
+//!
+//! The daemon runs [`crate::commands::archive::query`], the same function the CLI runs on a database
+//! it opened, so the output is the same byte for byte. A connection that closes before its last
+//! frame is a daemon that stopped mid-answer, and the client says so.
+
+use std::io::{BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::{Deserialize, Serialize};
+use store::Archive;
+
+use crate::cli::ArchiveCommand;
+
+/// Version of the request and frame format.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Output is sent in frames of at most this many bytes.
+const CHUNK: usize = 64 << 10;
+/// Longest request line the daemon reads.
+const MAX_REQUEST: u64 = 64 << 10;
+/// Queries the daemon answers at once; more wait for a turn.
+const CONCURRENT_QUERIES: usize = 4;
+
+const OUTPUT: u8 = b'o';
+const DONE: u8 = b'k';
+const FAILED: u8 = b'e';
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    version: u32,
+    command: ArchiveCommand,
+}
+
+/// The endpoint of the archive at `db`: `<db>.sock`, beside the database directory.
+pub fn socket_path(db: &Path) -> PathBuf {
+    // Components drop a trailing separator: `runs/x/archive/` gives `runs/x/archive.sock`.
+    let db: PathBuf = db.components().collect();
+    let mut name = db.as_os_str().to_owned();
+    name.push(".sock");
+    PathBuf::from(name)
+}
+
+/// A connection to a daemon's endpoint, for one query.
+pub struct Client {
+    stream: UnixStream,
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects when a daemon listens at `path`; `None` when nothing does (no socket, or one left
+    /// by a daemon that is gone).
+    pub fn connect(path: &Path, timeout: Duration) -> anyhow::Result<Option<Client>> {
+        match UnixStream::connect(path) {
+            Ok(stream) => Ok(Some(Client { stream, path: path.to_path_buf(), timeout })),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(anyhow!("cannot reach the daemon at {}: {e}", path.display())),
+        }
+    }
+
+    /// Sends `command`, copies the output to `out` as it comes, and returns the line meant for
+    /// standard error. Every failure names the endpoint.
+    pub fn query(&self, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
+        let at = self.path.display();
+        let mut stream = &self.stream;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        let mut line = serde_json::to_vec(&Request { version: PROTOCOL_VERSION, command: command.clone() })?;
+        line.push(b'\n');
+        stream.write_all(&line).with_context(|| format!("cannot send the query to the daemon at {at}"))?;
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut header = [0u8; 5];
+            if let Err(e) = reader.read_exact(&mut header) {
+                bail!("{}", self.describe(&e));
+            }
+            let len = u32::from_be_bytes(header[1..].try_into().expect("4 bytes")) as usize;
+            let mut body = vec![0; len];
+            if let Err(e) = reader.read_exact(&mut body) {
+                bail!("{}", self.describe(&e));
+            }
+            match header[0] {
+                OUTPUT => out.write_all(&body)?,
+                DONE => {
+                    let note = String::from_utf8_lossy(&body).into_owned();
+                    return Ok((!note.is_empty()).then_some(note));
+                }
+                FAILED => bail!("{}", String::from_utf8_lossy(&body)),
+                tag => bail!(
+                    "the daemon at {at} answered with an unknown frame {tag:#04x}: is it another version?"
+                ),
+            }
+        }
+    }
+
+    fn describe(&self, e: &std::io::Error) -> String {
+        let at = self.path.display();
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("the daemon at {at} did not answer within {} s", self.timeout.as_secs_f64())
+            }
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => format!(
+                "the daemon at {at} closed the connection before finishing its answer (did it stop?); \
+                 any output above is incomplete"
+            ),
+            _ => format!("reading the daemon's answer from {at}: {e}"),
+        }
+    }
+}
+
+/// A listening endpoint; dropping it stops answering and removes the socket.
+pub struct Server {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Server {
+    /// Listens at `path` (replacing a socket left by a daemon that died) and answers queries on
+    /// the current tokio runtime.
+    pub fn start(archive: Arc<Archive>, path: &Path) -> anyhow::Result<Server> {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                bail!("{} exists and is not a socket: not replacing it", path.display());
+            }
+            std::fs::remove_file(path).with_context(|| format!("cannot remove stale {}", path.display()))?;
+        }
+        let listener = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("cannot listen at {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let turns = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
+        let task = tokio::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("query endpoint: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (archive, turns) = (archive.clone(), turns.clone());
+                tokio::spawn(async move {
+                    let Ok(_turn) = turns.acquire_owned().await else { return };
+                    if let Err(e) = answer(stream, archive).await {
+                        tracing::debug!("query endpoint: {e}");
+                    }
+                });
+            }
+        });
+        Ok(Server { path: path.to_path_buf(), task })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads one request and streams the answer. The query runs on the blocking pool; its output
+/// goes through a small channel, so a slow or vanished client stops it instead of piling up.
+async fn answer(stream: tokio::net::UnixStream, archive: Arc<Archive>) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
+    match tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(()),
+    }
+    let request = match serde_json::from_str::<Request>(&line) {
+        Ok(r) if r.version == PROTOCOL_VERSION => r,
+        Ok(r) => {
+            let msg = format!("the daemon speaks query protocol {PROTOCOL_VERSION}, not {}", r.version);
+            return write_frame(&mut write, FAILED, msg.as_bytes()).await;
+        }
+        Err(e) => return write_frame(&mut write, FAILED, format!("malformed query: {e}").as_bytes()).await,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        let result = crate::commands::archive::query(&archive, &request.command, &mut sink)
+            .and_then(|note| sink.flush().map(|()| note).map_err(Into::into));
+        let last = match result {
+            Ok(note) => (DONE, note.unwrap_or_default().into_bytes()),
+            Err(e) => (FAILED, format!("{e:#}").into_bytes()),
+        };
+        let _ = tx.blocking_send(last);
+    });
+    while let Some((tag, body)) = rx.recv().await {
+        write_frame(&mut write, tag, &body).await?;
+    }
+    write.shutdown().await
+}
+
+async fn write_frame(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    tag: u8,
+    body: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    let mut header = [tag, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&header).await?;
+    w.write_all(body).await
+}
+
+/// Output frames into the channel, [`CHUNK`] bytes at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send((OUTPUT, chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
