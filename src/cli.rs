@@ -28,6 +28,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Browse, query, export and import an archive.
     Archive(Box<ArchiveArgs>),
+    /// One HTML page about a run: accuracy, solve rates, validity, padding, rewards, skills.
+    Report(ReportArgs),
     /// Run self-play in a run directory: warm start if needed, then rounds; resumes where it stopped.
     Run(RunArgs),
     /// The run configuration.
@@ -61,6 +63,19 @@ pub struct RunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: PathBuf,
+    /// Where to write the page (default: DIR/report.html).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// While a daemon holds the archive: seconds to wait for each part of its answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ use crate::cli::ArchiveCommand;
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Output is sent in frames of at most this many bytes.
 const CHUNK: usize = 64 << 10;
+/// Largest frame a client accepts.
+const MAX_FRAME: usize = 16 << 20;
 /// Longest request line the daemon reads.
 const MAX_REQUEST: u64 = 64 << 10;
 /// Queries the daemon answers at once; more wait for a turn.
@@ -56,36 +58,44 @@ pub fn socket_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A connection to a daemon's endpoint, for one query.
+/// A daemon's endpoint: each query is a connection of its own.
+#[derive(Debug, Clone)]
 pub struct Client {
-    stream: UnixStream,
     path: PathBuf,
     timeout: Duration,
 }
 
-impl Client {
-    /// Connects when a daemon listens at `path`; `None` when nothing does (no socket, or one left
-    /// by a daemon that is gone).
-    pub fn connect(path: &Path, timeout: Duration) -> anyhow::Result<Option<Client>> {
-        match UnixStream::connect(path) {
-            Ok(stream) => Ok(Some(Client { stream, path: path.to_path_buf(), timeout })),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(anyhow!("cannot reach the daemon at {}: {e}", path.display())),
+/// Connects to the endpoint at `path`; `None` when nothing listens (no socket, or one left by a
+/// daemon that is gone).
+fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
+    match UnixStream::connect(path) {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+        {
+            Ok(None)
         }
+        Err(e) => Err(anyhow!("cannot reach the daemon at {}: {e}", path.display())),
+    }
+}
+
+impl Client {
+    /// The endpoint at `path` when a daemon listens there.
+    pub fn find(path: &Path, timeout: Duration) -> anyhow::Result<Option<Client>> {
+        Ok(connect(path)?.map(|_| Client { path: path.to_path_buf(), timeout }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Sends `command`, copies the output to `out` as it comes, and returns the line meant for
     /// standard error. Every failure names the endpoint.
     pub fn query(&self, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
         let at = self.path.display();
-        let mut stream = &self.stream;
+        let stream = connect(&self.path)?
+            .ok_or_else(|| anyhow!("the daemon at {at} stopped answering (no one listens there now)"))?;
+        let mut stream = &stream;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         let mut line = serde_json::to_vec(&Request { version: PROTOCOL_VERSION, command: command.clone() })?;
@@ -98,6 +108,9 @@ impl Client {
                 bail!("{}", self.describe(&e));
             }
             let len = u32::from_be_bytes(header[1..].try_into().expect("4 bytes")) as usize;
+            if len > MAX_FRAME {
+                bail!("the daemon at {at} sent a frame of {len} bytes, more than any answer has: is it a selfplay daemon?");
+            }
             let mut body = vec![0; len];
             if let Err(e) = reader.read_exact(&mut body) {
                 bail!("{}", self.describe(&e));
@@ -194,6 +207,8 @@ async fn answer(stream: tokio::net::UnixStream, archive: Arc<Archive>) -> std::i
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
     match tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await {
+        // A probe: connected and left.
+        Ok(Ok(0)) => return Ok(()),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(e),
         Err(_) => return Ok(()),

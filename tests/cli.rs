@@ -359,7 +359,9 @@ fn archive_bad_input_gives_one_clear_line() {
         let err = fails(&["archive", "--db", db, "list"], b"");
         assert_eq!(
             err.trim_end(),
-            format!("error: archive at {db} is in use by another process, and no daemon answers at {db}.sock")
+            format!(
+                "error: archive at {db} is in use by another process, and no daemon answers at {db}.sock"
+            )
         );
     }
     assert_eq!(ok(&["archive", "--db", db, "export", "--format", "jsonl"], b""), before);

@@ -63,7 +63,7 @@ impl Access {
     /// process that does not answer is an error naming both.
     pub fn open(db: &Path, timeout: Duration) -> anyhow::Result<Access> {
         let socket = endpoint::socket_path(db);
-        if let Some(client) = Client::connect(&socket, timeout)? {
+        if let Some(client) = Client::find(&socket, timeout)? {
             return Ok(Access::Daemon(client));
         }
         match Archive::open_existing(db) {
@@ -115,7 +115,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
 fn import(db: &Path, input: &Path, renumber: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let socket = endpoint::socket_path(db);
-    if Client::connect(&socket, Duration::from_secs(1))?.is_some() {
+    if Client::find(&socket, Duration::from_secs(1))?.is_some() {
         bail!(
             "a daemon holds the archive at {} (it answers at {}): stop it to import",
             db.display(),
@@ -494,6 +494,25 @@ fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "padded     {} (mean padding {})", s.padded, fmt_opt(s.mean_padding, 3))?;
     writeln!(out, "attempted  {} (mean solve rate {})", s.attempted, fmt_opt(s.mean_solve_rate, 3))?;
+    writeln!(
+        out,
+        "scored     {} (mean interestingness {}), {} scorer errors",
+        s.scored,
+        fmt_opt(s.mean_interestingness, 3),
+        s.scorer_errors
+    )?;
+    let w = &s.rewards;
+    writeln!(
+        out,
+        "reward     mean {} over {}: frontier {}, padding factor {}, repetition {}, interestingness {}, invalid {}",
+        fmt_opt(w.total, 3),
+        w.rewarded,
+        fmt_opt(w.frontier, 3),
+        fmt_opt(w.padding_factor, 3),
+        fmt_opt(w.repetition, 3),
+        fmt_opt(w.interestingness, 3),
+        fmt_opt(w.invalid, 3)
+    )?;
     for (name, h) in [("solve rate", &s.solve_rate), ("padding", &s.padding)] {
         writeln!(out, "{name} histogram")?;
         let max = h.counts.iter().copied().max().unwrap_or(0).max(1);

@@ -22,6 +22,13 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Gen(args) => gen::run(&args, out),
         Command::Archive(args) => archive::run(*args, out),
         Command::Pretrain(args) => pretrain::run(&args, out),
+        Command::Report(args) => {
+            let path = args.out.clone().unwrap_or_else(|| args.run_dir.join("report.html"));
+            let timeout = std::time::Duration::from_secs_f64(args.timeout);
+            let summary = crate::report::write(&args.run_dir, &path, timeout)?;
+            writeln!(out, "{summary}")?;
+            Ok(())
+        }
         Command::Run(args) => run::run(&args, out),
         Command::Config(args) => run::config(&args, out),
         Command::Eval(args) => eval::run(&args, out),

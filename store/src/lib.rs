@@ -30,7 +30,7 @@ mod stats;
 pub use export::{export_csv, export_jsonl, import_jsonl, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
 pub use record::{Attempt, ProblemRecord, Rewards};
-pub use stats::{Histogram, Stats};
+pub use stats::{Histogram, RewardMeans, Stats};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};

@@ -53,6 +53,76 @@ pub struct Stats {
     /// filter is set: read from the hash index in one ordered pass).
     pub distinct_canonical: Option<u64>,
     pub canonical_duplicates: Option<u64>,
+    /// Problems with an interestingness score; its mean and histogram.
+    #[serde(default)]
+    pub scored: u64,
+    #[serde(default)]
+    pub mean_interestingness: Option<f64>,
+    #[serde(default = "unit10")]
+    pub interestingness: Histogram,
+    /// Problems a scorer failed on (stored with the scorer's error).
+    #[serde(default)]
+    pub scorer_errors: u64,
+    /// Means of the proposer's reward terms, valid and invalid problems alike.
+    #[serde(default)]
+    pub rewards: RewardMeans,
+}
+
+fn unit10() -> Histogram {
+    Histogram::unit(10)
+}
+
+/// The mean of each reward term over the problems that have it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RewardMeans {
+    /// Problems with rewards.
+    pub rewarded: u64,
+    pub total: Option<f64>,
+    pub frontier: Option<f64>,
+    pub padding_factor: Option<f64>,
+    pub repetition: Option<f64>,
+    pub interestingness: Option<f64>,
+    pub invalid: Option<f64>,
+}
+
+/// Sums and counts behind [`RewardMeans`]: total, frontier, padding factor, repetition,
+/// interestingness, invalid.
+#[derive(Default)]
+struct RewardSums([(f64, u64); 6]);
+
+impl RewardSums {
+    fn add(&mut self, w: &crate::Rewards) {
+        let terms = [
+            Some(w.total),
+            w.frontier,
+            Some(w.padding_factor),
+            Some(w.repetition),
+            w.interestingness,
+            w.invalid,
+        ];
+        for (slot, v) in self.0.iter_mut().zip(terms) {
+            if let Some(v) = v {
+                slot.0 += v;
+                slot.1 += 1;
+            }
+        }
+    }
+
+    fn means(&self, rewarded: u64) -> RewardMeans {
+        let m = |i: usize| {
+            let (sum, n): (f64, u64) = self.0[i];
+            (n > 0).then(|| sum / n as f64)
+        };
+        RewardMeans {
+            rewarded,
+            total: m(0),
+            frontier: m(1),
+            padding_factor: m(2),
+            repetition: m(3),
+            interestingness: m(4),
+            invalid: m(5),
+        }
+    }
 }
 
 /// Stats built up one record at a time.
@@ -61,6 +131,8 @@ struct Builder {
     solve_sum: f64,
     padding_sum: f64,
     with_padding: u64,
+    interest_sum: f64,
+    rewards: RewardSums,
 }
 
 impl Builder {
@@ -82,10 +154,17 @@ impl Builder {
                 depth: BTreeMap::new(),
                 distinct_canonical: None,
                 canonical_duplicates: None,
+                scored: 0,
+                mean_interestingness: None,
+                interestingness: Histogram::unit(10),
+                scorer_errors: 0,
+                rewards: RewardMeans::default(),
             },
             solve_sum: 0.0,
             padding_sum: 0.0,
             with_padding: 0,
+            interest_sum: 0.0,
+            rewards: RewardSums::default(),
         }
     }
 
@@ -102,6 +181,18 @@ impl Builder {
             None => (r.round, r.round),
             Some((lo, hi)) => (lo.min(r.round), hi.max(r.round)),
         });
+        if let Some(w) = &r.rewards {
+            s.rewards.rewarded += 1;
+            self.rewards.add(w);
+        }
+        if let Some(v) = r.interestingness {
+            s.scored += 1;
+            self.interest_sum += v;
+            s.interestingness.add(v);
+        }
+        if r.scorer_error.is_some() {
+            s.scorer_errors += 1;
+        }
         if !r.valid {
             s.invalid += 1;
             let reason = r.reason.as_deref().unwrap_or("unknown");
@@ -135,6 +226,8 @@ impl Builder {
     fn finish(mut self) -> Stats {
         self.s.mean_solve_rate = (self.s.attempted > 0).then(|| self.solve_sum / self.s.attempted as f64);
         self.s.mean_padding = (self.with_padding > 0).then(|| self.padding_sum / self.with_padding as f64);
+        self.s.mean_interestingness = (self.s.scored > 0).then(|| self.interest_sum / self.s.scored as f64);
+        self.s.rewards = self.rewards.means(self.s.rewards.rewarded);
         self.s
     }
 }

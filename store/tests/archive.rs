@@ -1,6 +1,6 @@
 //! The archive through its public API: filters, scans, stats, export and import.
 
-use store::{parse_range, Archive, Attempt, Filter, Order, ProblemRecord, StoreError};
+use store::{parse_range, Archive, Attempt, Filter, Order, ProblemRecord, Rewards, StoreError};
 
 /// Builds a varied archive: 3 runs × 10 rounds × 10 problems, every 7th invalid.
 fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
@@ -30,6 +30,18 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         interestingness: (valid && n % 3 != 0).then_some((n % 11) as f64 / 10.0),
                         scorer: (valid && n % 3 != 0)
                             .then(|| if n % 3 == 1 { "novelty@1" } else { "novelty@2" }.into()),
+                        scorer_error: (valid && n % 3 == 0).then(|| "timed out".into()),
+                        rewards: Some(if valid {
+                            let frontier = (n % 5) as f64 / 4.0;
+                            Rewards {
+                                frontier: Some(frontier),
+                                padding_factor: 1.0,
+                                total: frontier,
+                                ..Default::default()
+                            }
+                        } else {
+                            Rewards { invalid: Some(-1.0), total: -1.0, ..Default::default() }
+                        }),
                         attempts: vec![Attempt {
                             output: "1".into(),
                             answer: "1".into(),
@@ -163,6 +175,23 @@ fn stats_count_what_is_there() {
     assert_eq!(s.canonical_duplicates, Some(s.valid - 13));
     let mean = all.iter().filter_map(|r| r.solve_rate).sum::<f64>() / s.attempted as f64;
     assert!((s.mean_solve_rate.unwrap() - mean).abs() < 1e-12);
+    // Interestingness and reward terms, each over the problems that have it.
+    let scores: Vec<f64> = all.iter().filter_map(|r| r.interestingness).collect();
+    assert_eq!(s.scored, scores.len() as u64);
+    assert_eq!(s.interestingness.counts.iter().sum::<u64>(), s.scored);
+    assert!(
+        (s.mean_interestingness.unwrap() - scores.iter().sum::<f64>() / scores.len() as f64).abs() < 1e-12
+    );
+    assert_eq!(s.scorer_errors, all.iter().filter(|r| r.scorer_error.is_some()).count() as u64);
+    assert_eq!(s.rewards.rewarded, 300);
+    let mean_of = |f: fn(&Rewards) -> Option<f64>| {
+        let v: Vec<f64> = all.iter().filter_map(|r| f(r.rewards.as_ref().unwrap())).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!((s.rewards.total.unwrap() - mean_of(|w| Some(w.total))).abs() < 1e-12);
+    assert!((s.rewards.frontier.unwrap() - mean_of(|w| w.frontier)).abs() < 1e-12);
+    assert_eq!(s.rewards.invalid, Some(-1.0));
+    assert_eq!(s.rewards.interestingness, None);
 
     let windows = a.stats_by_window(&Filter::default(), 4).unwrap();
     assert_eq!(windows.iter().map(|w| w.0).collect::<Vec<_>>(), vec![(0, 3), (4, 7), (8, 11)]);
