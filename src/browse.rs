@@ -27,7 +27,7 @@ const PREFETCH: usize = 40;
 
 /// What the worker is asked for.
 enum Request {
-    Page { generation: u64, filter: FilterArgs, after: Option<u64>, newest: bool },
+    Page { generation: u64, filter: Box<FilterArgs>, after: Option<u64>, newest: bool },
     Lineage { id: u64 },
     Show { id: u64 },
 }
@@ -36,7 +36,7 @@ enum Request {
 enum Response {
     Page { generation: u64, records: Vec<ProblemRecord>, last: bool },
     Lineage { id: u64, tree: Value },
-    Show { record: ProblemRecord },
+    Show { record: Box<ProblemRecord> },
     Failed(String),
 }
 
@@ -58,7 +58,7 @@ fn worker(access: Access, requests: Receiver<Request>, responses: Sender<Respons
         let response = match request {
             Request::Page { generation, filter, after, newest } => {
                 let command = ArchiveCommand::List {
-                    filter,
+                    filter: *filter,
                     limit: PAGE,
                     after,
                     newest,
@@ -76,7 +76,7 @@ fn worker(access: Access, requests: Receiver<Request>, responses: Sender<Respons
             Request::Lineage { id } => query(ArchiveCommand::Lineage { id, depth: 3, json: true })
                 .and_then(|b| Ok(Response::Lineage { id, tree: serde_json::from_slice(&b)? })),
             Request::Show { id } => query(ArchiveCommand::Show { id, json: true })
-                .and_then(|b| Ok(Response::Show { record: serde_json::from_slice(&b)? })),
+                .and_then(|b| Ok(Response::Show { record: Box::new(serde_json::from_slice(&b)?) })),
         };
         let response = response.unwrap_or_else(|e| Response::Failed(format!("{e:#}")));
         if responses.send(response).is_err() {
@@ -84,6 +84,9 @@ fn worker(access: Access, requests: Receiver<Request>, responses: Sender<Respons
         }
     }
 }
+
+/// A problem in a lineage: `ancestor` or `descendant`, its id, its text.
+type Relative = (String, u64, String);
 
 /// Which pane has the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +116,8 @@ pub struct App {
     focused: Option<ProblemRecord>,
     /// Problems visited through lineage, to go back to.
     history: Vec<u64>,
-    lineage: Option<(u64, Vec<(String, u64, String)>)>,
+    /// The problem whose lineage is shown, and its relatives: side, id, text.
+    lineage: Option<(u64, Vec<Relative>)>,
     lineage_selected: usize,
     help: bool,
     status: String,
@@ -169,7 +173,7 @@ impl App {
         self.loading = true;
         let r = Request::Page {
             generation: self.generation,
-            filter: self.filter.clone(),
+            filter: Box::new(self.filter.clone()),
             after: None,
             newest: self.newest,
         };
@@ -184,7 +188,7 @@ impl App {
         let after = self.rows.last().map(|r| r.id);
         let r = Request::Page {
             generation: self.generation,
-            filter: self.filter.clone(),
+            filter: Box::new(self.filter.clone()),
             after,
             newest: self.newest,
         };
@@ -219,7 +223,7 @@ impl App {
                 }
                 Response::Show { record } => {
                     self.status.clear();
-                    self.focused = Some(record);
+                    self.focused = Some(*record);
                 }
                 Response::Failed(e) => {
                     self.loading = false;

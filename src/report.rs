@@ -411,7 +411,8 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             ],
         )?,
     ));
-    let terms: [(&str, fn(&Stats) -> Option<f64>); 5] = [
+    type Term = (&'static str, fn(&Stats) -> Option<f64>);
+    let terms: [Term; 5] = [
         ("total", |s| s.rewards.total),
         ("frontier", |s| s.rewards.frontier),
         ("padding factor", |s| s.rewards.padding_factor),
