@@ -279,11 +279,18 @@ impl App {
                     }
                     Err(e) => self.status = e,
                 },
-                KeyCode::Esc => self.focus = Focus::List,
+                KeyCode::Esc => {
+                    self.focus = Focus::List;
+                    self.status.clear();
+                }
                 KeyCode::Backspace => {
                     self.prompt.pop();
+                    self.status.clear();
                 }
-                KeyCode::Char(c) => self.prompt.push(c),
+                KeyCode::Char(c) => {
+                    self.prompt.push(c);
+                    self.status.clear();
+                }
                 _ => {}
             },
             Focus::Lineage => match key.code {
@@ -375,11 +382,15 @@ impl App {
         );
         self.draw_list(frame, list);
         if self.focus == Focus::Lineage {
-            self.draw_lineage(frame, detail);
+            let [upper, lower] =
+                Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(detail);
+            self.draw_detail(frame, upper);
+            self.draw_lineage(frame, lower);
         } else {
             self.draw_detail(frame, detail);
         }
         let hint = match self.focus {
+            Focus::Filter if !self.status.is_empty() => format!(" filter> {}▏  {}", self.prompt, self.status),
             Focus::Filter => format!(" filter> {}▏  (Enter apply, Esc cancel)", self.prompt),
             _ if !self.status.is_empty() => format!(" {}", self.status),
             Focus::Lineage => " ↑↓ choose · Enter go to · Backspace back · l/Esc close · ? keys".into(),

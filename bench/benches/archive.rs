@@ -5,7 +5,9 @@
 //!    same way. Target: overhead at most 1.5×.
 //! 2. Scale: with `SELFPLAY_BENCH_RECORDS` records (default 1,000,000), `stats`, a filtered scan
 //!    through an index and a filtered full scan, against raw sled iterating the same records
-//!    without decoding; with the peak memory each takes.
+//!    without decoding; with the peak memory each takes. Then what a person waits for in the
+//!    CLI: `archive list`'s first page with a filter, `show`, `stats`, a sorted `list`, and
+//!    `browse` showing its first page and scrolling 20 pages (on a test terminal).
 //!
 //! `cargo bench -p selfplay-bench --bench archive`
 
@@ -148,6 +150,75 @@ fn scale_bench(dir: &std::path::Path, n: usize) -> serde_json::Value {
             .take(50)
             .fold(0, |n, r| n + u64::from(r.unwrap().id > 0))
     }));
+    // The CLI's own code paths, output written to memory as it would be to a terminal.
+    use selfplay::cli::{ArchiveCommand, FilterArgs, SortKey};
+    let held = &archive;
+    let cli = |cmd: ArchiveCommand| {
+        move || {
+            let mut out = Vec::new();
+            selfplay::commands::archive::query(held, &cmd, &mut out).unwrap();
+            out.iter().filter(|&&b| b == b'\n').count() as u64
+        }
+    };
+    let depth5 = FilterArgs { depth: Some("5".into()), valid: true, ..Default::default() };
+    let list = |filter: FilterArgs, sort: Option<SortKey>| ArchiveCommand::List {
+        filter,
+        limit: 20,
+        after: None,
+        newest: false,
+        sort,
+        desc: true,
+        offset: 0,
+        json: false,
+    };
+    results.push(measure("cli_list_first_page_depth_5", &mut cli(list(depth5.clone(), None))));
+    let p_band = FilterArgs { solve_rate: Some("0.4..0.6".into()), ..Default::default() };
+    results.push(measure("cli_list_first_page_p_0.4..0.6", &mut cli(list(p_band, None))));
+    results.push(measure("cli_show", &mut cli(ArchiveCommand::Show { id: n as u64 / 2, json: false })));
+    results.push(measure(
+        "cli_stats",
+        &mut cli(ArchiveCommand::Stats { filter: FilterArgs::default(), window: None, json: false }),
+    ));
+    results.push(measure(
+        "cli_stats_window_100",
+        &mut cli(ArchiveCommand::Stats { filter: FilterArgs::default(), window: Some(100), json: true }),
+    ));
+    results.push(measure(
+        "cli_list_sorted_by_padding",
+        &mut cli(list(FilterArgs::default(), Some(SortKey::Padding))),
+    ));
+    drop(archive);
+    // browse: from start to the first page on screen, then 20 pages down, each drawn.
+    {
+        use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let archive = Archive::open_existing(&path).unwrap();
+        let mut app = selfplay::browse::App::new(selfplay::commands::archive::Access::Local(archive));
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 45)).unwrap();
+        let mut draw_until = |app: &mut selfplay::browse::App, want: &dyn Fn(&str) -> bool| loop {
+            app.poll();
+            term.draw(|f| app.draw(f)).unwrap();
+            let buf = term.backend().buffer();
+            let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+            if want(&text) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        };
+        results.push(measure("browse_first_page", &mut || {
+            draw_until(&mut app, &|s| s.contains("problem 1 "));
+            1
+        }));
+        results.push(measure("browse_scroll_20_pages", &mut || {
+            for _ in 0..20 {
+                for _ in 0..10 {
+                    app.handle_key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
+                }
+            }
+            // 20 pages of 10 × 20 rows: row 4,000 selected once loaded.
+            draw_until(&mut app, &|s| s.contains("problem 4001 "));
+            4000
+        }));
+    }
     let reference = results[0].1;
     let rows: Vec<serde_json::Value> = results
         .iter()
