@@ -238,6 +238,11 @@ impl App {
         }
     }
 
+    /// The position of the selected row in the list, and how many rows are loaded.
+    pub fn position(&self) -> (Option<usize>, usize) {
+        (self.table.selected(), self.rows.len())
+    }
+
     /// The problem the detail pane shows.
     fn current(&self) -> Option<&ProblemRecord> {
         self.focused.as_ref().or_else(|| self.table.selected().and_then(|i| self.rows.get(i)))

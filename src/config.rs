@@ -57,6 +57,9 @@ pub struct RunConfig {
     /// Largest literal in held-out problems.
     pub eval_max_literal: u32,
     pub warm_start: WarmStartConfig,
+    /// Interestingness scorers (`[[scorers]]`); their weighted score enters the reward with
+    /// `reward.interestingness_weight`.
+    pub scorers: Vec<crate::scoring::ScorerConfig>,
 }
 
 impl RunConfig {
@@ -111,6 +114,13 @@ impl RunConfig {
         }
         if self.checkpoint_every == 0 || self.eval_every == 0 {
             anyhow::bail!("checkpoint_every and eval_every must be positive");
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for (i, s) in self.scorers.iter().enumerate() {
+            check(&format!("scorers[{i}]"), s.validate())?;
+            if !labels.insert(s.name()) {
+                anyhow::bail!("scorers[{i}]: a second scorer named {:?}: give each its own `name`", s.name());
+            }
         }
         Ok(())
     }
@@ -169,6 +179,12 @@ mod tests {
                 "warm_start.solver.d_model 128 must be a multiple of heads 3",
             ),
             ("seed = ", "string values must be quoted"),
+            ("[[scorers]]\nkind = \"oracle\"\n", "unknown variant `oracle`"),
+            ("[[scorers]]\nkind = \"process\"\n", "scorers[0]: a process scorer needs `command`"),
+            ("[[scorers]]\nkind = \"http\"\nname = \"h\"\nurl = \"ftp://x\"\n", "scorers[0]: url"),
+            ("[[scorers]]\nkind = \"novelty\"\nweight = -1\n", "scorers[0]: weight"),
+            ("[[scorers]]\nkind = \"novelty\"\ncolour = 1\n", "unknown field `colour`"),
+            ("[[scorers]]\nkind = \"novelty\"\n[[scorers]]\nkind = \"novelty\"\n", "a second scorer named"),
         ] {
             let err = RunConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");

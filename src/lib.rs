@@ -16,4 +16,5 @@ pub mod players;
 pub mod report;
 pub mod round;
 pub mod run;
+pub mod scoring;
 pub mod warmstart;

@@ -70,12 +70,16 @@ impl RunData {
             access.query(&command, &mut out)?;
             serde_json::from_slice(&out).context("the archive's statistics are unreadable")
         };
-        let whole = stats_of(None)?;
-        let stats: Stats = serde_json::from_value(whole)?;
-        let (lo, hi) = stats.rounds.unwrap_or((0, 0));
-        let window = ((hi - lo + 1).div_ceil(MAX_WINDOWS)).max(1);
-        let mut by_window = stats_of(Some(window))?;
-        let windows = by_window["windows"]
+        // The window follows the rounds the metrics cover (one pass over the archive); without
+        // metrics, the archive's own round range (two passes).
+        let rounds = match (metrics.first(), metrics.last()) {
+            (Some(a), Some(b)) => Some((a["round"].as_u64().unwrap_or(0), b["round"].as_u64().unwrap_or(0))),
+            _ => serde_json::from_value::<Stats>(stats_of(None)?)?.rounds,
+        };
+        let (lo, hi) = rounds.unwrap_or((0, 0));
+        let window = ((hi.saturating_sub(lo) + 1).div_ceil(MAX_WINDOWS)).max(1);
+        let mut whole = stats_of(Some(window))?;
+        let windows = whole["windows"]
             .as_array_mut()
             .map(std::mem::take)
             .unwrap_or_default()
@@ -85,6 +89,7 @@ impl RunData {
                 Ok((range, serde_json::from_value(w)?))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let stats: Stats = serde_json::from_value(whole)?;
         let (skills, skills_round) = read_skills(run_dir)?;
         Ok(RunData {
             run_dir: run_dir.to_path_buf(),

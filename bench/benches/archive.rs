@@ -194,29 +194,30 @@ fn scale_bench(dir: &std::path::Path, n: usize) -> serde_json::Value {
         let archive = Archive::open_existing(&path).unwrap();
         let mut app = selfplay::browse::App::new(selfplay::commands::archive::Access::Local(archive));
         let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 45)).unwrap();
-        let mut draw_until = |app: &mut selfplay::browse::App, want: &dyn Fn(&str) -> bool| loop {
+        // One frame: take the worker's answers, draw, return the screen's text.
+        let mut frame = |app: &mut selfplay::browse::App| -> String {
             app.poll();
             term.draw(|f| app.draw(f)).unwrap();
-            let buf = term.backend().buffer();
-            let text: String = buf.content().iter().map(|c| c.symbol()).collect();
-            if want(&text) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            term.backend().buffer().content().iter().map(|c| c.symbol()).collect()
         };
         results.push(measure("browse_first_page", &mut || {
-            draw_until(&mut app, &|s| s.contains("problem 1 "));
+            while !frame(&mut app).contains("problem 1 ") {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
             1
         }));
         results.push(measure("browse_scroll_20_pages", &mut || {
-            for _ in 0..20 {
-                for _ in 0..10 {
-                    app.handle_key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
+            // PageDown moves 20 rows within what is loaded while the worker loads ahead; every
+            // press is drawn. Row 4,000 is 20 of the worker's pages down.
+            let start = Instant::now();
+            loop {
+                app.handle_key(KeyEvent::new(KeyCode::PageDown, KeyModifiers::NONE));
+                frame(&mut app);
+                if app.position().0.is_some_and(|i| i >= 4000) {
+                    return 4000;
                 }
+                assert!(start.elapsed().as_secs() < 60, "browse did not reach row 4,000 in a minute");
             }
-            // 20 pages of 10 × 20 rows: row 4,000 selected once loaded.
-            draw_until(&mut app, &|s| s.contains("problem 4001 "));
-            4000
         }));
     }
     let reference = results[0].1;

@@ -13,6 +13,8 @@
 //! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
 //! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`].
 
+pub mod scorer;
+
 use std::collections::{HashMap, HashSet};
 
 use problem::{Analysis, Domain, Limits, ProblemError};

@@ -183,6 +183,12 @@ pub trait Domain: Send + Sync {
     /// Draws one random valid problem. Reproducible: the same `rng` state gives the same problem.
     fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError>;
 
+    /// Numeric features of a valid problem's structure, with stable names, for interestingness
+    /// scorers. None by default.
+    fn features(&self, _text: &str, _analysis: &Analysis) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
+
     /// A tokenizer over this domain's alphabet with `difficulty_levels` difficulty-target tokens.
     fn tokenizer(&self, difficulty_levels: u32) -> Tokenizer {
         Tokenizer::new(self.alphabet(), difficulty_levels)

@@ -224,8 +224,8 @@ pub fn query(
                 bail!("--window must be at least 1 round");
             }
             let filter = filter.to_filter()?;
-            let stats = archive.stats(&filter)?;
-            let windows = window.map(|w| archive.stats_by_window(&filter, w)).transpose()?;
+            let (stats, windows) = archive.stats_with_windows(&filter, *window)?;
+            let windows = window.map(|_| windows);
             if *json {
                 let mut v = serde_json::to_value(&stats)?;
                 if let Some(windows) = &windows {

@@ -29,8 +29,8 @@ mod stats;
 
 pub use export::{export_csv, export_jsonl, import_jsonl, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
-pub use record::{Attempt, ProblemRecord, Rewards};
-pub use stats::{Histogram, RewardMeans, Stats};
+pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore};
+pub use stats::{Histogram, RewardMeans, Stats, Windows};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -286,8 +286,13 @@ impl Archive {
     }
 
     /// [`Archive::stats`] for each window of `window` rounds, as `((first, last round), stats)`.
-    pub fn stats_by_window(&self, filter: &Filter, window: u64) -> Result<Vec<((u64, u64), Stats)>> {
-        stats::by_window(self, filter, window)
+    pub fn stats_by_window(&self, filter: &Filter, window: u64) -> Result<Windows> {
+        Ok(stats::compute_with_windows(self, filter, Some(window))?.1)
+    }
+
+    /// [`Archive::stats`] and, with `window`, [`Archive::stats_by_window`], in one pass.
+    pub fn stats_with_windows(&self, filter: &Filter, window: Option<u64>) -> Result<(Stats, Windows)> {
+        stats::compute_with_windows(self, filter, window)
     }
 
     /// Total size of the database on disk, in bytes.

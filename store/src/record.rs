@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record encoding written by this build.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 
 /// One solver attempt at a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -88,6 +88,25 @@ pub struct ProblemRecord {
     /// Milliseconds since the Unix epoch.
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// What each configured scorer said: `interestingness` is their weighted mean over those that
+    /// answered.
+    pub scores: Vec<ScorerScore>,
+}
+
+/// One scorer's verdict on one problem.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScorerScore {
+    /// `name@version`.
+    pub scorer: String,
+    /// Its weight among the configured scorers.
+    pub weight: f64,
+    /// In [0, 1]; missing when the scorer failed.
+    pub score: Option<f64>,
+    /// Why, when the scorer said.
+    pub reason: Option<String>,
+    /// What went wrong, when it failed.
+    pub error: Option<String>,
 }
 
 impl ProblemRecord {
@@ -130,8 +149,88 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
             Err(e) => Err(format!("corrupt record: {e}")),
         },
+        Some((1, body)) => match postcard::take_from_bytes::<v1::ProblemRecordV1>(body) {
+            Ok((r, [])) => Ok(r.into()),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("corrupt record (format 1): {e}")),
+        },
         Some((v, _)) => {
             Err(format!("record format {v} is not known to this build (it writes {RECORD_VERSION})"))
+        }
+    }
+}
+
+/// Format 1, frozen: records written before per-scorer scores were kept.
+mod v1 {
+    use super::{Attempt, ProblemRecord, Rewards};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct ProblemRecordV1 {
+        pub id: u64,
+        pub run: String,
+        pub round: u64,
+        pub domain: String,
+        pub text: String,
+        pub valid: bool,
+        pub reason: Option<String>,
+        pub error: Option<String>,
+        pub answer: Option<String>,
+        pub canonical: Option<String>,
+        #[serde(with = "crate::hex_u64::option")]
+        pub canonical_hash: Option<u64>,
+        pub surface_ops: Option<u32>,
+        pub essential_ops: Option<u32>,
+        pub depth: Option<u32>,
+        pub padding: Option<f64>,
+        pub difficulty_target: Option<u32>,
+        pub references: Vec<u64>,
+        pub repetition: Option<String>,
+        pub attempts: Vec<Attempt>,
+        pub solve_rate: Option<f64>,
+        pub rewards: Option<Rewards>,
+        pub interestingness: Option<f64>,
+        pub scorer: Option<String>,
+        pub scorer_error: Option<String>,
+        pub proposer_version: Option<String>,
+        pub solver_version: Option<String>,
+        pub created_ms: u64,
+        pub updated_ms: u64,
+    }
+
+    impl From<ProblemRecordV1> for ProblemRecord {
+        fn from(r: ProblemRecordV1) -> Self {
+            ProblemRecord {
+                id: r.id,
+                run: r.run,
+                round: r.round,
+                domain: r.domain,
+                text: r.text,
+                valid: r.valid,
+                reason: r.reason,
+                error: r.error,
+                answer: r.answer,
+                canonical: r.canonical,
+                canonical_hash: r.canonical_hash,
+                surface_ops: r.surface_ops,
+                essential_ops: r.essential_ops,
+                depth: r.depth,
+                padding: r.padding,
+                difficulty_target: r.difficulty_target,
+                references: r.references,
+                repetition: r.repetition,
+                attempts: r.attempts,
+                solve_rate: r.solve_rate,
+                rewards: r.rewards,
+                interestingness: r.interestingness,
+                scorer: r.scorer,
+                scorer_error: r.scorer_error,
+                proposer_version: r.proposer_version,
+                solver_version: r.solver_version,
+                created_ms: r.created_ms,
+                updated_ms: r.updated_ms,
+                scores: Vec::new(),
+            }
         }
     }
 }
@@ -184,10 +283,28 @@ mod tests {
     }
 
     #[test]
+    fn format_1_records_still_read() {
+        // Format 2 appended `scores` (a sequence) to format 1: an empty one is a single 0 byte.
+        let r = sample();
+        let mut bytes = encode(&r);
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[0] = 1;
+        assert_eq!(decode(&bytes).unwrap(), r);
+        let mut scored = r.clone();
+        scored.scores.push(ScorerScore {
+            scorer: "novelty@1".into(),
+            weight: 1.0,
+            score: Some(0.5),
+            ..Default::default()
+        });
+        assert_eq!(decode(&encode(&scored)).unwrap(), scored);
+    }
+
+    #[test]
     fn unknown_versions_and_corruption_are_errors() {
         let mut bytes = encode(&sample());
         bytes[0] = 9;
-        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 1)");
+        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 2)");
         assert_eq!(decode(&[]).unwrap_err(), "empty value");
         let bytes = encode(&sample());
         assert!(decode(&bytes[..bytes.len() / 2]).unwrap_err().starts_with("corrupt record"));

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{index, Archive, Filter, Order, ProblemRecord, Result, StoreError, HASH};
 
+/// Stats per window of rounds: `((first round, last round), stats)`, in round order.
+pub type Windows = Vec<((u64, u64), Stats)>;
+
 /// Counts in equal-width bins over `[0, 1]`; the last bin includes 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
@@ -233,29 +236,36 @@ impl Builder {
 }
 
 pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
-    let mut b = Builder::new();
+    Ok(compute_with_windows(archive, filter, None)?.0)
+}
+
+/// The stats of the matching records and, with `window`, of each window of `window` rounds
+/// (rounds `k·window ..= k·window + window − 1`, in round order), in one streamed pass; memory
+/// holds one summary per window.
+pub(crate) fn compute_with_windows(
+    archive: &Archive,
+    filter: &Filter,
+    window: Option<u64>,
+) -> Result<(Stats, Windows)> {
+    let mut whole = Builder::new();
+    let mut windows: BTreeMap<u64, Builder> = BTreeMap::new();
+    let width = window.map(|w| w.max(1));
     for r in archive.scan(filter, Order::Ascending, None) {
-        b.add(&r?);
+        let r = r?;
+        whole.add(&r);
+        if let Some(w) = width {
+            windows.entry(r.round / w).or_insert_with(Builder::new).add(&r);
+        }
     }
-    let mut s = b.finish();
+    let mut s = whole.finish();
     if filter.is_empty() {
         let (distinct, dups) = canonical_counts(archive)?;
         s.distinct_canonical = Some(distinct);
         s.canonical_duplicates = Some(dups);
     }
-    Ok(s)
-}
-
-/// The stats of each window of `window` rounds (rounds `k·window ..= k·window + window − 1`),
-/// in round order, in one streamed pass; memory holds one summary per window.
-pub(crate) fn by_window(archive: &Archive, filter: &Filter, window: u64) -> Result<Vec<((u64, u64), Stats)>> {
-    let window = window.max(1);
-    let mut windows: BTreeMap<u64, Builder> = BTreeMap::new();
-    for r in archive.scan(filter, Order::Ascending, None) {
-        let r = r?;
-        windows.entry(r.round / window).or_insert_with(Builder::new).add(&r);
-    }
-    Ok(windows.into_iter().map(|(k, b)| ((k * window, k * window + window - 1), b.finish())).collect())
+    let w = width.unwrap_or(1);
+    let windows = windows.into_iter().map(|(k, b)| ((k * w, k * w + w - 1), b.finish())).collect();
+    Ok((s, windows))
 }
 
 /// Distinct canonical hashes and repeats of them, one hash bucket at a time.

@@ -8,11 +8,14 @@
 //! external tools rely on it.
 
 pub mod canon;
+pub mod features;
 mod gen;
 pub mod parse;
 
 pub use canon::Canonical;
 pub use parse::{parse, Expr, Op, MAX_ABS_VALUE, MAX_LITERAL};
+
+use std::collections::BTreeMap;
 
 use rand::RngCore;
 
@@ -79,6 +82,10 @@ impl Domain for Arith {
 
     fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError> {
         gen::generate(self, spec, rng)
+    }
+
+    fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
+        features::features(text, analysis)
     }
 }
 

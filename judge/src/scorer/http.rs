@@ -1,0 +1,74 @@
+//! A scorer that is an HTTP service of the user's: `POST` of `{"problems": [request, ...]}`,
+//! answered by `{"scores": [response, ...]}`, one per problem, in order.
+
+use serde::Deserialize;
+
+use super::{check_responses, BoxFuture, ItemResult, ScoreRequest, ScoreResponse, Scorer};
+
+/// See the module documentation. Plain HTTP (a service on this machine or a trusted network).
+pub struct HttpScorer {
+    name: String,
+    version: String,
+    url: String,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    scores: Vec<serde_json::Value>,
+}
+
+impl HttpScorer {
+    pub fn new(name: &str, version: &str, url: &str) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("scorer {name}: url {url:?}: {e}"))?;
+        if parsed.scheme() != "http" {
+            return Err(format!("scorer {name}: url {url:?} must be http://"));
+        }
+        let client =
+            reqwest::Client::builder().no_proxy().build().map_err(|e| format!("scorer {name}: {e}"))?;
+        Ok(HttpScorer { name: name.into(), version: version.into(), url: url.into(), client })
+    }
+
+    async fn ask(&self, batch: &[ScoreRequest]) -> Result<Vec<ItemResult>, String> {
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "problems": batch })).map_err(|e| e.to_string())?;
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {}: {e}", self.url))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| format!("reading the answer of {}: {e}", self.url))?;
+        if !status.is_success() {
+            let shown: String = String::from_utf8_lossy(&bytes).chars().take(120).collect();
+            return Err(format!("{} answered {status}: {shown}", self.url));
+        }
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
+            let shown: String = String::from_utf8_lossy(&bytes).chars().take(80).collect();
+            format!("unreadable answer {shown:?}: {e}")
+        })?;
+        let items = answer
+            .scores
+            .into_iter()
+            .map(|v| serde_json::from_value::<ScoreResponse>(v).map_err(|e| format!("unreadable score: {e}")))
+            .collect();
+        check_responses(batch, items)
+    }
+}
+
+impl Scorer for HttpScorer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn score<'a>(&'a mut self, batch: &'a [ScoreRequest]) -> BoxFuture<'a, Result<Vec<ItemResult>, String>> {
+        Box::pin(self.ask(batch))
+    }
+}
