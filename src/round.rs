@@ -5,7 +5,8 @@
 //! 3. the judge parses, bounds, interprets and canonicalizes each, and finds repetitions;
 //! 4. the solver makes `attempts` tries at each valid problem and at replayed ones; each try is
 //!    verified exactly, giving a solve rate p̂ per problem;
-//! 5. the judge computes the proposer's reward, term by term;
+//! 5. the configured scorers rate each valid problem's interestingness, and the judge computes the
+//!    proposer's reward, term by term (a scorer's failure drops its term, never the round);
 //! 6. every candidate, valid or not, goes to the archive in one flushed batch;
 //! 7. the solver is updated on the frontier problems and the replayed ones (group-relative
 //!    advantages over each problem's attempts, clipped policy gradient), the proposer on its
@@ -35,6 +36,9 @@ pub struct Timings {
     pub propose: f64,
     pub judge: f64,
     pub solve: f64,
+    /// Interestingness scorers.
+    #[serde(default)]
+    pub score: f64,
     pub store: f64,
     pub update: f64,
     pub eval: f64,
@@ -70,6 +74,14 @@ pub struct RoundMetrics {
     pub replay_size: usize,
     /// Held-out greedy accuracy by depth, on evaluation rounds.
     pub held_out: Option<BTreeMap<u32, f64>>,
+    /// Of valid problems: those given an interestingness score; and its mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored_fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_interestingness: Option<f64>,
+    /// Each scorer's health so far, by `name@version` (when scorers are configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorers: Option<BTreeMap<String, judge::scorer::Health>>,
     pub problems_per_s: f64,
     pub timings: Timings,
 }
@@ -107,6 +119,8 @@ pub struct Lab {
     /// Frozen warm-start players, the references of the KL penalties (when their `kl_coef` > 0).
     pub solver_reference: Option<Gpt>,
     pub proposer_reference: Option<Gpt>,
+    /// Interestingness scorers, when configured.
+    pub scoring: Option<crate::scoring::Scoring>,
 }
 
 /// Mastery threshold and evidence of the skill graph.
@@ -165,6 +179,7 @@ impl Lab {
             known,
             solver_reference: None,
             proposer_reference: None,
+            scoring: None,
         })
     }
 
@@ -270,6 +285,40 @@ impl Lab {
         let rate = |p: usize| verdicts[p].iter().filter(|(a, _)| a.correct).count() as f64 / k as f64;
         timings.solve = t.elapsed().as_secs_f64();
 
+        // 5. Interestingness of the fresh valid problems, now that their solve rates are known.
+        let t = Instant::now();
+        let mut interest: Vec<Option<judge::scorer::Combined>> = vec![None; n];
+        if let Some(scoring) = &mut self.scoring {
+            let mut batch = Vec::new();
+            let mut which = Vec::new();
+            for (i, c) in candidates.iter().enumerate() {
+                if let (Ok(a), Some(p)) = (&c.analysis, fresh_index[i]) {
+                    batch.push(judge::scorer::ScoreRequest {
+                        id: format!("{round}-{i}"),
+                        problem: c.text.clone(),
+                        answer: a.answer.clone(),
+                        solve_rate: Some(rate(p)),
+                        canonical: a.canonical.clone(),
+                        features: self.domain.features(&c.text, a),
+                    });
+                    which.push(i);
+                }
+            }
+            for (i, combined) in which.iter().zip(scoring.score(&batch)) {
+                interest[*i] = Some(combined);
+            }
+            let seen: Vec<judge::scorer::Seen> = batch
+                .into_iter()
+                .map(|r| judge::scorer::Seen {
+                    problem: r.problem,
+                    features: r.features,
+                    solve_rate: r.solve_rate,
+                })
+                .collect();
+            scoring.observe(&seen);
+        }
+        timings.score = t.elapsed().as_secs_f64();
+
         // 5–6. Rewards and the archive.
         let t = Instant::now();
         let now = store::now_ms();
@@ -304,7 +353,24 @@ impl Lab {
                     r.attempts = verdicts[p].iter().map(|(a, _)| a.clone()).collect();
                     r.solve_rate = Some(p_hat);
                     r.solver_version = Some(solver_version.clone());
-                    cfg.reward.reward(p_hat, a.padding, c.repetition, None)
+                    let score = interest[i].as_ref().and_then(|c| c.interestingness);
+                    if let Some(c) = interest[i].take() {
+                        r.interestingness = c.interestingness;
+                        r.scorer = c.scorer;
+                        r.scorer_error = c.error;
+                        r.scores = c
+                            .verdicts
+                            .into_iter()
+                            .map(|v| store::ScorerScore {
+                                scorer: v.scorer,
+                                weight: v.weight,
+                                score: v.score,
+                                reason: v.reason,
+                                error: v.error,
+                            })
+                            .collect();
+                    }
+                    cfg.reward.reward(p_hat, a.padding, c.repetition, score)
                 }
                 (Err(e), _) => {
                     r.reason = Some(e.kind.as_str().into());
@@ -448,6 +514,12 @@ impl Lab {
             difficulty_level: self.controller.level,
             replay_size: self.replay.len(),
             held_out,
+            scored_fraction: self
+                .scoring
+                .is_some()
+                .then(|| valid.iter().filter(|r| r.interestingness.is_some()).count() as f64 / nv),
+            mean_interestingness: mean(&|r| r.interestingness),
+            scorers: self.scoring.as_ref().map(|s| s.health()),
             problems_per_s: n as f64 / timings.total,
             timings,
         })

@@ -195,7 +195,10 @@ pub fn run(
     on_round: &mut dyn FnMut(&RoundMetrics),
 ) -> anyhow::Result<RunSummary> {
     let domain: &'static dyn Domain = &problem::Arith;
+    // Scorers first: a missing model or command stops the run before the warm start.
+    let scoring = crate::scoring::Scoring::build(&cfg.scorers, run_dir, archive, domain)?;
     let (mut lab, resumed) = open_lab(cfg, domain, run_dir, archive, device, log)?;
+    lab.scoring = scoring;
     let first_round = lab.round;
     if resumed {
         log(&format!("resumed {} at round {}", run_dir.display(), lab.round));

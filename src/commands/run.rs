@@ -35,8 +35,23 @@ fn progress_line(m: &RoundMetrics) -> String {
         let accs: Vec<String> = h.iter().map(|(d, a)| format!("d{d} {a:.2}")).collect();
         format!("  held-out {}", accs.join(" "))
     });
+    let scorers = m.scorers.as_ref().map_or(String::new(), |all| {
+        let troubled: Vec<String> = all
+            .iter()
+            .filter(|(_, h)| h.state != "closed" || h.last_error.is_some())
+            .map(|(name, h)| {
+                format!("{name} {} ({} failed calls, {} bad answers)", h.state, h.failed_calls, h.bad_answers)
+            })
+            .collect();
+        let interest = fmt(m.mean_interestingness);
+        if troubled.is_empty() {
+            format!("  interest {interest}")
+        } else {
+            format!("  interest {interest}  scorers: {}", troubled.join(", "))
+        }
+    });
     format!(
-        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {:.2}  {:.1} problems/s{held_out}",
+        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {:.2}  {:.1} problems/s{scorers}{held_out}",
         m.round,
         m.valid_fraction,
         m.padded_fraction,

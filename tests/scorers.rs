@@ -1,0 +1,312 @@
+//! Interestingness scorers end to end through `selfplay run`: the built-ins, the example plug-ins of
+//! both protocols, and plug-ins that hang, crash, babble, answer out of order or out of range.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use common::{fails, ok};
+use serde_json::Value;
+use store::{Archive, Filter, Order, ProblemRecord};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WEIGHT: f64 = 0.5;
+
+/// The tiny configuration with a proposer trained long enough to write mostly valid problems,
+/// the interestingness weight on, and `scorers` appended.
+fn config(dir: &Path, scorers: &str) -> PathBuf {
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    let trained = tiny.replace("steps = 20\n", "steps = 300\n");
+    assert_ne!(trained, tiny, "tiny.toml's proposer steps moved");
+    let text = format!("{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\n\n{scorers}");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A run directory after the warm start, made once and copied for each test.
+fn warm(dir: &Path) -> PathBuf {
+    static BASE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, base) = BASE.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(d.path(), "");
+        let run = d.path().join("base");
+        ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "0"]);
+        (d, run)
+    });
+    let run = dir.join("run");
+    copy_dir(base, &run);
+    run
+}
+
+struct Outcome {
+    valid: Vec<ProblemRecord>,
+    metrics: Vec<Value>,
+    stdout: String,
+}
+
+/// `rounds` rounds with `scorers` configured; the run must end well whatever the scorers do.
+fn run_with(scorers: &str, rounds: u32) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let run = warm(dir.path());
+    let cfg = config(dir.path(), scorers);
+    let stdout = ok(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--rounds",
+        &rounds.to_string(),
+    ]);
+    let archive = Archive::open_existing(run.join("archive")).unwrap();
+    let valid: Vec<ProblemRecord> = archive
+        .scan(&Filter { valid: Some(true), ..Default::default() }, Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect();
+    assert!(valid.len() >= 5, "too few valid problems to test with: {}", valid.len());
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Outcome { valid, metrics, stdout }
+}
+
+/// The reward without its interestingness term.
+fn base_reward(r: &ProblemRecord) -> f64 {
+    let w = r.rewards.as_ref().unwrap();
+    w.frontier.unwrap() * w.padding_factor * (1.0 - w.repetition)
+}
+
+/// Every valid problem carries a score from `label` that entered its reward with the weight.
+fn assert_scored(o: &Outcome, label: &str) {
+    for r in &o.valid {
+        let s = r.interestingness.unwrap_or_else(|| panic!("{} unscored: {:?}", r.text, r.scorer_error));
+        assert!((0.0..=1.0).contains(&s));
+        assert!(r.scorer.as_deref().unwrap().contains(label), "{:?}", r.scorer);
+        let w = r.rewards.as_ref().unwrap();
+        assert_eq!(w.interestingness, Some(s));
+        assert!((w.total - (base_reward(r) + WEIGHT * s)).abs() < 1e-9, "{r:?}");
+    }
+}
+
+/// Every valid problem has no score, the error, and a reward without the term.
+fn assert_unscored(o: &Outcome, error: &str) {
+    for r in &o.valid {
+        assert_eq!(r.interestingness, None, "{}", r.text);
+        let e = r.scorer_error.as_deref().unwrap_or_default();
+        assert!(e.contains(error), "{error:?} in {e:?}");
+        let w = r.rewards.as_ref().unwrap();
+        assert_eq!(w.interestingness, None);
+        assert!((w.total - base_reward(r)).abs() < 1e-9);
+        assert_eq!(r.scores.len(), 1);
+        assert_eq!(r.scores[0].error.as_deref(), Some(e.split_once(": ").unwrap().1));
+    }
+}
+
+fn health<'a>(o: &'a Outcome, label: &str) -> &'a Value {
+    &o.metrics.last().unwrap()["scorers"][label]
+}
+
+fn process(name: &str, args: &[&str]) -> String {
+    let command: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!("[[scorers]]\nkind = \"process\"\nname = \"{name}\"\ncommand = [{}]\n", command.join(", "))
+}
+
+fn misbehaving(mode: &str) -> String {
+    let script = format!("{ROOT}/tests/scorers/misbehave.py");
+    process("bad", &["python3", &script, mode])
+        + "[scorers.retry]\ntimeout_s = 0.5\nretries = 1\nbackoff_s = 0.05\nbreaker_failures = 2\nbreaker_cooldown_s = 600\n"
+}
+
+#[test]
+fn the_example_process_scorer_and_novelty_score_every_valid_problem() {
+    let script = format!("{ROOT}/examples/scorer_process.py");
+    let scorers = process("structure", &["python3", &script])
+        + "weight = 3.0\n[[scorers]]\nkind = \"novelty\"\nweight = 1.0\n";
+    let o = run_with(&scorers, 3);
+    assert_scored(&o, "structure@1+novelty@1");
+    for r in &o.valid {
+        assert_eq!(r.scores.len(), 2);
+        let (s, n) = (&r.scores[0], &r.scores[1]);
+        assert_eq!(
+            (s.scorer.as_str(), s.weight, n.scorer.as_str(), n.weight),
+            ("structure@1", 3.0, "novelty@1", 1.0)
+        );
+        assert!(s.reason.as_deref().unwrap().contains("of operation"), "{s:?}");
+        assert!(
+            n.reason.as_deref().unwrap().contains("closest to")
+                || n.reason.as_deref() == Some("nothing seen yet")
+        );
+        // The combined score is the weighted mean.
+        let want = (3.0 * s.score.unwrap() + n.score.unwrap()) / 4.0;
+        assert!((r.interestingness.unwrap() - want).abs() < 1e-12);
+    }
+    let h = health(&o, "structure@1");
+    assert_eq!(h["state"], "closed");
+    assert_eq!(h["failed_calls"], 0);
+    assert!(o.metrics.iter().all(|m| m["scored_fraction"].as_f64() == Some(1.0)));
+    assert!(o.stdout.contains("ran rounds 1..3"));
+}
+
+#[test]
+fn a_scorer_that_hangs_opens_the_circuit_and_the_run_goes_on() {
+    let o = run_with(&misbehaving("hang"), 3);
+    assert_unscored(&o, "bad@1: ");
+    let early = o.valid.iter().filter(|r| r.round < 3).collect::<Vec<_>>();
+    assert!(!early.is_empty());
+    assert!(early.iter().all(|r| r.scorer_error.as_deref().unwrap().contains("no answer within 0.5 s (after 2 tries)")));
+    let h = health(&o, "bad@1");
+    assert_eq!(h["state"], "open");
+    assert_eq!(h["breaker_opened"], 1);
+    assert_eq!(h["timeouts"], 4, "two rounds of two tries, then the circuit refuses");
+    assert_eq!(h["refused"], 1);
+    let third = o.valid.iter().filter(|r| r.round == 3).collect::<Vec<_>>();
+    assert!(third.iter().all(|r| r.scorer_error.as_deref().unwrap().contains("circuit open")));
+}
+
+#[test]
+fn a_scorer_that_crashes_is_restarted_and_its_failures_recorded() {
+    let o = run_with(&misbehaving("crash"), 2);
+    assert_unscored(&o, "the process");
+    assert!(health(&o, "bad@1")["failed_calls"].as_u64().unwrap() >= 4);
+
+    // One that crashes once comes back: the next call starts it again.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("crashed");
+    let script = format!("{ROOT}/tests/scorers/misbehave.py");
+    let scorers = format!(
+        "[[scorers]]\nkind = \"process\"\nname = \"flaky\"\ncommand = [\"env\", \"MISBEHAVE_MARKER={}\", \"python3\", {script:?}, \"crash_once\"]\n",
+        marker.display()
+    );
+    let o = run_with(&scorers, 2);
+    assert_scored(&o, "flaky@1");
+    let h = health(&o, "flaky@1");
+    assert_eq!((h["failed_calls"].as_u64(), h["state"].as_str()), (Some(1), Some("closed")));
+}
+
+#[test]
+fn garbage_out_of_order_and_out_of_range_answers_are_refused_one_by_one() {
+    for (mode, error) in [
+        ("garbage", "unreadable answer \"this is not json\""),
+        ("out_of_order", "answered out of order"),
+        ("out_of_range", "score 1.7 is outside [0, 1]"),
+    ] {
+        let o = run_with(&misbehaving(mode), 2);
+        assert_unscored(&o, error);
+        let h = health(&o, "bad@1");
+        assert_eq!(h["bad_answers"].as_u64(), Some(o.valid.len() as u64), "{mode}");
+        assert_eq!(h["state"], "closed", "{mode}: answering badly is not a failed call");
+    }
+}
+
+/// A Python HTTP scorer on a free loopback port, killed on drop.
+struct Service(Child, u16);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example_service() -> Service {
+    let mut child = Command::new("python3")
+        .args([&format!("{ROOT}/examples/scorer_http.py"), "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    Service(child, port)
+}
+
+fn misbehaving_service(mode: &str) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let child = Command::new("python3")
+        .args([&format!("{ROOT}/tests/scorers/misbehave.py"), "--http", port_file.to_str().unwrap(), mode])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !port_file.exists() {
+        assert!(start.elapsed().as_secs() < 20, "the service did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Service(child, std::fs::read_to_string(&port_file).unwrap().parse().unwrap())
+}
+
+fn http(name: &str, port: u16) -> String {
+    format!(
+        "[[scorers]]\nkind = \"http\"\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/score\"\n\
+         [scorers.retry]\ntimeout_s = 0.5\nretries = 1\nbackoff_s = 0.05\nbreaker_failures = 5\n"
+    )
+}
+
+#[test]
+fn the_example_http_scorer_scores_every_valid_problem() {
+    let service = example_service();
+    let o = run_with(&http("structure-http", service.1), 2);
+    assert_scored(&o, "structure-http@1");
+    assert!(o.valid.iter().all(|r| r.scores[0].reason.is_some()));
+}
+
+#[test]
+fn a_misbehaving_http_scorer_never_stops_the_run() {
+    for (mode, error) in [
+        ("status_500", "answered 500 Internal Server Error: internal error"),
+        ("garbage", "unreadable answer \"<html>not json</html>\""),
+        ("hang", "no answer within 0.5 s"),
+        ("count_wrong", "scores for"),
+        ("out_of_range", "score 1.7 is outside [0, 1]"),
+    ] {
+        let service = misbehaving_service(mode);
+        let o = run_with(&http("bad", service.1), 2);
+        assert_unscored(&o, error);
+        drop(service);
+    }
+    // Nobody listening at all.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = run_with(&http("bad", port), 1);
+    assert_unscored(&o, "POST http://127.0.0.1");
+}
+
+#[test]
+fn scorer_configuration_errors_stop_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    for (scorers, want) in [
+        ("[[scorers]]\nkind = \"preference\"\n", "no preference model at"),
+        ("[[scorers]]\nkind = \"http\"\nurl = \"https://example.org\"\n", "must be http://"),
+        ("[[scorers]]\nkind = \"process\"\ncommand = []\n", "needs `command`"),
+    ] {
+        let cfg = config(dir.path(), scorers);
+        let err = fails(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
+        assert!(err.contains(want), "{err}");
+        assert!(!run.join("warmstart").exists(), "no warm start for a run that cannot score");
+    }
+}
