@@ -28,6 +28,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Browse, query, export and import an archive.
     Archive(Box<ArchiveArgs>),
+    /// Rate problems pairwise (a terminal UI), import ratings, fit and check the preference scorer.
+    Rate(RateArgs),
     /// One HTML page about a run: accuracy, solve rates, validity, padding, rewards, skills.
     Report(ReportArgs),
     /// Run self-play in a run directory: warm start if needed, then rounds; resumes where it stopped.
@@ -63,6 +65,48 @@ pub struct RunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// The run directory: ratings go to its archive, the model to DIR/preference.json.
+    #[arg(long, value_name = "DIR", default_value = "runs/default", global = true)]
+    pub run_dir: PathBuf,
+    /// Without a subcommand: compare problems two at a time in the terminal.
+    #[command(subcommand)]
+    pub command: Option<RateCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RateCommand {
+    /// Add ratings from JSON lines `{"a": "...", "b": "...", "winner": "a"|"b"|"tie"}`; a side that
+    /// is all digits is an archive id, anything else a problem's text. All or nothing.
+    Import {
+        /// Input file; `-` reads standard input.
+        input: PathBuf,
+    },
+    /// Fit the preference scorer to the ratings, except the held-out ones.
+    Train {
+        /// Fraction of ratings held out for `rate eval` (by a fixed hash of their ids).
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 0.01)]
+        l2: f64,
+        /// Where to write the model (default: DIR/preference.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// How often the fitted model picks the winner of held-out ratings, with a 95% interval.
+    Eval {
+        /// The model (default: DIR/preference.json).
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod evaluate;
 pub mod lineage;
 pub mod players;
+pub mod rate;
 pub mod report;
 pub mod round;
 pub mod run;

@@ -173,7 +173,11 @@ fn a_scorer_that_hangs_opens_the_circuit_and_the_run_goes_on() {
     assert_unscored(&o, "bad@1: ");
     let early = o.valid.iter().filter(|r| r.round < 3).collect::<Vec<_>>();
     assert!(!early.is_empty());
-    assert!(early.iter().all(|r| r.scorer_error.as_deref().unwrap().contains("no answer within 0.5 s (after 2 tries)")));
+    assert!(early.iter().all(|r| r
+        .scorer_error
+        .as_deref()
+        .unwrap()
+        .contains("no answer within 0.5 s (after 2 tries)")));
     let h = health(&o, "bad@1");
     assert_eq!(h["state"], "open");
     assert_eq!(h["breaker_opened"], 1);
@@ -309,4 +313,100 @@ fn scorer_configuration_errors_stop_before_any_work() {
         assert!(err.contains(want), "{err}");
         assert!(!run.join("warmstart").exists(), "no warm start for a run that cannot score");
     }
+}
+
+#[test]
+fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let dir = tempfile::tempdir().unwrap();
+    let run = warm(dir.path());
+    let r = run.to_str().unwrap();
+    let plain = config(dir.path(), "");
+    ok(&["run", "--config", plain.to_str().unwrap(), "--run-dir", r, "--rounds", "3"]);
+
+    // A person at the terminal: A, B, a tie and a skip give three ratings.
+    {
+        let archive = Archive::open_existing(run.join("archive")).unwrap();
+        let mut app = selfplay::rate::RateApp::new(archive, 7).unwrap();
+        let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 20)).unwrap();
+        t.draw(|f| app.draw(f)).unwrap();
+        let screen: String = t.backend().buffer().content().iter().map(|c| c.symbol()).collect();
+        assert!(
+            screen.contains("Which problem is more interesting?") && screen.contains("solve rate"),
+            "{screen}"
+        );
+        for c in ['a', 'b', 't', 's'] {
+            app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        assert_eq!((app.given, app.skipped), (3, 1));
+    }
+    let archive = Archive::open_existing(run.join("archive")).unwrap();
+    let winners: Vec<store::Winner> = archive.ratings().unwrap().iter().map(|r| r.winner).collect();
+    assert_eq!(winners, vec![store::Winner::A, store::Winner::B, store::Winner::Tie]);
+
+    // Imported ratings from a rater who likes mixing operations and nesting them.
+    let valid: Vec<ProblemRecord> = archive
+        .scan(&Filter { valid: Some(true), ..Default::default() }, Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect();
+    drop(archive);
+    let taste = |t: &str| {
+        t.chars().filter(|c| "+-*".contains(*c)).collect::<std::collections::BTreeSet<_>>().len() as f64
+            + 0.5 * t.matches('(').count() as f64
+    };
+    let mut lines = String::new();
+    for i in 0..300 {
+        let (a, b) = (&valid[(i * 7) % valid.len()], &valid[(i * 13 + 5) % valid.len()]);
+        let winner = match taste(&a.text).partial_cmp(&taste(&b.text)).unwrap() {
+            std::cmp::Ordering::Greater => "a",
+            std::cmp::Ordering::Less => "b",
+            std::cmp::Ordering::Equal => "tie",
+        };
+        // One side by archive id, the other by text.
+        lines += &serde_json::json!({"a": a.id.to_string(), "b": b.text, "winner": winner}).to_string();
+        lines.push('\n');
+    }
+    let said = common::ok_with(&["rate", "--run-dir", r, "import", "-"], lines.as_bytes());
+    assert_eq!(said.trim(), "imported 300 ratings (303 in the archive now)");
+    let trained: Value = serde_json::from_str(&ok(&["rate", "--run-dir", r, "train", "--json"])).unwrap();
+    let version = trained["version"].as_str().unwrap().to_string();
+    assert!(trained["held_out"].as_u64().unwrap() > 30, "{trained}");
+    let eval: Value = serde_json::from_str(&ok(&["rate", "--run-dir", r, "eval", "--json"])).unwrap();
+    assert_eq!(eval["version"], version.as_str());
+    let (acc, lo) = (eval["accuracy"].as_f64().unwrap(), eval["ci95"][0].as_f64().unwrap());
+    assert!(acc > 0.8 && lo > 0.5, "the rater's taste is learnable: {eval}");
+    assert!(ok(&["rate", "--run-dir", r, "eval"]).contains("95% CI"));
+
+    // The run scores with it.
+    let cfg = config(dir.path(), "[[scorers]]\nkind = \"preference\"\n");
+    ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", r, "--rounds", "2"]);
+    let archive = Archive::open_existing(run.join("archive")).unwrap();
+    let scored: Vec<ProblemRecord> = archive
+        .scan(
+            &Filter { valid: Some(true), rounds: Some((4, 5)), ..Default::default() },
+            Order::Ascending,
+            None,
+        )
+        .map(Result::unwrap)
+        .collect();
+    assert!(!scored.is_empty());
+    for p in &scored {
+        assert_eq!(p.scorer.as_deref(), Some(format!("preference@{version}").as_str()));
+        assert!(p.scores[0].reason.as_deref().unwrap().starts_with("utility"));
+    }
+    drop(archive);
+
+    // Bad input: a line naming a problem that is not there, an unknown winner.
+    let err = common::fails_with(
+        &["rate", "--run-dir", r, "import", "-"],
+        b"{\"a\": \"99999\", \"b\": \"1+2\", \"winner\": \"a\"}\n",
+    );
+    assert!(err.contains("line 1: no problem with id 99999"), "{err}");
+    let err = common::fails_with(
+        &["rate", "--run-dir", r, "import", "-"],
+        b"\n{\"a\": \"1+2\", \"b\": \"3\", \"winner\": \"c\"}\n",
+    );
+    assert!(err.contains("line 2: unknown variant `c`"), "{err}");
+    let archive = Archive::open_existing(run.join("archive")).unwrap();
+    assert_eq!(archive.ratings().unwrap().len(), 303, "nothing imported from a bad file");
 }

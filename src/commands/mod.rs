@@ -29,6 +29,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "{summary}")?;
             Ok(())
         }
+        Command::Rate(args) => crate::rate::run(args, out),
         Command::Run(args) => run::run(&args, out),
         Command::Config(args) => run::config(&args, out),
         Command::Eval(args) => eval::run(&args, out),

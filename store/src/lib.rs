@@ -14,7 +14,9 @@
 //! Indexes hold one posting list per batch and value rather than one key per record: see
 //! [`index`] for the layout and why.
 //!
-//! A second tree, `meta`, holds the schema version, checked on every open. sled holds an exclusive
+//! A tree `ratings` holds a person's pairwise judgements of interestingness ([`Rating`]).
+//!
+//! A tree `meta` holds the schema version, checked on every open. sled holds an exclusive
 //! lock on its database: a second process (or a second open in this one) gets [`StoreError::Locked`].
 //!
 //! Writes come in batches, one per self-play round, and are flushed to disk before
@@ -24,11 +26,13 @@ mod export;
 mod filter;
 pub mod hex_u64;
 mod index;
+mod ratings;
 pub mod record;
 mod stats;
 
 pub use export::{export_csv, export_jsonl, import_jsonl, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
+pub use ratings::{Rated, Rating, Winner};
 pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore};
 pub use stats::{Histogram, RewardMeans, Stats, Windows};
 

@@ -56,6 +56,9 @@ pub struct PreferenceModel {
     /// Comparisons it was fitted on.
     pub comparisons: usize,
     pub l2: f64,
+    /// Fraction of the ratings held out of its fitting (`selfplay rate eval` measures on them).
+    #[serde(default)]
+    pub holdout: f64,
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -147,6 +150,7 @@ impl PreferenceModel {
             center: 0.0,
             comparisons: comparisons.len(),
             l2,
+            holdout: 0.0,
         };
         model.weights = vec![0.0; model.features.len()];
         let diffs: Vec<(Vec<f64>, f64)> = comparisons
