@@ -10,6 +10,8 @@
 //! total = frontier(p) · padding_factor(padding) · (1 − repetition) + w · interestingness
 //! ```
 //!
+//! (or, with [`InterestMode::Frontier`], the first product times `1 + w · interestingness`)
+//!
 //! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
 //! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`].
 
@@ -183,6 +185,19 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
         .collect()
 }
 
+/// How interestingness enters the reward of a valid problem with base reward
+/// `b = frontier · padding_factor · (1 − repetition)` and score `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterestMode {
+    /// `b + w · s`: paid whatever the solver makes of the problem.
+    #[default]
+    Additive,
+    /// `b · (1 + w · s)`: paid only as far as the frontier pays, so interestingness cannot be
+    /// bought with problems the solver never (or always) solves, nor with padding.
+    Frontier,
+}
+
 /// Everything that sets the proposer's reward.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -192,6 +207,8 @@ pub struct RewardConfig {
     pub repetition: RepetitionPenalty,
     /// Weight `w` of the interestingness score.
     pub interestingness_weight: f64,
+    /// How the weighted score enters the reward.
+    pub interestingness_mode: InterestMode,
     /// Reward of an invalid problem.
     pub invalid: f64,
 }
@@ -203,6 +220,7 @@ impl Default for RewardConfig {
             padding: PaddingPenalty::default(),
             repetition: RepetitionPenalty::default(),
             interestingness_weight: 0.0,
+            interestingness_mode: InterestMode::Additive,
             invalid: -1.0,
         }
     }
@@ -275,8 +293,12 @@ impl RewardConfig {
         let padding_factor = self.padding.factor(padding);
         let repetition = self.repetition.penalty(repetition);
         let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
-        let total = frontier * padding_factor * (1.0 - repetition)
-            + self.interestingness_weight * interestingness.unwrap_or(0.0);
+        let base = frontier * padding_factor * (1.0 - repetition);
+        let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
+        let total = match self.interestingness_mode {
+            InterestMode::Additive => base + interest,
+            InterestMode::Frontier => base * (1.0 + interest),
+        };
         RewardTerms {
             frontier: Some(frontier),
             padding_factor,
@@ -425,6 +447,24 @@ mod tests {
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+    }
+
+    #[test]
+    fn frontier_mode_pays_interestingness_only_where_the_frontier_pays() {
+        let cfg = RewardConfig {
+            interestingness_weight: 1.0,
+            interestingness_mode: InterestMode::Frontier,
+            ..RewardConfig::default()
+        };
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, Some(0.8));
+        assert!((r.total - 1.0 * 0.5625 * 0.5 * 1.8).abs() < 1e-12);
+        // Never or always solved, or padded past the floor: interestingness earns nothing.
+        for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
+            assert_eq!(cfg.reward(p, padding, Repetition::Fresh, Some(1.0)).total, 0.0, "{p} {padding}");
+        }
+        // At a given frontier, more interesting pays more.
+        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, Some(s)).total;
+        assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The interestingness experiment (bench/experiments/interestingness/README.md):
 #   bench/experiments/interestingness/run.sh [OUT_DIR]
-# ROUNDS (default 100), SEEDS (default "1 2 3"), WEIGHT (default 0.5), RATINGS (default 1500),
+# ROUNDS (default 100), SEEDS (default "1 2 3"), WEIGHT (default 0.5), MODE (additive or frontier:
+# reward.interestingness_mode), RATINGS (default 1500),
 # SELFPLAY (default: a release build) can be set in the environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -10,6 +11,7 @@ out="$(mkdir -p "${1:-$root/runs/exp-interestingness}" && cd "${1:-$root/runs/ex
 rounds="${ROUNDS:-100}"
 seeds="${SEEDS:-1 2 3}"
 weight="${WEIGHT:-0.5}"
+mode="${MODE:-additive}"
 n_ratings="${RATINGS:-1500}"
 if [ -z "${SELFPLAY:-}" ]; then
   (cd "$root" && cargo build --release --quiet)
@@ -43,7 +45,7 @@ for seed in $seeds; do
       # The warm start and the fitted scorer are shared; the self-play state starts from the seed.
       rm -rf "$dir"; cp -r "$base" "$dir"; rm -rf "$dir/checkpoints" "$dir/metrics.jsonl"
       { cat "$here/base.toml"
-        printf '\n[reward]\ninterestingness_weight = %s\n\n[[scorers]]\nkind = "preference"\n' "$w"
+        printf '\n[reward]\ninterestingness_weight = %s\ninterestingness_mode = "%s"\n\n[[scorers]]\nkind = "preference"\n' "$w" "$mode"
       } > "$dir/experiment.toml"
       "$SELFPLAY" run --config "$dir/experiment.toml" --run-dir "$dir" --rounds "$rounds" --seed "$seed" >/dev/null 2>"$dir/run.log"
       "$SELFPLAY" archive --run-dir "$dir" export --format jsonl --rounds "$((rounds / 2 + 1)).." > "$dir/late.jsonl"
