@@ -187,24 +187,7 @@ fn line_chart(
         (lo - pad, hi + pad)
     });
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("round")
-            .y_desc(y_desc)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+    round_chart(x0..x1, y0..y1, y_desc, true, |chart| {
         for (i, (name, pts)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let style = ShapeStyle::from(&color).stroke_width(2);
@@ -219,16 +202,55 @@ fn line_chart(
                     .map_err(plot_err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
+        Ok(())
+    })
+    .map(Some)
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// An SVG plot over rounds (x) with axes and labels, drawn into by `draw`. `lines`: a light grid
+/// and the legend of the labelled series; otherwise neither.
+fn round_chart(
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+    lines: bool,
+    draw: impl FnOnce(&mut Chart<'_, '_>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x, y)
             .map_err(plot_err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc("round").y_desc(y_desc).x_label_formatter(&|x| format!("{x:.0}")).light_line_style(WHITE);
+        if !lines {
+            mesh.disable_mesh();
+        }
+        mesh.draw().map_err(plot_err)?;
+        draw(&mut chart)?;
+        if lines {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw()
+                .map_err(plot_err)?;
+        }
         root.present().map_err(plot_err)?;
     }
-    Ok(Some(svg))
+    Ok(svg)
 }
 
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -244,25 +266,8 @@ fn heatmap(windows: &[((u64, u64), Histogram)], y_desc: &str) -> anyhow::Result<
     }
     let x0 = windows[0].0 .0 as f64;
     let x1 = windows[windows.len() - 1].0 .1 as f64 + 1.0;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1, 0f64..1f64)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("round")
-            .y_desc(y_desc)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .disable_mesh()
-            .draw()
-            .map_err(plot_err)?;
-        for ((lo, hi), h) in windows {
+    round_chart(x0..x1, 0.0..1.0, y_desc, false, |chart| {
+        for ((lo, hi), h) in &windows {
             let total = h.counts.iter().sum::<u64>() as f64;
             for (i, (&edge, &n)) in h.edges.iter().zip(&h.counts).enumerate() {
                 let top = h.edges.get(i + 1).copied().unwrap_or(1.0);
@@ -276,9 +281,9 @@ fn heatmap(windows: &[((u64, u64), Histogram)], y_desc: &str) -> anyhow::Result<
                     .map_err(plot_err)?;
             }
         }
-        root.present().map_err(plot_err)?;
-    }
-    Ok(Some(svg))
+        Ok(())
+    })
+    .map(Some)
 }
 
 /// The skill graph as two columns: atomic skills on the left, compositions on the right, an edge
