@@ -409,17 +409,12 @@ impl App {
 
     fn draw_list(&mut self, frame: &mut Frame, area: Rect) {
         let rows = self.rows.iter().map(|r| {
-            let status = if r.valid {
-                "valid".to_string()
-            } else {
-                r.reason.clone().unwrap_or_else(|| "invalid".into())
-            };
             let p = r.solve_rate.map_or("-".into(), |p| format!("{p:.2}"));
             let depth = r.depth.map_or("-".into(), |d| d.to_string());
             Row::new([
                 Cell::from(r.id.to_string()),
                 Cell::from(r.round.to_string()),
-                Cell::from(status),
+                Cell::from(crate::commands::archive::status(r)),
                 Cell::from(p),
                 Cell::from(depth),
                 Cell::from(r.text.escape_debug().to_string()),

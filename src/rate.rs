@@ -5,7 +5,6 @@
 //! the rating's id (the same split for `train` and `eval`), so that `eval` measures agreement on
 //! judgements the model never saw.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
 use anyhow::{anyhow, bail, Context};
@@ -349,15 +348,16 @@ impl RateApp {
 
 fn describe(r: &ProblemRecord) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    let mut s = BTreeMap::new();
-    s.insert(0, format!("{}\n", r.text));
-    s.insert(1, format!("= {}\n", r.answer.as_deref().unwrap_or("?")));
-    s.insert(2, format!("canonical  {}", r.canonical.as_deref().unwrap_or("-")));
-    s.insert(3, format!("depth      {}", r.depth.map_or("-".into(), |d| d.to_string())));
-    s.insert(4, format!("padding    {}", opt(r.padding)));
-    s.insert(5, format!("solve rate {}", opt(r.solve_rate)));
-    s.insert(6, format!("problem {} (round {})", r.id, r.round));
-    s.into_values().collect::<Vec<_>>().join("\n")
+    [
+        format!("{}\n", r.text),
+        format!("= {}\n", r.answer.as_deref().unwrap_or("?")),
+        format!("canonical  {}", r.canonical.as_deref().unwrap_or("-")),
+        format!("depth      {}", r.depth.map_or("-".into(), |d| d.to_string())),
+        format!("padding    {}", opt(r.padding)),
+        format!("solve rate {}", opt(r.solve_rate)),
+        format!("problem {} (round {})", r.id, r.round),
+    ]
+    .join("\n")
 }
 
 fn interactive(archive: Archive) -> anyhow::Result<()> {

@@ -87,10 +87,7 @@ impl ScorerConfig {
                 Err("a process scorer needs `command`, e.g. [\"python3\", \"scorer.py\"]".into())
             }
             ScorerKind::Http => {
-                let url = self.url.as_deref().ok_or("an http scorer needs `url`")?;
-                HttpScorer::new(&name, "1", url)
-                    .map(|_| ())
-                    .map_err(|e| e.replace(&format!("scorer {name}: "), ""))
+                HttpScorer::check_url(self.url.as_deref().ok_or("an http scorer needs `url`")?)
             }
             _ => Ok(()),
         }

@@ -364,9 +364,16 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
-pub(crate) fn list_line(r: &ProblemRecord) -> String {
-    let status =
-        if r.valid { "valid".to_string() } else { r.reason.clone().unwrap_or_else(|| "invalid".into()) };
+/// `valid`, or why not (`syntax`, `range`, ...).
+pub(crate) fn status(r: &ProblemRecord) -> &str {
+    if r.valid {
+        "valid"
+    } else {
+        r.reason.as_deref().unwrap_or("invalid")
+    }
+}
+
+fn list_line(r: &ProblemRecord) -> String {
     let mut text: String = r.text.chars().take(60).collect();
     if text.len() < r.text.len() {
         text.push('…');
@@ -377,7 +384,7 @@ pub(crate) fn list_line(r: &ProblemRecord) -> String {
         r.id,
         run,
         r.round,
-        status,
+        status(r),
         fmt_opt(r.solve_rate, 2),
         fmt_opt(r.padding, 2),
         fmt_opt(r.depth, 0),

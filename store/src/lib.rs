@@ -289,12 +289,8 @@ impl Archive {
         stats::compute(self, filter)
     }
 
-    /// [`Archive::stats`] for each window of `window` rounds, as `((first, last round), stats)`.
-    pub fn stats_by_window(&self, filter: &Filter, window: u64) -> Result<Windows> {
-        Ok(stats::compute_with_windows(self, filter, Some(window))?.1)
-    }
-
-    /// [`Archive::stats`] and, with `window`, [`Archive::stats_by_window`], in one pass.
+    /// [`Archive::stats`] and, with `window`, the same for each window of `window` rounds, as
+    /// `((first, last round), stats)` in round order, in one pass.
     pub fn stats_with_windows(&self, filter: &Filter, window: Option<u64>) -> Result<(Stats, Windows)> {
         stats::compute_with_windows(self, filter, window)
     }

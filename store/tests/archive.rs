@@ -193,7 +193,7 @@ fn stats_count_what_is_there() {
     assert_eq!(s.rewards.invalid, Some(-1.0));
     assert_eq!(s.rewards.interestingness, None);
 
-    let windows = a.stats_by_window(&Filter::default(), 4).unwrap();
+    let (_, windows) = a.stats_with_windows(&Filter::default(), Some(4)).unwrap();
     assert_eq!(windows.iter().map(|w| w.0).collect::<Vec<_>>(), vec![(0, 3), (4, 7), (8, 11)]);
     assert_eq!(windows.iter().map(|w| w.1.total).sum::<u64>(), 300);
     assert_eq!(windows[2].1.total, 60, "rounds 8 and 9");

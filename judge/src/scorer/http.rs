@@ -19,11 +19,17 @@ struct Answer {
 }
 
 impl HttpScorer {
-    pub fn new(name: &str, version: &str, url: &str) -> Result<Self, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("scorer {name}: url {url:?}: {e}"))?;
+    /// Checks that `url` is one this scorer can POST to.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
         if parsed.scheme() != "http" {
-            return Err(format!("scorer {name}: url {url:?} must be http://"));
+            return Err(format!("url {url:?} must be http://"));
         }
+        Ok(())
+    }
+
+    pub fn new(name: &str, version: &str, url: &str) -> Result<Self, String> {
+        Self::check_url(url).map_err(|e| format!("scorer {name}: {e}"))?;
         let client =
             reqwest::Client::builder().no_proxy().build().map_err(|e| format!("scorer {name}: {e}"))?;
         Ok(HttpScorer { name: name.into(), version: version.into(), url: url.into(), client })
