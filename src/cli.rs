@@ -470,7 +470,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` sets up its own logging once its configuration has been checked.
     if !matches!(cli.command, Command::Run(_)) {
-        init_tracing(None, if matches!(cli.command, Command::Pretrain(_)) { "info" } else { "warn" });
+        init_tracing(None, if matches!(cli.command, Command::Pretrain(_)) { "info" } else { "warn" })
+            .expect("logging to standard error needs no file");
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -500,11 +501,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Logging: to standard error (`RUST_LOG` sets the filter; `info` for long-running commands,
 /// `warn` otherwise and under a progress bar) and, with `log_dir`, to daily rolling files there.
-/// The guard flushes the files on drop. Installs once per process; later calls do nothing.
+/// The guard flushes the files on drop. Installs once per process; later calls do nothing. Fails
+/// when the log directory cannot be made or written.
 pub fn init_tracing(
     log_dir: Option<&Path>,
     stderr_default: &str,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let stderr_filter = EnvFilter::try_from_default_env()
@@ -516,8 +518,12 @@ pub fn init_tracing(
         .with_filter(stderr_filter);
     let (file_layer, guard) = match log_dir {
         Some(dir) => {
-            let (writer, guard) =
-                tracing_appender::non_blocking(tracing_appender::rolling::daily(dir, "selfplay.log"));
+            let appender = tracing_appender::rolling::RollingFileAppender::builder()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix("selfplay.log")
+                .build(dir)
+                .map_err(|e| anyhow::anyhow!("cannot write logs in {}: {e}", dir.display()))?;
+            let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer)
@@ -526,5 +532,5 @@ pub fn init_tracing(
         }
         None => (None, None),
     };
-    tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init().ok().and(guard)
+    Ok(tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init().ok().and(guard))
 }

@@ -38,6 +38,10 @@ const MAX_FRAME: usize = 16 << 20;
 const MAX_REQUEST: u64 = 64 << 10;
 /// Queries the daemon answers at once; more wait for a turn.
 const CONCURRENT_QUERIES: usize = 4;
+/// Connections open at once (reading a request, waiting, or answering); more are refused.
+const MAX_CONNECTIONS: usize = 64;
+/// A connection that has not sent its whole request line by then is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 const OUTPUT: u8 = b'o';
 const DONE: u8 = b'k';
@@ -172,6 +176,7 @@ impl Server {
             .with_context(|| format!("cannot listen at {}", path.display()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let turns = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let task = tokio::spawn(async move {
             loop {
                 let stream = match listener.accept().await {
@@ -182,10 +187,15 @@ impl Server {
                         continue;
                     }
                 };
+                let Ok(connection) = connections.clone().try_acquire_owned() else {
+                    // Refused at once, without a task: a small frame fits the socket's buffer.
+                    let _ = stream.try_write(&frame(FAILED, b"the daemon is busy: too many open queries"));
+                    continue;
+                };
                 let (archive, turns) = (archive.clone(), turns.clone());
                 tokio::spawn(async move {
-                    let Ok(_turn) = turns.acquire_owned().await else { return };
-                    if let Err(e) = answer(stream, archive).await {
+                    let _connection = connection;
+                    if let Err(e) = answer(stream, archive, turns).await {
                         tracing::debug!("query endpoint: {e}");
                     }
                 });
@@ -199,32 +209,47 @@ impl Server {
     }
 }
 
+/// A request line as the daemon reads it: the command, or why it is refused.
+pub fn parse_request(line: &str) -> Result<ArchiveCommand, String> {
+    match serde_json::from_str::<Request>(line) {
+        Ok(r) if r.version == PROTOCOL_VERSION => Ok(r.command),
+        Ok(r) => Err(format!("the daemon speaks query protocol {PROTOCOL_VERSION}, not {}", r.version)),
+        Err(e) => Err(format!("malformed query: {e}")),
+    }
+}
+
 /// Reads one request and streams the answer. The query runs on the blocking pool; its output
 /// goes through a small channel, so a slow or vanished client stops it instead of piling up.
-async fn answer(stream: tokio::net::UnixStream, archive: Arc<Archive>) -> std::io::Result<()> {
+async fn answer(
+    stream: tokio::net::UnixStream,
+    archive: Arc<Archive>,
+    turns: Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST));
-    match tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await {
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
         // A probe: connected and left.
         Ok(Ok(0)) => return Ok(()),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(e),
         Err(_) => return Ok(()),
     }
-    let request = match serde_json::from_str::<Request>(&line) {
-        Ok(r) if r.version == PROTOCOL_VERSION => r,
-        Ok(r) => {
-            let msg = format!("the daemon speaks query protocol {PROTOCOL_VERSION}, not {}", r.version);
-            return write_frame(&mut write, FAILED, msg.as_bytes()).await;
-        }
-        Err(e) => return write_frame(&mut write, FAILED, format!("malformed query: {e}").as_bytes()).await,
+    if !line.ends_with('\n') && line.len() as u64 >= MAX_REQUEST {
+        let msg = format!("query longer than {MAX_REQUEST} bytes");
+        return write_frame(&mut write, FAILED, msg.as_bytes()).await;
+    }
+    let command = match parse_request(&line) {
+        Ok(command) => command,
+        Err(msg) => return write_frame(&mut write, FAILED, msg.as_bytes()).await,
     };
+    // A turn only once the request is in: idle connections hold no turn.
+    let Ok(_turn) = turns.acquire_owned().await else { return Ok(()) };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
     tokio::task::spawn_blocking(move || {
         let mut sink = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
-        let result = crate::commands::archive::query(&archive, &request.command, &mut sink)
+        let result = crate::commands::archive::query(&archive, &command, &mut sink)
             .and_then(|note| sink.flush().map(|()| note).map_err(Into::into));
         let last = match result {
             Ok(note) => (DONE, note.unwrap_or_default().into_bytes()),
@@ -249,6 +274,15 @@ async fn write_frame(
     header[1..].copy_from_slice(&len.to_be_bytes());
     w.write_all(&header).await?;
     w.write_all(body).await
+}
+
+/// One small frame's bytes (bodies of at most a few KiB).
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(tag);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
 }
 
 /// Output frames into the channel, [`CHUNK`] bytes at a time.

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use candle_core::Device;
 use policy::Trainable;
 use problem::Domain;
@@ -52,9 +52,60 @@ fn round_dir(run_dir: &Path, n: u64) -> PathBuf {
     run_dir.join("checkpoints").join(format!("round-{n:06}"))
 }
 
-fn latest_round(run_dir: &Path) -> Option<u64> {
+type Loaded = ((Trainable, PlayerMeta), (Trainable, PlayerMeta), CurriculumState);
+
+/// Both players and the curriculum of the round checkpoint at `dir`.
+fn load_round(dir: &Path, device: &Device) -> anyhow::Result<Loaded> {
+    let solver = load_player(dir, Player::Solver, device)?;
+    let proposer = load_player(dir, Player::Proposer, device)?;
+    let path = dir.join("curriculum.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let state =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is unreadable", path.display()))?;
+    Ok((solver, proposer, state))
+}
+
+/// The newest round checkpoint that loads. One that does not (a damaged disk, a hand edit) is
+/// reported, renamed `round-NNNNNN.corrupt-SECONDS` so that it is kept but never tried again, and
+/// the next older one is tried; `None` when there is no checkpoint at all. An error when none of
+/// them loads: the run stops rather than start over from nothing.
+fn latest_loadable(
+    run_dir: &Path,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<Option<(u64, Loaded)>> {
     let cks = policy::Checkpoints { root: run_dir.join("checkpoints"), prefix: "round".into(), keep: 0 };
-    cks.latest()
+    let rounds = cks.list();
+    let mut failures = Vec::new();
+    for &n in rounds.iter().rev() {
+        let dir = round_dir(run_dir, n);
+        match load_round(&dir, device) {
+            Ok(loaded) => {
+                if !failures.is_empty() {
+                    log(&format!("resuming from the older checkpoint {}", dir.display()));
+                }
+                return Ok(Some((n, loaded)));
+            }
+            Err(e) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = dir.with_file_name(format!("round-{n:06}.corrupt-{stamp}"));
+                let moved = std::fs::rename(&dir, &aside).map_or_else(
+                    |m| format!("could not move it aside: {m}"),
+                    |()| format!("moved to {}", aside.display()),
+                );
+                log(&format!("checkpoint {} does not load: {e:#}; {moved}", dir.display()));
+                tracing::error!("checkpoint {} does not load: {e:#}; {moved}", dir.display());
+                failures.push(format!("{}: {e:#}", dir.display()));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(None)
+    } else {
+        bail!("no checkpoint of {} loads:\n  {}", run_dir.display(), failures.join("\n  "))
+    }
 }
 
 /// Writes a round checkpoint atomically: both players and the curriculum into a temporary
@@ -67,7 +118,26 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
     }
     let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.round, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let written = write_round(&tmp, lab).and_then(|()| {
+        // The players' files are synced by their own save; the renamed entry is synced here.
+        std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
+        std::fs::File::open(&root)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", root.display()))
+    });
+    if written.is_err() {
+        // A full disk gets its space back; the previous checkpoints stay as they were.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written?;
+    // Keep round-000000 and the latest `keep_checkpoints`.
+    policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) }.prune(&[0]);
+    Ok(())
+}
+
+/// Both players and the curriculum into `tmp`, each file synced.
+fn write_round(tmp: &Path, lab: &Lab) -> anyhow::Result<()> {
+    std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let meta = |player, max_new| PlayerMeta::new(player, lab.domain, max_new);
     lab.solver
         .save(&tmp.join("solver"), meta(Player::Solver, lab.solver_format.max_answer_tokens).to_value())?;
@@ -75,11 +145,15 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
         &tmp.join("proposer"),
         meta(Player::Proposer, lab.proposer_format.max_problem_tokens).to_value(),
     )?;
-    std::fs::write(tmp.join("curriculum.json"), serde_json::to_vec(&lab.curriculum_state())?)?;
-    std::fs::write(tmp.join("skills.dot"), lab.skills.to_dot())?;
-    std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
-    // Keep round-000000 and the latest `keep_checkpoints`.
-    policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) }.prune(&[0]);
+    for (name, bytes) in [
+        ("curriculum.json", serde_json::to_vec(&lab.curriculum_state())?),
+        ("skills.dot", lab.skills.to_dot().into()),
+    ] {
+        let path = tmp.join(name);
+        std::fs::write(&path, bytes)
+            .and_then(|()| std::fs::File::open(&path)?.sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -100,27 +174,32 @@ fn open_lab(
     device: &Device,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<(Lab, bool)> {
-    let (dir, resumed) = match latest_round(run_dir) {
-        Some(n) => (round_dir(run_dir, n), true),
-        None => {
-            let warm = run_dir.join("warmstart");
-            log(&format!("no checkpoint in {}: warm start", run_dir.display()));
-            crate::warmstart::run(&cfg.warm_start, domain, &warm, device, log)?;
-            (warm, false)
-        }
-    };
-    let (mut solver, solver_meta) = load_player(&dir, Player::Solver, device)?;
-    let (mut proposer, proposer_meta) = load_player(&dir, Player::Proposer, device)?;
-    let state: Option<CurriculumState> = if resumed {
-        let path = dir.join("curriculum.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is unreadable", path.display()))?)
-    } else {
+    let (dir, resumed, (mut solver, solver_meta), (mut proposer, proposer_meta), state) =
+        match latest_loadable(run_dir, device, log)? {
+            Some((n, loaded)) => {
+                let (solver, proposer, state) = loaded;
+                (round_dir(run_dir, n), true, solver, proposer, Some(state))
+            }
+            None => {
+                let warm = run_dir.join("warmstart");
+                log(&format!("no checkpoint in {}: warm start", run_dir.display()));
+                if warm.exists() && !crate::warmstart::finished(&warm) {
+                    // This run's own, left unfinished by a run killed during it: start it again.
+                    log(&format!("removing the unfinished warm start in {}", warm.display()));
+                    std::fs::remove_dir_all(&warm)
+                        .with_context(|| format!("cannot remove {}", warm.display()))?;
+                }
+                crate::warmstart::run(&cfg.warm_start, domain, &warm, device, log)?;
+                let solver = load_player(&warm, Player::Solver, device)?;
+                let proposer = load_player(&warm, Player::Proposer, device)?;
+                (warm, false, solver, proposer, None)
+            }
+        };
+    if !resumed {
         // Self-play trains with its own optimizer settings, from the warm-start weights.
         solver.optim = policy::AdamW::new(solver.model.named_vars(), cfg.solver_optim)?;
         proposer.optim = policy::AdamW::new(proposer.model.named_vars(), cfg.proposer_optim)?;
-        None
-    };
+    }
     let mut lab = Lab::new(
         cfg.clone(),
         domain,
@@ -178,7 +257,16 @@ pub fn open_run_dir(cfg: &RunConfig, run_dir: &Path) -> anyhow::Result<Archive> 
         std::fs::write(&config_path, toml::to_string(cfg)?)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    Ok(Archive::open(run_dir.join("archive"))?)
+    let archive = Archive::open(run_dir.join("archive"))?;
+    // Holding the archive, this is the only run here: temporary checkpoints are left-overs of a
+    // run that was killed while writing one.
+    for entry in std::fs::read_dir(run_dir.join("checkpoints")).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') && name.to_string_lossy().contains(".tmp-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(archive)
 }
 
 /// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.

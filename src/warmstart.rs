@@ -177,6 +177,11 @@ pub fn problems(
 
 /// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`); when `out`
 /// already holds a finished one, returns its report.
+/// Whether `out` holds a whole warm start (its report is written last).
+pub fn finished(out: &Path) -> bool {
+    ["solver/state.json", "proposer/state.json", "report.json"].iter().all(|f| out.join(f).is_file())
+}
+
 pub fn run(
     cfg: &WarmStartConfig,
     domain: &'static dyn Domain,
@@ -187,8 +192,7 @@ pub fn run(
     cfg.solver.validate("solver")?;
     cfg.proposer.validate("proposer")?;
     // A finished warm start is not redone; a partial one is not overwritten.
-    let done = ["solver/state.json", "proposer/state.json", "report.json"].map(|f| out.join(f).is_file());
-    if done.iter().all(|&d| d) {
+    if finished(out) {
         log(&format!("warm start already done in {}", out.display()));
         let bytes = std::fs::read(out.join("report.json"))?;
         return serde_json::from_slice(&bytes)
@@ -299,8 +303,12 @@ pub fn run(
         proposer_on_target_by_target: on_target,
         seconds: started.elapsed().as_secs_f64(),
     };
-    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("cannot write {}", out.join("report.json").display()))?;
+    // Written last and whole (renamed into place): its presence marks a finished warm start.
+    let path = out.join("report.json");
+    let tmp = out.join("report.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&report)?)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(report)
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{fails, ok};
+use common::{copy_dir, fails, ok};
 use serde_json::Value;
 use store::{Archive, Filter, Order, ProblemRecord};
 
@@ -26,19 +26,6 @@ fn config(dir: &Path, scorers: &str) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A run directory after the warm start, made once and copied for each test.
@@ -60,6 +47,8 @@ struct Outcome {
     valid: Vec<ProblemRecord>,
     metrics: Vec<Value>,
     stdout: String,
+    /// Bytes in the run's log files.
+    log_bytes: u64,
 }
 
 /// `rounds` rounds with `scorers` configured; the run must end well whatever the scorers do.
@@ -87,7 +76,9 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    Outcome { valid, metrics, stdout }
+    let log_bytes =
+        std::fs::read_dir(run.join("logs")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    Outcome { valid, metrics, stdout, log_bytes }
 }
 
 /// The reward without its interestingness term.
@@ -220,6 +211,21 @@ fn garbage_out_of_order_and_out_of_range_answers_are_refused_one_by_one() {
         assert_eq!(h["bad_answers"].as_u64(), Some(o.valid.len() as u64), "{mode}");
         assert_eq!(h["state"], "closed", "{mode}: answering badly is not a failed call");
     }
+}
+
+#[test]
+fn a_scorer_that_floods_its_output_is_cut_off() {
+    // An answer line without end: refused at 1 MiB, the process restarted, the run goes on.
+    let o = run_with(&misbehaving("flood_stdout"), 2);
+    assert_unscored(&o, "an answer line longer than 1048576 bytes");
+    // Megabytes on standard error: the answers count, the log keeps only a bounded sample.
+    let o = run_with(&misbehaving("flood_stderr"), 2);
+    assert_scored(&o, "bad@1");
+    assert!(o.log_bytes < 512 << 10, "the log grew to {} bytes", o.log_bytes);
+    // An HTTP answer without end: cut off at the limit.
+    let service = misbehaving_service("flood");
+    let o = run_with(&http("bad", service.1), 2);
+    assert_unscored(&o, "answered more than the 1048576 bytes allowed");
 }
 
 /// A Python HTTP scorer on a free loopback port, killed on drop.

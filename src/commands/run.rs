@@ -72,7 +72,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;
     let terminal = std::io::stderr().is_terminal();
     let _log_guard =
-        crate::cli::init_tracing(Some(&args.run_dir.join("logs")), if terminal { "warn" } else { "info" });
+        crate::cli::init_tracing(Some(&args.run_dir.join("logs")), if terminal { "warn" } else { "info" })?;
     let archive = Arc::new(run::open_run_dir(&cfg, &args.run_dir)?);
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -67,16 +67,31 @@ pub enum StoreError {
     Schema { path: PathBuf, found: String },
     #[error("archive at {path}: record {id} is unreadable: {reason}")]
     Corrupt { path: PathBuf, id: u64, reason: String },
-    #[error("archive at {path}: {source}")]
-    Sled { path: PathBuf, source: sled::Error },
+    #[error("archive at {path}: {cause}")]
+    Sled { path: PathBuf, cause: sled::Error },
     #[error("archive at {path}: index entry {key:?} is unreadable: {reason}")]
     CorruptIndex { path: PathBuf, key: String, reason: String },
     #[error("record {id}: {reason}")]
     InvalidRecord { id: u64, reason: String },
     #[error("line {line}: {reason}")]
     Import { line: usize, reason: String },
+    #[error(
+        "archive at {path} holds problems up to id {held}, but problems up to id {written} were \
+         written to it: its files were truncated or damaged. Restore it from a backup, or delete \
+         {path}/{WATERMARK} to go on with what is left"
+    )]
+    Truncated { path: PathBuf, held: u64, written: u64 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A file beside sled's own in the archive directory: the highest id known to be flushed. sled
+/// recovers a damaged or truncated log silently, to its last good write; comparing the ids it
+/// recovered with this mark turns that silent loss into an error.
+pub const WATERMARK: &str = "selfplay-written";
+
+fn read_watermark(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(WATERMARK)).ok()?.trim().parse().ok()
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -87,6 +102,8 @@ pub struct Archive {
     tree: sled::Tree,
     path: PathBuf,
     next_id: AtomicU64,
+    /// The highest id recorded in the [`WATERMARK`] file.
+    watermark: std::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for Archive {
@@ -139,7 +156,7 @@ impl Archive {
                 },
             }
         };
-        let sled_err = |source| StoreError::Sled { path: path.clone(), source };
+        let sled_err = |cause| StoreError::Sled { path: path.clone(), cause };
         let meta = db.open_tree("meta").map_err(sled_err)?;
         let tree = db.open_tree("archive").map_err(sled_err)?;
         match meta.get(SCHEMA_KEY).map_err(sled_err)? {
@@ -164,7 +181,17 @@ impl Archive {
             }
             None => 1,
         };
-        Ok(Archive { db, tree, path, next_id: AtomicU64::new(next_id) })
+        let written = read_watermark(&path).unwrap_or(0);
+        if written >= next_id {
+            return Err(StoreError::Truncated { path, held: next_id - 1, written });
+        }
+        Ok(Archive {
+            db,
+            tree,
+            path,
+            next_id: AtomicU64::new(next_id),
+            watermark: std::sync::Mutex::new(written),
+        })
     }
 
     /// Where the archive lives.
@@ -178,7 +205,7 @@ impl Archive {
     }
 
     pub(crate) fn sled_err(&self, source: sled::Error) -> StoreError {
-        StoreError::Sled { path: self.path.clone(), source }
+        StoreError::Sled { path: self.path.clone(), cause: source }
     }
 
     /// Appends one round's records in one atomic batch and flushes it to disk.
@@ -208,6 +235,7 @@ impl Archive {
         postings.write(&mut batch);
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
+        self.mark_written(first + records.len() as u64 - 1)?;
         Ok(first..first + records.len() as u64)
     }
 
@@ -242,7 +270,23 @@ impl Archive {
         self.flush()?;
         if let Some(max) = records.iter().map(|r| r.id).max() {
             self.next_id.fetch_max(max + 1, AtomicOrdering::SeqCst);
+            self.mark_written(max)?;
         }
+        Ok(())
+    }
+
+    /// Records that ids up to `id` are flushed (see [`WATERMARK`]): a small file replaced
+    /// atomically.
+    fn mark_written(&self, id: u64) -> Result<()> {
+        let mut mark = self.watermark.lock().unwrap_or_else(|e| e.into_inner());
+        if *mark >= id {
+            return Ok(());
+        }
+        let tmp = self.path.join(format!("{WATERMARK}.tmp"));
+        std::fs::write(&tmp, id.to_string())
+            .and_then(|()| std::fs::rename(&tmp, self.path.join(WATERMARK)))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("archive at {}: {e}", self.path.display())))?;
+        *mark = id;
         Ok(())
     }
 
@@ -310,7 +354,7 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::Locked(path.to_path_buf())
         }
-        _ => StoreError::Sled { path: path.to_path_buf(), source: e },
+        _ => StoreError::Sled { path: path.to_path_buf(), cause: e },
     }
 }
 
@@ -359,6 +403,34 @@ pub(crate) mod tests {
         assert_eq!(a.get(3).unwrap(), None);
         let mut more = vec![rec("r", 1, "5*5", true)];
         assert_eq!(a.append(&mut more).unwrap(), 3..4);
+    }
+
+    #[test]
+    fn a_truncated_database_is_reported_not_silently_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        {
+            let a = Archive::open(&path).unwrap();
+            for round in 0..20 {
+                let mut batch: Vec<_> =
+                    (0..10).map(|i| rec("r", round, &format!("{i}+{round}"), true)).collect();
+                a.append(&mut batch).unwrap();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100)); // sled lets go of its lock
+                                                                   // sled itself recovers a cut log to its last good write, without a word.
+        std::fs::OpenOptions::new().write(true).open(path.join("db")).unwrap().set_len(1000).unwrap();
+        let Err(err) = Archive::open_existing(&path) else { panic!("the loss goes unreported") };
+        match &err {
+            StoreError::Truncated { held, written, .. } => assert!(*written == 200 && *held < 200),
+            other => panic!("{other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("up to id 200 were written") && msg.contains(WATERMARK), "{msg}");
+        assert!(matches!(Archive::open(&path), Err(StoreError::Truncated { .. })), "writers are refused too");
+        // With the mark deleted, what is left opens.
+        std::fs::remove_file(path.join(WATERMARK)).unwrap();
+        assert!(Archive::open_existing(&path).unwrap().next_id() < 201);
     }
 
     #[test]

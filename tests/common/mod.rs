@@ -44,3 +44,17 @@ pub fn fails_with(args: &[&str], stdin: &[u8]) -> String {
 pub fn fails(args: &[&str]) -> String {
     fails_with(args, b"")
 }
+
+/// Copies the files and directories under `from` to `to`.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

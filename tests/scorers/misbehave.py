@@ -2,7 +2,8 @@
 """Scorers that misbehave on purpose, for selfplay's tests: `misbehave.py MODE` as a process,
 `misbehave.py --http PORT_FILE MODE` as an HTTP service on a free loopback port (written to
 PORT_FILE). Modes: good, hang, crash, garbage, out_of_order, out_of_range, crash_once, status_500,
-count_wrong."""
+count_wrong, flood_stdout (an endless answer line), flood_stderr (megabytes of stderr, then good
+answers), flood (HTTP: an endless body)."""
 
 import json
 import os
@@ -33,6 +34,15 @@ def process(mode):
         if mode == "crash_once" and marker and not os.path.exists(marker):
             open(marker, "w").close()
             sys.exit(4)
+        if mode == "flood_stdout":
+            chunk = "x" * 65536
+            while True:
+                sys.stdout.write(chunk)
+        if mode == "flood_stderr":
+            for _ in range(2000):
+                sys.stderr.write("e" * 200 + "\n")
+            sys.stderr.write("f" * (2 << 20) + "\n")
+            sys.stderr.flush()
         if mode == "garbage":
             sys.stdout.write("this is not json\n")
         else:
@@ -46,6 +56,15 @@ def http(port_file, mode):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if mode == "hang":
                 time.sleep(3600)
+            if mode == "flood":
+                self.send_response(200)
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    while True:
+                        self.wfile.write(chunk)
+                except OSError:
+                    return
             if mode == "status_500":
                 self.send_response(500)
                 self.end_headers()

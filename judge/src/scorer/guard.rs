@@ -194,7 +194,7 @@ impl Guarded {
 }
 
 /// A score must be a finite number in [0, 1].
-fn check_score(r: ItemResult) -> ItemResult {
+pub fn check_score(r: ItemResult) -> ItemResult {
     match r {
         Ok(s) if s.value.is_finite() && (0.0..=1.0).contains(&s.value) => Ok(s),
         Ok(s) => Err(format!("score {} is outside [0, 1]", s.value)),

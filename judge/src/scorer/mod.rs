@@ -17,11 +17,12 @@ mod novelty;
 mod preference;
 mod process;
 
+pub use guard::check_score;
 pub use guard::{Guarded, Health, RetryPolicy};
-pub use http::HttpScorer;
+pub use http::{answer_body, HttpScorer};
 pub use novelty::{Novelty, NoveltyConfig};
 pub use preference::{Comparison, Outcome as RatingOutcome, Preference, PreferenceModel};
-pub use process::ProcessScorer;
+pub use process::{answer_line, ProcessScorer};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -190,7 +191,7 @@ impl Panel {
 
 /// Checks a batch of plug-in answers against the requests: one per request, same id, in order,
 /// score a finite number in [0, 1]. Problems are reported one by one.
-pub(crate) fn check_responses(
+pub fn check_responses(
     batch: &[ScoreRequest],
     responses: Vec<Result<ScoreResponse, String>>,
 ) -> Result<Vec<ItemResult>, String> {

@@ -95,10 +95,10 @@ impl ProcessScorer {
         run.stdin.flush().await.map_err(gone)?;
         let mut answers = Vec::with_capacity(batch.len());
         for _ in batch {
-            let mut line = String::new();
+            let mut line = Vec::new();
             let n = (&mut run.stdout)
                 .take(MAX_LINE)
-                .read_line(&mut line)
+                .read_until(b'\n', &mut line)
                 .await
                 .map_err(|e| format!("reading its answer: {e}"))?;
             if n == 0 {
@@ -106,27 +106,94 @@ impl ProcessScorer {
                     run.child.try_wait().ok().flatten().map_or("still running".into(), |s| s.to_string());
                 return Err(format!("the process closed its output before answering ({status})"));
             }
-            answers.push(serde_json::from_str::<ScoreResponse>(line.trim()).map_err(|e| {
-                let shown: String = line.trim().chars().take(80).collect();
-                format!("unreadable answer {shown:?}: {e}")
-            }));
+            if line.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+                // The rest of the line is still in the pipe: the stream is out of step.
+                return Err(format!("an answer line longer than {MAX_LINE} bytes"));
+            }
+            answers.push(answer_line(&line));
         }
         check_responses(batch, answers)
     }
 }
 
-/// Each line the process writes to standard error, logged as a warning, on a thread of its own.
+/// One answer line of the process, as read: a [`ScoreResponse`] in JSON.
+pub fn answer_line(line: &[u8]) -> Result<ScoreResponse, String> {
+    let text = String::from_utf8_lossy(line);
+    serde_json::from_str::<ScoreResponse>(text.trim()).map_err(|e| {
+        let shown: String = text.trim().chars().take(80).collect();
+        format!("unreadable answer {shown:?}: {e}")
+    })
+}
+
+/// Longest stderr line logged; the rest of a longer line is skipped.
+const MAX_STDERR_LINE: usize = 1000;
+/// Most stderr lines logged a minute; the others are counted, so a flood cannot fill the log.
+const STDERR_LINES_PER_MINUTE: u32 = 60;
+
+/// Each line the process writes to standard error, logged as a warning, on a thread of its own:
+/// lines cut at [`MAX_STDERR_LINE`] bytes, at most [`STDERR_LINES_PER_MINUTE`] a minute.
 fn forward_stderr(name: String, stderr: tokio::process::ChildStderr) {
     let Ok(fd) = stderr.into_owned_fd() else { return };
     let _ = std::thread::Builder::new().name(format!("scorer-{name}-stderr")).spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(std::fs::File::from(fd)).lines() {
-            match line {
-                Ok(l) => tracing::warn!(scorer = %name, "scorer says: {l}"),
-                Err(_) => break,
+        let mut lines = BoundedLines::new(std::fs::File::from(fd), MAX_STDERR_LINE);
+        let mut window = std::time::Instant::now();
+        let (mut logged, mut dropped) = (0u32, 0u64);
+        while let Some(line) = lines.next_line() {
+            if window.elapsed() >= std::time::Duration::from_secs(60) {
+                if dropped > 0 {
+                    tracing::warn!(scorer = %name, "scorer wrote {dropped} more stderr lines, not logged");
+                }
+                (window, logged, dropped) = (std::time::Instant::now(), 0, 0);
+            }
+            if logged < STDERR_LINES_PER_MINUTE {
+                logged += 1;
+                tracing::warn!(scorer = %name, "scorer says: {line}");
+            } else {
+                dropped += 1;
             }
         }
     });
+}
+
+/// Lines of a byte stream, each cut at a bound so that a stream without newlines cannot grow one
+/// without limit.
+struct BoundedLines<R> {
+    inner: std::io::BufReader<R>,
+    max: usize,
+}
+
+impl<R: std::io::Read> BoundedLines<R> {
+    fn new(inner: R, max: usize) -> Self {
+        BoundedLines { inner: std::io::BufReader::new(inner), max }
+    }
+
+    /// The next line (lossy UTF-8, without its newline), `None` at the end or on an error.
+    fn next_line(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        let mut line = Vec::new();
+        let mut cut = false;
+        loop {
+            let buf = self.inner.fill_buf().ok()?;
+            if buf.is_empty() {
+                return (!line.is_empty() || cut).then(|| String::from_utf8_lossy(&line).into_owned());
+            }
+            let (take, end) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+            let room = self.max.saturating_sub(line.len());
+            line.extend_from_slice(&buf[..take.min(room)]);
+            cut |= take > room;
+            self.inner.consume(take + usize::from(end));
+            if end {
+                let mut text = String::from_utf8_lossy(&line).into_owned();
+                if cut {
+                    text.push_str(" [cut]");
+                }
+                return Some(text);
+            }
+        }
+    }
 }
 
 impl Scorer for ProcessScorer {
@@ -148,5 +215,30 @@ impl Scorer for ProcessScorer {
                 let _ = r.child.kill().await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_lines_cut_long_lines_and_keep_the_next() {
+        let mut text = vec![b'x'; 10_000];
+        text.extend_from_slice(b"\nshort\nlast");
+        let mut lines = BoundedLines::new(&text[..], 100);
+        let first = lines.next_line().unwrap();
+        assert_eq!(first, format!("{} [cut]", "x".repeat(100)));
+        assert_eq!(lines.next_line().as_deref(), Some("short"));
+        assert_eq!(lines.next_line().as_deref(), Some("last"));
+        assert_eq!(lines.next_line(), None);
+    }
+
+    #[test]
+    fn answer_lines_are_read_or_refused_with_what_was_seen() {
+        let ok = answer_line(b"{\"id\": \"7\", \"score\": 0.25}\n").unwrap();
+        assert_eq!((ok.id.as_str(), ok.score), ("7", 0.25));
+        let err = answer_line(b"\xff\xfe not json").unwrap_err();
+        assert!(err.starts_with("unreadable answer"), "{err}");
     }
 }

@@ -1,0 +1,400 @@
+//! Faults and hostile input, end to end: `kill -9` at random moments, a full and a read-only
+//! filesystem, damaged checkpoints and archives, hostile queries to the daemon's endpoint.
+//!
+//! The filesystem tests mount a small tmpfs, which needs root (as in CI); elsewhere they say so
+//! and pass without running. `SELFPLAY_SOAK_KILLS` sets the soak's kill count (20 by default).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{copy_dir, fails, ok, selfplay};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use store::{Archive, Filter, Order, ProblemRecord};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
+/// Problems a round of the tiny configuration writes.
+const PROPOSALS: usize = 8;
+
+/// `selfplay run` on the tiny configuration in the background, its standard error into
+/// `stderr` (a file: a pipe nobody reads would stall a long run).
+fn spawn_run(run: &Path, rounds: u64, stderr: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", &rounds.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` at most `limit` (killing it and failing the test past that); its exit
+/// status.
+fn wait_at_most(mut child: Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn all_records(db: &Path) -> Vec<ProblemRecord> {
+    let archive = Archive::open_existing(db).unwrap_or_else(|e| panic!("the archive does not open: {e}"));
+    archive.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect()
+}
+
+/// Every line of `metrics.jsonl` as JSON: a line that is not whole fails the test.
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// A run directory after `rounds` rounds of the tiny configuration.
+fn short_run(dir: &Path, rounds: u32) -> PathBuf {
+    let run = dir.join("run");
+    ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", &rounds.to_string()]);
+    run
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
+
+/// Rounds checked against what the archive must hold: each round written whole (all its
+/// problems) and once, in increasing order of ids.
+fn check_rounds(records: &[ProblemRecord]) -> BTreeMap<u64, usize> {
+    let mut per_round = BTreeMap::new();
+    for r in records {
+        *per_round.entry(r.round).or_insert(0) += 1;
+    }
+    let rounds: Vec<u64> = records.iter().map(|r| r.round).collect();
+    assert!(rounds.windows(2).all(|w| w[0] <= w[1]), "rounds go up with ids");
+    for (round, n) in &per_round {
+        assert_eq!(*n, PROPOSALS, "round {round} holds {n} problems: written in part, or twice");
+    }
+    per_round
+}
+
+#[test]
+fn kill_9_soak_loses_nothing_written() {
+    let kills: usize = std::env::var("SELFPLAY_SOAK_KILLS").map_or(20, |v| v.parse().expect("a count"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let db = run.join("archive");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // id -> the record as JSON, as it was after the previous kill.
+    let mut written: BTreeMap<u64, String> = BTreeMap::new();
+    let started = Instant::now();
+    for kill in 0..kills {
+        let mut child = spawn_run(&run, 100_000, &dir.path().join("stderr"));
+        // The first kills land in the warm start of a fresh run directory, the others anywhere
+        // in a round: proposing, solving, writing, checkpointing.
+        let wait = if kill < 3 { rng.random_range(50..600) } else { rng.random_range(100..1500) };
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !db.join("conf").exists() {
+            continue;
+        }
+        let records = all_records(&db);
+        let now: BTreeMap<u64, String> =
+            records.iter().map(|r| (r.id, serde_json::to_string(r).unwrap())).collect();
+        for (id, before) in &written {
+            assert_eq!(now.get(id), Some(before), "kill {kill}: problem {id} changed or was lost");
+        }
+        check_rounds(&records);
+        written = now;
+    }
+    // The next run resumes from its checkpoint, repairs the metrics, and never reuses a round.
+    let out = ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "2"]);
+    assert!(out.contains("resumed"), "{out}");
+    let records = all_records(&db);
+    assert!(written.keys().all(|id| records.iter().any(|r| r.id == *id)));
+    let per_round = check_rounds(&records);
+    let m = metrics(&run);
+    let metric_rounds: Vec<u64> = m.iter().map(|l| l["round"].as_u64().unwrap()).collect();
+    assert!(metric_rounds.windows(2).all(|w| w[0] < w[1]), "metrics rounds repeat: {metric_rounds:?}");
+    assert_eq!(metric_rounds.last(), per_round.keys().last(), "the last round is in both");
+    // Every checkpoint left loads; none was set aside as damaged, no temporary one is left.
+    let mut loaded = 0;
+    for e in std::fs::read_dir(run.join("checkpoints")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("round-") && !name.contains("corrupt"), "left in checkpoints: {name}");
+        for player in ["solver", "proposer"] {
+            policy::Trainable::load(&path.join(player), None, &candle_core::Device::Cpu)
+                .unwrap_or_else(|e| panic!("{name}/{player}: {e}"));
+        }
+        let curriculum = std::fs::read(path.join("curriculum.json")).unwrap();
+        serde_json::from_slice::<Value>(&curriculum).unwrap();
+        loaded += 1;
+    }
+    assert!(loaded >= 2, "the warm start and at least one round checkpoint");
+    eprintln!(
+        "soak: {kills} kills in {:.0} s; {} problems in {} rounds kept; {loaded} checkpoints load",
+        started.elapsed().as_secs_f64(),
+        records.len(),
+        per_round.len()
+    );
+}
+
+#[test]
+fn a_damaged_checkpoint_is_set_aside_and_the_one_before_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = short_run(dir.path(), 4);
+    let r = run.to_str().unwrap();
+    let cks = run.join("checkpoints");
+    let model = cks.join("round-000004/solver/model.safetensors");
+    let len = std::fs::metadata(&model).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&model).unwrap().set_len(len / 2).unwrap();
+    let out = selfplay(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("round-000004 does not load") && said.contains("model.safetensors"), "{said}");
+    assert!(said.contains("resuming from the older checkpoint"), "{said}");
+    let aside: Vec<String> = std::fs::read_dir(&cks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("round-000004.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "kept aside, not deleted");
+    // Rounds 3 and 4 are in the archive: the run goes on after them, from round 2's models.
+    assert_eq!(metrics(&run).last().unwrap()["round"].as_u64(), Some(5));
+    check_rounds(&all_records(&run.join("archive")));
+
+    // When no checkpoint loads, the run stops and names each one; nothing is deleted.
+    for e in std::fs::read_dir(&cks).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("round-") && path.join("solver").is_dir() {
+            std::fs::write(path.join("solver/state.json"), "{ not json").unwrap();
+        }
+    }
+    let before = std::fs::read_dir(&cks).unwrap().count();
+    let err = fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(err.contains("no checkpoint of") && err.contains("state.json"), "{err}");
+    assert!(err.contains("round-000000") && err.contains("round-000005"), "{err}");
+    assert_eq!(std::fs::read_dir(&cks).unwrap().count(), before);
+}
+
+#[test]
+fn a_truncated_archive_is_reported_and_never_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = short_run(dir.path(), 3);
+    let r = run.to_str().unwrap();
+    let db = run.join("archive").join("db");
+    std::fs::OpenOptions::new().write(true).open(&db).unwrap().set_len(1000).unwrap();
+    let want = "were written to it: its files were truncated or damaged";
+    let err = fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(err.contains(want) && err.contains("problems up to id 24"), "{err}");
+    let err = fails(&["archive", "--run-dir", r, "stats"]);
+    assert!(err.contains(want), "{err}");
+    assert_eq!(metrics(&run).len(), 3, "the run did not go on");
+}
+
+#[test]
+fn the_unfinished_warm_start_of_a_killed_run_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = short_run(dir.path(), 1);
+    let r = run.to_str().unwrap();
+    // As if killed after the solver was saved and before the proposer: no checkpoint yet.
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::remove_dir_all(run.join("archive")).unwrap();
+    std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
+    std::fs::remove_dir_all(run.join("warmstart/proposer")).unwrap();
+    std::fs::remove_file(run.join("warmstart/report.json")).unwrap();
+    let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(out.contains("ran rounds 1..1"), "{out}");
+    assert!(run.join("warmstart/proposer/state.json").is_file());
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (and a note) where mounting is not permitted.
+    fn mount(at: &Path, bytes: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let size = format!("size={}k", bytes.div_ceil(1024));
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(at).output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => {
+                eprintln!(
+                    "not run: cannot mount a tmpfs here: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("not run: no mount command: {e}");
+                None
+            }
+        }
+    }
+
+    fn remount(&self, options: &str) {
+        let status =
+            Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.0).status().unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_with_a_message_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = short_run(dir.path(), 2);
+    // Room for a few rounds and their checkpoints, then the disk is full.
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), dir_bytes(&base) + (1 << 20)) else { return };
+    let run = disk.0.join("run");
+    copy_dir(&base, &run);
+    let stderr = dir.path().join("stderr");
+    let status = wait_at_most(spawn_run(&run, 100_000, &stderr), Duration::from_secs(300));
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert!(!status.success(), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("No space left on device") && last.contains(run.to_str().unwrap()), "{last}");
+    assert!(!err.contains("panicked"), "{err}");
+    // What was written before the disk filled up is all there, whole.
+    let m = metrics(&run);
+    let records = all_records(&run.join("archive"));
+    let per_round = check_rounds(&records);
+    let last_metrics = m.last().unwrap()["round"].as_u64().unwrap();
+    assert!(last_metrics > 2, "it ran rounds before the disk filled up");
+    assert!(
+        per_round.keys().last().copied() >= Some(last_metrics),
+        "a round in the metrics is in the archive"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "a half-written checkpoint keeps its space: {leftovers:?}");
+    // With room again, the same command goes on from there.
+    disk.remount("size=64m");
+    let out = ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "2"]);
+    assert!(out.contains("resumed"), "{out}");
+    let after = all_records(&run.join("archive"));
+    assert!(records.iter().all(|r| after.iter().any(|a| a.id == r.id && a.text == r.text)));
+    check_rounds(&after);
+}
+
+#[test]
+fn a_read_only_run_directory_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = short_run(dir.path(), 2);
+    let Some(disk) = Tmpfs::mount(&dir.path().join("ro"), 64 << 20) else { return };
+    let run = disk.0.join("run");
+    copy_dir(&base, &run);
+    disk.remount("ro");
+    let r = run.to_str().unwrap();
+    let err = fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(err.contains("Read-only file system") && err.contains(r), "{err}");
+    let err = fails(&["archive", "--run-dir", r, "stats"]);
+    assert!(err.contains("Read-only file system") && err.contains(r), "{err}");
+    disk.remount("rw");
+    ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    check_rounds(&all_records(&run.join("archive")));
+}
+
+/// One request line to the daemon's endpoint; the tag and body of its first frame.
+fn ask_raw(socket: &Path, request: &[u8]) -> (u8, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut header = [0u8; 5];
+    s.read_exact(&mut header).unwrap();
+    let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (header[0], String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn hostile_queries_leave_the_daemon_running_and_answering() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let stderr = dir.path().join("stderr");
+    let daemon = spawn_run(&run, 100_000, &stderr);
+    let socket = run.join("archive.sock");
+    let start = Instant::now();
+    while !(socket.exists() && run.join("metrics.jsonl").exists()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "the daemon did not get going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner only");
+
+    for (request, want) in [
+        (b"this is not json\n".to_vec(), "malformed query"),
+        (b"{\"version\": 1, \"command\": {\"drop\": {}}}\n".to_vec(), "malformed query: unknown variant"),
+        (b"{\"version\": 99, \"command\": {\"show\": {\"id\": 1, \"json\": true}}}\n".to_vec(), "protocol 1, not 99"),
+        (vec![b'['; 200_000], "query longer than 65536 bytes"),
+        (b"{\"version\": 1, \"command\": {\"import\": {\"input\": \"/etc/passwd\", \"renumber\": false}}}\n".to_vec(), "`archive import` is not a query"),
+    ] {
+        let (tag, body) = ask_raw(&socket, &request);
+        assert_eq!(tag, b'e', "{body}");
+        assert!(body.contains(want), "{want:?} in {body:?}");
+    }
+    // Many connections that never send a request: the extra ones are turned away at once, and
+    // once they are gone, queries are answered again.
+    let idle: Vec<UnixStream> = (0..100).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    let mut turned_away = 0;
+    for mut s in idle.iter().skip(64) {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        if String::from_utf8_lossy(&buf).contains("too many open queries") {
+            turned_away += 1;
+        }
+    }
+    assert!(turned_away > 0, "connections beyond the limit are refused");
+    drop(idle);
+    let stats = ok(&["archive", "--run-dir", r, "stats", "--json"]);
+    assert!(serde_json::from_str::<Value>(&stats).unwrap()["total"].as_u64().unwrap() > 0, "{stats}");
+    let mut daemon = daemon;
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon is still running");
+    let rounds = metrics(&run).len();
+    let start = Instant::now();
+    while metrics(&run).len() == rounds {
+        assert!(start.elapsed() < Duration::from_secs(60), "rounds go on");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let status = wait_at_most(daemon, Duration::from_secs(60));
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
