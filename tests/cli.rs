@@ -81,7 +81,7 @@ fn judge_reads_files_and_reports_missing_ones() {
     let err = fails(&["judge", dir.path().to_str().unwrap()], b"");
     assert!(err.contains(&format!("reading {}", dir.path().display())), "{err}");
     let err = fails(&["judge", "--max-tokens", "0"], b"");
-    assert!(err.contains("max_tokens must be in 1..=4096"), "{err}");
+    assert!(err.contains("max_tokens must be in 1..=1024"), "{err}");
     // The token budget applies.
     let lines = json_lines(&ok(&["judge", "--json", "--max-tokens", "5"], b"1+2+3\n1+2+3+4\n"));
     assert_eq!((lines[0]["valid"].as_bool(), lines[1]["valid"].as_bool()), (Some(true), Some(false)));

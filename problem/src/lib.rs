@@ -9,6 +9,7 @@
 //! The first built-in domain is integer arithmetic ([`arith`]): `(12+7)*3-5`.
 
 pub mod arith;
+pub mod input;
 mod tokenizer;
 
 pub use arith::Arith;
@@ -31,8 +32,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// No configuration may raise `max_tokens` above this: it bounds recursion in the interpreter.
-    pub const HARD_MAX_TOKENS: usize = 4096;
+    /// No configuration may raise `max_tokens` above this: it bounds recursion in the interpreter
+    /// (an expression tree is at most half as deep as it has tokens), so that the largest problem
+    /// fits the stack of any thread, 2 MiB by default, with room to spare — a debug build needs
+    /// about 2 KiB a level, a release build a quarter of that (`the_largest_admitted_problems_fit`).
+    pub const HARD_MAX_TOKENS: usize = 1024;
     /// No configuration may raise `max_nesting` above this.
     pub const HARD_MAX_NESTING: usize = 256;
 

@@ -6,7 +6,7 @@
 //! short error kind) and `distinct_ops`. Fields that need a valid problem are null for invalid
 //! ones. A malformed line never stops the command: it gets `valid: false` and its error.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use anyhow::Context;
 use problem::{Analysis, Arith, Domain, Limits};
@@ -42,21 +42,33 @@ impl JudgeLine {
         };
         match analysis {
             Ok(a) => Self::valid(problem, a),
-            Err((error, reason)) => JudgeLine {
-                problem,
-                valid: false,
-                error: Some(error),
-                reason: Some(reason),
-                answer: None,
-                canonical: None,
-                hash: None,
-                surface_ops: None,
-                essential_ops: None,
-                distinct_ops: None,
-                depth: None,
-                padding: None,
-                padded: None,
-            },
+            Err((error, reason)) => Self::invalid(problem, error, reason),
+        }
+    }
+
+    /// A line longer than any problem within `limits` can be, of which only `kept` was read.
+    pub fn too_long(kept: &[u8], len: usize, limits: &Limits) -> JudgeLine {
+        let mut problem = String::from_utf8_lossy(kept).into_owned();
+        problem.push('…');
+        let error = format!("a line of {len} bytes exceeds the budget of {} tokens", limits.max_tokens);
+        Self::invalid(problem, error, problem::ErrorKind::TooLong.as_str())
+    }
+
+    fn invalid(problem: String, error: String, reason: &'static str) -> JudgeLine {
+        JudgeLine {
+            problem,
+            valid: false,
+            error: Some(error),
+            reason: Some(reason),
+            answer: None,
+            canonical: None,
+            hash: None,
+            surface_ops: None,
+            essential_ops: None,
+            distinct_ops: None,
+            depth: None,
+            padding: None,
+            padded: None,
         }
     }
 
@@ -105,16 +117,21 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let limits = Limits { max_tokens: args.max_tokens, max_nesting: args.max_nesting };
     limits.validate().map_err(|e| anyhow::anyhow!("--max-tokens/--max-nesting: {e}"))?;
     let mut input = super::open_input(args.input.as_deref())?;
+    // A problem within the budget has at most 4 bytes a token (and a `\r`): longer lines are
+    // judged too long from their first bytes, never held whole.
+    let max = limits.max_tokens.saturating_mul(4).saturating_add(1);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let read = input.read_until(b'\n', &mut line);
-        if read.with_context(|| format!("reading {}", input_name(args)))? == 0 {
+        let read = problem::input::read_line_bounded(&mut input, max, &mut line);
+        let Some(len) = read.with_context(|| format!("reading {}", input_name(args)))? else {
             return Ok(());
-        }
-        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let judged = JudgeLine::judge(&Arith, &limits, raw);
+        };
+        let judged = if len > max {
+            JudgeLine::too_long(&line, len, &limits)
+        } else {
+            let raw = line.strip_suffix(b"\r").unwrap_or(&line);
+            JudgeLine::judge(&Arith, &limits, raw)
+        };
         if args.json {
             serde_json::to_writer(&mut *out, &judged)?;
             out.write_all(b"\n")?;

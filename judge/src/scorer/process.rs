@@ -167,32 +167,16 @@ impl<R: std::io::Read> BoundedLines<R> {
         BoundedLines { inner: std::io::BufReader::new(inner), max }
     }
 
-    /// The next line (lossy UTF-8, without its newline), `None` at the end or on an error.
+    /// The next line (lossy UTF-8, without its newline; ` [cut]` after a cut one), `None` at the
+    /// end or on an error.
     fn next_line(&mut self) -> Option<String> {
-        use std::io::BufRead;
         let mut line = Vec::new();
-        let mut cut = false;
-        loop {
-            let buf = self.inner.fill_buf().ok()?;
-            if buf.is_empty() {
-                return (!line.is_empty() || cut).then(|| String::from_utf8_lossy(&line).into_owned());
-            }
-            let (take, end) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (i, true),
-                None => (buf.len(), false),
-            };
-            let room = self.max.saturating_sub(line.len());
-            line.extend_from_slice(&buf[..take.min(room)]);
-            cut |= take > room;
-            self.inner.consume(take + usize::from(end));
-            if end {
-                let mut text = String::from_utf8_lossy(&line).into_owned();
-                if cut {
-                    text.push_str(" [cut]");
-                }
-                return Some(text);
-            }
+        let len = problem::input::read_line_bounded(&mut self.inner, self.max, &mut line).ok()??;
+        let mut text = String::from_utf8_lossy(&line).into_owned();
+        if len > self.max {
+            text.push_str(" [cut]");
         }
+        Some(text)
     }
 }
 

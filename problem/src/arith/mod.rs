@@ -147,7 +147,7 @@ mod tests {
 
         #[test]
         fn canonical_form_has_the_same_value(text in arb_text()) {
-            let limits = Limits { max_tokens: 4096, max_nesting: 256 };
+            let limits = Limits { max_tokens: Limits::HARD_MAX_TOKENS, max_nesting: Limits::HARD_MAX_NESTING };
             let expr = parse(&text, &limits).unwrap();
             if let Ok(value) = expr.eval() {
                 let canonical = Canonical::of(&expr);
@@ -164,7 +164,7 @@ mod tests {
 
         #[test]
         fn print_parse_is_stable(text in arb_text()) {
-            let limits = Limits { max_tokens: 4096, max_nesting: 256 };
+            let limits = Limits { max_tokens: Limits::HARD_MAX_TOKENS, max_nesting: Limits::HARD_MAX_NESTING };
             let expr = parse(&text, &limits).unwrap();
             let printed = expr.to_string();
             let reparsed = parse(&printed, &limits).unwrap();
@@ -183,5 +183,47 @@ mod tests {
         fn arbitrary_grammar_soup_never_panics(text in "[0-9+*() -]{0,300}") {
             let _ = Arith.analyze(&text, &Limits::default());
         }
+    }
+}
+
+#[cfg(test)]
+mod worst_case {
+    use super::*;
+
+    /// The largest problems any configuration admits, analyzed on a thread with half the default
+    /// stack of a spawned thread: recursion is bounded by the limits, not by the input.
+    #[test]
+    fn the_largest_admitted_problems_fit() {
+        let limits = Limits { max_tokens: Limits::HARD_MAX_TOKENS, max_nesting: Limits::HARD_MAX_NESTING };
+        let n = Limits::HARD_MAX_TOKENS;
+        let nest = Limits::HARD_MAX_NESTING;
+        let chain = |op: &str| {
+            let mut s = "1".to_string();
+            while s.len() + op.len() < n {
+                s.push_str(op);
+                s.push('1');
+            }
+            s
+        };
+        let mut right_deep = "1-(".repeat(nest - 1) + "1";
+        right_deep.push_str(&")".repeat(nest - 1));
+        let mut cases = vec![chain("+"), chain("*"), chain("-"), chain("+0*"), right_deep];
+        cases.push(format!("{}1{}", "(".repeat(nest), ")".repeat(nest)));
+        cases.push(format!("{}1{}", "(".repeat(nest + 1), ")".repeat(nest + 1)));
+        let handle = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                cases
+                    .iter()
+                    .map(|c| {
+                        assert!(c.chars().count() <= Limits::HARD_MAX_TOKENS, "{}", c.len());
+                        Arith.analyze(c, &limits).map(|a| a.essential_ops).map_err(|e| e.kind)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        let results = handle.join().expect("no stack overflow");
+        assert!(results[..6].iter().all(|r| r.is_ok()), "{results:?}");
+        assert_eq!(results[6], Err(crate::ErrorKind::TooDeep));
     }
 }
