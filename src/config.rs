@@ -71,11 +71,16 @@ impl RunConfig {
     /// Reads a configuration: the keys given replace the defaults'.
     pub fn from_toml(text: &str) -> anyhow::Result<RunConfig> {
         let mut base: toml::Value = toml::from_str(DEFAULT_TOML).expect("the embedded default is TOML");
-        let given: toml::Value =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))?;
+        let given: toml::Value = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| line_column(text, s.start)).unwrap_or_default();
+            anyhow::anyhow!("{at}{}", e.message().trim())
+        })?;
         merge(&mut base, given, "")?;
-        let cfg: RunConfig =
-            base.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))?;
+        // Deserialized with its path, so that a value of the wrong type names its key.
+        let cfg: RunConfig = serde_path_to_error::deserialize(base).map_err(|e| {
+            let key = e.path().to_string();
+            anyhow::anyhow!("{key}: {}", e.into_inner().message().trim())
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -101,11 +106,21 @@ impl RunConfig {
                 anyhow::bail!("{key} must be positive");
             }
         }
+        if r.max_problem_tokens > problem::Limits::HARD_MAX_TOKENS {
+            anyhow::bail!(
+                "round.max_problem_tokens must be at most {}, got {}",
+                problem::Limits::HARD_MAX_TOKENS,
+                r.max_problem_tokens
+            );
+        }
         if !(r.temperature > 0.0 && r.temperature.is_finite()) {
             anyhow::bail!("round.temperature must be positive, got {}", r.temperature);
         }
         for (key, ppo) in [("solver_ppo", &self.solver_ppo), ("proposer_ppo", &self.proposer_ppo)] {
-            if ppo.epochs == 0 || !(ppo.clip > 0.0 && ppo.clip < 1.0) || ppo.kl_coef < 0.0 {
+            if ppo.epochs == 0
+                || !(ppo.clip > 0.0 && ppo.clip < 1.0)
+                || !(ppo.kl_coef >= 0.0 && ppo.kl_coef.is_finite())
+            {
                 anyhow::bail!("{key}: epochs must be positive, clip in (0, 1), kl_coef non-negative");
             }
         }
@@ -127,6 +142,14 @@ impl RunConfig {
 }
 
 /// Lays `given` over `base`, table by table; a key `base` lacks is an error naming it.
+/// `line L, column C: ` of byte `at` in `text` (both from 1).
+fn line_column(text: &str, at: usize) -> String {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    format!("line {line}, column {column}: ")
+}
+
 fn merge(base: &mut toml::Value, given: toml::Value, path: &str) -> anyhow::Result<()> {
     match (base, given) {
         (toml::Value::Table(b), toml::Value::Table(g)) => {

@@ -31,6 +31,9 @@ impl Lineage {
         // Ancestors: follow references.
         let mut generation = vec![id];
         for _ in 0..depth {
+            if generation.is_empty() {
+                break;
+            }
             let mut next = Vec::new();
             for child in generation {
                 for parent in l.records[&child].references.clone() {

@@ -172,6 +172,7 @@ fn open_lab(
     run_dir: &Path,
     archive: &Archive,
     device: &Device,
+    stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<(Lab, bool)> {
     let (dir, resumed, (mut solver, solver_meta), (mut proposer, proposer_meta), state) =
@@ -189,7 +190,7 @@ fn open_lab(
                     std::fs::remove_dir_all(&warm)
                         .with_context(|| format!("cannot remove {}", warm.display()))?;
                 }
-                crate::warmstart::run(&cfg.warm_start, domain, &warm, device, log)?;
+                crate::warmstart::run(&cfg.warm_start, domain, &warm, device, stop, log)?;
                 let solver = load_player(&warm, Player::Solver, device)?;
                 let proposer = load_player(&warm, Player::Proposer, device)?;
                 (warm, false, solver, proposer, None)
@@ -285,7 +286,18 @@ pub fn run(
     let domain: &'static dyn Domain = &problem::Arith;
     // Scorers first: a missing model or command stops the run before the warm start.
     let scoring = crate::scoring::Scoring::build(&cfg.scorers, run_dir, archive, domain)?;
-    let (mut lab, resumed) = open_lab(cfg, domain, run_dir, archive, device, log)?;
+    let (mut lab, resumed) = match open_lab(cfg, domain, run_dir, archive, device, stop, log) {
+        Err(e) if e.is::<crate::warmstart::Stopped>() => {
+            log("stopped on request during the warm start: the next run starts it again");
+            return Ok(RunSummary {
+                first_round: 0,
+                last_round: 0,
+                resumed: false,
+                stopped_by_request: true,
+            });
+        }
+        opened => opened?,
+    };
     lab.scoring = scoring;
     let first_round = lab.round;
     if resumed {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use candle_core::Device;
@@ -182,11 +183,18 @@ pub fn finished(out: &Path) -> bool {
     ["solver/state.json", "proposer/state.json", "report.json"].iter().all(|f| out.join(f).is_file())
 }
 
+/// The warm start was stopped on request (see [`run`]'s `stop`); what it wrote is unfinished.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped on request during the warm start")]
+pub struct Stopped;
+
+/// `stop`, when set, ends the warm start at the next training step with [`Stopped`].
 pub fn run(
     cfg: &WarmStartConfig,
     domain: &'static dyn Domain,
     out: &Path,
     device: &Device,
+    stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<WarmStartReport> {
     cfg.solver.validate("solver")?;
@@ -221,6 +229,7 @@ pub fn run(
         &mut t,
         s,
         pad,
+        stop,
         log,
         "solver",
         &mut |rng| {
@@ -271,11 +280,12 @@ pub fn run(
     let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
     let mut t = Trainable::new(&p.model(tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
-    let (proposer_steps, proposer_loss) = train(&mut t, p, pad, log, "proposer", &mut example, &mut |t| {
-        let batch = Batch::new(&t.model, &val_pairs, pad)?;
-        let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
-        Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
-    })?;
+    let (proposer_steps, proposer_loss) =
+        train(&mut t, p, pad, stop, log, "proposer", &mut example, &mut |t| {
+            let batch = Batch::new(&t.model, &val_pairs, pad)?;
+            let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
+            Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
+        })?;
     let meta = PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens);
     t.save(&out.join("proposer"), meta.to_value())?;
     let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
@@ -317,10 +327,12 @@ type Validate<'a> = dyn FnMut(&Trainable) -> anyhow::Result<(f64, String)> + 'a;
 
 /// Supervised training to the step budget or until validation (higher is better) stops
 /// improving. Returns the steps taken and the last training loss.
+#[allow(clippy::too_many_arguments)]
 fn train(
     t: &mut Trainable,
     cfg: &PlayerTraining,
     pad: u32,
+    stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
     name: &str,
     example: &mut Example,
@@ -328,6 +340,9 @@ fn train(
 ) -> anyhow::Result<(u64, f64)> {
     let (mut best, mut stale, mut last_loss) = (f64::NEG_INFINITY, 0, f64::NAN);
     for step in 1..=cfg.steps {
+        if stop.load(Ordering::SeqCst) {
+            return Err(Stopped.into());
+        }
         let pairs: Vec<_> = (0..cfg.batch).map(|_| example(&mut t.rng)).collect::<anyhow::Result<_>>()?;
         let batch = Batch::new(&t.model, &pairs, pad)?;
         let dropout = (cfg.dropout > 0.0).then_some(Dropout { p: cfg.dropout, rng: &mut t.rng });

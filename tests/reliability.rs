@@ -398,3 +398,35 @@ fn hostile_queries_leave_the_daemon_running_and_answering() {
     assert!(status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_stop_request_during_the_warm_start_ends_it_and_the_next_run_starts_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    let long = tiny.replacen("steps = 40\n", "steps = 1000000\n", 1);
+    assert_ne!(long, tiny, "tiny.toml's solver steps moved");
+    let cfg = dir.path().join("long.toml");
+    std::fs::write(&cfg, long).unwrap();
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run.join("warmstart").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no warm start began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(20), "the stop waited for the warm start");
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("stopped on request before round 1"), "{said}");
+    let out = ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "1"]);
+    assert!(out.contains("ran rounds 1..1"), "{out}");
+}

@@ -128,18 +128,47 @@ fn configuration_errors_stop_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
     for (text, want) in [
         ("[round]\nattempts = 0\n", "round.attempts must be positive"),
         ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
         ("[reward]\nfrontier = \"middle\"\n", "unknown variant `middle`"),
+        // Syntax, with where.
+        ("seed = 1\nthis is = not toml\n", "line 2, column 6: key with no value"),
+        ("[round\n", "line 1, column"),
+        // Types and values, with the key.
+        ("seed = \"x\"\n", "seed: invalid type: string \"x\", expected u64"),
+        ("seed = -1\n", "seed: invalid value: integer `-1`"),
+        ("[round]\nproposals = 3.5\n", "round.proposals: invalid type: floating point"),
+        ("round = 5\n", "round: invalid type: integer `5`"),
+        ("[[scorers]]\nkind = \"novelty\"\nweight = \"a\"\n", "scorers[0].weight: invalid type"),
+        ("[reward.padding]\nexponent = -2\n", "padding.exponent must be a finite number >= 0, got -2"),
+        ("[frontier]\nlow = 0.9\nhigh = 0.1\n", "frontier band must satisfy 0 <= low <= high <= 1"),
+        ("[round]\nmax_problem_tokens = 100000\n", "round.max_problem_tokens must be at most 1024"),
+        ("[round]\ntemperature = nan\n", "round.temperature must be positive, got NaN"),
+        ("[solver_ppo]\nkl_coef = nan\n", "solver_ppo: epochs must be positive"),
+        ("[replay]\ntemperature = inf\n", "replay: temperature must be positive, got inf"),
+        ("[warm_start.solver]\nheads = 3\n", "warm_start.solver.d_model 128 must be a multiple of heads 3"),
+        ("name = \"\"\n", "name must be a non-empty string"),
     ] {
         std::fs::write(&bad, text).unwrap();
-        let out = selfplay(&["run", "--config", bad.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
-        assert!(!out.status.success());
+        let out = selfplay(&["run", "--config", bad.to_str().unwrap(), "--run-dir", r]);
+        assert!(!out.status.success(), "{text:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(want) && err.contains("bad.toml"), "{err}");
+        assert!(err.contains(want) && err.contains("bad.toml"), "{text:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
         assert!(!run.exists(), "nothing created");
     }
+    // Files that are not there, not files, or not text.
+    let missing = dir.path().join("missing.toml");
+    let err = common::fails(&["run", "--config", missing.to_str().unwrap(), "--run-dir", r]);
+    assert!(err.contains("missing.toml"), "{err}");
+    let err = common::fails(&["run", "--config", dir.path().to_str().unwrap(), "--run-dir", r]);
+    assert!(err.contains(dir.path().to_str().unwrap()), "{err}");
+    std::fs::write(&bad, b"\xff\xfe").unwrap();
+    let err = common::fails(&["run", "--config", bad.to_str().unwrap(), "--run-dir", r]);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(!run.exists(), "nothing created");
     let default = ok(&["config", "--default"]);
     std::fs::write(&bad, &default).unwrap();
     let checked = ok(&["config", "--check", bad.to_str().unwrap()]);

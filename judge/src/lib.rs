@@ -239,7 +239,12 @@ impl RewardConfig {
         ];
         for (key, v, lo, hi) in checks {
             if !v.is_finite() || v < lo || v > hi {
-                return Err(format!("{key} must be a finite number in [{lo}, {hi}], got {v}"));
+                let range = match (lo == -f64::MAX, hi == f64::MAX) {
+                    (true, _) => format!("<= {hi}"),
+                    (_, true) => format!(">= {lo}"),
+                    _ => format!("in [{lo}, {hi}]"),
+                };
+                return Err(format!("{key} must be a finite number {range}, got {v}"));
             }
         }
         Ok(())

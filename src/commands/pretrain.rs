@@ -37,7 +37,9 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             p.optim.warmup_steps = p.optim.warmup_steps.min(s / 4 + 1);
         }
     }
-    let report = warmstart::run(&cfg, &Arith, &args.out, &device, &mut |line| tracing::info!("{line}"))?;
+    let report = warmstart::run(&cfg, &Arith, &args.out, &device, &Default::default(), &mut |line| {
+        tracing::info!("{line}")
+    })?;
     if args.json {
         serde_json::to_writer(&mut *out, &report)?;
         writeln!(out)?;

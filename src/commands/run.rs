@@ -151,6 +151,15 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let summary = summary?;
+    if summary.stopped_by_request && summary.last_round == summary.first_round {
+        writeln!(
+            out,
+            "stopped on request before round {} in {}",
+            summary.first_round + 1,
+            args.run_dir.display()
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "{} rounds {}..{} in {}{}",
