@@ -85,6 +85,19 @@ fn judge_reads_files_and_reports_missing_ones() {
     // The token budget applies.
     let lines = json_lines(&ok(&["judge", "--json", "--max-tokens", "5"], b"1+2+3\n1+2+3+4\n"));
     assert_eq!((lines[0]["valid"].as_bool(), lines[1]["valid"].as_bool()), (Some(true), Some(false)));
+    // A line of megabytes is judged too long from its first bytes; the next line is whole.
+    let mut input = b"1+2\n".to_vec();
+    input.extend(std::iter::repeat_n(b'(', 5 << 20));
+    input.extend_from_slice(b"\n3*4\r\n");
+    let lines = json_lines(&ok(&["judge", "--json"], &input));
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["reason"], "too_long");
+    assert!(lines[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("a line of 5242880 bytes exceeds the budget of 256"));
+    assert!(lines[1]["problem"].as_str().unwrap().len() < 2048, "not echoed whole");
+    assert_eq!((lines[2]["valid"].as_bool(), lines[2]["answer"].as_str()), (Some(true), Some("12")));
 }
 
 #[test]

@@ -430,3 +430,39 @@ fn a_stop_request_during_the_warm_start_ends_it_and_the_next_run_starts_it_again
     let out = ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "1"]);
     assert!(out.contains("ran rounds 1..1"), "{out}");
 }
+
+#[test]
+fn hostile_text_in_the_archive_is_shown_never_interpreted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = short_run(dir.path(), 2);
+    let r = run.to_str().unwrap();
+    // Records from elsewhere (an import) can hold any text: terminal escapes, markup, shell.
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}<script>alert(1)</script>$(touch pwned)`id`=1+2";
+    let mut rec: Value = serde_json::from_str(
+        ok(&["archive", "--run-dir", r, "export", "--format", "jsonl"]).lines().next().unwrap(),
+    )
+    .unwrap();
+    rec["id"] = serde_json::json!(100_000);
+    rec["text"] = serde_json::json!(hostile);
+    rec["valid"] = serde_json::json!(false);
+    rec["reason"] = serde_json::json!("bad_char");
+    for key in ["answer", "canonical", "canonical_hash"] {
+        rec[key] = Value::Null;
+    }
+    let file = dir.path().join("hostile.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+    ok(&["archive", "--run-dir", r, "import", file.to_str().unwrap()]);
+    for args in [vec!["list", "--limit", "100"], vec!["show", "100000"]] {
+        let out = ok(&[&["archive", "--run-dir", r], &args[..]].concat());
+        assert!(out.contains("100000") && out.contains("<script>alert(1)</script>$(touch pwned)"), "{out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{7}'),
+            "control characters reach the terminal: {out:?}"
+        );
+    }
+    // The judge only parses it, and says where it stops.
+    let out = common::ok_with(&["judge", "--json"], format!("{hostile}\n").as_bytes());
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((line["valid"].as_bool(), line["reason"].as_str()), (Some(false), Some("bad_char")));
+    assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists());
+}
