@@ -269,18 +269,21 @@ async fn write_frame(
     body: &[u8],
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
-    let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too large"))?;
-    let mut header = [tag, 0, 0, 0, 0];
-    header[1..].copy_from_slice(&len.to_be_bytes());
-    w.write_all(&header).await?;
+    w.write_all(&header(tag, body.len())?).await?;
     w.write_all(body).await
 }
 
-/// One small frame's bytes (bodies of at most a few KiB).
+/// A frame's tag and big-endian length.
+fn header(tag: u8, len: usize) -> std::io::Result<[u8; 5]> {
+    let len = u32::try_from(len).map_err(|_| std::io::Error::other("frame too large"))?;
+    let mut header = [tag, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    Ok(header)
+}
+
+/// One small frame's bytes.
 fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + body.len());
-    out.push(tag);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    let mut out = header(tag, body.len()).expect("a small body").to_vec();
     out.extend_from_slice(body);
     out
 }

@@ -65,47 +65,48 @@ fn load_round(dir: &Path, device: &Device) -> anyhow::Result<Loaded> {
     Ok((solver, proposer, state))
 }
 
-/// The newest round checkpoint that loads. One that does not (a damaged disk, a hand edit) is
-/// reported, renamed `round-NNNNNN.corrupt-SECONDS` so that it is kept but never tried again, and
-/// the next older one is tried; `None` when there is no checkpoint at all. An error when none of
-/// them loads: the run stops rather than start over from nothing.
+/// The newest round checkpoint that loads; `None` when there is no checkpoint at all. Newer ones
+/// that do not load (a damaged disk, a hand edit) are reported and renamed
+/// `round-NNNNNN.corrupt-SECONDS`, kept but never tried again. When none loads, nothing is
+/// renamed (the cause may be this machine, not the files) and the run stops, naming each.
 fn latest_loadable(
     run_dir: &Path,
     device: &Device,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Option<(u64, Loaded)>> {
     let cks = policy::Checkpoints { root: run_dir.join("checkpoints"), prefix: "round".into(), keep: 0 };
-    let rounds = cks.list();
-    let mut failures = Vec::new();
-    for &n in rounds.iter().rev() {
+    let mut failed: Vec<(PathBuf, anyhow::Error)> = Vec::new();
+    for &n in cks.list().iter().rev() {
         let dir = round_dir(run_dir, n);
         match load_round(&dir, device) {
             Ok(loaded) => {
-                if !failures.is_empty() {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                for (bad, e) in &failed {
+                    let name = bad.file_name().unwrap_or_default().to_string_lossy();
+                    let aside = bad.with_file_name(format!("{name}.corrupt-{stamp}"));
+                    let moved = std::fs::rename(bad, &aside).map_or_else(
+                        |m| format!("could not move it aside: {m}"),
+                        |()| format!("moved to {}", aside.display()),
+                    );
+                    let msg = format!("checkpoint {} does not load: {e:#}; {moved}", bad.display());
+                    log(&msg);
+                    tracing::error!("{msg}");
+                }
+                if !failed.is_empty() {
                     log(&format!("resuming from the older checkpoint {}", dir.display()));
                 }
                 return Ok(Some((n, loaded)));
             }
-            Err(e) => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let aside = dir.with_file_name(format!("round-{n:06}.corrupt-{stamp}"));
-                let moved = std::fs::rename(&dir, &aside).map_or_else(
-                    |m| format!("could not move it aside: {m}"),
-                    |()| format!("moved to {}", aside.display()),
-                );
-                log(&format!("checkpoint {} does not load: {e:#}; {moved}", dir.display()));
-                tracing::error!("checkpoint {} does not load: {e:#}; {moved}", dir.display());
-                failures.push(format!("{}: {e:#}", dir.display()));
-            }
+            Err(e) => failed.push((dir, e)),
         }
     }
-    if failures.is_empty() {
-        Ok(None)
-    } else {
-        bail!("no checkpoint of {} loads:\n  {}", run_dir.display(), failures.join("\n  "))
+    if failed.is_empty() {
+        return Ok(None);
     }
+    let each: Vec<String> = failed.iter().map(|(d, e)| format!("{}: {e:#}", d.display())).collect();
+    bail!("no checkpoint of {} loads:\n  {}", run_dir.display(), each.join("\n  "))
 }
 
 /// Writes a round checkpoint atomically: both players and the curriculum into a temporary
