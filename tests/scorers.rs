@@ -174,6 +174,7 @@ fn a_scorer_that_hangs_opens_the_circuit_and_the_run_goes_on() {
     assert_eq!(h["breaker_opened"], 1);
     assert_eq!(h["timeouts"], 4, "two rounds of two tries, then the circuit refuses");
     assert_eq!(h["refused"], 1);
+    assert_eq!(h["last_batch_ok"], false);
     let third = o.valid.iter().filter(|r| r.round == 3).collect::<Vec<_>>();
     assert!(third.iter().all(|r| r.scorer_error.as_deref().unwrap().contains("circuit open")));
 }
@@ -196,6 +197,8 @@ fn a_scorer_that_crashes_is_restarted_and_its_failures_recorded() {
     assert_scored(&o, "flaky@1");
     let h = health(&o, "flaky@1");
     assert_eq!((h["failed_calls"].as_u64(), h["state"].as_str()), (Some(1), Some("closed")));
+    assert_eq!(h["last_batch_ok"], true, "a failure long past does not mark it troubled");
+    assert!(h["last_error"].as_str().is_some(), "but is remembered");
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn progress_line(m: &RoundMetrics) -> String {
     let scorers = m.scorers.as_ref().map_or(String::new(), |all| {
         let troubled: Vec<String> = all
             .iter()
-            .filter(|(_, h)| h.state != "closed" || h.last_error.is_some())
+            .filter(|(_, h)| h.state != "closed" || (h.batches > 0 && !h.last_batch_ok))
             .map(|(name, h)| {
                 format!("{name} {} ({} failed calls, {} bad answers)", h.state, h.failed_calls, h.bad_answers)
             })

@@ -75,7 +75,11 @@ pub struct Health {
     pub breaker_opened: u64,
     /// `closed`, `open` or `half-open`.
     pub state: String,
+    /// The last error seen, however long ago.
     pub last_error: Option<String>,
+    /// Whether the last batch was scored whole: no failed call, no refused answer.
+    #[serde(default)]
+    pub last_batch_ok: bool,
 }
 
 /// A scorer behind a [`RetryPolicy`]; see the module documentation.
@@ -117,6 +121,7 @@ impl Guarded {
             return Vec::new();
         }
         self.health.batches += 1;
+        self.health.last_batch_ok = false;
         if let Some(until) = self.open_until {
             if Instant::now() < until {
                 self.health.refused += 1;
@@ -157,6 +162,7 @@ impl Guarded {
                     let bad = checked.iter().filter(|r| r.is_err()).count() as u64;
                     self.health.bad_answers += bad;
                     self.health.scored += checked.len() as u64 - bad;
+                    self.health.last_batch_ok = bad == 0;
                     if bad > 0 {
                         self.health.last_error = checked.iter().find_map(|r| r.as_ref().err().cloned());
                         // An answer out of order may mean the stream is out of step: start afresh.
