@@ -107,7 +107,10 @@ fn a_stop_request_finishes_the_round_and_checkpoints() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !run.join("metrics.jsonl").exists() || metrics(&run).len() < 2 {
+    // Whole lines only: the daemon may be writing the next one.
+    let whole_lines =
+        || std::fs::read(run.join("metrics.jsonl")).map_or(0, |t| t.iter().filter(|&&b| b == b'\n').count());
+    while whole_lines() < 2 {
         assert!(started.elapsed() < Duration::from_secs(120), "no round in two minutes");
         std::thread::sleep(Duration::from_millis(50));
     }
