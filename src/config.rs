@@ -141,7 +141,6 @@ impl RunConfig {
     }
 }
 
-/// Lays `given` over `base`, table by table; a key `base` lacks is an error naming it.
 /// `line L, column C: ` of byte `at` in `text` (both from 1).
 fn line_column(text: &str, at: usize) -> String {
     let before = &text.as_bytes()[..at.min(text.len())];
@@ -150,6 +149,7 @@ fn line_column(text: &str, at: usize) -> String {
     format!("line {line}, column {column}: ")
 }
 
+/// Lays `given` over `base`, table by table; a key `base` lacks is an error naming it.
 fn merge(base: &mut toml::Value, given: toml::Value, path: &str) -> anyhow::Result<()> {
     match (base, given) {
         (toml::Value::Table(b), toml::Value::Table(g)) => {
