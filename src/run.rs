@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub first_round: u64,
     pub last_round: u64,
     pub resumed: bool,
+    /// Seconds spent in rounds (checkpoints included), and problems written in them.
+    pub seconds: f64,
+    pub problems: u64,
     pub stopped_by_request: bool,
 }
 
@@ -294,6 +297,8 @@ pub fn run(
                 first_round: 0,
                 last_round: 0,
                 resumed: false,
+                seconds: 0.0,
+                problems: 0,
                 stopped_by_request: true,
             });
         }
@@ -313,6 +318,7 @@ pub fn run(
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
     let started = Instant::now();
     let mut stopped_by_request = false;
+    let mut problems = 0;
     loop {
         if stop.load(Ordering::SeqCst) {
             stopped_by_request = true;
@@ -324,6 +330,7 @@ pub fn run(
             break;
         }
         let m = lab.round(archive)?;
+        problems += m.proposals as u64;
         let mut line = serde_json::to_vec(&m)?;
         line.push(b'\n');
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
@@ -334,5 +341,6 @@ pub fn run(
     }
     save_round(run_dir, &lab)?;
     archive.flush()?;
-    Ok(RunSummary { first_round, last_round: lab.round, resumed, stopped_by_request })
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RunSummary { first_round, last_round: lab.round, resumed, seconds, problems, stopped_by_request })
 }

@@ -27,6 +27,10 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     let r = run.to_str().unwrap();
     let out = ok(&["run", "--config", TINY, "--run-dir", r, "--rounds", "3"]);
     assert!(out.contains("ran rounds 1..3"), "{out}");
+    assert!(
+        out.contains("3 rounds in ") && out.contains("rounds/min") && out.contains("problems/s"),
+        "{out}"
+    );
     for p in [
         "config.toml",
         "archive",

@@ -169,5 +169,15 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         args.run_dir.display(),
         if summary.stopped_by_request { " (stopped on request)" } else { "" }
     )?;
+    let rounds = summary.last_round - summary.first_round;
+    if rounds > 0 && summary.seconds > 0.0 {
+        writeln!(
+            out,
+            "{rounds} rounds in {:.1} s: {:.1} rounds/min, {:.1} problems/s",
+            summary.seconds,
+            rounds as f64 * 60.0 / summary.seconds,
+            summary.problems as f64 / summary.seconds
+        )?;
+    }
     Ok(())
 }
