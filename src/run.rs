@@ -93,9 +93,7 @@ fn latest_loadable(
                         |m| format!("could not move it aside: {m}"),
                         |()| format!("moved to {}", aside.display()),
                     );
-                    let msg = format!("checkpoint {} does not load: {e:#}; {moved}", bad.display());
-                    log(&msg);
-                    tracing::error!("{msg}");
+                    log(&format!("checkpoint {} does not load: {e:#}; {moved}", bad.display()));
                 }
                 if !failed.is_empty() {
                     log(&format!("resuming from the older checkpoint {}", dir.display()));

@@ -176,8 +176,6 @@ pub fn problems(
         .collect()
 }
 
-/// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`); when `out`
-/// already holds a finished one, returns its report.
 /// Whether `out` holds a whole warm start (its report is written last).
 pub fn finished(out: &Path) -> bool {
     ["solver/state.json", "proposer/state.json", "report.json"].iter().all(|f| out.join(f).is_file())
@@ -188,7 +186,9 @@ pub fn finished(out: &Path) -> bool {
 #[error("stopped on request during the warm start")]
 pub struct Stopped;
 
-/// `stop`, when set, ends the warm start at the next training step with [`Stopped`].
+/// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`); when `out`
+/// already holds a finished one, returns its report. `stop`, when set, ends it at the next
+/// training step with [`Stopped`].
 pub fn run(
     cfg: &WarmStartConfig,
     domain: &'static dyn Domain,

@@ -38,7 +38,7 @@ impl HttpScorer {
     async fn ask(&self, batch: &[ScoreRequest]) -> Result<Vec<ItemResult>, String> {
         let body =
             serde_json::to_vec(&serde_json::json!({ "problems": batch })).map_err(|e| e.to_string())?;
-        let resp = self
+        let mut resp = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -56,7 +56,6 @@ impl HttpScorer {
             ));
         }
         // Read chunk by chunk, so a service that floods its answer is cut off at the limit.
-        let mut resp = resp;
         let mut bytes = Vec::new();
         while let Some(chunk) =
             resp.chunk().await.map_err(|e| format!("reading the answer of {}: {e}", self.url))?

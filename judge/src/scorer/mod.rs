@@ -17,8 +17,7 @@ mod novelty;
 mod preference;
 mod process;
 
-pub use guard::check_score;
-pub use guard::{Guarded, Health, RetryPolicy};
+pub use guard::{check_score, Guarded, Health, RetryPolicy};
 pub use http::{answer_body, HttpScorer};
 pub use novelty::{Novelty, NoveltyConfig};
 pub use preference::{Comparison, Outcome as RatingOutcome, Preference, PreferenceModel};
