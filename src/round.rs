@@ -62,6 +62,9 @@ pub struct RoundMetrics {
     pub band_fraction: f64,
     pub mean_reward: f64,
     pub mean_frontier: Option<f64>,
+    /// Of valid problems: the mean length-residual factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_length_factor: Option<f64>,
     pub proposer_output_tokens: f64,
     pub solver_problems_trained: usize,
     pub solver_loss: Option<f64>,
@@ -92,6 +95,10 @@ pub struct CurriculumState {
     pub controller: DifficultyController,
     pub replay: Replay,
     pub skills: Vec<(curriculum::Skill, curriculum::SkillStats, Vec<curriculum::Skill>)>,
+    /// The solver's solve rate by surface size, for the length-residual term (absent from
+    /// checkpoints written before it existed: it starts empty).
+    #[serde(default)]
+    pub length_curve: judge::LengthCurve,
     pub rng: ChaCha8Rng,
     /// Rounds completed.
     pub round: u64,
@@ -108,6 +115,7 @@ pub struct Lab {
     pub controller: DifficultyController,
     pub replay: Replay,
     pub skills: SkillGraph,
+    pub length_curve: judge::LengthCurve,
     pub rng: ChaCha8Rng,
     /// Rounds completed.
     pub round: u64,
@@ -144,6 +152,7 @@ impl Lab {
             controller: DifficultyController::new(cfg.controller),
             replay: Replay::new(cfg.replay),
             skills: Vec::new(),
+            length_curve: judge::LengthCurve::default(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             round: 0,
         });
@@ -166,6 +175,7 @@ impl Lab {
             skills: SkillGraph::restore(MASTERY, MIN_ATTEMPTS, &state.skills),
             controller: state.controller,
             replay: state.replay,
+            length_curve: state.length_curve,
             rng: state.rng,
             round: state.round,
             cfg,
@@ -188,6 +198,7 @@ impl Lab {
             controller: self.controller.clone(),
             replay: self.replay.clone(),
             skills: self.skills.snapshot(),
+            length_curve: self.length_curve.clone(),
             rng: self.rng.clone(),
             round: self.round,
         }
@@ -370,7 +381,8 @@ impl Lab {
                             })
                             .collect();
                     }
-                    cfg.reward.reward(p_hat, a.padding, c.repetition, score)
+                    let baseline = self.length_curve.expected(a.surface_ops, cfg.reward.length.min_evidence);
+                    cfg.reward.reward(p_hat, a.padding, c.repetition, baseline, score)
                 }
                 (Err(e), _) => {
                     r.reason = Some(e.kind.as_str().into());
@@ -383,6 +395,8 @@ impl Lab {
             r.rewards = Some(Rewards {
                 frontier: terms.frontier,
                 padding_factor: terms.padding_factor,
+                length_baseline: terms.length_baseline,
+                length_factor: Some(terms.length_factor),
                 repetition: terms.repetition,
                 interestingness: terms.interestingness,
                 interestingness_weight: terms.interestingness_weight,
@@ -390,6 +404,12 @@ impl Lab {
                 total: terms.total,
             });
             records.push(r);
+        }
+        // The length curve takes in this round's solve rates after paying on the curve before it.
+        for r in &records {
+            if let (Some(l), Some(p)) = (r.surface_ops, r.solve_rate) {
+                self.length_curve.observe(l, p, cfg.reward.length.rate);
+            }
         }
         archive.append(&mut records).context("writing the round to the archive")?;
         timings.store = t.elapsed().as_secs_f64();
@@ -504,6 +524,7 @@ impl Lab {
             band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
             mean_reward: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
             mean_frontier: mean(&|r| r.rewards.as_ref().and_then(|w| w.frontier)),
+            mean_length_factor: mean(&|r| r.rewards.as_ref().and_then(|w| w.length_factor)),
             proposer_output_tokens: proposals.iter().map(|s| s.tokens.len() as f64).sum::<f64>() / n as f64,
             solver_problems_trained: trained,
             solver_loss: solver_loss.map(|l| l.0),

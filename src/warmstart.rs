@@ -1,11 +1,13 @@
 //! Warm start: the supervised training both players get before self-play.
 //!
-//! Atomic skills come from pretraining, composition from RL. The solver learns atomic problems
-//! (one operation, exact answers); the proposer learns to write well-formed problems of the depth
+//! Atomic skills come from pretraining, composition from RL. The solver learns the atomic step —
+//! evaluating one operation — written as worked solutions of short problems (`answers = "steps"`:
+//! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–2 by default), or, with
+//! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
 //! its difficulty token asks for, with and without reference problems in its prompt. Each stops at
 //! its step budget or when its validation score has not improved for `patience` evaluations.
-//! Afterwards the solver's accuracy is measured by depth: near perfect at depth 1 is the goal,
-//! deeper problems are what self-play must teach.
+//! Afterwards the solver's accuracy is measured by depth: near perfect on the trained depths is
+//! the goal; longer chains, made long and right, are what self-play must teach.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -111,6 +113,8 @@ impl PlayerTraining {
 #[serde(deny_unknown_fields, default)]
 pub struct WarmStartConfig {
     pub seed: u64,
+    /// What the solver is taught to write: `steps` (worked solutions) or `direct` (answers).
+    pub solver_answers: solver::AnswerStyle,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -123,7 +127,13 @@ impl Default for WarmStartConfig {
     fn default() -> Self {
         WarmStartConfig {
             seed: 0,
-            solver: PlayerTraining::default(),
+            solver_answers: solver::AnswerStyle::Steps,
+            solver: PlayerTraining {
+                max_depth: 2,
+                context: 96,
+                max_new_tokens: 48,
+                ..PlayerTraining::default()
+            },
             proposer: PlayerTraining {
                 steps: 1000,
                 max_depth: 6,
@@ -220,7 +230,7 @@ pub fn run(
     let tok = domain.tokenizer(DIFFICULTY_LEVELS);
     let pad = tok.special(Special::Pad);
 
-    // Solver: atomic problems, exact answers.
+    // Solver: worked solutions (or answers) of short problems.
     let s = &cfg.solver;
     let solver_format = solver::SolverFormat::new(tok.clone(), s.max_new_tokens);
     let held_out = problems(domain, s.max_depth, s.max_literal, 256, cfg.seed ^ 0x0e7a1)?;
@@ -235,7 +245,8 @@ pub fn run(
         &mut |rng| {
             let depth = rng.random_range(s.min_depth..=s.max_depth);
             let g = domain.generate(&GenSpec { depth, max_literal: s.max_literal }, rng)?;
-            Ok((solver_format.prompt(&g.problem)?, solver_format.target(&g.answer)?))
+            let solution = cfg.solver_answers.solution(domain, &g.problem, &g.answer);
+            Ok((solver_format.prompt(&g.problem)?, solver_format.target(&solution)?))
         },
         &mut |t| {
             let r =

@@ -17,7 +17,7 @@
 
 pub mod scorer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use problem::{Analysis, Domain, Limits, ProblemError};
 use serde::{Deserialize, Serialize};
@@ -185,8 +185,75 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
         .collect()
 }
 
+/// The length-residual term (DESIGN §4): difficulty that length alone explains earns less.
+///
+/// The solver's solve rate on the lab's problems by surface size (operators written) is the
+/// length curve, `b(L)` ([`LengthCurve`]). Of a problem's difficulty `1 − p`, the part beyond what
+/// its length predicts, `s = clamp((b(L) − p) / (1 − p), 0, 1)`, is structural; the frontier term
+/// is paid in full on that share and at `1 − weight` on the rest:
+/// `length_factor = 1 − weight · (1 − s)`. With `weight = 0` the term is off; with no estimate
+/// for a length yet the factor is 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LengthResidual {
+    /// Weight in `[0, 1]` of the length-explained share.
+    pub weight: f64,
+    /// Each new solve rate moves the curve at its length by this fraction.
+    pub rate: f64,
+    /// Problems of a length seen before the curve is trusted there.
+    pub min_evidence: u32,
+}
+
+impl Default for LengthResidual {
+    fn default() -> Self {
+        LengthResidual { weight: 0.5, rate: 0.05, min_evidence: 16 }
+    }
+}
+
+impl LengthResidual {
+    /// The factor in `[1 − weight, 1]` for solve rate `p` and the curve's `baseline` at the
+    /// problem's length.
+    pub fn factor(&self, p: f64, baseline: Option<f64>) -> f64 {
+        let Some(b) = baseline.filter(|b| b.is_finite()) else { return 1.0 };
+        let structural = if p < 1.0 { ((b - p) / (1.0 - p)).clamp(0.0, 1.0) } else { 0.0 };
+        1.0 - self.weight * (1.0 - structural)
+    }
+}
+
+/// The solver's solve rate by surface size: an exponential moving average per operator count,
+/// fed every valid problem's solve rate each round. Saved with the curriculum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LengthCurve {
+    /// `(surface operators, mean solve rate, problems seen)`, by surface operators.
+    points: BTreeMap<u32, (f64, u64)>,
+}
+
+impl LengthCurve {
+    /// Moves the curve at `surface_ops` toward `p` (the first problems of a length are averaged
+    /// plainly, later ones at `rate`).
+    pub fn observe(&mut self, surface_ops: u32, p: f64, rate: f64) {
+        if !p.is_finite() {
+            return;
+        }
+        let (mean, n) = self.points.entry(surface_ops).or_insert((0.0, 0));
+        *n += 1;
+        let step = (1.0 / *n as f64).max(rate);
+        *mean += step * (p - *mean);
+    }
+
+    /// The expected solve rate at `surface_ops`, once `min_evidence` problems of it were seen.
+    pub fn expected(&self, surface_ops: u32, min_evidence: u32) -> Option<f64> {
+        self.points.get(&surface_ops).filter(|(_, n)| *n >= u64::from(min_evidence)).map(|(m, _)| *m)
+    }
+
+    /// `(surface operators, expected solve rate, problems seen)` for every length seen.
+    pub fn points(&self) -> impl Iterator<Item = (u32, f64, u64)> + '_ {
+        self.points.iter().map(|(&l, &(m, n))| (l, m, n))
+    }
+}
+
 /// How interestingness enters the reward of a valid problem with base reward
-/// `b = frontier · padding_factor · (1 − repetition)` and score `s`.
+/// `b = frontier · padding_factor · length_factor · (1 − repetition)` and score `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterestMode {
@@ -205,6 +272,7 @@ pub struct RewardConfig {
     pub frontier: FrontierForm,
     pub padding: PaddingPenalty,
     pub repetition: RepetitionPenalty,
+    pub length: LengthResidual,
     /// Weight `w` of the interestingness score.
     pub interestingness_weight: f64,
     /// How the weighted score enters the reward.
@@ -219,6 +287,7 @@ impl Default for RewardConfig {
             frontier: FrontierForm::default(),
             padding: PaddingPenalty::default(),
             repetition: RepetitionPenalty::default(),
+            length: LengthResidual::default(),
             interestingness_weight: 0.0,
             interestingness_mode: InterestMode::Additive,
             invalid: -1.0,
@@ -234,6 +303,8 @@ impl RewardConfig {
             ("padding.hard_floor", self.padding.hard_floor, 0.0, 1.0),
             ("repetition.batch", self.repetition.batch, 0.0, 1.0),
             ("repetition.archive", self.repetition.archive, 0.0, 1.0),
+            ("length.weight", self.length.weight, 0.0, 1.0),
+            ("length.rate", self.length.rate, 0.0, 1.0),
             ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
             ("invalid", self.invalid, -f64::MAX, 0.0),
         ];
@@ -258,6 +329,10 @@ pub struct RewardTerms {
     pub frontier: Option<f64>,
     /// Padding discount in `[0, 1]`.
     pub padding_factor: f64,
+    /// The length curve's solve rate at this problem's surface size, when it had one.
+    pub length_baseline: Option<f64>,
+    /// Length-residual discount in `[0, 1]` ([`LengthResidual`]).
+    pub length_factor: f64,
     /// Repetition penalty in `[0, 1]`.
     pub repetition: f64,
     /// Interestingness score in `[0, 1]`; `None` when no scorer gave one.
@@ -276,6 +351,8 @@ impl RewardConfig {
         RewardTerms {
             frontier: None,
             padding_factor: 0.0,
+            length_baseline: None,
+            length_factor: 0.0,
             repetition: 0.0,
             interestingness: None,
             interestingness_weight: self.interestingness_weight,
@@ -284,21 +361,23 @@ impl RewardConfig {
         }
     }
 
-    /// The reward of a valid problem with solve rate `p`, padding and repetition status, and an
-    /// interestingness score when one is known (a missing score drops its term, it does not count
-    /// as 0).
+    /// The reward of a valid problem with solve rate `p`, padding and repetition status, the
+    /// length curve's solve rate at its surface size when known, and an interestingness score
+    /// when one is known (a missing score drops its term, it does not count as 0).
     pub fn reward(
         &self,
         p: f64,
         padding: f64,
         repetition: Repetition,
+        length_baseline: Option<f64>,
         interestingness: Option<f64>,
     ) -> RewardTerms {
         let frontier = frontier(p, self.frontier);
         let padding_factor = self.padding.factor(padding);
+        let length_factor = self.length.factor(p, length_baseline);
         let repetition = self.repetition.penalty(repetition);
         let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
-        let base = frontier * padding_factor * (1.0 - repetition);
+        let base = frontier * padding_factor * length_factor * (1.0 - repetition);
         let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
         let total = match self.interestingness_mode {
             InterestMode::Additive => base + interest,
@@ -307,6 +386,8 @@ impl RewardConfig {
         RewardTerms {
             frontier: Some(frontier),
             padding_factor,
+            length_baseline,
+            length_factor,
             repetition,
             interestingness,
             interestingness_weight: self.interestingness_weight,
@@ -441,17 +522,61 @@ mod tests {
     #[test]
     fn reward_keeps_every_term() {
         let cfg = RewardConfig { interestingness_weight: 0.5, ..RewardConfig::default() };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, Some(0.8));
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
         assert_eq!(r.interestingness, Some(0.8));
         assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8)).abs() < 1e-12);
         // A missing score drops its term.
-        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None);
+        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None, None);
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+    }
+
+    #[test]
+    fn length_residual_pays_difficulty_beyond_the_curve() {
+        let l = LengthResidual { weight: 0.5, ..LengthResidual::default() };
+        // No estimate, or weight 0: no discount.
+        assert_eq!(l.factor(0.5, None), 1.0);
+        assert_eq!(LengthResidual { weight: 0.0, ..l }.factor(0.5, Some(0.5)), 1.0);
+        // As hard as its length predicts: only the unweighted part is paid.
+        assert_eq!(l.factor(0.5, Some(0.5)), 0.5);
+        assert_eq!(l.factor(0.5, Some(0.2)), 0.5);
+        // A problem of a length the solver always solves, solved half the time: all structural.
+        assert_eq!(l.factor(0.5, Some(1.0)), 1.0);
+        // Half of the difficulty beyond the curve.
+        assert!((l.factor(0.5, Some(0.75)) - 0.75).abs() < 1e-12);
+        // Monotone: a higher baseline (the length explains less) never pays less.
+        let mut last = 0.0;
+        for i in 0..=20 {
+            let f = l.factor(0.4, Some(f64::from(i) / 20.0));
+            assert!(f >= last && (0.5..=1.0).contains(&f));
+            last = f;
+        }
+        let cfg = RewardConfig::default();
+        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, Some(0.5), None);
+        assert_eq!((r.length_baseline, r.length_factor, r.total), (Some(0.5), 0.5, 0.5));
+    }
+
+    #[test]
+    fn length_curve_averages_then_tracks() {
+        let mut c = LengthCurve::default();
+        for p in [1.0, 0.0, 0.5, 0.5] {
+            c.observe(3, p, 0.1);
+        }
+        assert_eq!(c.expected(3, 4), Some(0.5));
+        assert_eq!(c.expected(3, 5), None);
+        assert_eq!(c.expected(2, 0), None);
+        // Past 1/rate problems it moves by `rate`: it follows a drifting solver.
+        for _ in 0..200 {
+            c.observe(3, 0.9, 0.1);
+        }
+        assert!((c.expected(3, 1).unwrap() - 0.9).abs() < 1e-6);
+        c.observe(3, f64::NAN, 0.1);
+        assert_eq!(c.points().count(), 1);
+        assert_eq!(c.points().next().unwrap().2, 204);
     }
 
     #[test]
@@ -461,14 +586,18 @@ mod tests {
             interestingness_mode: InterestMode::Frontier,
             ..RewardConfig::default()
         };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, Some(0.8));
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
         assert!((r.total - 1.0 * 0.5625 * 0.5 * 1.8).abs() < 1e-12);
         // Never or always solved, or padded past the floor: interestingness earns nothing.
         for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
-            assert_eq!(cfg.reward(p, padding, Repetition::Fresh, Some(1.0)).total, 0.0, "{p} {padding}");
+            assert_eq!(
+                cfg.reward(p, padding, Repetition::Fresh, None, Some(1.0)).total,
+                0.0,
+                "{p} {padding}"
+            );
         }
         // At a given frontier, more interesting pays more.
-        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, Some(s)).total;
+        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, None, Some(s)).total;
         assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
     }
 
@@ -495,7 +624,7 @@ mod tests {
         fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0) {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
-                let r = cfg.reward(p, pad, rep, s);
+                let r = cfg.reward(p, pad, rep, None, s);
                 prop_assert!(r.total >= 0.0 && r.total <= 1.0 + w + 1e-12);
                 for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
                     let v = frontier(p, f);

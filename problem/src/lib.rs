@@ -193,6 +193,12 @@ pub trait Domain: Send + Sync {
         std::collections::BTreeMap::new()
     }
 
+    /// A worked solution of a valid problem: the steps a solver may write, `=`-separated, before
+    /// its answer (the last step is the answer). `None` where the domain has no such steps.
+    fn worked_solution(&self, _problem: &str) -> Option<Vec<String>> {
+        None
+    }
+
     /// A tokenizer over this domain's alphabet with `difficulty_levels` difficulty-target tokens.
     fn tokenizer(&self, difficulty_levels: u32) -> Tokenizer {
         Tokenizer::new(self.alphabet(), difficulty_levels)

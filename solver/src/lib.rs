@@ -8,10 +8,38 @@
 //!
 //! The prompt is `<bos> problem <sep>`; the model writes the rest. It may write a scratchpad of
 //! `=`-separated steps before its answer; the judge reads only the final answer (the text after
-//! the last `=`, see `judge::extract_answer`). Warm start teaches direct answers.
+//! the last `=`, see `judge::extract_answer`). What the warm start teaches it to write is its
+//! [`AnswerStyle`].
 
 use policy::{Request, Sampled};
-use problem::{Special, TokenizeError, Tokenizer};
+use problem::{Domain, Special, TokenizeError, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+/// What a solver is taught to write after the problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerStyle {
+    /// The answer alone: `(3+4)*2<sep>14`.
+    Direct,
+    /// The domain's worked solution, one rewrite step at a time, ending in the answer:
+    /// `(3+4)*2<sep>7*2=14` (see `Domain::worked_solution`). Falls back to the answer alone
+    /// where the domain has no steps.
+    #[default]
+    Steps,
+}
+
+impl AnswerStyle {
+    /// The text a solver of this style writes for `problem`, whose answer is `answer`.
+    pub fn solution(self, domain: &dyn Domain, problem: &str, answer: &str) -> String {
+        match self {
+            AnswerStyle::Direct => answer.to_string(),
+            AnswerStyle::Steps => match domain.worked_solution(problem) {
+                Some(steps) if !steps.is_empty() => steps.join("="),
+                _ => answer.to_string(),
+            },
+        }
+    }
+}
 
 /// Prompts and targets for the solver.
 #[derive(Debug, Clone)]
@@ -69,6 +97,16 @@ mod tests {
 
     fn format() -> SolverFormat {
         SolverFormat::new(Arith.tokenizer(8), 8)
+    }
+
+    #[test]
+    fn styles_write_the_answer_last() {
+        for (problem, answer) in [("(3+4)*2", "14"), ("2-5", "-3"), ("7", "7")] {
+            assert_eq!(AnswerStyle::Direct.solution(&Arith, problem, answer), answer);
+            let steps = AnswerStyle::Steps.solution(&Arith, problem, answer);
+            assert_eq!(steps.rsplit('=').next().unwrap(), answer, "{steps}");
+        }
+        assert_eq!(AnswerStyle::Steps.solution(&Arith, "(3+4)*2", "14"), "7*2=14");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record encoding written by this build.
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 3;
 
 /// One solver attempt at a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,6 +26,10 @@ pub struct Attempt {
 pub struct Rewards {
     pub frontier: Option<f64>,
     pub padding_factor: f64,
+    /// The solver's solve rate at this problem's surface size when the reward was paid.
+    pub length_baseline: Option<f64>,
+    /// Length-residual discount; missing in records written before the term existed.
+    pub length_factor: Option<f64>,
     pub repetition: f64,
     pub interestingness: Option<f64>,
     pub interestingness_weight: f64,
@@ -149,6 +153,11 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
             Err(e) => Err(format!("corrupt record: {e}")),
         },
+        Some((2, body)) => match postcard::take_from_bytes::<v2::ProblemRecordV2>(body) {
+            Ok((r, [])) => Ok(r.into()),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("corrupt record (format 2): {e}")),
+        },
         Some((1, body)) => match postcard::take_from_bytes::<v1::ProblemRecordV1>(body) {
             Ok((r, [])) => Ok(r.into()),
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
@@ -160,9 +169,115 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
     }
 }
 
+/// Format 2, frozen: records written before the length-residual term.
+mod v2 {
+    use super::{Attempt, ProblemRecord, Rewards, ScorerScore};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct RewardsV2 {
+        pub frontier: Option<f64>,
+        pub padding_factor: f64,
+        pub repetition: f64,
+        pub interestingness: Option<f64>,
+        pub interestingness_weight: f64,
+        pub invalid: Option<f64>,
+        pub total: f64,
+    }
+
+    impl From<RewardsV2> for Rewards {
+        fn from(r: RewardsV2) -> Self {
+            Rewards {
+                frontier: r.frontier,
+                padding_factor: r.padding_factor,
+                length_baseline: None,
+                length_factor: None,
+                repetition: r.repetition,
+                interestingness: r.interestingness,
+                interestingness_weight: r.interestingness_weight,
+                invalid: r.invalid,
+                total: r.total,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct ProblemRecordV2 {
+        pub id: u64,
+        pub run: String,
+        pub round: u64,
+        pub domain: String,
+        pub text: String,
+        pub valid: bool,
+        pub reason: Option<String>,
+        pub error: Option<String>,
+        pub answer: Option<String>,
+        pub canonical: Option<String>,
+        #[serde(with = "crate::hex_u64::option")]
+        pub canonical_hash: Option<u64>,
+        pub surface_ops: Option<u32>,
+        pub essential_ops: Option<u32>,
+        pub depth: Option<u32>,
+        pub padding: Option<f64>,
+        pub difficulty_target: Option<u32>,
+        pub references: Vec<u64>,
+        pub repetition: Option<String>,
+        pub attempts: Vec<Attempt>,
+        pub solve_rate: Option<f64>,
+        pub rewards: Option<RewardsV2>,
+        pub interestingness: Option<f64>,
+        pub scorer: Option<String>,
+        pub scorer_error: Option<String>,
+        pub proposer_version: Option<String>,
+        pub solver_version: Option<String>,
+        pub created_ms: u64,
+        pub updated_ms: u64,
+        pub scores: Vec<ScorerScore>,
+    }
+
+    impl From<ProblemRecordV2> for ProblemRecord {
+        fn from(r: ProblemRecordV2) -> Self {
+            ProblemRecord {
+                id: r.id,
+                run: r.run,
+                round: r.round,
+                domain: r.domain,
+                text: r.text,
+                valid: r.valid,
+                reason: r.reason,
+                error: r.error,
+                answer: r.answer,
+                canonical: r.canonical,
+                canonical_hash: r.canonical_hash,
+                surface_ops: r.surface_ops,
+                essential_ops: r.essential_ops,
+                depth: r.depth,
+                padding: r.padding,
+                difficulty_target: r.difficulty_target,
+                references: r.references,
+                repetition: r.repetition,
+                attempts: r.attempts,
+                solve_rate: r.solve_rate,
+                rewards: r.rewards.map(Into::into),
+                interestingness: r.interestingness,
+                scorer: r.scorer,
+                scorer_error: r.scorer_error,
+                proposer_version: r.proposer_version,
+                solver_version: r.solver_version,
+                created_ms: r.created_ms,
+                updated_ms: r.updated_ms,
+                scores: r.scores,
+            }
+        }
+    }
+}
+
 /// Format 1, frozen: records written before per-scorer scores were kept.
 mod v1 {
-    use super::{Attempt, ProblemRecord, Rewards};
+    use super::v2::RewardsV2;
+    use super::{Attempt, ProblemRecord};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -188,7 +303,7 @@ mod v1 {
         pub repetition: Option<String>,
         pub attempts: Vec<Attempt>,
         pub solve_rate: Option<f64>,
-        pub rewards: Option<Rewards>,
+        pub rewards: Option<RewardsV2>,
         pub interestingness: Option<f64>,
         pub scorer: Option<String>,
         pub scorer_error: Option<String>,
@@ -221,7 +336,7 @@ mod v1 {
                 repetition: r.repetition,
                 attempts: r.attempts,
                 solve_rate: r.solve_rate,
-                rewards: r.rewards,
+                rewards: r.rewards.map(Into::into),
                 interestingness: r.interestingness,
                 scorer: r.scorer,
                 scorer_error: r.scorer_error,
@@ -261,6 +376,8 @@ mod tests {
             rewards: Some(Rewards {
                 frontier: Some(0.0),
                 padding_factor: 0.0,
+                length_baseline: Some(0.75),
+                length_factor: Some(1.0),
                 total: 0.0,
                 ..Default::default()
             }),
@@ -282,14 +399,29 @@ mod tests {
         assert_eq!((minimal.id, minimal.valid, minimal.canonical_hash), (3, false, None));
     }
 
+    /// `r` in format 2: without the length-residual terms.
+    fn format_2(r: &ProblemRecord) -> Vec<u8> {
+        let mut json = serde_json::to_value(r).unwrap();
+        let rewards = json["rewards"].as_object_mut().unwrap();
+        rewards.remove("length_baseline");
+        rewards.remove("length_factor");
+        let old: v2::ProblemRecordV2 = serde_json::from_value(json).unwrap();
+        postcard::to_extend(&old, vec![2]).unwrap()
+    }
+
     #[test]
-    fn format_1_records_still_read() {
-        // Format 2 appended `scores` (a sequence) to format 1: an empty one is a single 0 byte.
+    fn older_formats_still_read() {
         let r = sample();
-        let mut bytes = encode(&r);
+        assert!(r.rewards.as_ref().unwrap().length_factor.is_some());
+        let mut old = r.clone();
+        let rewards = old.rewards.as_mut().unwrap();
+        (rewards.length_baseline, rewards.length_factor) = (None, None);
+        let mut bytes = format_2(&r);
+        assert_eq!(decode(&bytes).unwrap(), old);
+        // Format 2 appended `scores` (a sequence) to format 1: an empty one is a single 0 byte.
         assert_eq!(bytes.pop(), Some(0));
         bytes[0] = 1;
-        assert_eq!(decode(&bytes).unwrap(), r);
+        assert_eq!(decode(&bytes).unwrap(), old);
         let mut scored = r.clone();
         scored.scores.push(ScorerScore {
             scorer: "novelty@1".into(),
@@ -304,7 +436,7 @@ mod tests {
     fn unknown_versions_and_corruption_are_errors() {
         let mut bytes = encode(&sample());
         bytes[0] = 9;
-        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 2)");
+        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 3)");
         assert_eq!(decode(&[]).unwrap_err(), "empty value");
         let bytes = encode(&sample());
         assert!(decode(&bytes[..bytes.len() / 2]).unwrap_err().starts_with("corrupt record"));

@@ -11,9 +11,11 @@ pub mod canon;
 pub mod features;
 mod gen;
 pub mod parse;
+pub mod steps;
 
 pub use canon::Canonical;
 pub use parse::{parse, Expr, Op, MAX_ABS_VALUE, MAX_LITERAL};
+pub use steps::rewrite_chain;
 
 use std::collections::BTreeMap;
 
@@ -86,6 +88,11 @@ impl Domain for Arith {
 
     fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
         features::features(text, analysis)
+    }
+
+    /// The rewrite chain of [`steps`]: one operation evaluated per step.
+    fn worked_solution(&self, problem: &str) -> Option<Vec<String>> {
+        parse(problem, &Limits::default()).ok().and_then(|e| rewrite_chain(&e).ok())
     }
 }
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Tables of the self-play experiments (README.md here) from the run directories of run.sh.
+
+    analyze.py OUT_DIR --seeds 1 2 3 --ablation-seeds 1 [--markdown]
+
+Reads OUT_DIR/warmstart-eval.json, and for each run OUT_DIR/ARM-SEED/{metrics.jsonl,eval.json}.
+Prints one JSON object; with --markdown, the README's tables instead.
+"""
+
+import argparse
+import json
+import statistics
+
+
+def metrics(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def window_means(rows, key, windows):
+    """Mean of `key` over `windows` equal spans of rounds (rows without the key are skipped)."""
+    n = len(rows)
+    out = []
+    for w in range(windows):
+        span = rows[w * n // windows:(w + 1) * n // windows]
+        vals = [r[key] for r in span if r.get(key) is not None]
+        out.append(round(statistics.fmean(vals), 4) if vals else None)
+    return out
+
+
+def ratio(r):
+    s, e = r.get("mean_surface_ops"), r.get("mean_essential_ops")
+    return s / e if s and e else None
+
+
+def by_depth(ev):
+    return {d: v["accuracy"] for d, v in ev["by_depth"].items()}
+
+
+def run_summary(d, windows):
+    rows = metrics(f"{d}/metrics.jsonl")
+    for r in rows:
+        r["surface_per_essential"] = ratio(r)
+    with open(f"{d}/eval.json") as f:
+        ev = json.load(f)
+    tenth = max(1, len(rows) // 10)
+    first, last = rows[:tenth], rows[-tenth:]
+    mean = lambda span, k: round(statistics.fmean(r[k] for r in span), 4)
+    held = [(r["round"], r["held_out"]) for r in rows if r.get("held_out")]
+    return {
+        "rounds": len(rows),
+        "final_accuracy_by_depth": by_depth(ev),
+        "held_out_first": held[0] if held else None,
+        "held_out_last": held[-1] if held else None,
+        "band_fraction_first_tenth": mean(first, "band_fraction"),
+        "band_fraction_last_tenth": mean(last, "band_fraction"),
+        "curves": {
+            k: window_means(rows, k, windows)
+            for k in ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
+                      "mean_essential_ops", "median_solve_rate", "valid_fraction"]
+        },
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
+    ap.add_argument("--ablation-seeds", nargs="+", default=["1"])
+    ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    with open(f"{a.out}/warmstart-eval.json") as f:
+        warm = by_depth(json.load(f))
+    runs = {}
+    for arm, seeds in [("default", a.seeds), ("no-padding", a.ablation_seeds), ("no-repetition", a.ablation_seeds)]:
+        for s in seeds:
+            runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows)
+    result = {"warm_start_accuracy_by_depth": warm, "runs": runs}
+    if not a.markdown:
+        print(json.dumps(result, indent=1))
+        return
+
+    depths = sorted(warm, key=int)
+    print("Learning: greedy accuracy on the benchmark, warm start → end of self-play\n")
+    print("| run | rounds | " + " | ".join(f"depth {d}" for d in depths) + " |")
+    print("|---|---|" + "---|" * len(depths))
+    print("| warm start | 0 | " + " | ".join(f"{warm[d]:.3f}" for d in depths) + " |")
+    for name in [f"default-{s}" for s in a.seeds]:
+        r = runs[name]
+        acc = r["final_accuracy_by_depth"]
+        print(f"| {name} | {r['rounds']} | " + " | ".join(
+            f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
+    print("\nFrontier: fraction of valid proposals with p̂ in [0.2, 0.8], first vs last tenth of the rounds\n")
+    print("| run | first tenth | last tenth |")
+    print("|---|---|---|")
+    for name, r in runs.items():
+        print(f"| {name} | {r['band_fraction_first_tenth']:.3f} | {r['band_fraction_last_tenth']:.3f} |")
+    for key, title in [("padded_fraction", "Padding: padded fraction of valid proposals"),
+                       ("surface_per_essential", "Padding: surface / essential operators"),
+                       ("duplicate_fraction", "Repetition: canonical-duplicate fraction of valid proposals"),
+                       ("mean_essential_ops", "Essential operators per valid proposal")]:
+        print(f"\n{title}, by tenth of the run\n")
+        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+        print("|---|" + "---|" * a.windows)
+        for name, r in runs.items():
+            print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in r["curves"][key]) + " |")
+
+
+if __name__ == "__main__":
+    main()

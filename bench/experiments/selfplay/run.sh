@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The self-play experiments of bench/experiments/selfplay/README.md:
+#   bench/experiments/selfplay/run.sh [OUT_DIR]
+# MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
+# ABLATION_SEEDS (default "1"), JOBS (runs at once, default 2), SELFPLAY (default: a release
+# build) can be set in the environment.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+out="$(mkdir -p "${1:-$root/runs/exp-selfplay}" && cd "${1:-$root/runs/exp-selfplay}" && pwd)"
+minutes="${MINUTES:-20}"
+seeds="${SEEDS:-1 2 3}"
+ablation_seeds="${ABLATION_SEEDS:-1}"
+jobs="${JOBS:-2}"
+if [ -z "${SELFPLAY:-}" ]; then
+  (cd "$root" && cargo build --release --quiet)
+  SELFPLAY="$root/target/release/selfplay"
+fi
+# One core per run: "20 CPU minutes" means what it says, and two runs share the machine.
+export RAYON_NUM_THREADS=1
+
+# 1. One warm start, on the embedded defaults, shared by every run.
+base="$out/base"
+if [ ! -f "$base/warmstart/report.json" ]; then
+  env -u RAYON_NUM_THREADS "$SELFPLAY" run --run-dir "$base" --rounds 0 >/dev/null 2>"$out/warmstart.log"
+fi
+
+# 2. The benchmark every solver is measured on, before and after: 200 fresh problems per depth.
+if [ ! -f "$out/benchmark.jsonl" ]; then
+  for d in 1 2 3 4; do "$SELFPLAY" gen --depth "$d" --count 200 --max-literal 20 --seed "$((1000 + d))"; done \
+    > "$out/benchmark.jsonl"
+fi
+"$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
+  2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
+
+# 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off.
+arm_config() {
+  case "$1" in
+    default) : ;;
+    no-padding) printf '[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\n\n[reward.length]\nweight = 0.0\n' ;;
+    no-repetition) printf '[reward.repetition]\nbatch = 0.0\narchive = 0.0\n' ;;
+  esac
+}
+one_run() { # arm seed
+  local dir="$out/$1-$2"
+  [ -f "$dir/eval.json" ] && return 0
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$base/warmstart" "$dir/warmstart"
+  arm_config "$1" > "$dir/experiment.toml"
+  "$SELFPLAY" run --config "$dir/experiment.toml" --run-dir "$dir" --minutes "$minutes" --seed "$2" \
+    >"$dir/run.out" 2>"$dir/run.log"
+  local last; last="$(ls -d "$dir"/checkpoints/round-* | sort | tail -n 1)"
+  "$SELFPLAY" eval --checkpoint "$last" --benchmark "$out/benchmark.jsonl" --json 2>/dev/null | tail -n 1 \
+    > "$dir/eval.json.tmp" && mv "$dir/eval.json.tmp" "$dir/eval.json"
+}
+runs=()
+for s in $seeds; do runs+=("default $s"); done
+for s in $ablation_seeds; do runs+=("no-padding $s" "no-repetition $s"); done
+for r in "${runs[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  one_run $r &
+done
+wait
+
+# 4. The tables.
+python3 "$here/analyze.py" "$out" --seeds $seeds --ablation-seeds $ablation_seeds > "$out/results.json"
+cat "$out/results.json"
