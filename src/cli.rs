@@ -36,7 +36,7 @@ pub enum Command {
     Run(RunArgs),
     /// The run configuration.
     Config(ConfigArgs),
-    /// Warm start: train the solver on atomic problems and the proposer on well-formed ones.
+    /// Warm start: teach the solver one-operation steps and the proposer well-formed problems.
     Pretrain(PretrainArgs),
     /// Solver accuracy on a benchmark file: greedy pass@1 and sampled pass@K, by depth.
     Eval(EvalArgs),

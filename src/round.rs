@@ -95,7 +95,7 @@ pub struct CurriculumState {
     pub controller: DifficultyController,
     pub replay: Replay,
     pub skills: Vec<(curriculum::Skill, curriculum::SkillStats, Vec<curriculum::Skill>)>,
-    /// The solver's solve rate by surface size, for the length-residual term (absent from
+    /// The solver's solve rate by problem length, for the length-residual term (absent from
     /// checkpoints written before it existed: it starts empty).
     #[serde(default)]
     pub length_curve: judge::LengthCurve,
@@ -129,6 +129,11 @@ pub struct Lab {
     pub proposer_reference: Option<Gpt>,
     /// Interestingness scorers, when configured.
     pub scoring: Option<crate::scoring::Scoring>,
+}
+
+/// A problem's length for the length curve: its tokens, one a character.
+fn problem_length(text: &str) -> u32 {
+    text.chars().count().try_into().unwrap_or(u32::MAX)
 }
 
 /// Mastery threshold and evidence of the skill graph.
@@ -381,7 +386,8 @@ impl Lab {
                             })
                             .collect();
                     }
-                    let baseline = self.length_curve.expected(a.surface_ops, cfg.reward.length.min_evidence);
+                    let baseline =
+                        self.length_curve.expected(problem_length(&c.text), cfg.reward.length.min_evidence);
                     cfg.reward.reward(p_hat, a.padding, c.repetition, baseline, score)
                 }
                 (Err(e), _) => {
@@ -406,9 +412,9 @@ impl Lab {
             records.push(r);
         }
         // The length curve takes in this round's solve rates after paying on the curve before it.
-        for r in &records {
-            if let (Some(l), Some(p)) = (r.surface_ops, r.solve_rate) {
-                self.length_curve.observe(l, p, cfg.reward.length.rate);
+        for r in records.iter().filter(|r| r.valid) {
+            if let Some(p) = r.solve_rate {
+                self.length_curve.observe(problem_length(&r.text), p, cfg.reward.length.rate);
             }
         }
         archive.append(&mut records).context("writing the round to the archive")?;

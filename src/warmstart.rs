@@ -113,7 +113,8 @@ impl PlayerTraining {
 #[serde(deny_unknown_fields, default)]
 pub struct WarmStartConfig {
     pub seed: u64,
-    /// What the solver is taught to write: `steps` (worked solutions) or `direct` (answers).
+    /// What the solver is taught to write: `steps` (worked solutions), `values` (the value of each
+    /// step) or `direct` (answers).
     pub solver_answers: solver::AnswerStyle,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
@@ -128,10 +129,20 @@ impl Default for WarmStartConfig {
         WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
+            // Worked solutions are longer than answers and take longer to learn.
             solver: PlayerTraining {
                 max_depth: 2,
                 context: 96,
                 max_new_tokens: 48,
+                steps: 3000,
+                eval_every: 500,
+                optim: OptimConfig {
+                    lr: 3e-3,
+                    min_lr: 3e-4,
+                    warmup_steps: 50,
+                    decay_steps: 3000,
+                    ..OptimConfig::default()
+                },
                 ..PlayerTraining::default()
             },
             proposer: PlayerTraining {

@@ -72,6 +72,25 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     assert_eq!(rounds.last(), Some(&5));
     assert!(records.iter().all(|r| r.run == "tiny" && r.rewards.is_some()));
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.reason.is_some() && r.error.is_some()));
+    let valid: Vec<_> = records.iter().filter(|r| r.valid).collect();
+    assert!(valid.iter().all(|r| r.rewards.as_ref().unwrap().length_factor.is_some()));
+    // The length curve took in every valid problem's solve rate, across the resume.
+    let curriculum: Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoints/round-000005/curriculum.json")).unwrap())
+            .unwrap();
+    let points = curriculum["length_curve"]["points"].as_object().unwrap();
+    let seen: u64 = points.values().map(|p| p[1].as_u64().unwrap()).sum();
+    assert_eq!(seen, valid.len() as u64, "{points:?}");
+    for (size, p) in points {
+        let rates: Vec<f64> = valid
+            .iter()
+            .filter(|r| r.text.chars().count().to_string() == *size)
+            .map(|r| r.solve_rate.unwrap())
+            .collect();
+        let (lo, hi) = rates.iter().fold((1.0f64, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let mean = p[0].as_f64().unwrap();
+        assert!(mean >= lo - 1e-9 && mean <= hi + 1e-9, "size {size}: {mean} outside the rates {rates:?}");
+    }
     drop(archive);
 
     // Checkpoints: the warm start is kept, old rounds are pruned, any of them evaluates.

@@ -187,8 +187,8 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
 
 /// The length-residual term (DESIGN §4): difficulty that length alone explains earns less.
 ///
-/// The solver's solve rate on the lab's problems by surface size (operators written) is the
-/// length curve, `b(L)` ([`LengthCurve`]). Of a problem's difficulty `1 − p`, the part beyond what
+/// The solver's solve rate on the lab's problems by length in tokens (what a proposer inflates
+/// with long literals, repeated terms or `+0` alike) is the length curve, `b(L)` ([`LengthCurve`]). Of a problem's difficulty `1 − p`, the part beyond what
 /// its length predicts, `s = clamp((b(L) − p) / (1 − p), 0, 1)`, is structural; the frontier term
 /// is paid in full on that share and at `1 − weight` on the rest:
 /// `length_factor = 1 − weight · (1 − s)`. With `weight = 0` the term is off; with no estimate
@@ -220,33 +220,33 @@ impl LengthResidual {
     }
 }
 
-/// The solver's solve rate by surface size: an exponential moving average per operator count,
+/// The solver's solve rate by problem length in tokens: an exponential moving average per length,
 /// fed every valid problem's solve rate each round. Saved with the curriculum.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LengthCurve {
-    /// `(surface operators, mean solve rate, problems seen)`, by surface operators.
+    /// `length → (mean solve rate, problems seen)`.
     points: BTreeMap<u32, (f64, u64)>,
 }
 
 impl LengthCurve {
-    /// Moves the curve at `surface_ops` toward `p` (the first problems of a length are averaged
+    /// Moves the curve at `length` toward `p` (the first problems of a length are averaged
     /// plainly, later ones at `rate`).
-    pub fn observe(&mut self, surface_ops: u32, p: f64, rate: f64) {
+    pub fn observe(&mut self, length: u32, p: f64, rate: f64) {
         if !p.is_finite() {
             return;
         }
-        let (mean, n) = self.points.entry(surface_ops).or_insert((0.0, 0));
+        let (mean, n) = self.points.entry(length).or_insert((0.0, 0));
         *n += 1;
         let step = (1.0 / *n as f64).max(rate);
         *mean += step * (p - *mean);
     }
 
-    /// The expected solve rate at `surface_ops`, once `min_evidence` problems of it were seen.
-    pub fn expected(&self, surface_ops: u32, min_evidence: u32) -> Option<f64> {
-        self.points.get(&surface_ops).filter(|(_, n)| *n >= u64::from(min_evidence)).map(|(m, _)| *m)
+    /// The expected solve rate at `length`, once `min_evidence` problems of it were seen.
+    pub fn expected(&self, length: u32, min_evidence: u32) -> Option<f64> {
+        self.points.get(&length).filter(|(_, n)| *n >= u64::from(min_evidence)).map(|(m, _)| *m)
     }
 
-    /// `(surface operators, expected solve rate, problems seen)` for every length seen.
+    /// `(length, expected solve rate, problems seen)` for every length seen.
     pub fn points(&self) -> impl Iterator<Item = (u32, f64, u64)> + '_ {
         self.points.iter().map(|(&l, &(m, n))| (l, m, n))
     }
@@ -329,7 +329,7 @@ pub struct RewardTerms {
     pub frontier: Option<f64>,
     /// Padding discount in `[0, 1]`.
     pub padding_factor: f64,
-    /// The length curve's solve rate at this problem's surface size, when it had one.
+    /// The length curve's solve rate at this problem's length, when it had one.
     pub length_baseline: Option<f64>,
     /// Length-residual discount in `[0, 1]` ([`LengthResidual`]).
     pub length_factor: f64,
@@ -362,7 +362,7 @@ impl RewardConfig {
     }
 
     /// The reward of a valid problem with solve rate `p`, padding and repetition status, the
-    /// length curve's solve rate at its surface size when known, and an interestingness score
+    /// length curve's solve rate at its length when known, and an interestingness score
     /// when one is known (a missing score drops its term, it does not count as 0).
     pub fn reward(
         &self,

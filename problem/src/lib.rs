@@ -168,6 +168,15 @@ pub struct Generated {
 #[error("{0}")]
 pub struct GenError(pub String);
 
+/// One step of a worked solution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkedStep {
+    /// The whole problem after this step: `7*2` for the first step of `(3+4)*2`.
+    pub expression: String,
+    /// The value this step computed: `7`.
+    pub value: String,
+}
+
 /// One kind of problem. Object safe: the lab holds a `&dyn Domain`.
 pub trait Domain: Send + Sync {
     /// A short stable name, stored with every problem (`"arith"`).
@@ -193,9 +202,9 @@ pub trait Domain: Send + Sync {
         std::collections::BTreeMap::new()
     }
 
-    /// A worked solution of a valid problem: the steps a solver may write, `=`-separated, before
-    /// its answer (the last step is the answer). `None` where the domain has no such steps.
-    fn worked_solution(&self, _problem: &str) -> Option<Vec<String>> {
+    /// A worked solution of a valid problem, one operation a step (the last step's expression is
+    /// the answer). `None` where the domain has no such steps.
+    fn worked_solution(&self, _problem: &str) -> Option<Vec<WorkedStep>> {
         None
     }
 

@@ -26,6 +26,8 @@ pub enum AnswerStyle {
     /// where the domain has no steps.
     #[default]
     Steps,
+    /// Only the value each step computes, in the same order: `(3+4)*2<sep>7=14`.
+    Values,
 }
 
 impl AnswerStyle {
@@ -33,8 +35,17 @@ impl AnswerStyle {
     pub fn solution(self, domain: &dyn Domain, problem: &str, answer: &str) -> String {
         match self {
             AnswerStyle::Direct => answer.to_string(),
-            AnswerStyle::Steps => match domain.worked_solution(problem) {
-                Some(steps) if !steps.is_empty() => steps.join("="),
+            AnswerStyle::Steps | AnswerStyle::Values => match domain.worked_solution(problem) {
+                Some(steps) if !steps.is_empty() => {
+                    let part = |s: &problem::WorkedStep| {
+                        if self == AnswerStyle::Steps {
+                            s.expression.clone()
+                        } else {
+                            s.value.clone()
+                        }
+                    };
+                    steps.iter().map(part).collect::<Vec<_>>().join("=")
+                }
                 _ => answer.to_string(),
             },
         }
@@ -103,10 +114,13 @@ mod tests {
     fn styles_write_the_answer_last() {
         for (problem, answer) in [("(3+4)*2", "14"), ("2-5", "-3"), ("7", "7")] {
             assert_eq!(AnswerStyle::Direct.solution(&Arith, problem, answer), answer);
-            let steps = AnswerStyle::Steps.solution(&Arith, problem, answer);
-            assert_eq!(steps.rsplit('=').next().unwrap(), answer, "{steps}");
+            for style in [AnswerStyle::Steps, AnswerStyle::Values] {
+                let steps = style.solution(&Arith, problem, answer);
+                assert_eq!(steps.rsplit('=').next().unwrap(), answer, "{steps}");
+            }
         }
-        assert_eq!(AnswerStyle::Steps.solution(&Arith, "(3+4)*2", "14"), "7*2=14");
+        assert_eq!(AnswerStyle::Steps.solution(&Arith, "(3+4)*2-5", "9"), "7*2-5=14-5=9");
+        assert_eq!(AnswerStyle::Values.solution(&Arith, "(3+4)*2-5", "9"), "7=14=9");
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Domain for Arith {
     }
 
     /// The rewrite chain of [`steps`]: one operation evaluated per step.
-    fn worked_solution(&self, problem: &str) -> Option<Vec<String>> {
+    fn worked_solution(&self, problem: &str) -> Option<Vec<crate::WorkedStep>> {
         parse(problem, &Limits::default()).ok().and_then(|e| rewrite_chain(&e).ok())
     }
 }

@@ -7,7 +7,7 @@
 //! (`-7`), so the text after the last `=` is exactly what the judge checks.
 
 use super::parse::{Expr, Op};
-use crate::{ErrorKind, ProblemError};
+use crate::{ErrorKind, ProblemError, WorkedStep};
 
 /// An expression part way through a solution: literals may have become any integer.
 enum Step {
@@ -25,18 +25,21 @@ impl Step {
         }
     }
 
-    /// Evaluates the leftmost operation over two numbers. `Ok(false)` when there is none (the
-    /// expression is a number).
-    fn reduce(&mut self) -> Result<bool, ProblemError> {
-        let Step::Bin(op, lhs, rhs) = self else { return Ok(false) };
+    /// Evaluates the leftmost operation over two numbers and returns its value; `None` when there
+    /// is none (the expression is a number).
+    fn reduce(&mut self) -> Result<Option<i64>, ProblemError> {
+        let Step::Bin(op, lhs, rhs) = self else { return Ok(None) };
         if let (Step::Num(a), Step::Num(b)) = (&**lhs, &**rhs) {
             let v = op.apply(*a, *b).filter(|v| v.abs() <= super::MAX_ABS_VALUE).ok_or_else(|| {
                 ProblemError::new(ErrorKind::Range, None, format!("{a} {} {b} exceeds 10^9", op.symbol()))
             })?;
             *self = Step::Num(v);
-            return Ok(true);
+            return Ok(Some(v));
         }
-        Ok(lhs.reduce()? || rhs.reduce()?)
+        match lhs.reduce()? {
+            Some(v) => Ok(Some(v)),
+            None => rhs.reduce(),
+        }
     }
 
     fn precedence(&self) -> u8 {
@@ -76,15 +79,16 @@ fn write_operand(s: &Step, paren: bool, out: &mut String) {
     }
 }
 
-/// The steps of `expr`'s worked solution, each after one more operation is evaluated; the last is
-/// the answer. Empty for a bare literal. Fails like [`Expr::eval`] when a value leaves the range.
-pub fn rewrite_chain(expr: &Expr) -> Result<Vec<String>, ProblemError> {
+/// The steps of `expr`'s worked solution, each after one more operation is evaluated; the last
+/// expression is the answer. Empty for a bare literal. Fails like [`Expr::eval`] when a value
+/// leaves the range.
+pub fn rewrite_chain(expr: &Expr) -> Result<Vec<WorkedStep>, ProblemError> {
     let mut step = Step::of(expr);
     let mut chain = Vec::with_capacity(expr.ops() as usize);
-    while step.reduce()? {
-        let mut s = String::new();
-        step.write(true, &mut s);
-        chain.push(s);
+    while let Some(value) = step.reduce()? {
+        let mut expression = String::new();
+        step.write(true, &mut expression);
+        chain.push(WorkedStep { expression, value: value.to_string() });
     }
     Ok(chain)
 }
@@ -96,7 +100,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn chain(text: &str) -> Vec<String> {
-        rewrite_chain(&super::super::parse(text, &Limits::default()).unwrap()).unwrap()
+        let steps = rewrite_chain(&super::super::parse(text, &Limits::default()).unwrap()).unwrap();
+        steps.into_iter().map(|s| s.expression).collect()
+    }
+
+    #[test]
+    fn each_step_names_the_value_it_computed() {
+        let steps =
+            rewrite_chain(&super::super::parse("(1+2)*(3+4)-5", &Limits::default()).unwrap()).unwrap();
+        let values: Vec<_> = steps.iter().map(|s| s.value.as_str()).collect();
+        assert_eq!(values, ["3", "7", "21", "16"]);
     }
 
     #[test]
@@ -121,7 +134,10 @@ mod tests {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let g = crate::Domain::generate(&super::super::Arith, &crate::GenSpec { depth, max_literal: 30 }, &mut rng).unwrap();
             let expr = super::super::parse(&g.problem, &Limits::default()).unwrap();
-            let steps = rewrite_chain(&expr).unwrap();
+            let worked = rewrite_chain(&expr).unwrap();
+            let last = worked.last().unwrap();
+            prop_assert_eq!(&last.value, &last.expression);
+            let steps: Vec<String> = worked.into_iter().map(|s| s.expression).collect();
             prop_assert_eq!(steps.len() as u32, expr.ops());
             prop_assert_eq!(steps.last().unwrap(), &g.answer);
             for s in steps.iter().filter(|s| !s.starts_with('-') && !s.contains("(-")) {
