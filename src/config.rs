@@ -94,8 +94,7 @@ impl RunConfig {
         check("replay", self.replay.validate())?;
         check("solver_optim", self.solver_optim.validate())?;
         check("proposer_optim", self.proposer_optim.validate())?;
-        self.warm_start.solver.validate("warm_start.solver")?;
-        self.warm_start.proposer.validate("warm_start.proposer")?;
+        self.warm_start.validate()?;
         let r = &self.round;
         for (key, v) in [
             ("round.proposals", r.proposals),

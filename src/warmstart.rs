@@ -113,6 +113,10 @@ impl PlayerTraining {
 #[serde(deny_unknown_fields, default)]
 pub struct WarmStartConfig {
     pub seed: u64,
+    /// Most spaces put before a solver training problem, drawn uniformly from `0..=this`: each
+    /// skill is then learnt at many positions, not only where short problems put it (learned
+    /// position embeddings are otherwise blind to a step written further along a chain).
+    pub solver_shift: usize,
     /// What the solver is taught to write: `steps` (worked solutions), `values` (the value of each
     /// step) or `direct` (answers).
     pub solver_answers: solver::AnswerStyle,
@@ -129,6 +133,7 @@ impl Default for WarmStartConfig {
         WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
+            solver_shift: 16,
             // Worked solutions are longer than answers and take longer to learn.
             solver: PlayerTraining {
                 max_depth: 2,
@@ -161,6 +166,24 @@ impl Default for WarmStartConfig {
             report_max_depth: 4,
             report_problems: 200,
         }
+    }
+}
+
+impl WarmStartConfig {
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.solver.validate("warm_start.solver")?;
+        self.proposer.validate("warm_start.proposer")?;
+        if self.solver_shift + self.solver.max_new_tokens + 3 > self.solver.context {
+            bail!(
+                "warm_start.solver_shift ({}) and warm_start.solver.max_new_tokens ({}) leave no room for a \
+                 problem in warm_start.solver.context ({})",
+                self.solver_shift,
+                self.solver.max_new_tokens,
+                self.solver.context
+            );
+        }
+        Ok(())
     }
 }
 
@@ -218,8 +241,7 @@ pub fn run(
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<WarmStartReport> {
-    cfg.solver.validate("solver")?;
-    cfg.proposer.validate("proposer")?;
+    cfg.validate()?;
     // A finished warm start is not redone; a partial one is not overwritten.
     if finished(out) {
         log(&format!("warm start already done in {}", out.display()));
@@ -257,7 +279,8 @@ pub fn run(
             let depth = rng.random_range(s.min_depth..=s.max_depth);
             let g = domain.generate(&GenSpec { depth, max_literal: s.max_literal }, rng)?;
             let solution = cfg.solver_answers.solution(domain, &g.problem, &g.answer);
-            Ok((solver_format.prompt(&g.problem)?, solver_format.target(&solution)?))
+            let shifted = format!("{}{}", " ".repeat(rng.random_range(0..=cfg.solver_shift)), g.problem);
+            Ok((solver_format.prompt(&shifted)?, solver_format.target(&solution)?))
         },
         &mut |t| {
             let r =

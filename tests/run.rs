@@ -176,6 +176,12 @@ fn configuration_errors_stop_before_any_work() {
         ("[replay]\ntemperature = inf\n", "replay: temperature must be positive, got inf"),
         ("[warm_start.solver]\nheads = 3\n", "warm_start.solver.d_model 128 must be a multiple of heads 3"),
         ("name = \"\"\n", "name must be a non-empty string"),
+        (
+            "[warm_start]\nsolver_shift = 90\n",
+            "warm_start.solver_shift (90) and warm_start.solver.max_new_tokens (48)",
+        ),
+        ("[warm_start]\nsolver_answers = \"essay\"\n", "warm_start.solver_answers: unknown variant `essay`"),
+        ("[reward.length]\nweight = 2\n", "length.weight must be a finite number in [0, 1], got 2"),
     ] {
         std::fs::write(&bad, text).unwrap();
         let out = selfplay(&["run", "--config", bad.to_str().unwrap(), "--run-dir", r]);
