@@ -33,6 +33,8 @@ pub struct PlayerTraining {
     pub heads: usize,
     pub context: usize,
     pub dropout: f64,
+    /// `learned` (an embedding per absolute position) or `rotary` (relative positions).
+    pub positions: policy::Positions,
     pub optim: OptimConfig,
     /// Step budget.
     pub steps: u64,
@@ -57,6 +59,7 @@ impl Default for PlayerTraining {
             heads: 4,
             context: 64,
             dropout: 0.0,
+            positions: policy::Positions::Learned,
             optim: OptimConfig {
                 lr: 2e-3,
                 min_lr: 2e-4,
@@ -85,6 +88,7 @@ impl PlayerTraining {
             heads: self.heads,
             context: self.context,
             dropout: self.dropout,
+            positions: self.positions,
         }
     }
 
@@ -133,7 +137,7 @@ impl Default for WarmStartConfig {
         WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
-            solver_shift: 16,
+            solver_shift: 0,
             // Worked solutions are longer than answers and take longer to learn.
             solver: PlayerTraining {
                 max_depth: 2,
@@ -279,7 +283,8 @@ pub fn run(
             let depth = rng.random_range(s.min_depth..=s.max_depth);
             let g = domain.generate(&GenSpec { depth, max_literal: s.max_literal }, rng)?;
             let solution = cfg.solver_answers.solution(domain, &g.problem, &g.answer);
-            let shifted = format!("{}{}", " ".repeat(rng.random_range(0..=cfg.solver_shift)), g.problem);
+            let shift = if cfg.solver_shift > 0 { rng.random_range(0..=cfg.solver_shift) } else { 0 };
+            let shifted = format!("{}{}", " ".repeat(shift), g.problem);
             Ok((solver_format.prompt(&shifted)?, solver_format.target(&solution)?))
         },
         &mut |t| {

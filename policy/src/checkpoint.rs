@@ -234,11 +234,20 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Positions;
     use crate::train::{cross_entropy, Batch};
     use rand::Rng;
 
     fn cfg() -> ModelConfig {
-        ModelConfig { vocab: 12, d_model: 16, layers: 2, heads: 2, context: 16, dropout: 0.1 }
+        ModelConfig {
+            vocab: 12,
+            d_model: 16,
+            layers: 2,
+            heads: 2,
+            context: 16,
+            dropout: 0.1,
+            positions: Positions::Learned,
+        }
     }
 
     /// One training step on a batch drawn from the trainable's own RNG, with dropout from it too.

@@ -19,7 +19,7 @@ pub mod sample;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, Checkpoints, Trainable};
-pub use model::{Dropout, Gpt, KvCache, ModelConfig};
+pub use model::{Dropout, Gpt, KvCache, ModelConfig, Positions};
 pub use optim::{AdamW, OptimConfig, StepReport};
 pub use sample::{sample, Request, SampleConfig, Sampled};
 pub use train::{cross_entropy, group_advantages, ppo_loss, token_logprobs, Batch, PpoConfig};

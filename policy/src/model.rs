@@ -1,7 +1,7 @@
 //! A small decoder-only transformer (GPT-2 shape), the policy of both players.
 //!
 //! Pre-LN blocks (`x + attn(ln(x))`, `x + mlp(ln(x))`), causal multi-head attention, learned
-//! position embeddings, GELU MLP of width 4·d, output head tied to the token embedding. Parameter
+//! position embeddings or rotary ones ([`Positions`]), GELU MLP of width 4·d, output head tied to the token embedding. Parameter
 //! names follow nanoGPT (`wte`, `h.0.attn.c_attn`, ...), so checkpoints read naturally.
 //!
 //! Every op on the training path has a backward pass: the fused ops of [`crate::ops`] or plain
@@ -29,6 +29,21 @@ pub struct ModelConfig {
     /// Dropout probability on attention weights and residual branches while training.
     #[serde(default)]
     pub dropout: f64,
+    /// How positions enter the model.
+    #[serde(default)]
+    pub positions: Positions,
+}
+
+/// How a model knows where a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// A learned embedding per absolute position (`wpe`), added to the token embedding.
+    #[default]
+    Learned,
+    /// Rotary embeddings (RoFormer): queries and keys are rotated by their position, so attention
+    /// sees relative positions only and a pattern learnt at one place is the same at another.
+    Rotary,
 }
 
 impl ModelConfig {
@@ -48,6 +63,12 @@ impl ModelConfig {
         if self.d_model % self.heads != 0 {
             return Err(format!("d_model {} must be a multiple of heads {}", self.d_model, self.heads));
         }
+        if self.positions == Positions::Rotary && (self.d_model / self.heads) % 2 != 0 {
+            return Err(format!(
+                "rotary positions need an even head width, got {}",
+                self.d_model / self.heads
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
@@ -58,7 +79,8 @@ impl ModelConfig {
     pub fn parameters(&self) -> usize {
         let d = self.d_model;
         let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
-        self.vocab * d + self.context * d + self.layers * block + 2 * d
+        let wpe = if self.positions == Positions::Learned { self.context * d } else { 0 };
+        self.vocab * d + wpe + self.layers * block + 2 * d
     }
 }
 
@@ -156,14 +178,19 @@ impl Attention {
         &self,
         x: &Tensor,
         mask: &Tensor,
+        rope: Option<&Rope>,
         cache: Option<&mut Option<LayerCache>>,
         dropout: &mut Option<Dropout>,
     ) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let dh = c / self.heads;
         let qkv = self.c_attn.forward(x)?.reshape((b, t, 3, self.heads, dh))?.permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
+        let mut q = qkv.get(0)?.contiguous()?;
         let (mut k, mut v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        if let Some(rope) = rope {
+            q = rope.rotate(&q)?;
+            k = rope.rotate(&k)?;
+        }
         if let Some(slot) = cache {
             if let Some(prev) = slot.as_ref() {
                 k = Tensor::cat(&[&prev.k, &k], 2)?;
@@ -177,6 +204,24 @@ impl Attention {
         let att = drop(ops::softmax_last_dim(&att)?, dropout)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
         self.c_proj.forward(&y)
+    }
+}
+
+/// Rotary angles of the positions of one forward pass: `cos` and `sin`, `[B, 1, T, dh/2]`.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    /// Rotates each pair `(x_i, x_{i+dh/2})` of `x` `[B, H, T, dh]` by its position's angle
+    /// `θ_i = pos · 10000^(−2i/dh)`. Plain tensor ops, so gradients flow through it.
+    fn rotate(&self, x: &Tensor) -> Result<Tensor> {
+        let half = x.dim(3)? / 2;
+        let (x1, x2) = (x.narrow(3, 0, half)?, x.narrow(3, half, half)?);
+        let r1 = (x1.broadcast_mul(&self.cos)? - x2.broadcast_mul(&self.sin)?)?;
+        let r2 = (x2.broadcast_mul(&self.cos)? + x1.broadcast_mul(&self.sin)?)?;
+        Tensor::cat(&[&r1, &r2], 3)
     }
 }
 
@@ -204,10 +249,11 @@ impl Block {
         &self,
         x: &Tensor,
         mask: &Tensor,
+        rope: Option<&Rope>,
         cache: Option<&mut Option<LayerCache>>,
         dropout: &mut Option<Dropout>,
     ) -> Result<Tensor> {
-        let a = self.attn.forward(&self.ln_1.forward(x)?, mask, cache, dropout)?;
+        let a = self.attn.forward(&self.ln_1.forward(x)?, mask, rope, cache, dropout)?;
         let x = (x + drop(a, dropout)?)?;
         let m = self.c_proj.forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?.gelu()?)?;
         x + drop(m, dropout)?
@@ -219,7 +265,11 @@ pub struct Gpt {
     cfg: ModelConfig,
     varmap: VarMap,
     wte: Embedding,
-    wpe: Embedding,
+    /// Learned position embeddings ([`Positions::Learned`]).
+    wpe: Option<Embedding>,
+    /// `cos` and `sin` of every position's rotary angles, `[context, dh/2]`
+    /// ([`Positions::Rotary`]).
+    rotary: Option<(Tensor, Tensor)>,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     device: Device,
@@ -255,9 +305,25 @@ impl Gpt {
     fn build(cfg: &ModelConfig, varmap: VarMap, dtype: DType, device: &Device) -> Result<Self> {
         let vb = VarBuilder::from_varmap(&varmap, dtype, device);
         let d = cfg.d_model;
+        let (wpe, rotary) = match cfg.positions {
+            Positions::Learned => (Some(candle_nn::embedding(cfg.context, d, vb.pp("wpe"))?), None),
+            Positions::Rotary => {
+                let half = d / cfg.heads / 2;
+                let mut angles = Vec::with_capacity(cfg.context * half);
+                for p in 0..cfg.context {
+                    for i in 0..half {
+                        let inv_freq = 10_000f64.powf(-(i as f64) / half as f64);
+                        angles.push((p as f64 * inv_freq) as f32);
+                    }
+                }
+                let angles = Tensor::from_vec(angles, (cfg.context, half), device)?;
+                (None, Some((angles.cos()?.to_dtype(dtype)?, angles.sin()?.to_dtype(dtype)?)))
+            }
+        };
         Ok(Gpt {
             wte: candle_nn::embedding(cfg.vocab, d, vb.pp("wte"))?,
-            wpe: candle_nn::embedding(cfg.context, d, vb.pp("wpe"))?,
+            wpe,
+            rotary,
             blocks: (0..cfg.layers)
                 .map(|i| Block::new(cfg, vb.pp(format!("h.{i}"))))
                 .collect::<Result<_>>()?,
@@ -307,11 +373,25 @@ impl Gpt {
         mut cache: Option<&mut KvCache>,
         mut dropout: Option<Dropout>,
     ) -> Result<Tensor> {
-        let mut x = (self.wte.forward(tokens)? + self.wpe.forward(positions)?)?;
+        let mut x = self.wte.forward(tokens)?;
+        if let Some(wpe) = &self.wpe {
+            x = (x + wpe.forward(positions)?)?;
+        }
+        let rope = match &self.rotary {
+            Some((cos, sin)) => {
+                let (b, t) = positions.dims2()?;
+                let at = |table: &Tensor| -> Result<Tensor> {
+                    let half = table.dim(1)?;
+                    table.index_select(&positions.flatten_all()?, 0)?.reshape((b, 1, t, half))
+                };
+                Some(Rope { cos: at(cos)?, sin: at(sin)? })
+            }
+            None => None,
+        };
         x = drop(x, &mut dropout)?;
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(&x, mask, slot, &mut dropout)?;
+            x = block.forward(&x, mask, rope.as_ref(), slot, &mut dropout)?;
         }
         let x = self.ln_f.forward(&x)?;
         // Output head tied to the token embedding.

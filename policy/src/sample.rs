@@ -222,13 +222,18 @@ pub fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelConfig;
+    use crate::model::{ModelConfig, Positions};
     use candle_core::Device;
     use rand::SeedableRng;
 
-    fn tiny() -> Gpt {
-        let cfg = ModelConfig { vocab: 13, d_model: 16, layers: 2, heads: 2, context: 24, dropout: 0.0 };
+    fn tiny_with(positions: Positions) -> Gpt {
+        let cfg =
+            ModelConfig { vocab: 13, d_model: 16, layers: 2, heads: 2, context: 24, dropout: 0.0, positions };
         Gpt::new(&cfg, 3, DType::F32, &Device::Cpu).unwrap()
+    }
+
+    fn tiny() -> Gpt {
+        tiny_with(Positions::Learned)
     }
 
     fn requests() -> Vec<Request> {
@@ -241,13 +246,18 @@ mod tests {
 
     #[test]
     fn cache_and_recompute_agree_and_batching_changes_nothing() {
-        let model = tiny();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            cache_and_recompute_agree(&tiny_with(positions));
+        }
+    }
+
+    fn cache_and_recompute_agree(model: &Gpt) {
         for cfg in
             [SampleConfig::greedy(), SampleConfig { temperature: 1.0, top_k: Some(5), top_p: Some(0.9) }]
         {
-            let cached = sample(&model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
+            let cached = sample(model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
             let recomputed =
-                sample(&model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), false).unwrap();
+                sample(model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), false).unwrap();
             for (c, r) in cached.iter().zip(&recomputed) {
                 assert_eq!(c.tokens, r.tokens);
                 for (a, b) in c.logprobs.iter().zip(&r.logprobs) {
@@ -257,8 +267,7 @@ mod tests {
             if cfg.temperature == 0.0 {
                 // Greedy: each sequence alone gives what it gets in the padded batch.
                 for (i, req) in requests().into_iter().enumerate() {
-                    let alone =
-                        sample(&model, &[req], &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
+                    let alone = sample(model, &[req], &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
                     assert_eq!(alone[0].tokens, cached[i].tokens, "sequence {i}");
                 }
             }

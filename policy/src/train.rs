@@ -167,13 +167,38 @@ pub fn ppo_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelConfig;
+    use crate::model::{ModelConfig, Positions};
     use crate::ops::tests::{assert_close, numeric_grad};
     use candle_core::Device;
 
-    fn tiny(dtype: DType) -> Gpt {
-        let cfg = ModelConfig { vocab: 11, d_model: 8, layers: 2, heads: 2, context: 12, dropout: 0.0 };
+    fn tiny_with(dtype: DType, positions: Positions) -> Gpt {
+        let cfg =
+            ModelConfig { vocab: 11, d_model: 8, layers: 2, heads: 2, context: 12, dropout: 0.0, positions };
         Gpt::new(&cfg, 9, dtype, &Device::Cpu).unwrap()
+    }
+
+    fn tiny(dtype: DType) -> Gpt {
+        tiny_with(dtype, Positions::Learned)
+    }
+
+    #[test]
+    fn rotary_attention_sees_relative_positions_only() {
+        let dev = Device::Cpu;
+        let tokens = Tensor::new(&[[1u32, 4, 5, 6, 4]], &dev).unwrap();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = tiny_with(DType::F64, positions);
+            let mask = model.causal_mask(5, &[]).unwrap();
+            let at = |start: u32| {
+                let pos = Tensor::arange(start, start + 5, &dev).unwrap().unsqueeze(0).unwrap();
+                model.forward_with(&tokens, &pos, &mask, None, None).unwrap()
+            };
+            let moved: f64 = (at(0) - at(6)).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            match positions {
+                // The same tokens further along give the same logits.
+                Positions::Rotary => assert!(moved < 1e-9, "{moved}"),
+                Positions::Learned => assert!(moved > 1e-6, "{moved}"),
+            }
+        }
     }
 
     fn pairs() -> Vec<(Vec<u32>, Vec<u32>)> {
@@ -221,9 +246,14 @@ mod tests {
     /// against central differences in f64, for a sample of parameters of every tensor.
     #[test]
     fn model_gradients_match_finite_differences() {
-        let model = tiny(DType::F64);
-        let batch = Batch::new(&model, &pairs(), 0).unwrap();
-        let loss = || cross_entropy(&model, &batch, None).unwrap();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            model_gradients_match(&tiny_with(DType::F64, positions));
+        }
+    }
+
+    fn model_gradients_match(model: &Gpt) {
+        let batch = Batch::new(model, &pairs(), 0).unwrap();
+        let loss = || cross_entropy(model, &batch, None).unwrap();
         let grads = loss().backward().unwrap();
         for (name, var) in model.named_vars() {
             let analytic: Vec<f64> =

@@ -43,6 +43,7 @@ fn model_config(m: &BenchModelArgs, context: usize) -> ModelConfig {
         heads: m.heads,
         context,
         dropout: 0.0,
+        positions: policy::Positions::Learned,
     }
 }
 
