@@ -188,9 +188,10 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
 /// The length-residual term (DESIGN §4): difficulty that length alone explains earns less.
 ///
 /// The solver's solve rate on the lab's problems by length in tokens (what a proposer inflates
-/// with long literals, repeated terms or `+0` alike) is the length curve, `b(L)` ([`LengthCurve`]). Of a problem's difficulty `1 − p`, the part beyond what
-/// its length predicts, `s = clamp((b(L) − p) / (1 − p), 0, 1)`, is structural; the frontier term
-/// is paid in full on that share and at `1 − weight` on the rest:
+/// with long literals, repeated terms or `+0` alike) is the length curve, `b(L)`
+/// ([`LengthCurve`]). Of a problem's difficulty `1 − p`, the part beyond what its length predicts,
+/// `s = clamp((b(L) − p) / (1 − p), 0, 1)`, is structural; the frontier term is paid in full on
+/// that share and at `1 − weight` on the rest:
 /// `length_factor = 1 − weight · (1 − s)`. With `weight = 0` the term is off; with no estimate
 /// for a length yet the factor is 1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

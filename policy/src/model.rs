@@ -1,8 +1,9 @@
 //! A small decoder-only transformer (GPT-2 shape), the policy of both players.
 //!
 //! Pre-LN blocks (`x + attn(ln(x))`, `x + mlp(ln(x))`), causal multi-head attention, learned
-//! position embeddings or rotary ones ([`Positions`]), GELU MLP of width 4·d, output head tied to the token embedding. Parameter
-//! names follow nanoGPT (`wte`, `h.0.attn.c_attn`, ...), so checkpoints read naturally.
+//! position embeddings or rotary ones ([`Positions`]), GELU MLP of width 4·d, output head tied to
+//! the token embedding. Parameter names follow nanoGPT (`wte`, `h.0.attn.c_attn`, ...), so
+//! checkpoints read naturally.
 //!
 //! Every op on the training path has a backward pass: the fused ops of [`crate::ops`] or plain
 //! candle tensor ops.
