@@ -171,7 +171,7 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
 
 /// Format 2, frozen: records written before the length-residual term.
 mod v2 {
-    use super::{Attempt, ProblemRecord, Rewards, ScorerScore};
+    use super::{ProblemRecord, Rewards, ScorerScore};
     use serde::Deserialize;
 
     #[derive(Deserialize)]
@@ -202,74 +202,18 @@ mod v2 {
         }
     }
 
+    /// Format 1's fields followed by `scores`: postcard writes a nested struct's fields in place,
+    /// so this is the same layout as the flat struct format 2 was written from.
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(serde::Serialize))]
     pub struct ProblemRecordV2 {
-        pub id: u64,
-        pub run: String,
-        pub round: u64,
-        pub domain: String,
-        pub text: String,
-        pub valid: bool,
-        pub reason: Option<String>,
-        pub error: Option<String>,
-        pub answer: Option<String>,
-        pub canonical: Option<String>,
-        #[serde(with = "crate::hex_u64::option")]
-        pub canonical_hash: Option<u64>,
-        pub surface_ops: Option<u32>,
-        pub essential_ops: Option<u32>,
-        pub depth: Option<u32>,
-        pub padding: Option<f64>,
-        pub difficulty_target: Option<u32>,
-        pub references: Vec<u64>,
-        pub repetition: Option<String>,
-        pub attempts: Vec<Attempt>,
-        pub solve_rate: Option<f64>,
-        pub rewards: Option<RewardsV2>,
-        pub interestingness: Option<f64>,
-        pub scorer: Option<String>,
-        pub scorer_error: Option<String>,
-        pub proposer_version: Option<String>,
-        pub solver_version: Option<String>,
-        pub created_ms: u64,
-        pub updated_ms: u64,
+        pub record: super::v1::ProblemRecordV1,
         pub scores: Vec<ScorerScore>,
     }
 
     impl From<ProblemRecordV2> for ProblemRecord {
         fn from(r: ProblemRecordV2) -> Self {
-            ProblemRecord {
-                id: r.id,
-                run: r.run,
-                round: r.round,
-                domain: r.domain,
-                text: r.text,
-                valid: r.valid,
-                reason: r.reason,
-                error: r.error,
-                answer: r.answer,
-                canonical: r.canonical,
-                canonical_hash: r.canonical_hash,
-                surface_ops: r.surface_ops,
-                essential_ops: r.essential_ops,
-                depth: r.depth,
-                padding: r.padding,
-                difficulty_target: r.difficulty_target,
-                references: r.references,
-                repetition: r.repetition,
-                attempts: r.attempts,
-                solve_rate: r.solve_rate,
-                rewards: r.rewards.map(Into::into),
-                interestingness: r.interestingness,
-                scorer: r.scorer,
-                scorer_error: r.scorer_error,
-                proposer_version: r.proposer_version,
-                solver_version: r.solver_version,
-                created_ms: r.created_ms,
-                updated_ms: r.updated_ms,
-                scores: r.scores,
-            }
+            ProblemRecord { scores: r.scores, ..r.record.into() }
         }
     }
 }
@@ -281,6 +225,7 @@ mod v1 {
     use serde::Deserialize;
 
     #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
     pub struct ProblemRecordV1 {
         pub id: u64,
         pub run: String,
@@ -405,7 +350,8 @@ mod tests {
         let rewards = json["rewards"].as_object_mut().unwrap();
         rewards.remove("length_baseline");
         rewards.remove("length_factor");
-        let old: v2::ProblemRecordV2 = serde_json::from_value(json).unwrap();
+        let scores = serde_json::from_value(json.as_object_mut().unwrap().remove("scores").unwrap()).unwrap();
+        let old = v2::ProblemRecordV2 { record: serde_json::from_value(json).unwrap(), scores };
         postcard::to_extend(&old, vec![2]).unwrap()
     }
 
@@ -430,6 +376,10 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(decode(&encode(&scored)).unwrap(), scored);
+        let mut scored_old = scored.clone();
+        let rewards = scored_old.rewards.as_mut().unwrap();
+        (rewards.length_baseline, rewards.length_factor) = (None, None);
+        assert_eq!(decode(&format_2(&scored)).unwrap(), scored_old);
     }
 
     #[test]
