@@ -93,7 +93,7 @@ fn every_archive_command_on_a_real_run() {
     let shown: ProblemRecord = serde_json::from_str(&q(&["show", &valid.id.to_string(), "--json"])).unwrap();
     assert_eq!(&shown, valid);
     let text = q(&["show", &valid.id.to_string()]);
-    for part in ["canonical hash", "solve rate", "reward", "models", valid.text.as_str()] {
+    for part in ["canonical hash", "solve rate", "reward", "length factor", "models", valid.text.as_str()] {
         assert!(text.contains(part), "{part} in {text}");
     }
     let same = records(&q(&["equivalents", &valid.id.to_string(), "--json"]));

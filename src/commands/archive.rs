@@ -434,6 +434,12 @@ pub(crate) fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::R
             writeln!(out, "  reward          {:.4}", w.total)?;
             writeln!(out, "    frontier        {}", fmt_opt(w.frontier, 4))?;
             writeln!(out, "    padding factor  {:.4}", w.padding_factor)?;
+            writeln!(
+                out,
+                "    length factor   {} (length curve {})",
+                fmt_opt(w.length_factor, 4),
+                fmt_opt(w.length_baseline, 3)
+            )?;
             writeln!(out, "    repetition      {:.4}", w.repetition)?;
             writeln!(
                 out,
