@@ -119,8 +119,11 @@ impl RunConfig {
             if ppo.epochs == 0
                 || !(ppo.clip > 0.0 && ppo.clip < 1.0)
                 || !(ppo.kl_coef >= 0.0 && ppo.kl_coef.is_finite())
+                || !(0.0..=1.0).contains(&ppo.negative_weight)
             {
-                anyhow::bail!("{key}: epochs must be positive, clip in (0, 1), kl_coef non-negative");
+                anyhow::bail!(
+                    "{key}: epochs must be positive, clip in (0, 1), kl_coef non-negative, negative_weight in [0, 1]"
+                );
             }
         }
         if self.name.is_empty() || self.name.contains('\0') {

@@ -573,9 +573,13 @@ fn ppo_update(
 ) -> anyhow::Result<(f64, f64)> {
     let batch = Batch::new(&t.model, pairs, pad)?;
     let old = token_logprobs(&t.model, &batch, None)?.detach();
+    let reference = match reference {
+        Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
+        _ => None,
+    };
     let (mut last, mut kl) = (f64::NAN, 0.0);
     for _ in 0..cfg.epochs {
-        let (loss, stats) = ppo_loss(&t.model, &batch, &old, advantages, reference, cfg)?;
+        let (loss, stats) = ppo_loss(&t.model, &batch, &old, advantages, reference.as_ref(), cfg)?;
         last = t.optim.backward_step(&loss)?.loss;
         kl = stats.kl;
     }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Rule: the solver may write a scratchpad of steps separated by `=` (`(3+4)*2=7*2=14`); its
 /// answer is the text after the last `=`, or the whole output when there is none, with
-/// surrounding spaces removed. Only that text is checked; the steps before it earn nothing.
+/// surrounding spaces removed.
 pub fn extract_answer(output: &str) -> &str {
     output.rsplit('=').next().unwrap_or(output).trim_matches(' ')
 }
@@ -39,10 +39,18 @@ pub struct Verdict {
     pub correct: bool,
 }
 
-/// Checks a solver's whole output against the exact answer of the problem.
+/// Checks a solver's whole output against the exact answer of the problem: correct when the
+/// final answer matches and every step before it holds ([`Domain::step_holds`]: in arithmetic,
+/// each expression of the chain has the answer's value). A right answer reached through a false
+/// step (`4*3+3` → `8+9=15`) is not a solution: paying for it would teach the false step.
 pub fn verify(domain: &dyn Domain, expected: &str, output: &str) -> Verdict {
     let answer = extract_answer(output);
-    Verdict { answer: answer.to_string(), correct: domain.answers_match(expected, answer) }
+    let correct = domain.answers_match(expected, answer) && {
+        let mut steps: Vec<&str> = output.split('=').collect();
+        steps.pop();
+        steps.iter().all(|s| domain.step_holds(s, expected))
+    };
+    Verdict { answer: answer.to_string(), correct }
 }
 
 /// Fraction of correct verdicts; `None` when there are none.
@@ -446,6 +454,20 @@ mod tests {
         assert!(!verify(&Arith, "14", "(3+4)*2=14=7*2").correct);
         assert!(!verify(&Arith, "14", "014").correct);
         assert_eq!(verify(&Arith, "-3", "1-4= -3"), Verdict { answer: "-3".into(), correct: true });
+    }
+
+    #[test]
+    fn a_right_answer_through_a_false_step_is_wrong() {
+        // Worked solutions in every style, negative intermediate values included.
+        assert!(verify(&Arith, "-12", "(-3)*4=-12").correct);
+        assert!(verify(&Arith, "18", "12-(3-9)=12-(-6)=18").correct);
+        assert!(verify(&Arith, "14", "7=14").correct, "a bare number is an intermediate value");
+        // The answer is right, a step is not.
+        let v = verify(&Arith, "15", "8+9=15");
+        assert_eq!(v, Verdict { answer: "15".into(), correct: false });
+        assert!(!verify(&Arith, "30", "18-14=30").correct);
+        assert!(!verify(&Arith, "14", "7*2=3+=14").correct, "an unreadable step");
+        assert!(!verify(&Arith, "14", "=14").correct, "an empty step");
         let vs = [true, false, true, true].map(|c| Verdict { answer: String::new(), correct: c });
         assert_eq!(solve_rate(&vs), Some(0.75));
         assert_eq!(solve_rate(&[]), None);

@@ -102,11 +102,15 @@ pub struct PpoConfig {
     pub epochs: usize,
     /// Weight `β` of the KL penalty to the reference model (0: no reference needed).
     pub kl_coef: f64,
+    /// Weight of negative advantages: 1 is the plain policy gradient; 0 learns only from samples
+    /// better than their group (rejection-sampling fine-tuning), which never pushes probability
+    /// off a sampled token onto tokens nobody sampled.
+    pub negative_weight: f64,
 }
 
 impl Default for PpoConfig {
     fn default() -> Self {
-        PpoConfig { clip: 0.2, epochs: 2, kl_coef: 0.0 }
+        PpoConfig { clip: 0.2, epochs: 2, kl_coef: 0.0, negative_weight: 1.0 }
     }
 }
 
@@ -127,13 +131,15 @@ pub struct PpoStats {
 /// KL = exp(logp_ref − logp) − (logp_ref − logp) − 1      (the k3 estimator, ≥ 0)
 /// ```
 ///
-/// `old_logprobs` `[B, T-1]` are the sampling policy's (detached); `advantages` one per sequence.
+/// `old_logprobs` `[B, T-1]` are the sampling policy's (detached); `advantages` one per sequence,
+/// the negative ones scaled by `cfg.negative_weight`; `reference_logprobs` `[B, T-1]` the frozen
+/// reference's ([`token_logprobs`] of it: the same for every epoch over a batch, so computed once).
 pub fn ppo_loss(
     model: &Gpt,
     batch: &Batch,
     old_logprobs: &Tensor,
     advantages: &[f32],
-    reference: Option<&Gpt>,
+    reference_logprobs: Option<&Tensor>,
     cfg: &PpoConfig,
 ) -> Result<(Tensor, PpoStats)> {
     let logp = token_logprobs(model, batch, None)?;
@@ -141,7 +147,9 @@ pub fn ppo_loss(
     if advantages.len() != b {
         candle_core::bail!("{} advantages for {b} sequences", advantages.len());
     }
-    let adv = Tensor::from_slice(advantages, (b, 1), model.device())?.to_dtype(model.dtype())?;
+    let weighted: Vec<f32> =
+        advantages.iter().map(|&a| if a < 0.0 { a * cfg.negative_weight as f32 } else { a }).collect();
+    let adv = Tensor::from_vec(weighted, (b, 1), model.device())?.to_dtype(model.dtype())?;
     let ratio = (&logp - old_logprobs.detach())?.exp()?;
     let surr1 = ratio.broadcast_mul(&adv)?;
     let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)?.broadcast_mul(&adv)?;
@@ -149,9 +157,8 @@ pub fn ppo_loss(
     let mut stats = PpoStats::default();
     let clipped = surr1.ne(&surr2)?.to_dtype(model.dtype())?;
     stats.clip_fraction = masked_mean(&clipped, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
-    if let (Some(reference), true) = (reference, cfg.kl_coef > 0.0) {
-        let ref_logp = token_logprobs(reference, batch, None)?.detach();
-        let diff = (ref_logp - &logp)?;
+    if let (Some(ref_logp), true) = (reference_logprobs, cfg.kl_coef > 0.0) {
+        let diff = (ref_logp.detach() - &logp)?;
         let kl = ((diff.exp()? - &diff)? - 1.0)?;
         stats.kl = masked_mean(&kl, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
         objective = (objective - (kl * cfg.kl_coef)?)?;
@@ -296,8 +303,9 @@ mod tests {
             + Tensor::new(&[[0.3f64], [-0.25], [0.05]], &Device::Cpu).unwrap().broadcast_as((3, 6)).unwrap())
         .unwrap();
         let adv = [1.0f32, -0.5, 2.0];
-        let cfg = PpoConfig { clip: 0.2, epochs: 1, kl_coef: 0.1 };
+        let cfg = PpoConfig { clip: 0.2, epochs: 1, kl_coef: 0.1, ..PpoConfig::default() };
         let (name, var) = model.named_vars().into_iter().find(|(n, _)| n == "h.0.mlp.c_fc.weight").unwrap();
+        let reference = token_logprobs(&reference, &batch, None).unwrap();
         let (loss, stats) = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg).unwrap();
         assert!(stats.clip_fraction > 0.0 && stats.clip_fraction < 1.0, "{stats:?}");
         assert!(stats.kl.abs() < 1e-12, "same weights: no divergence yet");
@@ -312,6 +320,25 @@ mod tests {
         })
         .unwrap();
         assert_close(&analytic, &numeric, 1e-5, &name);
+    }
+
+    #[test]
+    fn negative_weight_scales_only_negative_advantages() {
+        let model = tiny(DType::F64);
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let old = token_logprobs(&model, &batch, None).unwrap().detach();
+        let loss = |adv: &[f32], negative_weight: f64| -> f64 {
+            let cfg = PpoConfig { negative_weight, ..PpoConfig::default() };
+            ppo_loss(&model, &batch, &old, adv, None, &cfg).unwrap().0.to_scalar().unwrap()
+        };
+        let adv = [1.0f32, -0.5, 2.0];
+        for w in [0.0f32, 0.25, 1.0] {
+            let scaled = adv.map(|a| if a < 0.0 { a * w } else { a });
+            let (got, want) = (loss(&adv, f64::from(w)), loss(&scaled, 1.0));
+            assert!((got - want).abs() < 1e-12, "weight {w}: {got} vs {want}");
+        }
+        // The negative sample does count at weight 1.
+        assert!((loss(&adv, 1.0) - loss(&adv, 0.0)).abs() > 1e-6);
     }
 
     #[test]

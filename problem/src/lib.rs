@@ -202,6 +202,13 @@ pub trait Domain: Send + Sync {
         std::collections::BTreeMap::new()
     }
 
+    /// Whether `step`, a part of a solver's scratchpad before its answer, is consistent with the
+    /// exact answer `expected`: a false equation is never part of a correct solution. Domains
+    /// without worked solutions accept every step.
+    fn step_holds(&self, _step: &str, _expected: &str) -> bool {
+        true
+    }
+
     /// A worked solution of a valid problem, one operation a step (the last step's expression is
     /// the answer). `None` where the domain has no such steps.
     fn worked_solution(&self, _problem: &str) -> Option<Vec<WorkedStep>> {

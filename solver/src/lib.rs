@@ -7,9 +7,9 @@
 //! ```
 //!
 //! The prompt is `<bos> problem <sep>`; the model writes the rest. It may write a scratchpad of
-//! `=`-separated steps before its answer; the judge reads only the final answer (the text after
-//! the last `=`, see `judge::extract_answer`). What the warm start teaches it to write is its
-//! [`AnswerStyle`].
+//! `=`-separated steps before its answer; the judge reads the final answer (the text after the
+//! last `=`, see `judge::extract_answer`) and checks that every step before it holds (see
+//! `judge::verify`). What the warm start teaches it to write is its [`AnswerStyle`].
 
 use policy::{Request, Sampled};
 use problem::{Domain, Special, TokenizeError, Tokenizer};

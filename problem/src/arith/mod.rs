@@ -15,7 +15,7 @@ pub mod steps;
 
 pub use canon::Canonical;
 pub use parse::{parse, Expr, Op, MAX_ABS_VALUE, MAX_LITERAL};
-pub use steps::rewrite_chain;
+pub use steps::{rewrite_chain, step_value};
 
 use std::collections::BTreeMap;
 
@@ -88,6 +88,16 @@ impl Domain for Arith {
 
     fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
         features::features(text, analysis)
+    }
+
+    /// A step holds when it is a number (an intermediate value) or an expression whose value is
+    /// `expected`, read by [`step_value`].
+    fn step_holds(&self, step: &str, expected: &str) -> bool {
+        match step_value(step) {
+            Some((_, 0)) => true,
+            Some((value, _)) => value.to_string() == expected,
+            None => false,
+        }
     }
 
     /// The rewrite chain of [`steps`]: one operation evaluated per step.

@@ -93,6 +93,100 @@ pub fn rewrite_chain(expr: &Expr) -> Result<Vec<WorkedStep>, ProblemError> {
     Ok(chain)
 }
 
+/// Longest step text [`step_value`] reads: a solver's whole output is far shorter.
+const MAX_STEP_CHARS: usize = 256;
+
+/// The exact value of one step as a chain writes it, and its operator count: the problem grammar
+/// with literals of any size (checked against overflow) and parenthesised negative numbers
+/// (`(-3)*4`); a bare number may be negative (`-7`). `None` when `text` is not such an expression.
+pub fn step_value(text: &str) -> Option<(i64, u32)> {
+    if text.len() > MAX_STEP_CHARS {
+        return None;
+    }
+    let bare = text.trim_matches(' ');
+    if let Some(digits) = bare.strip_prefix('-') {
+        return number(digits).map(|v| (-v, 0));
+    }
+    let mut r = StepReader { src: text.as_bytes(), pos: 0, ops: 0 };
+    let v = r.expr()?;
+    r.spaces();
+    (r.pos == r.src.len()).then_some((v, r.ops))
+}
+
+fn number(digits: &str) -> Option<i64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+struct StepReader<'a> {
+    src: &'a [u8],
+    pos: usize,
+    ops: u32,
+}
+
+impl StepReader<'_> {
+    fn spaces(&mut self) {
+        while self.src.get(self.pos) == Some(&b' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.spaces();
+        self.src.get(self.pos).copied()
+    }
+
+    fn expr(&mut self) -> Option<i64> {
+        let mut v = self.term()?;
+        while let Some(c @ (b'+' | b'-')) = self.peek() {
+            self.pos += 1;
+            self.ops += 1;
+            let rhs = self.term()?;
+            v = if c == b'+' { v.checked_add(rhs)? } else { v.checked_sub(rhs)? };
+        }
+        Some(v)
+    }
+
+    fn term(&mut self) -> Option<i64> {
+        let mut v = self.factor()?;
+        while self.peek() == Some(b'*') {
+            self.pos += 1;
+            self.ops += 1;
+            v = v.checked_mul(self.factor()?)?;
+        }
+        Some(v)
+    }
+
+    /// Nesting needs no bound of its own: [`MAX_STEP_CHARS`] bounds the depth of recursion.
+    fn factor(&mut self) -> Option<i64> {
+        match self.peek()? {
+            b'(' => {
+                self.pos += 1;
+                let v = if self.peek() == Some(b'-') {
+                    self.pos += 1;
+                    self.spaces();
+                    -self.digits()?
+                } else {
+                    self.expr()?
+                };
+                (self.peek() == Some(b')')).then(|| self.pos += 1)?;
+                Some(v)
+            }
+            _ => self.digits(),
+        }
+    }
+
+    fn digits(&mut self) -> Option<i64> {
+        let start = self.pos;
+        while self.src.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+        number(std::str::from_utf8(&self.src[start..self.pos]).ok()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +218,23 @@ mod tests {
         assert_eq!(chain("7"), Vec::<String>::new());
     }
 
+    #[test]
+    fn steps_are_read_with_their_negative_numbers() {
+        assert_eq!(step_value("7*2"), Some((14, 1)));
+        assert_eq!(step_value("(-3)*4"), Some((-12, 1)));
+        assert_eq!(step_value("12-(-6)"), Some((18, 1)));
+        assert_eq!(step_value(" 6 - 4*5 "), Some((-14, 2)));
+        assert_eq!(step_value("1200+3400"), Some((4600, 1)));
+        assert_eq!(step_value("-14"), Some((-14, 0)));
+        assert_eq!(step_value("(-14)"), Some((-14, 0)));
+        assert_eq!(step_value("14"), Some((14, 0)));
+        for bad in ["", "-", "3+", "(3", "3)", "--3", "3*-4", "(- )", "99999999999999999999", "3 4"] {
+            assert_eq!(step_value(bad), None, "{bad:?}");
+        }
+        assert_eq!(step_value("9999999999*9999999999"), None, "overflow is no value");
+        assert_eq!(step_value(&"(".repeat(MAX_STEP_CHARS)), None);
+    }
+
     proptest! {
         /// Every chain has one step per operator and ends in the value; every step written
         /// without negative numbers or literals past 999 parses and keeps
@@ -140,6 +251,13 @@ mod tests {
             let steps: Vec<String> = worked.into_iter().map(|s| s.expression).collect();
             prop_assert_eq!(steps.len() as u32, expr.ops());
             prop_assert_eq!(steps.last().unwrap(), &g.answer);
+            for (i, s) in steps.iter().enumerate() {
+                // Every step, negative numbers and all, reads back with the answer's value and
+                // one operator fewer than the step before it.
+                let (value, ops) = step_value(s).unwrap();
+                prop_assert_eq!(value.to_string(), g.answer.clone());
+                prop_assert_eq!(ops as usize, steps.len() - 1 - i);
+            }
             for s in steps.iter().filter(|s| !s.starts_with('-') && !s.contains("(-")) {
                 // Values past 999 are no problem literals; every other step is one.
                 match super::super::parse(s, &Limits::default()) {
