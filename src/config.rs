@@ -21,6 +21,11 @@ pub struct RoundConfig {
     pub attempts: usize,
     /// Problems replayed from earlier rounds per round.
     pub replay: usize,
+    /// Problems of the warm start's kind (its depths and literals, fresh each round) the solver
+    /// is retested on per round, and trained on where it no longer always solves them: what it
+    /// knew is kept while the proposer's problems narrow.
+    #[serde(default)]
+    pub rehearsal: usize,
     /// Reference problems shown to the proposer (0 to this many).
     pub references: usize,
     /// Token budget of a problem.

@@ -454,13 +454,14 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
     ));
     figures.push((
         "difficulty",
-        format!("Difficulty controller level and median p̂, mean per {w} rounds"),
+        format!("Difficulty controller level, median p̂ and rehearsal p̂, mean per {w} rounds"),
         line_chart(
             "",
             None,
             &[
                 metric_series(m, "difficulty_level", "difficulty level", w),
                 metric_series(m, "median_solve_rate", "median p̂", w),
+                metric_series(m, "rehearsal_solve_rate", "rehearsal p̂", w),
             ],
         )?,
     ));

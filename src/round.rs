@@ -3,12 +3,13 @@
 //! 1. the curriculum picks difficulty targets and reference problems;
 //! 2. the proposer samples candidate problems;
 //! 3. the judge parses, bounds, interprets and canonicalizes each, and finds repetitions;
-//! 4. the solver makes `attempts` tries at each valid problem and at replayed ones; each try is
-//!    verified exactly, giving a solve rate p̂ per problem;
+//! 4. the solver makes `attempts` tries at each valid problem, at replayed ones and at rehearsal
+//!    problems of the warm start's kind; each try is verified exactly, giving a solve rate p̂ per
+//!    problem;
 //! 5. the configured scorers rate each valid problem's interestingness, and the judge computes the
 //!    proposer's reward, term by term (a scorer's failure drops its term, never the round);
 //! 6. every candidate, valid or not, goes to the archive in one flushed batch;
-//! 7. the solver is updated on the frontier problems and the replayed ones (group-relative
+//! 7. the solver is updated on the frontier problems, the replayed and rehearsed ones (group-relative
 //!    advantages over each problem's attempts, clipped policy gradient), the proposer on its
 //!    rewards; the curriculum takes in what it learnt.
 
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use curriculum::{DifficultyController, Replay, ReplayItem, SkillGraph};
-use policy::{group_advantages, ppo_loss, token_logprobs, Batch, Gpt, SampleConfig, Trainable};
+use policy::{group_advantages, ppo_update, Gpt, SampleConfig, Trainable};
 use problem::{Domain, Limits, Special};
 use proposer::ProposerFormat;
 use rand::seq::IndexedRandom;
@@ -66,6 +67,10 @@ pub struct RoundMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_length_factor: Option<f64>,
     pub proposer_output_tokens: f64,
+    /// Mean solve rate of the rehearsal problems (of the warm start's kind): falls when the
+    /// solver forgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal_solve_rate: Option<f64>,
     pub solver_problems_trained: usize,
     pub solver_loss: Option<f64>,
     pub proposer_loss: Option<f64>,
@@ -223,6 +228,31 @@ impl Lab {
         Ok(r.by_depth.into_iter().map(|(d, s)| (d, s.accuracy)).collect())
     }
 
+    /// `n` fresh problems of the warm start's kind (its depths and literal bound), none of them a
+    /// held-out problem, as `(text, answer)`.
+    fn rehearsal_problems(&mut self, n: usize) -> anyhow::Result<Vec<(String, String)>> {
+        let ws = &self.cfg.warm_start.solver;
+        let mut out = Vec::with_capacity(n);
+        // Held-out problems are few among the generator's: a bounded number of redraws.
+        for _ in 0..n * 4 {
+            if out.len() == n {
+                break;
+            }
+            let depth = self.rng.random_range(ws.min_depth..=ws.max_depth);
+            let g = self
+                .domain
+                .generate(&problem::GenSpec { depth, max_literal: ws.max_literal }, &mut self.rng)?;
+            let held_out = self
+                .domain
+                .analyze(&g.problem, &Limits::default())
+                .is_ok_and(|a| self.held_out_hashes.contains(&a.hash));
+            if !held_out {
+                out.push((g.problem, g.answer));
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs round `self.round + 1`, writing its problems to `archive`.
     pub fn round(&mut self, archive: &Archive) -> anyhow::Result<RoundMetrics> {
         let started = Instant::now();
@@ -286,6 +316,8 @@ impl Lab {
         }
         let first_replayed = problems.len();
         problems.extend(replayed.iter().map(|r| (r.problem.clone(), r.answer.clone())));
+        let first_rehearsed = problems.len();
+        problems.extend(self.rehearsal_problems(cfg.round.rehearsal)?);
         let mut solve_requests = Vec::with_capacity(problems.len() * k);
         for (text, _) in &problems {
             solve_requests.extend(self.solver_format.requests(text, k)?);
@@ -448,7 +480,7 @@ impl Lab {
         let solver_loss = if solver_pairs.is_empty() {
             None
         } else {
-            let adv = group_advantages(&solver_rewards, k, true);
+            let adv = group_advantages(&solver_rewards, k, cfg.solver_ppo.estimator.normalizes_std());
             Some(ppo_update(
                 &mut self.solver,
                 self.solver_reference.as_ref(),
@@ -461,7 +493,8 @@ impl Lab {
         for (req, s) in requests.iter().zip(&proposals) {
             proposer_pairs.push((req.prompt.clone(), s.tokens.clone()));
         }
-        let proposer_adv = group_advantages(&rewards, rewards.len(), true);
+        let proposer_adv =
+            group_advantages(&rewards, rewards.len(), cfg.proposer_ppo.estimator.normalizes_std());
         let proposer_loss = if proposer_adv.iter().all(|a| *a == 0.0) {
             None
         } else {
@@ -478,6 +511,7 @@ impl Lab {
 
         // The curriculum takes in the round.
         let fresh_rates: Vec<f64> = (0..first_replayed).map(rate).collect();
+        let rehearsal_rates: Vec<f64> = (first_rehearsed..problems.len()).map(rate).collect();
         self.controller.update(curriculum::median(&fresh_rates));
         for (i, r) in records.iter().enumerate() {
             let (Some(p), Some(h)) = (fresh_index[i], r.canonical_hash) else { continue };
@@ -532,11 +566,13 @@ impl Lab {
             mean_frontier: mean(&|r| r.rewards.as_ref().and_then(|w| w.frontier)),
             mean_length_factor: mean(&|r| r.rewards.as_ref().and_then(|w| w.length_factor)),
             proposer_output_tokens: proposals.iter().map(|s| s.tokens.len() as f64).sum::<f64>() / n as f64,
+            rehearsal_solve_rate: (!rehearsal_rates.is_empty())
+                .then(|| rehearsal_rates.iter().sum::<f64>() / rehearsal_rates.len() as f64),
             solver_problems_trained: trained,
-            solver_loss: solver_loss.map(|l| l.0),
-            proposer_loss: proposer_loss.map(|l| l.0),
-            solver_kl: solver_loss.map(|l| l.1),
-            proposer_kl: proposer_loss.map(|l| l.1),
+            solver_loss: solver_loss.map(|l| l.loss),
+            proposer_loss: proposer_loss.map(|l| l.loss),
+            solver_kl: solver_loss.map(|l| l.kl),
+            proposer_kl: proposer_loss.map(|l| l.kl),
             skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
             difficulty_level: self.controller.level,
             replay_size: self.replay.len(),
@@ -559,29 +595,4 @@ fn repetition_name(r: judge::Repetition) -> &'static str {
         judge::Repetition::Batch { .. } => "batch",
         judge::Repetition::Archive => "archive",
     }
-}
-
-/// The clipped policy-gradient update over `epochs` passes of one batch; returns the last loss.
-/// Returns the last loss and the KL estimate to the reference (0 without one).
-fn ppo_update(
-    t: &mut Trainable,
-    reference: Option<&Gpt>,
-    pairs: &[(Vec<u32>, Vec<u32>)],
-    advantages: &[f32],
-    pad: u32,
-    cfg: &policy::PpoConfig,
-) -> anyhow::Result<(f64, f64)> {
-    let batch = Batch::new(&t.model, pairs, pad)?;
-    let old = token_logprobs(&t.model, &batch, None)?.detach();
-    let reference = match reference {
-        Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
-        _ => None,
-    };
-    let (mut last, mut kl) = (f64::NAN, 0.0);
-    for _ in 0..cfg.epochs {
-        let (loss, stats) = ppo_loss(&t.model, &batch, &old, advantages, reference.as_ref(), cfg)?;
-        last = t.optim.backward_step(&loss)?.loss;
-        kl = stats.kl;
-    }
-    Ok((last, kl))
 }

@@ -46,6 +46,8 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         assert!(m[0]["timings"][key].as_f64().is_some(), "timing {key}");
     }
     assert!(m[1]["held_out"]["1"].as_f64().is_some(), "held-out accuracy on evaluation rounds");
+    // Rehearsal problems (8 by default) are retested every round.
+    assert!(m.iter().all(|l| (0.0..=1.0).contains(&l["rehearsal_solve_rate"].as_f64().unwrap())));
     let logs: String = std::fs::read_dir(run.join("logs"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())

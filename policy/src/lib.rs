@@ -22,4 +22,7 @@ pub use checkpoint::{CheckpointError, Checkpoints, Trainable};
 pub use model::{Dropout, Gpt, KvCache, ModelConfig, Positions};
 pub use optim::{AdamW, OptimConfig, StepReport};
 pub use sample::{sample, Request, SampleConfig, Sampled};
-pub use train::{cross_entropy, group_advantages, ppo_loss, token_logprobs, Batch, PpoConfig};
+pub use train::{
+    cross_entropy, group_advantages, ppo_loss, ppo_update, token_logprobs, Batch, Estimator, PpoConfig,
+    PpoOutcome, UPDATE_PART,
+};

@@ -22,6 +22,9 @@ pub struct Batch {
     pub mask: Tensor,
     /// Completion tokens per sequence.
     pub lengths: Vec<usize>,
+    /// The constant Dr. GRPO divides each sequence's token sum by: the batch's longest completion,
+    /// or the longest of a whole update when this batch is one part of it.
+    pub longest: usize,
 }
 
 impl Batch {
@@ -53,6 +56,7 @@ impl Batch {
             tokens: Tensor::from_vec(tokens, (b, t), dev)?,
             mask: Tensor::from_vec(mask, (b, t - 1), dev)?.to_dtype(model.dtype())?,
             lengths: pairs.iter().map(|(_, c)| c.len()).collect(),
+            longest: pairs.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(1),
         })
     }
 }
@@ -106,11 +110,37 @@ pub struct PpoConfig {
     /// better than their group (rejection-sampling fine-tuning), which never pushes probability
     /// off a sampled token onto tokens nobody sampled.
     pub negative_weight: f64,
+    /// How advantages are scaled and tokens averaged.
+    pub estimator: Estimator,
 }
 
 impl Default for PpoConfig {
     fn default() -> Self {
-        PpoConfig { clip: 0.2, epochs: 2, kl_coef: 0.0, negative_weight: 1.0 }
+        PpoConfig { clip: 0.2, epochs: 2, kl_coef: 0.0, negative_weight: 1.0, estimator: Estimator::Grpo }
+    }
+}
+
+/// The policy-gradient estimator: how a group's advantages are scaled and a sequence's tokens
+/// weighed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// GRPO: advantages divided by their group's standard deviation; each sequence's objective
+    /// is the mean over its tokens.
+    #[default]
+    Grpo,
+    /// Dr. GRPO: advantages only centred; each sequence's objective is the sum over its tokens
+    /// divided by one constant (the batch's longest completion). Without the per-sequence mean,
+    /// tokens shared by a group's samples (the start of a solution) get advantages that sum to
+    /// zero whatever the samples' lengths; without the division by the standard deviation,
+    /// problems almost always or never solved do not weigh more than the rest.
+    DrGrpo,
+}
+
+impl Estimator {
+    /// Whether advantages are divided by their group's standard deviation.
+    pub fn normalizes_std(self) -> bool {
+        self == Estimator::Grpo
     }
 }
 
@@ -127,7 +157,8 @@ pub struct PpoStats {
 ///
 /// ```text
 /// r = exp(logp − logp_old)
-/// L = −mean_seq mean_tok [ min(r·A, clip(r, 1−ε, 1+ε)·A) − β·KL ]
+/// L = −mean_seq mean_tok [ min(r·A, clip(r, 1−ε, 1+ε)·A) − β·KL ]     (GRPO; Dr. GRPO sums the
+///                                                                    tokens over a constant)
 /// KL = exp(logp_ref − logp) − (logp_ref − logp) − 1      (the k3 estimator, ≥ 0)
 /// ```
 ///
@@ -163,12 +194,103 @@ pub fn ppo_loss(
         stats.kl = masked_mean(&kl, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
         objective = (objective - (kl * cfg.kl_coef)?)?;
     }
-    // Mean over each sequence's completion tokens, then over sequences.
+    // Per sequence: the mean over its completion tokens (GRPO) or their sum over the longest
+    // completion (Dr. GRPO); then the mean over sequences.
     let per_seq = (objective * &batch.mask)?.sum(D::Minus1)?;
-    let lengths: Vec<f32> = batch.lengths.iter().map(|&l| l.max(1) as f32).collect();
+    let longest = batch.longest.max(1);
+    let lengths: Vec<f32> = batch
+        .lengths
+        .iter()
+        .map(|&l| match cfg.estimator {
+            Estimator::Grpo => l.max(1) as f32,
+            Estimator::DrGrpo => longest as f32,
+        })
+        .collect();
     let lengths = Tensor::from_vec(lengths, b, model.device())?.to_dtype(model.dtype())?;
     let loss = (per_seq / lengths)?.mean_all()?.neg()?;
     Ok((loss, stats))
+}
+
+/// What one [`ppo_update`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PpoOutcome {
+    /// The loss of the last epoch.
+    pub loss: f64,
+    /// The mean KL estimate to the reference in the last epoch (0 without one).
+    pub kl: f64,
+    /// The fraction of completion tokens clipped in the last epoch.
+    pub clip_fraction: f64,
+}
+
+/// Sequences per part of a [`ppo_update`]: parts are sorted by length, so that a short sequence is
+/// padded only to the longest of its part, not of the whole update.
+pub const UPDATE_PART: usize = 32;
+
+/// The clipped policy-gradient update of `t` on `pairs` with their `advantages`: `cfg.epochs`
+/// optimizer steps over the one batch, with the KL penalty to `reference` when `cfg.kl_coef > 0`.
+///
+/// The sequences are sorted by length and scored in parts of [`UPDATE_PART`], each padded to
+/// its own longest sequence; the parts' losses, weighted by their share of the sequences, add up to
+/// exactly the loss of the whole batch (Dr. GRPO's constant is the whole update's longest
+/// completion), and one backward pass takes the gradient of their sum.
+pub fn ppo_update(
+    t: &mut crate::Trainable,
+    reference: Option<&Gpt>,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    advantages: &[f32],
+    pad: u32,
+    cfg: &PpoConfig,
+) -> Result<PpoOutcome> {
+    if pairs.is_empty() || advantages.len() != pairs.len() {
+        candle_core::bail!("{} advantages for {} sequences", advantages.len(), pairs.len());
+    }
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| (pairs[i].0.len() + pairs[i].1.len(), i));
+    let longest = pairs.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(1);
+    let tokens = pairs.iter().map(|(_, c)| c.len()).sum::<usize>().max(1) as f64;
+    struct Part {
+        batch: Batch,
+        old: Tensor,
+        reference: Option<Tensor>,
+        advantages: Vec<f32>,
+        /// Shares of the update's sequences (the loss is a mean over them) and of its tokens
+        /// (the statistics are means over those).
+        share: f64,
+        token_share: f64,
+    }
+    let mut parts = Vec::new();
+    for chunk in order.chunks(UPDATE_PART) {
+        let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
+        let mut batch = Batch::new(&t.model, &part_pairs, pad)?;
+        batch.longest = longest;
+        let old = token_logprobs(&t.model, &batch, None)?.detach();
+        let reference = match reference {
+            Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
+            _ => None,
+        };
+        let advantages = chunk.iter().map(|&i| advantages[i]).collect();
+        let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
+        let share = chunk.len() as f64 / pairs.len() as f64;
+        parts.push(Part { batch, old, reference, advantages, share, token_share });
+    }
+    let mut outcome = PpoOutcome { loss: f64::NAN, kl: 0.0, clip_fraction: 0.0 };
+    for _ in 0..cfg.epochs {
+        let (mut total, mut kl, mut clipped) = (None::<Tensor>, 0.0, 0.0);
+        for p in &parts {
+            let (loss, stats) =
+                ppo_loss(&t.model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
+            let weighted = (loss * p.share)?;
+            total = Some(match total {
+                None => weighted,
+                Some(sum) => (sum + weighted)?,
+            });
+            kl += stats.kl * p.token_share;
+            clipped += stats.clip_fraction * p.token_share;
+        }
+        let total = total.expect("at least one part");
+        outcome = PpoOutcome { loss: t.optim.backward_step(&total)?.loss, kl, clip_fraction: clipped };
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -379,6 +501,54 @@ mod tests {
             }
         }
         assert!(gap() > before + 1.0, "log-prob gap {before} -> {}", gap());
+    }
+
+    #[test]
+    fn an_update_in_parts_has_the_loss_of_the_whole_batch() {
+        use crate::optim::OptimConfig;
+        use rand::{Rng, SeedableRng};
+        let cfg = ModelConfig {
+            vocab: 11,
+            d_model: 8,
+            layers: 1,
+            heads: 2,
+            context: 16,
+            dropout: 0.0,
+            positions: Positions::Learned,
+        };
+        // More sequences than one part holds, of many lengths.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let n = 2 * UPDATE_PART + 7;
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..n)
+            .map(|_| {
+                let p = rng.random_range(1..6);
+                let c = rng.random_range(1..9);
+                (
+                    (0..p).map(|_| rng.random_range(1..11)).collect(),
+                    (0..c).map(|_| rng.random_range(1..11)).collect(),
+                )
+            })
+            .collect();
+        let advantages: Vec<f32> = (0..n).map(|i| (i % 5) as f32 - 2.0).collect();
+        for estimator in [Estimator::Grpo, Estimator::DrGrpo] {
+            let ppo = PpoConfig { epochs: 1, kl_coef: 0.1, estimator, ..PpoConfig::default() };
+            let mut t = crate::Trainable::new(&cfg, OptimConfig::default(), 3, &Device::Cpu).unwrap();
+            let reference =
+                crate::Trainable::new(&cfg, OptimConfig::default(), 4, &Device::Cpu).unwrap().model;
+            // The whole batch at once, before the update.
+            let whole = Batch::new(&t.model, &pairs, 0).unwrap();
+            let old = token_logprobs(&t.model, &whole, None).unwrap();
+            let ref_lp = token_logprobs(&reference, &whole, None).unwrap();
+            let (loss, stats) = ppo_loss(&t.model, &whole, &old, &advantages, Some(&ref_lp), &ppo).unwrap();
+            let loss: f32 = loss.to_scalar().unwrap();
+            let before = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
+            let got = ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo).unwrap();
+            assert!((got.loss - f64::from(loss)).abs() < 1e-5, "{estimator:?}: {} vs {loss}", got.loss);
+            assert!(stats.kl > 0.0 && (got.kl - stats.kl).abs() < 1e-5, "{estimator:?}: {got:?} {stats:?}");
+            let after = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
+            let moved: f32 = (after - before).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(moved > 0.0, "the update took a step");
+        }
     }
 
     #[test]
