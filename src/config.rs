@@ -121,11 +121,13 @@ impl RunConfig {
             anyhow::bail!("round.temperature must be positive, got {}", r.temperature);
         }
         for (key, ppo) in [("solver_ppo", &self.solver_ppo), ("proposer_ppo", &self.proposer_ppo)] {
-            if ppo.epochs == 0
-                || !(ppo.clip > 0.0 && ppo.clip < 1.0)
-                || !(ppo.kl_coef >= 0.0 && ppo.kl_coef.is_finite())
-                || !(0.0..=1.0).contains(&ppo.negative_weight)
-            {
+            let valid = ppo.epochs > 0
+                && ppo.clip > 0.0
+                && ppo.clip < 1.0
+                && ppo.kl_coef >= 0.0
+                && ppo.kl_coef.is_finite()
+                && (0.0..=1.0).contains(&ppo.negative_weight);
+            if !valid {
                 anyhow::bail!(
                     "{key}: epochs must be positive, clip in (0, 1), kl_coef non-negative, negative_weight in [0, 1]"
                 );

@@ -20,7 +20,7 @@ const WEIGHT: f64 = 0.5;
 /// the interestingness weight on, and `scorers` appended.
 fn config(dir: &Path, scorers: &str) -> PathBuf {
     let tiny = std::fs::read_to_string(TINY).unwrap();
-    let trained = tiny.replace("steps = 20\n", "steps = 300\n");
+    let trained = tiny.replace("steps = 80\n", "steps = 300\n");
     assert_ne!(trained, tiny, "tiny.toml's proposer steps moved");
     let text = format!("{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\n\n{scorers}");
     let path = dir.join("config.toml");

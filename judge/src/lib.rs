@@ -136,7 +136,7 @@ pub struct RepetitionPenalty {
 
 impl Default for RepetitionPenalty {
     fn default() -> Self {
-        RepetitionPenalty { batch: 1.0, archive: 0.5 }
+        RepetitionPenalty { batch: 1.0, archive: 1.0 }
     }
 }
 
@@ -544,7 +544,9 @@ mod tests {
 
     #[test]
     fn reward_keeps_every_term() {
-        let cfg = RewardConfig { interestingness_weight: 0.5, ..RewardConfig::default() };
+        // A partial archive penalty, so that every factor shows in the product.
+        let repetition = RepetitionPenalty { batch: 1.0, archive: 0.5 };
+        let cfg = RewardConfig { interestingness_weight: 0.5, repetition, ..RewardConfig::default() };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
@@ -607,6 +609,7 @@ mod tests {
         let cfg = RewardConfig {
             interestingness_weight: 1.0,
             interestingness_mode: InterestMode::Frontier,
+            repetition: RepetitionPenalty { batch: 1.0, archive: 0.5 },
             ..RewardConfig::default()
         };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
