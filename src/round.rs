@@ -42,6 +42,9 @@ pub struct Timings {
     pub score: f64,
     pub store: f64,
     pub update: f64,
+    /// Difficulty targets, replay and rehearsal draws, and taking in the round's solve rates.
+    #[serde(default)]
+    pub curriculum: f64,
     pub eval: f64,
     pub total: f64,
 }
@@ -266,6 +269,8 @@ impl Lab {
         // 1–2. Targets, references, proposals.
         let t = Instant::now();
         let targets = self.controller.targets(n, &mut self.rng);
+        timings.curriculum = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let mut proposer_pairs = Vec::with_capacity(n);
         let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
         let mut requests = Vec::with_capacity(n);
@@ -304,6 +309,9 @@ impl Lab {
         // 4. Solve: fresh valid problems and replayed ones, `k` attempts each.
         let t = Instant::now();
         let replayed = self.replay.sample(cfg.round.replay, round, &mut self.rng);
+        let rehearsed = self.rehearsal_problems(cfg.round.rehearsal)?;
+        timings.curriculum += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let mut problems: Vec<(String, String)> = Vec::new(); // (text, answer)
         let mut held_out_copy: Vec<bool> = Vec::new();
         let mut fresh_index: Vec<Option<usize>> = vec![None; n];
@@ -317,7 +325,7 @@ impl Lab {
         let first_replayed = problems.len();
         problems.extend(replayed.iter().map(|r| (r.problem.clone(), r.answer.clone())));
         let first_rehearsed = problems.len();
-        problems.extend(self.rehearsal_problems(cfg.round.rehearsal)?);
+        problems.extend(rehearsed);
         let mut solve_requests = Vec::with_capacity(problems.len() * k);
         for (text, _) in &problems {
             solve_requests.extend(self.solver_format.requests(text, k)?);
@@ -510,6 +518,7 @@ impl Lab {
         timings.update = t.elapsed().as_secs_f64();
 
         // The curriculum takes in the round.
+        let t = Instant::now();
         let fresh_rates: Vec<f64> = (0..first_replayed).map(rate).collect();
         let rehearsal_rates: Vec<f64> = (first_rehearsed..problems.len()).map(rate).collect();
         self.controller.update(curriculum::median(&fresh_rates));
@@ -538,6 +547,7 @@ impl Lab {
             });
         }
         self.round = round;
+        timings.curriculum += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
         let held_out = if round % cfg.eval_every == 0 { Some(self.held_out_accuracy()?) } else { None };

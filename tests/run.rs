@@ -42,7 +42,7 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     }
     let m = metrics(&run);
     assert_eq!(m.iter().map(|l| l["round"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3]);
-    for key in ["propose", "judge", "solve", "store", "update"] {
+    for key in ["propose", "judge", "solve", "store", "update", "curriculum"] {
         assert!(m[0]["timings"][key].as_f64().is_some(), "timing {key}");
     }
     assert!(m[1]["held_out"]["1"].as_f64().is_some(), "held-out accuracy on evaluation rounds");

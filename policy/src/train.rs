@@ -241,6 +241,20 @@ pub fn ppo_update(
     pad: u32,
     cfg: &PpoConfig,
 ) -> Result<PpoOutcome> {
+    ppo_update_in_parts(t, reference, pairs, advantages, pad, cfg, UPDATE_PART)
+}
+
+/// [`ppo_update`] in parts of `part` sequences (`usize::MAX`: one part, every sequence padded to
+/// the longest).
+pub fn ppo_update_in_parts(
+    t: &mut crate::Trainable,
+    reference: Option<&Gpt>,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    advantages: &[f32],
+    pad: u32,
+    cfg: &PpoConfig,
+    part: usize,
+) -> Result<PpoOutcome> {
     if pairs.is_empty() || advantages.len() != pairs.len() {
         candle_core::bail!("{} advantages for {} sequences", advantages.len(), pairs.len());
     }
@@ -259,7 +273,7 @@ pub fn ppo_update(
         token_share: f64,
     }
     let mut parts = Vec::new();
-    for chunk in order.chunks(UPDATE_PART) {
+    for chunk in order.chunks(part.max(1)) {
         let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
         let mut batch = Batch::new(&t.model, &part_pairs, pad)?;
         batch.longest = longest;

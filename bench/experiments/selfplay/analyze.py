@@ -33,8 +33,11 @@ def ratio(r):
     return s / e if s and e else None
 
 
-def by_depth(ev):
-    return {d: v["accuracy"] for d, v in ev["by_depth"].items()}
+def by_depth(ev, key="accuracy"):
+    return {d: v[key] for d, v in ev["by_depth"].items()}
+
+
+PHASES = ["propose", "judge", "solve", "score", "store", "update", "curriculum", "eval"]
 
 
 def run_summary(d, windows):
@@ -50,6 +53,18 @@ def run_summary(d, windows):
     return {
         "rounds": len(rows),
         "final_accuracy_by_depth": by_depth(ev),
+        "final_pass_at_k_by_depth": by_depth(ev, "pass_at_k"),
+        "seconds_per_round": round(statistics.fmean(r["timings"]["total"] for r in rows), 4),
+        "phase_share": {
+            p: round(sum(r["timings"][p] for r in rows) / sum(r["timings"]["total"] for r in rows), 4)
+            if all(p in r["timings"] for r in rows) else None
+            for p in PHASES
+        },
+        # Round time outside every timed phase (before `curriculum` was timed, the curriculum's
+        # bookkeeping after the updates was here).
+        "untimed_share": round(1 - sum(
+            sum(r["timings"].get(p, 0.0) for p in PHASES) for r in rows) / sum(r["timings"]["total"] for r in rows), 4),
+        "problems_per_s": round(statistics.fmean(r["problems_per_s"] for r in rows), 2),
         "held_out_first": held[0] if held else None,
         "held_out_last": held[-1] if held else None,
         "band_fraction_first_tenth": mean(first, "band_fraction"),
@@ -57,7 +72,7 @@ def run_summary(d, windows):
         "curves": {
             k: window_means(rows, k, windows)
             for k in ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
-                      "mean_essential_ops", "median_solve_rate", "valid_fraction"]
+                      "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
         },
     }
 
@@ -71,12 +86,13 @@ def main():
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
     with open(f"{a.out}/warmstart-eval.json") as f:
-        warm = by_depth(json.load(f))
+        warm_eval = json.load(f)
+    warm, warm_pass = by_depth(warm_eval), by_depth(warm_eval, "pass_at_k")
     runs = {}
     for arm, seeds in [("default", a.seeds), ("no-padding", a.ablation_seeds), ("no-repetition", a.ablation_seeds)]:
         for s in seeds:
             runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows)
-    result = {"warm_start_accuracy_by_depth": warm, "runs": runs}
+    result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass, "runs": runs}
     if not a.markdown:
         print(json.dumps(result, indent=1))
         return
@@ -91,6 +107,13 @@ def main():
         acc = r["final_accuracy_by_depth"]
         print(f"| {name} | {r['rounds']} | " + " | ".join(
             f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
+    print("\nLearning: pass@8 (temperature 1) on the benchmark, warm start → end of self-play\n")
+    print("| run | " + " | ".join(f"depth {d}" for d in depths) + " |")
+    print("|---|" + "---|" * len(depths))
+    print("| warm start | " + " | ".join(f"{warm_pass[d]:.3f}" for d in depths) + " |")
+    for name in [f"default-{s}" for s in a.seeds]:
+        acc = runs[name]["final_pass_at_k_by_depth"]
+        print(f"| {name} | " + " | ".join(f"{acc[d]:.3f} ({acc[d] - warm_pass[d]:+.3f})" for d in depths) + " |")
     print("\nFrontier: fraction of valid proposals with p̂ in [0.2, 0.8], first vs last tenth of the rounds\n")
     print("| run | first tenth | last tenth |")
     print("|---|---|---|")
@@ -99,12 +122,23 @@ def main():
     for key, title in [("padded_fraction", "Padding: padded fraction of valid proposals"),
                        ("surface_per_essential", "Padding: surface / essential operators"),
                        ("duplicate_fraction", "Repetition: canonical-duplicate fraction of valid proposals"),
-                       ("mean_essential_ops", "Essential operators per valid proposal")]:
+                       ("mean_essential_ops", "Essential operators per valid proposal"),
+                       ("rehearsal_solve_rate", "Rehearsal: mean solve rate of the warm start's kind of problem")]:
         print(f"\n{title}, by tenth of the run\n")
         print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
         print("|---|" + "---|" * a.windows)
         for name, r in runs.items():
             print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in r["curves"][key]) + " |")
+    print("\nTime: seconds per round, share of round time by phase, proposals per second\n")
+    print("| run | s/round | rounds/min | " + " | ".join(PHASES)
+          + " | untimed | judge+store+curriculum+untimed | problems/s |")
+    print("|---|---|---|" + "---|" * len(PHASES) + "---|---|---|")
+    for name, r in runs.items():
+        sh = r["phase_share"]
+        small = sh["judge"] + sh["store"] + (sh["curriculum"] or 0.0) + r["untimed_share"]
+        print(f"| {name} | {r['seconds_per_round']:.2f} | {60 / r['seconds_per_round']:.1f} | "
+              + " | ".join("–" if sh[p] is None else f"{sh[p]:.1%}" for p in PHASES)
+              + f" | {r['untimed_share']:.2%} | {small:.2%} | {r['problems_per_s']:.1f} |")
 
 
 if __name__ == "__main__":
