@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let adv = group_advantages(&rewards, k, estimator.normalizes_std());
-        let o = ppo_update(&mut t, Some(&reference), &pairs, &adv, pad, &cfg)?;
+        let o = ppo_update(&mut t, Some(&reference), &pairs, &adv, pad, &cfg, policy::UPDATE_PART)?;
         println!("{line}  trained on {}  loss {:.4}  kl {:.4}", pairs.len() / k, o.loss, o.kl);
     }
     Ok(())

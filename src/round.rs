@@ -234,17 +234,13 @@ impl Lab {
     /// `n` fresh problems of the warm start's kind (its depths and literal bound), none of them a
     /// held-out problem, as `(text, answer)`.
     fn rehearsal_problems(&mut self, n: usize) -> anyhow::Result<Vec<(String, String)>> {
-        let ws = &self.cfg.warm_start.solver;
         let mut out = Vec::with_capacity(n);
         // Held-out problems are few among the generator's: a bounded number of redraws.
         for _ in 0..n * 4 {
             if out.len() == n {
                 break;
             }
-            let depth = self.rng.random_range(ws.min_depth..=ws.max_depth);
-            let g = self
-                .domain
-                .generate(&problem::GenSpec { depth, max_literal: ws.max_literal }, &mut self.rng)?;
+            let g = self.cfg.warm_start.solver.draw(self.domain, &mut self.rng)?;
             let held_out = self
                 .domain
                 .analyze(&g.problem, &Limits::default())
@@ -496,6 +492,7 @@ impl Lab {
                 &adv,
                 pad,
                 &cfg.solver_ppo,
+                policy::UPDATE_PART,
             )?)
         };
         for (req, s) in requests.iter().zip(&proposals) {
@@ -513,6 +510,7 @@ impl Lab {
                 &proposer_adv,
                 pad,
                 &cfg.proposer_ppo,
+                policy::UPDATE_PART,
             )?)
         };
         timings.update = t.elapsed().as_secs_f64();

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{bail, Context};
 use candle_core::Device;
 use policy::{cross_entropy, Batch, Dropout, ModelConfig, OptimConfig, SampleConfig, Trainable};
-use problem::{Domain, GenSpec, Limits, Special};
+use problem::{Domain, GenSpec, Generated, Limits, Special};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,13 @@ impl PlayerTraining {
             dropout: self.dropout,
             positions: self.positions,
         }
+    }
+
+    /// One problem of the kind this player trains on: a depth drawn from `min_depth..=max_depth`,
+    /// literals up to `max_literal`.
+    pub fn draw(&self, domain: &dyn Domain, rng: &mut ChaCha8Rng) -> Result<Generated, problem::GenError> {
+        let depth = rng.random_range(self.min_depth..=self.max_depth);
+        domain.generate(&GenSpec { depth, max_literal: self.max_literal }, rng)
     }
 
     pub fn validate(&self, name: &str) -> anyhow::Result<()> {
@@ -280,8 +287,7 @@ pub fn run(
         log,
         "solver",
         &mut |rng| {
-            let depth = rng.random_range(s.min_depth..=s.max_depth);
-            let g = domain.generate(&GenSpec { depth, max_literal: s.max_literal }, rng)?;
+            let g = s.draw(domain, rng)?;
             let solution = cfg.solver_answers.solution(domain, &g.problem, &g.answer);
             let shift = if cfg.solver_shift > 0 { rng.random_range(0..=cfg.solver_shift) } else { 0 };
             let shifted = format!("{}{}", " ".repeat(shift), g.problem);
@@ -312,13 +318,12 @@ pub fn run(
     let p = &cfg.proposer;
     let proposer_format = proposer::ProposerFormat::new(tok.clone(), p.max_new_tokens);
     let mut example = |rng: &mut ChaCha8Rng| -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
-        let depth = rng.random_range(p.min_depth..=p.max_depth);
-        let g = domain.generate(&GenSpec { depth, max_literal: p.max_literal }, rng)?;
+        let g = p.draw(domain, rng)?;
+        let depth = g.depth;
         let target = proposer_format.target(&g.problem)?;
         let mut refs = Vec::new();
         if rng.random_bool(0.5) {
-            let rd = rng.random_range(p.min_depth..=p.max_depth);
-            refs.push(domain.generate(&GenSpec { depth: rd, max_literal: p.max_literal }, rng)?.problem);
+            refs.push(p.draw(domain, rng)?.problem);
         }
         let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
         let mut prompt = proposer_format.prompt(depth, &refs)?;

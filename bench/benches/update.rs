@@ -6,7 +6,7 @@
 //! `cargo bench -p selfplay-bench --bench update`
 
 use candle_core::Device;
-use policy::{ppo_update_in_parts, ModelConfig, OptimConfig, Positions, PpoConfig, Trainable, UPDATE_PART};
+use policy::{ppo_update, ModelConfig, OptimConfig, Positions, PpoConfig, Trainable, UPDATE_PART};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use selfplay_bench::median_time;
@@ -38,7 +38,7 @@ fn main() {
     let reference = Trainable::new(&cfg, OptimConfig::default(), 2, &Device::Cpu).unwrap().model;
     let mut time = |part: usize| {
         median_time(5, || {
-            ppo_update_in_parts(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo, part).unwrap();
+            ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo, part).unwrap();
         })
     };
     let whole = time(usize::MAX);

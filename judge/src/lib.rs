@@ -45,11 +45,9 @@ pub struct Verdict {
 /// step (`4*3+3` → `8+9=15`) is not a solution: paying for it would teach the false step.
 pub fn verify(domain: &dyn Domain, expected: &str, output: &str) -> Verdict {
     let answer = extract_answer(output);
-    let correct = domain.answers_match(expected, answer) && {
-        let mut steps: Vec<&str> = output.split('=').collect();
-        steps.pop();
-        steps.iter().all(|s| domain.step_holds(s, expected))
-    };
+    // Every `=`-separated part but the last (the answer) is a step.
+    let correct = domain.answers_match(expected, answer)
+        && output.rsplit('=').skip(1).all(|s| domain.step_holds(s, expected));
     Verdict { answer: answer.to_string(), correct }
 }
 

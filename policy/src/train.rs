@@ -229,24 +229,12 @@ pub const UPDATE_PART: usize = 32;
 /// The clipped policy-gradient update of `t` on `pairs` with their `advantages`: `cfg.epochs`
 /// optimizer steps over the one batch, with the KL penalty to `reference` when `cfg.kl_coef > 0`.
 ///
-/// The sequences are sorted by length and scored in parts of [`UPDATE_PART`], each padded to
+/// The sequences are sorted by length and scored in parts of `part` sequences ([`UPDATE_PART`]
+/// in self-play; `usize::MAX`: one part, every sequence padded to the longest), each padded to
 /// its own longest sequence; the parts' losses, weighted by their share of the sequences, add up to
 /// exactly the loss of the whole batch (Dr. GRPO's constant is the whole update's longest
 /// completion), and one backward pass takes the gradient of their sum.
 pub fn ppo_update(
-    t: &mut crate::Trainable,
-    reference: Option<&Gpt>,
-    pairs: &[(Vec<u32>, Vec<u32>)],
-    advantages: &[f32],
-    pad: u32,
-    cfg: &PpoConfig,
-) -> Result<PpoOutcome> {
-    ppo_update_in_parts(t, reference, pairs, advantages, pad, cfg, UPDATE_PART)
-}
-
-/// [`ppo_update`] in parts of `part` sequences (`usize::MAX`: one part, every sequence padded to
-/// the longest).
-pub fn ppo_update_in_parts(
     t: &mut crate::Trainable,
     reference: Option<&Gpt>,
     pairs: &[(Vec<u32>, Vec<u32>)],
@@ -556,7 +544,8 @@ mod tests {
             let (loss, stats) = ppo_loss(&t.model, &whole, &old, &advantages, Some(&ref_lp), &ppo).unwrap();
             let loss: f32 = loss.to_scalar().unwrap();
             let before = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
-            let got = ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo).unwrap();
+            let got =
+                ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo, UPDATE_PART).unwrap();
             assert!((got.loss - f64::from(loss)).abs() < 1e-5, "{estimator:?}: {} vs {loss}", got.loss);
             assert!(stats.kl > 0.0 && (got.kl - stats.kl).abs() < 1e-5, "{estimator:?}: {got:?} {stats:?}");
             let after = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
