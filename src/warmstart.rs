@@ -145,18 +145,21 @@ impl Default for WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
             solver_shift: 0,
-            // Worked solutions are longer than answers and take longer to learn.
+            // Worked solutions are longer than answers and take longer to learn. Chains of three
+            // steps are taught: a solver taught two wrote two for every longer problem (two
+            // operations folded into one step), never solved one, and self-play had nothing to
+            // reinforce.
             solver: PlayerTraining {
-                max_depth: 2,
+                max_depth: 3,
                 context: 96,
                 max_new_tokens: 48,
-                steps: 3000,
+                steps: 5000,
                 eval_every: 500,
                 optim: OptimConfig {
                     lr: 3e-3,
                     min_lr: 3e-4,
                     warmup_steps: 50,
-                    decay_steps: 3000,
+                    decay_steps: 5000,
                     ..OptimConfig::default()
                 },
                 ..PlayerTraining::default()

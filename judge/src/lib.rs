@@ -122,7 +122,12 @@ pub enum Repetition {
     Archive,
 }
 
-/// What repetition costs, as the fraction of the frontier reward taken away.
+/// What repetition costs: the penalty `r ∈ [0, 1]` of a repeat is the fraction of its frontier
+/// reward taken away, and `cost · r` is charged besides.
+///
+/// Taking the reward away alone leaves a copy earning what a fresh problem outside the band earns
+/// (nothing) — and most proposals are outside the band, so copying the archive's easy problems
+/// costs a proposer nothing. The charge makes a copy worse than any fresh valid problem.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RepetitionPenalty {
@@ -130,11 +135,14 @@ pub struct RepetitionPenalty {
     pub batch: f64,
     /// For a canonical duplicate of an archived problem.
     pub archive: f64,
+    /// Charged at the penalty's rate: a copy with penalty 1 earns `−cost` besides any
+    /// interestingness (an invalid problem earns `invalid`, −1 by default).
+    pub cost: f64,
 }
 
 impl Default for RepetitionPenalty {
     fn default() -> Self {
-        RepetitionPenalty { batch: 1.0, archive: 1.0 }
+        RepetitionPenalty { batch: 1.0, archive: 1.0, cost: 0.25 }
     }
 }
 
@@ -260,7 +268,8 @@ impl LengthCurve {
 }
 
 /// How interestingness enters the reward of a valid problem with base reward
-/// `b = frontier · padding_factor · length_factor · (1 − repetition)` and score `s`.
+/// `b = frontier · padding_factor · length_factor · (1 − repetition)` and score `s` (either way,
+/// `repetition.cost · repetition` is then charged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterestMode {
@@ -310,6 +319,7 @@ impl RewardConfig {
             ("padding.hard_floor", self.padding.hard_floor, 0.0, 1.0),
             ("repetition.batch", self.repetition.batch, 0.0, 1.0),
             ("repetition.archive", self.repetition.archive, 0.0, 1.0),
+            ("repetition.cost", self.repetition.cost, 0.0, f64::MAX),
             ("length.weight", self.length.weight, 0.0, 1.0),
             ("length.rate", self.length.rate, 0.0, 1.0),
             ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
@@ -348,7 +358,8 @@ pub struct RewardTerms {
     pub interestingness_weight: f64,
     /// The invalid reward, when the problem is invalid.
     pub invalid: Option<f64>,
-    /// The reward paid.
+    /// The reward paid: the product of the factors, interestingness by its mode, less
+    /// `repetition.cost · repetition`.
     pub total: f64,
 }
 
@@ -386,10 +397,11 @@ impl RewardConfig {
         let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
         let base = frontier * padding_factor * length_factor * (1.0 - repetition);
         let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
-        let total = match self.interestingness_mode {
+        let paid = match self.interestingness_mode {
             InterestMode::Additive => base + interest,
             InterestMode::Frontier => base * (1.0 + interest),
         };
+        let total = paid - self.repetition.cost * repetition;
         RewardTerms {
             frontier: Some(frontier),
             padding_factor,
@@ -543,19 +555,45 @@ mod tests {
     #[test]
     fn reward_keeps_every_term() {
         // A partial archive penalty, so that every factor shows in the product.
-        let repetition = RepetitionPenalty { batch: 1.0, archive: 0.5 };
+        let repetition = RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.25 };
         let cfg = RewardConfig { interestingness_weight: 0.5, repetition, ..RewardConfig::default() };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
         assert_eq!(r.interestingness, Some(0.8));
-        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8)).abs() < 1e-12);
+        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5)).abs() < 1e-12);
         // A missing score drops its term.
         let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None, None);
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+    }
+
+    #[test]
+    fn a_copy_earns_less_than_any_fresh_valid_problem() {
+        let cfg = RewardConfig::default();
+        let fresh_worst = [0.0, 1.0]
+            .map(|p| cfg.reward(p, 0.0, Repetition::Fresh, None, None).total)
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(fresh_worst, 0.0);
+        for (p, copy) in [
+            (0.0, Repetition::Archive),
+            (0.5, Repetition::Archive),
+            (1.0, Repetition::Batch { first: 0 }),
+            (0.5, Repetition::Batch { first: 3 }),
+        ] {
+            let r = cfg.reward(p, 0.0, copy, None, None);
+            assert_eq!((r.repetition, r.total), (1.0, -cfg.repetition.cost), "{p} {copy:?}");
+            assert!(r.total < fresh_worst && r.total > cfg.invalid);
+        }
+        // With the penalty off a copy is paid as a fresh problem, whatever the cost.
+        let off =
+            RewardConfig { repetition: RepetitionPenalty { batch: 0.0, archive: 0.0, cost: 0.25 }, ..cfg };
+        assert_eq!(off.reward(0.5, 0.0, Repetition::Archive, None, None).total, 1.0);
+        let bad = RewardConfig { repetition: RepetitionPenalty { cost: -0.5, ..cfg.repetition }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("repetition.cost must be"));
     }
 
     #[test]
@@ -607,7 +645,7 @@ mod tests {
         let cfg = RewardConfig {
             interestingness_weight: 1.0,
             interestingness_mode: InterestMode::Frontier,
-            repetition: RepetitionPenalty { batch: 1.0, archive: 0.5 },
+            repetition: RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.0 },
             ..RewardConfig::default()
         };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
@@ -649,7 +687,9 @@ mod tests {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
                 let r = cfg.reward(p, pad, rep, None, s);
-                prop_assert!(r.total >= 0.0 && r.total <= 1.0 + w + 1e-12);
+                // A repeat is charged at most `cost`, and never falls to an invalid problem's reward.
+                prop_assert!(r.total >= -cfg.repetition.cost && r.total <= 1.0 + w + 1e-12);
+                prop_assert!(r.total > cfg.invalid);
                 for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
                     let v = frontier(p, f);
                     prop_assert!((0.0..=1.0).contains(&v));

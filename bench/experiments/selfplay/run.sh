@@ -38,7 +38,7 @@ arm_config() {
   case "$1" in
     default) : ;;
     no-padding) printf '[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\n\n[reward.length]\nweight = 0.0\n' ;;
-    no-repetition) printf '[reward.repetition]\nbatch = 0.0\narchive = 0.0\n' ;;
+    no-repetition) printf '[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\n' ;;
   esac
 }
 one_run() { # arm seed
