@@ -37,8 +37,9 @@ struct Args {
     kl: f64,
     #[arg(long, default_value_t = 1.0)]
     negative_weight: f64,
+    /// grpo or dr_grpo.
     #[arg(long, default_value = "grpo")]
-    estimator: String,
+    estimator: Estimator,
     #[arg(long)]
     keep_moments: bool,
     #[arg(long, default_value_t = 1)]
@@ -64,11 +65,7 @@ fn main() -> anyhow::Result<()> {
         t.optim.restore(&moments, step, skipped)?;
     }
     let reference = t.model.frozen_copy()?;
-    let estimator = match args.estimator.as_str() {
-        "grpo" => Estimator::Grpo,
-        "dr_grpo" => Estimator::DrGrpo,
-        other => anyhow::bail!("--estimator: grpo or dr_grpo, not {other:?}"),
-    };
+    let estimator = args.estimator;
     let cfg = PpoConfig {
         epochs: 2,
         kl_coef: args.kl,

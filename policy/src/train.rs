@@ -144,6 +144,18 @@ impl Estimator {
     }
 }
 
+/// The configuration's spelling: `grpo` or `dr_grpo`.
+impl std::str::FromStr for Estimator {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "grpo" => Ok(Estimator::Grpo),
+            "dr_grpo" => Ok(Estimator::DrGrpo),
+            other => Err(format!("an estimator is grpo or dr_grpo, not {other:?}")),
+        }
+    }
+}
+
 /// What one evaluation of the policy-gradient loss saw.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PpoStats {
@@ -300,6 +312,15 @@ mod tests {
     use super::*;
     use crate::model::{ModelConfig, Positions};
     use crate::ops::tests::{assert_close, numeric_grad};
+
+    #[test]
+    fn estimator_parses_as_the_config_spells_it() {
+        for e in [Estimator::Grpo, Estimator::DrGrpo] {
+            let spelled = serde_json::to_value(e).unwrap();
+            assert_eq!(spelled.as_str().unwrap().parse::<Estimator>(), Ok(e));
+        }
+        assert_eq!("ppo".parse::<Estimator>().unwrap_err(), "an estimator is grpo or dr_grpo, not \"ppo\"");
+    }
     use candle_core::Device;
 
     fn tiny_with(dtype: DType, positions: Positions) -> Gpt {
