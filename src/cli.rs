@@ -134,11 +134,16 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
+    /// A run configuration (as `selfplay run --config` takes): its `[warm_start]` is trained;
+    /// the flags below override it. Without it, the embedded defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the checkpoints go: DIR/solver, DIR/proposer, and DIR/report.json.
     #[arg(long, value_name = "DIR", default_value = "runs/warmstart")]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// The warm start's seed (default: `warm_start.seed` of the configuration, 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,

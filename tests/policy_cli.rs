@@ -37,6 +37,32 @@ fn tiny_pretrain(out: &Path) -> Value {
 }
 
 #[test]
+fn pretrain_reads_a_run_configuration_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warm.toml");
+    std::fs::write(
+        &cfg,
+        "[warm_start]\nseed = 5\nreport_problems = 4\n\
+         [warm_start.solver]\nd_model = 32\nlayers = 1\nheads = 2\nsteps = 7\nbatch = 8\n\
+         [warm_start.proposer]\nd_model = 32\nlayers = 1\nheads = 2\nsteps = 30\nbatch = 8\n",
+    )
+    .unwrap();
+    let (c, out) = (cfg.to_str().unwrap(), dir.path().join("warm"));
+    let args = ["pretrain", "--config", c, "--out", out.to_str().unwrap(), "--proposer-steps", "5", "--json"];
+    let report: Value = serde_json::from_str(ok(&args).lines().last().unwrap()).unwrap();
+    assert_eq!((report["solver_steps"].as_u64(), report["proposer_steps"].as_u64()), (Some(7), Some(5)));
+    // Bad files and flags that break the configuration are refused before any training.
+    std::fs::write(&cfg, "[warm_start.solver]\nstepz = 7\n").unwrap();
+    let err = fails(&["pretrain", "--config", c, "--out", dir.path().join("x").to_str().unwrap()]);
+    assert!(err.contains("stepz"), "{err}");
+    std::fs::write(&cfg, "[warm_start.solver]\nd_model = 32\nheads = 2\n").unwrap();
+    let err =
+        fails(&["pretrain", "--config", c, "--heads", "3", "--out", dir.path().join("y").to_str().unwrap()]);
+    assert!(err.contains("must be a multiple of heads 3"), "{err}");
+    assert!(!dir.path().join("y").exists());
+}
+
+#[test]
 fn pretrain_then_eval_from_the_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("warm");

@@ -2,14 +2,19 @@
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use problem::Arith;
 
 use crate::cli::PretrainArgs;
-use crate::warmstart::{self, WarmStartConfig};
+use crate::warmstart;
 
 pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;
-    let mut cfg = WarmStartConfig { seed: args.seed, ..WarmStartConfig::default() };
+    let mut cfg = super::run::load_config(args.config.as_deref())?.warm_start;
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
     for p in [&mut cfg.solver, &mut cfg.proposer] {
         if let Some(b) = args.batch {
             p.batch = b;
@@ -37,6 +42,7 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             p.optim.warmup_steps = p.optim.warmup_steps.min(s / 4 + 1);
         }
     }
+    cfg.validate().context("the warm start with the flags applied")?;
     let report = warmstart::run(&cfg, &Arith, &args.out, &device, &Default::default(), &mut |line| {
         tracing::info!("{line}")
     })?;

@@ -11,7 +11,8 @@ use crate::config::{RunConfig, DEFAULT_TOML};
 use crate::round::RoundMetrics;
 use crate::run::{self, Budget};
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
+/// The configuration in `path`, or the embedded defaults; validated.
+pub(super) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
     match path {
         None => Ok(RunConfig::default_config()),
         Some(p) => {
