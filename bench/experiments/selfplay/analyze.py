@@ -3,13 +3,17 @@
 
     analyze.py OUT_DIR --seeds 1 2 3 --ablation-seeds 1 [--markdown]
 
-Reads OUT_DIR/warmstart-eval.json, and for each run OUT_DIR/ARM-SEED/{metrics.jsonl,eval.json}.
-Prints one JSON object; with --markdown, the README's tables instead.
+Reads OUT_DIR/warmstart-eval.json, and for each run OUT_DIR/ARM-SEED/{metrics.jsonl,eval.json}
+and, where run.sh exported it, the run's valid problems OUT_DIR/ARM-SEED/valid.jsonl. An arm with
+no run directory is left out. Prints one JSON object; with --markdown, the README's tables instead.
 """
 
 import argparse
 import json
+import os
 import statistics
+
+ARMS = ["default", "no-padding", "no-repetition", "no-penalties"]
 
 
 def metrics(path):
@@ -74,7 +78,25 @@ def run_summary(d, windows):
             for k in ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
                       "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
         },
+        "padded": padded_summary(f"{d}/valid.jsonl"),
     }
+
+
+def padded_summary(path):
+    """What padding bought: padded vs unpadded valid problems that the solver tried."""
+    if not os.path.exists(path):
+        return None
+    tried = [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
+    out = {}
+    for name, keep in [("padded", lambda r: (r["padding"] or 0) > 0), ("unpadded", lambda r: not r["padding"])]:
+        rs = [r for r in tried if keep(r)]
+        out[name] = {
+            "problems": len(rs),
+            "copies": round(sum(r["repetition"] != "fresh" for r in rs) / len(rs), 4) if rs else None,
+            "in_band": round(sum(0.2 <= r["solve_rate"] <= 0.8 for r in rs) / len(rs), 4) if rs else None,
+            "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4) if rs else None,
+        }
+    return out
 
 
 def main():
@@ -89,9 +111,10 @@ def main():
         warm_eval = json.load(f)
     warm, warm_pass = by_depth(warm_eval), by_depth(warm_eval, "pass_at_k")
     runs = {}
-    for arm, seeds in [("default", a.seeds), ("no-padding", a.ablation_seeds), ("no-repetition", a.ablation_seeds)]:
-        for s in seeds:
-            runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows)
+    for arm in ARMS:
+        for s in a.seeds if arm == "default" else a.ablation_seeds:
+            if os.path.isdir(f"{a.out}/{arm}-{s}"):
+                runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows)
     result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass, "runs": runs}
     if not a.markdown:
         print(json.dumps(result, indent=1))
@@ -102,8 +125,7 @@ def main():
     print("| run | rounds | " + " | ".join(f"depth {d}" for d in depths) + " |")
     print("|---|---|" + "---|" * len(depths))
     print("| warm start | 0 | " + " | ".join(f"{warm[d]:.3f}" for d in depths) + " |")
-    for name in [f"default-{s}" for s in a.seeds]:
-        r = runs[name]
+    for name, r in runs.items():
         acc = r["final_accuracy_by_depth"]
         print(f"| {name} | {r['rounds']} | " + " | ".join(
             f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
@@ -111,8 +133,8 @@ def main():
     print("| run | " + " | ".join(f"depth {d}" for d in depths) + " |")
     print("|---|" + "---|" * len(depths))
     print("| warm start | " + " | ".join(f"{warm_pass[d]:.3f}" for d in depths) + " |")
-    for name in [f"default-{s}" for s in a.seeds]:
-        acc = runs[name]["final_pass_at_k_by_depth"]
+    for name, r in runs.items():
+        acc = r["final_pass_at_k_by_depth"]
         print(f"| {name} | " + " | ".join(f"{acc[d]:.3f} ({acc[d] - warm_pass[d]:+.3f})" for d in depths) + " |")
     print("\nFrontier: fraction of valid proposals with p̂ in [0.2, 0.8], first vs last tenth of the rounds\n")
     print("| run | first tenth | last tenth |")
@@ -129,6 +151,13 @@ def main():
         print("|---|" + "---|" * a.windows)
         for name, r in runs.items():
             print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in r["curves"][key]) + " |")
+    print("\nPadding: what padded and unpadded valid proposals earned over the whole run\n")
+    print("| run | padded | of them copies | in band | mean reward | unpadded | of them copies | in band | mean reward |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in runs.items():
+        if r["padded"]:
+            cells = [r["padded"][k][f] for k in ["padded", "unpadded"] for f in ["problems", "copies", "in_band", "mean_reward"]]
+            print(f"| {name} | " + " | ".join("–" if c is None else f"{c}" if isinstance(c, int) else f"{c:.3f}" for c in cells) + " |")
     print("\nTime: seconds per round, share of round time by phase, proposals per second\n")
     print("| run | s/round | rounds/min | " + " | ".join(PHASES)
           + " | untimed | judge+store+curriculum+untimed | problems/s |")

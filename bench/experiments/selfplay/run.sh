@@ -33,12 +33,17 @@ fi
 "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
   2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
 
-# 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off.
+# 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off;
+# all three off (a padded problem is often a canonical copy, so the repetition penalty alone
+# also stops padding: the padding terms are measured where nothing else does).
+no_padding='[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\n\n[reward.length]\nweight = 0.0\n'
+no_repetition='[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\n'
 arm_config() {
   case "$1" in
     default) : ;;
-    no-padding) printf '[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\n\n[reward.length]\nweight = 0.0\n' ;;
-    no-repetition) printf '[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\n' ;;
+    no-padding) printf "$no_padding" ;;
+    no-repetition) printf "$no_repetition" ;;
+    no-penalties) printf "$no_padding\n$no_repetition" ;;
   esac
 }
 one_run() { # arm seed
@@ -52,10 +57,11 @@ one_run() { # arm seed
   local last; last="$(ls -d "$dir"/checkpoints/round-* | sort | tail -n 1)"
   "$SELFPLAY" eval --checkpoint "$last" --benchmark "$out/benchmark.jsonl" --json 2>/dev/null | tail -n 1 \
     > "$dir/eval.json.tmp" && mv "$dir/eval.json.tmp" "$dir/eval.json"
+  "$SELFPLAY" archive --run-dir "$dir" export --format jsonl --valid --out "$dir/valid.jsonl"
 }
 runs=()
 for s in $seeds; do runs+=("default $s"); done
-for s in $ablation_seeds; do runs+=("no-padding $s" "no-repetition $s"); done
+for s in $ablation_seeds; do runs+=("no-padding $s" "no-repetition $s" "no-penalties $s"); done
 for r in "${runs[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
   one_run $r &
