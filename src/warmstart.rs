@@ -2,10 +2,12 @@
 //!
 //! Atomic skills come from pretraining, composition from RL. The solver learns the atomic step —
 //! evaluating one operation — written as worked solutions of short problems (`answers = "steps"`:
-//! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–2 by default), or, with
+//! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–3 by default), or, with
 //! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
 //! its difficulty token asks for, with and without reference problems in its prompt. Each stops at
-//! its step budget or when its validation score has not improved for `patience` evaluations.
+//! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
+//! proposer's held-out loss) has not improved for `patience` evaluations once it left its first
+//! value.
 //! Afterwards the solver's accuracy is measured by depth: near perfect on the trained depths is
 //! the goal; longer chains, made long and right, are what self-play must teach.
 
@@ -383,6 +385,36 @@ pub fn run(
 type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
 type Validate<'a> = dyn FnMut(&Trainable) -> anyhow::Result<(f64, String)> + 'a;
 
+/// Early stopping on a validation score (higher is better): stop after `patience` validations
+/// without a new best (0: never). Validations count only once the score has risen above its
+/// first value: a solver that solves none of its hardest held-out problems yet has not reached a
+/// plateau, it has not left the floor.
+#[derive(Debug)]
+struct EarlyStop {
+    patience: u32,
+    first: Option<f64>,
+    best: f64,
+    stale: u32,
+}
+
+impl EarlyStop {
+    fn new(patience: u32) -> Self {
+        EarlyStop { patience, first: None, best: f64::NEG_INFINITY, stale: 0 }
+    }
+
+    /// Records one validation score; whether training should stop.
+    fn stops_after(&mut self, score: f64) -> bool {
+        let first = *self.first.get_or_insert(score);
+        if score > self.best + 1e-9 {
+            self.best = score;
+            self.stale = 0;
+        } else if self.best > first + 1e-9 {
+            self.stale += 1;
+        }
+        self.patience > 0 && self.stale >= self.patience
+    }
+}
+
 /// Supervised training to the step budget or until validation (higher is better) stops
 /// improving. Returns the steps taken and the last training loss.
 #[allow(clippy::too_many_arguments)]
@@ -396,7 +428,7 @@ fn train(
     example: &mut Example,
     validate: &mut Validate,
 ) -> anyhow::Result<(u64, f64)> {
-    let (mut best, mut stale, mut last_loss) = (f64::NEG_INFINITY, 0, f64::NAN);
+    let (mut early, mut last_loss) = (EarlyStop::new(cfg.patience), f64::NAN);
     for step in 1..=cfg.steps {
         if stop.load(Ordering::SeqCst) {
             return Err(Stopped.into());
@@ -413,17 +445,37 @@ fn train(
         if step % cfg.eval_every == 0 || step == cfg.steps {
             let (score, what) = validate(t)?;
             log(&format!("{name} step {step}: loss {:.4}, {what}", r.loss));
-            if score > best + 1e-9 {
-                best = score;
-                stale = 0;
-            } else {
-                stale += 1;
-                if cfg.patience > 0 && stale >= cfg.patience {
-                    log(&format!("{name}: no improvement in {stale} validations, stopping at step {step}"));
-                    return Ok((step, last_loss));
-                }
+            if early.stops_after(score) {
+                let stale = early.stale;
+                log(&format!("{name}: no improvement in {stale} validations, stopping at step {step}"));
+                return Ok((step, last_loss));
             }
         }
     }
     Ok((cfg.steps, last_loss))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EarlyStop;
+
+    /// The step (1-based validation) at which `scores` stop training, if they do.
+    fn stop_at(patience: u32, scores: &[f64]) -> Option<usize> {
+        let mut e = EarlyStop::new(patience);
+        scores.iter().position(|&s| e.stops_after(s)).map(|i| i + 1)
+    }
+
+    #[test]
+    fn early_stop_waits_for_the_score_to_leave_its_floor() {
+        // Nothing solved yet: no plateau, however long.
+        assert_eq!(stop_at(3, &[0.0; 20]), None);
+        // Off the floor, then three validations without a new best.
+        assert_eq!(stop_at(3, &[0.0, 0.0, 0.0, 0.02, 0.1, 0.1, 0.05, 0.1]), Some(8));
+        // A new best resets the count.
+        assert_eq!(stop_at(2, &[0.0, 0.1, 0.1, 0.2, 0.2, 0.2]), Some(6));
+        // Losses (negated) that improve and then stall.
+        assert_eq!(stop_at(2, &[-1.5, -1.4, -1.3, -1.31, -1.3]), Some(5));
+        // Patience 0 never stops.
+        assert_eq!(stop_at(0, &[0.0, 0.1, 0.1, 0.1, 0.1]), None);
+    }
 }
