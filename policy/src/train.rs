@@ -312,6 +312,7 @@ mod tests {
     use super::*;
     use crate::model::{ModelConfig, Positions};
     use crate::ops::tests::{assert_close, numeric_grad};
+    use candle_core::Device;
 
     #[test]
     fn estimator_parses_as_the_config_spells_it() {
@@ -321,7 +322,6 @@ mod tests {
         }
         assert_eq!("ppo".parse::<Estimator>().unwrap_err(), "an estimator is grpo or dr_grpo, not \"ppo\"");
     }
-    use candle_core::Device;
 
     fn tiny_with(dtype: DType, positions: Positions) -> Gpt {
         let cfg =
