@@ -3,10 +3,11 @@
 //! ```sh
 //! cargo run --release --example solver_rl -- WARMSTART_DIR [--lr 1e-4] [--iterations 40]
 //!     [--fresh] [--kl 0] [--negative-weight 1] [--estimator grpo|dr_grpo] [--keep-moments]
+//!     [--depths 1,2]
 //! ```
 //!
-//! Each iteration samples 8 attempts at 64 problems of the warm start's kind (32 of depth 1, 32
-//! of depth 2, literals ≤ 20), verifies them and takes one clipped policy-gradient update (2
+//! Each iteration samples 8 attempts at 64 problems (as many of each of `--depths`, literals
+//! ≤ 20), verifies them and takes one clipped policy-gradient update (2
 //! epochs) on the problems solved sometimes but not always, exactly as a self-play round updates
 //! the solver. It prints the mean solve rate per iteration. With `--fresh` the problems are new
 //! each iteration (does it generalize?); without, the same 64 every time (can it learn at all?).
@@ -44,6 +45,9 @@ struct Args {
     keep_moments: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Problem depths, 64 problems shared evenly among them.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    depths: Vec<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,9 +81,18 @@ fn main() -> anyhow::Result<()> {
     let pad = format.tokenizer().special(problem::Special::Pad);
     let sampling = SampleConfig { temperature: 1.0, top_k: None, top_p: None };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    anyhow::ensure!(
+        !args.depths.is_empty() && args.depths.iter().all(|d| (1..=8).contains(d)),
+        "--depths: one or more depths from 1 to 8"
+    );
+    let per_depth = 64 / args.depths.len();
     let problems = |i: u64| -> anyhow::Result<Vec<selfplay::evaluate::Item>> {
-        let mut items = selfplay::warmstart::problems(domain, 1, 20, 32, 1000 + i)?;
-        items.extend(selfplay::warmstart::problems(domain, 2, 20, 32, 5000 + i)?);
+        let mut items = Vec::new();
+        for &d in &args.depths {
+            // Seeds 1000 + i and 5000 + i for depths 1 and 2, as before this option.
+            let seed = 1000 + 4000 * u64::from(d - 1) + i;
+            items.extend(selfplay::warmstart::problems(domain, d, 20, per_depth, seed)?);
+        }
         Ok(items)
     };
     let k = 8;
