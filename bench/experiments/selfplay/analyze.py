@@ -99,6 +99,20 @@ def padded_summary(path):
     return out
 
 
+def learning_table(what, warm, runs, key, with_rounds):
+    """Accuracy by depth on the benchmark, warm start and each run's end (with the change)."""
+    depths = sorted(warm, key=int)
+    rounds = lambda n: f" {n} |" if with_rounds else ""
+    print(f"Learning: {what} on the benchmark, warm start → end of self-play\n")
+    print("| run |" + (" rounds |" if with_rounds else "") + " " + " | ".join(f"depth {d}" for d in depths) + " |")
+    print("|---|" + ("---|" if with_rounds else "") + "---|" * len(depths))
+    print("| warm start |" + rounds(0) + " " + " | ".join(f"{warm[d]:.3f}" for d in depths) + " |")
+    for name, r in runs.items():
+        acc = r[key]
+        print(f"| {name} |" + rounds(r["rounds"]) + " "
+              + " | ".join(f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -120,22 +134,9 @@ def main():
         print(json.dumps(result, indent=1))
         return
 
-    depths = sorted(warm, key=int)
-    print("Learning: greedy accuracy on the benchmark, warm start → end of self-play\n")
-    print("| run | rounds | " + " | ".join(f"depth {d}" for d in depths) + " |")
-    print("|---|---|" + "---|" * len(depths))
-    print("| warm start | 0 | " + " | ".join(f"{warm[d]:.3f}" for d in depths) + " |")
-    for name, r in runs.items():
-        acc = r["final_accuracy_by_depth"]
-        print(f"| {name} | {r['rounds']} | " + " | ".join(
-            f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
-    print("\nLearning: pass@8 (temperature 1) on the benchmark, warm start → end of self-play\n")
-    print("| run | " + " | ".join(f"depth {d}" for d in depths) + " |")
-    print("|---|" + "---|" * len(depths))
-    print("| warm start | " + " | ".join(f"{warm_pass[d]:.3f}" for d in depths) + " |")
-    for name, r in runs.items():
-        acc = r["final_pass_at_k_by_depth"]
-        print(f"| {name} | " + " | ".join(f"{acc[d]:.3f} ({acc[d] - warm_pass[d]:+.3f})" for d in depths) + " |")
+    learning_table("greedy accuracy", warm, runs, "final_accuracy_by_depth", with_rounds=True)
+    print()
+    learning_table("pass@8 (temperature 1)", warm_pass, runs, "final_pass_at_k_by_depth", with_rounds=False)
     print("\nFrontier: fraction of valid proposals with p̂ in [0.2, 0.8], first vs last tenth of the rounds\n")
     print("| run | first tenth | last tenth |")
     print("|---|---|---|")
