@@ -192,6 +192,10 @@ pub struct EvalArgs {
     /// The last line is one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also write each problem's outcome here, one JSON object per line: `problem`, `answer`,
+    /// `depth`, `greedy_output`, `greedy` (correct), `correct_samples` of `samples`.
+    #[arg(long, value_name = "FILE")]
+    pub items: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,5 @@
-//! Solver evaluation on a benchmark: greedy pass@1 and sampled pass@K, overall and by depth.
+//! Solver evaluation on a benchmark: greedy pass@1, and from K samples at temperature 1 the
+//! sampling policy's pass@1 (the policy self-play trains) and pass@K, overall and by depth.
 //!
 //! A benchmark is JSON lines `{"problem": "...", "answer": "...", "depth": D}`, `depth` optional
 //! (computed by the domain when absent). `selfplay gen` writes such files.
@@ -58,6 +59,10 @@ pub struct Score {
     pub accuracy: f64,
     /// Some of K samples correct (K = `samples`; equals `accuracy` when K = 0).
     pub pass_at_k: f64,
+    /// The fraction of the K samples that are correct: the sampling policy's pass@1 (absent when
+    /// K = 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<f64>,
     pub n: usize,
 }
 
@@ -66,6 +71,8 @@ pub struct Score {
 pub struct Report {
     pub accuracy: f64,
     pub pass_at_k: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<f64>,
     pub n: usize,
     /// K.
     pub samples: usize,
@@ -76,6 +83,20 @@ pub struct Report {
 /// Problems answered per forward batch.
 const EVAL_BATCH: usize = 256;
 
+/// How the solver did on one benchmark problem (the lines of `selfplay eval --items`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub problem: String,
+    pub answer: String,
+    pub depth: u32,
+    /// The greedy answer, as the solver wrote it.
+    pub greedy_output: String,
+    pub greedy: bool,
+    /// Correct samples of `samples` (temperature 1).
+    pub correct_samples: usize,
+    pub samples: usize,
+}
+
 /// Greedy answers (and, with `samples > 0`, `samples` sampled answers) for every item.
 pub fn evaluate(
     model: &Gpt,
@@ -85,20 +106,38 @@ pub fn evaluate(
     samples: usize,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<Report> {
-    let mut greedy_ok = vec![false; items.len()];
-    let mut any_ok = vec![false; items.len()];
-    for (chunk_i, chunk) in items.chunks(EVAL_BATCH).enumerate() {
-        let base = chunk_i * EVAL_BATCH;
+    Ok(Report::of(&outcomes(model, format, domain, items, samples, rng)?, samples))
+}
+
+/// What [`evaluate`] summarises: each item's greedy answer and how many of its samples are right.
+pub fn outcomes(
+    model: &Gpt,
+    format: &SolverFormat,
+    domain: &dyn Domain,
+    items: &[Item],
+    samples: usize,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(items.len());
+    for chunk in items.chunks(EVAL_BATCH) {
         let mut requests = Vec::new();
         for item in chunk {
             requests
                 .extend(format.requests(&item.problem, 1).map_err(|e| anyhow!("{:?}: {e}", item.problem))?);
         }
         let out = policy::sample(model, &requests, &SampleConfig::greedy(), rng, true)?;
-        for (j, s) in out.iter().enumerate() {
-            let ok = judge::verify(domain, &chunk[j].answer, &format.output_text(s)).correct;
-            greedy_ok[base + j] = ok;
-            any_ok[base + j] = ok;
+        let first = outcomes.len();
+        for (item, s) in chunk.iter().zip(&out) {
+            let greedy_output = format.output_text(s);
+            outcomes.push(Outcome {
+                problem: item.problem.clone(),
+                answer: item.answer.clone(),
+                depth: item.depth.unwrap_or(0),
+                greedy: judge::verify(domain, &item.answer, &greedy_output).correct,
+                greedy_output,
+                correct_samples: 0,
+                samples,
+            });
         }
         if samples > 0 {
             let mut requests = Vec::new();
@@ -107,42 +146,119 @@ pub fn evaluate(
             }
             let out = policy::sample(model, &requests, &SampleConfig::default(), rng, true)?;
             for (j, s) in out.iter().enumerate() {
-                let item = j / samples;
-                if judge::verify(domain, &chunk[item].answer, &format.output_text(s)).correct {
-                    any_ok[base + item] = true;
+                let o = &mut outcomes[first + j / samples];
+                if judge::verify(domain, &o.answer, &format.output_text(s)).correct {
+                    o.correct_samples += 1;
                 }
             }
         }
     }
-    let score = |idx: &mut dyn Iterator<Item = usize>| {
-        let (mut n, mut g, mut a) = (0, 0, 0);
-        for i in idx {
+    Ok(outcomes)
+}
+
+impl Score {
+    fn of<'a>(outcomes: impl Iterator<Item = &'a Outcome>, samples: usize) -> Score {
+        let (mut n, mut greedy, mut any, mut correct) = (0, 0, 0, 0);
+        for o in outcomes {
             n += 1;
-            g += usize::from(greedy_ok[i]);
-            a += usize::from(any_ok[i]);
+            greedy += usize::from(o.greedy);
+            any += usize::from(o.greedy || o.correct_samples > 0);
+            correct += o.correct_samples;
         }
-        Score { accuracy: g as f64 / n.max(1) as f64, pass_at_k: a as f64 / n.max(1) as f64, n }
-    };
-    let all = score(&mut (0..items.len()));
-    let mut depths: Vec<u32> = items.iter().map(|i| i.depth.unwrap_or(0)).collect();
-    depths.sort_unstable();
-    depths.dedup();
-    let by_depth = depths
-        .into_iter()
-        .map(|d| (d, score(&mut (0..items.len()).filter(|&i| items[i].depth.unwrap_or(0) == d))))
-        .collect();
-    Ok(Report { accuracy: all.accuracy, pass_at_k: all.pass_at_k, n: all.n, samples, by_depth })
+        Score {
+            accuracy: greedy as f64 / n.max(1) as f64,
+            pass_at_k: any as f64 / n.max(1) as f64,
+            sampled: (samples > 0).then(|| correct as f64 / (n * samples).max(1) as f64),
+            n,
+        }
+    }
 }
 
 impl Report {
+    /// The figures of `outcomes`, overall and by depth.
+    pub fn of(outcomes: &[Outcome], samples: usize) -> Report {
+        let all = Score::of(outcomes.iter(), samples);
+        let mut depths: Vec<u32> = outcomes.iter().map(|o| o.depth).collect();
+        depths.sort_unstable();
+        depths.dedup();
+        let by_depth = depths
+            .into_iter()
+            .map(|d| (d, Score::of(outcomes.iter().filter(|o| o.depth == d), samples)))
+            .collect();
+        Report {
+            accuracy: all.accuracy,
+            pass_at_k: all.pass_at_k,
+            sampled: all.sampled,
+            n: all.n,
+            samples,
+            by_depth,
+        }
+    }
+
     /// A table for people.
     pub fn table(&self) -> String {
-        let mut out =
-            format!("{:>6} {:>6} {:>9} {:>9}\n", "depth", "n", "pass@1", format!("pass@{}", self.samples));
-        for (d, s) in &self.by_depth {
-            out.push_str(&format!("{d:>6} {:>6} {:>9.3} {:>9.3}\n", s.n, s.accuracy, s.pass_at_k));
+        let k = self.samples;
+        let mut out = format!("{:>6} {:>6} {:>9}", "depth", "n", "greedy");
+        if k > 0 {
+            out.push_str(&format!(" {:>9} {:>9}", "sampled", format!("pass@{k}")));
         }
-        out.push_str(&format!("{:>6} {:>6} {:>9.3} {:>9.3}\n", "all", self.n, self.accuracy, self.pass_at_k));
+        out.push('\n');
+        let row = |label: &str, s: &Score| {
+            let mut line = format!("{label:>6} {:>6} {:>9.3}", s.n, s.accuracy);
+            if let Some(sampled) = s.sampled {
+                line.push_str(&format!(" {sampled:>9.3} {:>9.3}", s.pass_at_k));
+            }
+            line + "\n"
+        };
+        for (d, s) in &self.by_depth {
+            out.push_str(&row(&d.to_string(), s));
+        }
+        let all =
+            Score { accuracy: self.accuracy, pass_at_k: self.pass_at_k, sampled: self.sampled, n: self.n };
+        out.push_str(&row("all", &all));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(depth: u32, greedy: bool, correct_samples: usize) -> Outcome {
+        Outcome {
+            problem: format!("{depth}+{correct_samples}"),
+            answer: String::new(),
+            depth,
+            greedy_output: String::new(),
+            greedy,
+            correct_samples,
+            samples: 4,
+        }
+    }
+
+    #[test]
+    fn a_report_counts_greedy_sampled_and_any_correct_by_depth() {
+        let outcomes = [
+            outcome(1, true, 4),
+            outcome(1, false, 1),
+            outcome(2, false, 0),
+            outcome(2, true, 0),
+            outcome(2, false, 2),
+        ];
+        let r = Report::of(&outcomes, 4);
+        let one = r.by_depth[&1];
+        assert_eq!((one.n, one.accuracy, one.pass_at_k, one.sampled), (2, 0.5, 1.0, Some(5.0 / 8.0)));
+        let two = r.by_depth[&2];
+        // Greedy right counts as a success of pass@K, whatever the samples did.
+        assert_eq!((two.n, two.pass_at_k, two.sampled), (3, 2.0 / 3.0, Some(2.0 / 12.0)));
+        assert!((two.accuracy - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!((r.n, r.accuracy, r.pass_at_k, r.sampled), (5, 0.4, 0.8, Some(7.0 / 20.0)));
+        assert!(r.table().contains("sampled"));
+        // Without samples there is no sampled accuracy, and pass@K is the greedy accuracy.
+        let greedy: Vec<Outcome> =
+            outcomes.iter().map(|o| Outcome { correct_samples: 0, samples: 0, ..o.clone() }).collect();
+        let r = Report::of(&greedy, 0);
+        assert_eq!((r.accuracy, r.pass_at_k, r.sampled), (0.4, 0.4, None));
+        assert!(!r.table().contains("sampled"));
     }
 }

@@ -90,16 +90,41 @@ fn pretrain_then_eval_from_the_checkpoints() {
     lines.push_str("{\"problem\": \"2*(3+4)\", \"answer\": \"14\"}\n");
     std::fs::write(&bench, lines).unwrap();
     let (ck, b) = (run.to_str().unwrap(), bench.to_str().unwrap());
-    let out = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "3", "--json"]);
+    let items = dir.path().join("items.jsonl");
+    let i = items.to_str().unwrap();
+    let out = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "3", "--json", "--items", i]);
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    // Each problem's outcome, in the benchmark's order; the report is their summary.
+    let outcomes: Vec<Value> =
+        std::fs::read_to_string(&items).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(outcomes.len(), 31);
+    assert_eq!(outcomes[30]["problem"], "2*(3+4)");
+    assert_eq!(outcomes[30]["depth"], 2);
+    let greedy = outcomes.iter().filter(|o| o["greedy"] == true).count();
+    assert_eq!(last["accuracy"].as_f64().unwrap(), greedy as f64 / 31.0);
+    let correct: u64 = outcomes.iter().map(|o| o["correct_samples"].as_u64().unwrap()).sum();
+    assert!((last["sampled"].as_f64().unwrap() - correct as f64 / 93.0).abs() < 1e-12);
     assert_eq!(last["n"], 31);
     assert_eq!(last["by_depth"]["1"]["n"], 20);
     assert_eq!(last["by_depth"]["2"]["n"], 11);
-    for key in ["accuracy", "pass_at_k"] {
+    for key in ["accuracy", "pass_at_k", "sampled"] {
         let v = last[key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key} {v}");
     }
     assert!(last["pass_at_k"].as_f64() >= last["accuracy"].as_f64(), "greedy is one of the chances");
+    // The samples' mean is at most "some sample correct", and the overall mean is the depths' means
+    // weighted by their problems.
+    let mut weighted = 0.0;
+    for (_, d) in last["by_depth"].as_object().unwrap() {
+        let sampled = d["sampled"].as_f64().unwrap();
+        assert!(sampled <= d["pass_at_k"].as_f64().unwrap() + 1e-12, "{d}");
+        weighted += sampled * d["n"].as_f64().unwrap();
+    }
+    assert!((weighted / 31.0 - last["sampled"].as_f64().unwrap()).abs() < 1e-9, "{last}");
+    let greedy_only = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "0", "--json"]);
+    let greedy_only: Value = serde_json::from_str(greedy_only.lines().last().unwrap()).unwrap();
+    assert!(greedy_only.get("sampled").is_none(), "no samples, no sampled accuracy: {greedy_only}");
+    assert_eq!(greedy_only["accuracy"], last["accuracy"], "greedy answers do not depend on sampling");
     // The same evaluation twice gives the same numbers; the solver directory works directly.
     let again = ok(&[
         "eval",
@@ -112,8 +137,18 @@ fn pretrain_then_eval_from_the_checkpoints() {
         "--json",
     ]);
     assert_eq!(again, out);
+    let err = fails(&[
+        "eval",
+        "--checkpoint",
+        ck,
+        "--benchmark",
+        b,
+        "--items",
+        dir.path().join("no/such/dir").to_str().unwrap(),
+    ]);
+    assert!(err.contains("cannot write") && err.contains("no/such/dir"), "{err}");
     let table = ok(&["eval", "--checkpoint", ck, "--benchmark", b, "--samples", "0"]);
-    assert!(table.contains("pass@1"), "{table}");
+    assert!(table.contains("greedy") && !table.contains("sampled"), "{table}");
 
     // Bad input.
     let err = fails(&["eval", "--checkpoint", run.join("proposer").to_str().unwrap(), "--benchmark", b]);

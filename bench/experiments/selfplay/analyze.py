@@ -4,7 +4,9 @@
     analyze.py OUT_DIR --seeds 1 2 3 --ablation-seeds 1 [--markdown]
 
 Reads OUT_DIR/warmstart-eval.json, and for each run OUT_DIR/ARM-SEED/{metrics.jsonl,eval.json}
-and, where run.sh exported it, the run's valid problems OUT_DIR/ARM-SEED/valid.jsonl. An arm with
+and, where run.sh wrote them, the run's valid problems OUT_DIR/ARM-SEED/valid.jsonl and each
+benchmark problem's outcome (OUT_DIR/warmstart-items.jsonl, OUT_DIR/ARM-SEED/items.jsonl): with
+those the changes carry their paired standard errors (the same problems before and after). An arm with
 no run directory is left out. Prints one JSON object; with --markdown, the README's tables instead.
 """
 
@@ -38,13 +40,45 @@ def ratio(r):
 
 
 def by_depth(ev, key="accuracy"):
+    """`key` by depth; None when the evaluation has no such figure (`sampled` is newer)."""
+    if any(key not in v for v in ev["by_depth"].values()):
+        return None
     return {d: v[key] for d, v in ev["by_depth"].items()}
+
+
+def items(path):
+    """Per-problem outcomes of `selfplay eval --items`, keyed by problem; None without the file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return {o["problem"]: o for o in map(json.loads, f)}
+
+
+def paired_change(before, after):
+    """By depth, for greedy and sampled accuracy: the mean change over the same problems and its
+    standard error."""
+    if before is None or after is None:
+        return None
+    measures = {"greedy": lambda o: float(o["greedy"]),
+                "sampled": lambda o: o["correct_samples"] / o["samples"] if o["samples"] else None}
+    out = {}
+    for name, f in measures.items():
+        diffs = {}
+        for p, b in before.items():
+            a = after.get(p)
+            if a is not None and f(a) is not None and f(b) is not None:
+                diffs.setdefault(str(b["depth"]), []).append(f(a) - f(b))
+        out[name] = {d: {"change": round(statistics.fmean(v), 4),
+                         "se": round(statistics.stdev(v) / len(v) ** 0.5, 4) if len(v) > 1 else None,
+                         "n": len(v)}
+                     for d, v in sorted(diffs.items(), key=lambda kv: int(kv[0]))}
+    return out
 
 
 PHASES = ["propose", "judge", "solve", "score", "store", "update", "curriculum", "eval"]
 
 
-def run_summary(d, windows):
+def run_summary(d, windows, warm_items):
     rows = metrics(f"{d}/metrics.jsonl")
     for r in rows:
         r["surface_per_essential"] = ratio(r)
@@ -58,6 +92,8 @@ def run_summary(d, windows):
         "rounds": len(rows),
         "final_accuracy_by_depth": by_depth(ev),
         "final_pass_at_k_by_depth": by_depth(ev, "pass_at_k"),
+        "final_sampled_by_depth": by_depth(ev, "sampled"),
+        "paired_change": paired_change(warm_items, items(f"{d}/items.jsonl")),
         "seconds_per_round": round(statistics.fmean(r["timings"]["total"] for r in rows), 4),
         "phase_share": {
             p: round(sum(r["timings"][p] for r in rows) / sum(r["timings"]["total"] for r in rows), 4)
@@ -99,8 +135,9 @@ def padded_summary(path):
     return out
 
 
-def learning_table(what, warm, runs, key, with_rounds):
-    """Accuracy by depth on the benchmark, warm start and each run's end (with the change)."""
+def learning_table(what, warm, runs, key, with_rounds, paired=None):
+    """Accuracy by depth on the benchmark, warm start and each run's end (with the change, and its
+    paired standard error where the runs have the `paired` measure)."""
     depths = sorted(warm, key=int)
     rounds = lambda n: f" {n} |" if with_rounds else ""
     print(f"Learning: {what} on the benchmark, warm start → end of self-play\n")
@@ -109,8 +146,12 @@ def learning_table(what, warm, runs, key, with_rounds):
     print("| warm start |" + rounds(0) + " " + " | ".join(f"{warm[d]:.3f}" for d in depths) + " |")
     for name, r in runs.items():
         acc = r[key]
-        print(f"| {name} |" + rounds(r["rounds"]) + " "
-              + " | ".join(f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f})" for d in depths) + " |")
+        change = (r["paired_change"] or {}).get(paired, {})
+
+        def cell(d):
+            se = change.get(d, {}).get("se")
+            return f"{acc[d]:.3f} ({acc[d] - warm[d]:+.3f}" + (f" ± {se:.3f})" if se is not None else ")")
+        print(f"| {name} |" + rounds(r["rounds"]) + " " + " | ".join(cell(d) for d in depths) + " |")
 
 
 def main():
@@ -124,18 +165,27 @@ def main():
     with open(f"{a.out}/warmstart-eval.json") as f:
         warm_eval = json.load(f)
     warm, warm_pass = by_depth(warm_eval), by_depth(warm_eval, "pass_at_k")
+    warm_sampled = by_depth(warm_eval, "sampled")
+    warm_items = items(f"{a.out}/warmstart-items.jsonl")
     runs = {}
     for arm in ARMS:
         for s in a.seeds if arm == "default" else a.ablation_seeds:
             if os.path.isdir(f"{a.out}/{arm}-{s}"):
-                runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows)
-    result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass, "runs": runs}
+                runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows, warm_items)
+    result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass,
+              "warm_start_sampled_by_depth": warm_sampled, "runs": runs}
     if not a.markdown:
         print(json.dumps(result, indent=1))
         return
 
-    learning_table("greedy accuracy", warm, runs, "final_accuracy_by_depth", with_rounds=True)
+    if any(r["paired_change"] for r in runs.values()):
+        print("Changes are given ± their standard error, paired over the same problems.\n")
+    learning_table("greedy accuracy", warm, runs, "final_accuracy_by_depth", with_rounds=True, paired="greedy")
     print()
+    if warm_sampled and all(r["final_sampled_by_depth"] for r in runs.values()):
+        learning_table("sampled accuracy (the fraction of 8 samples at temperature 1 that are correct)",
+                       warm_sampled, runs, "final_sampled_by_depth", with_rounds=False, paired="sampled")
+        print()
     learning_table("pass@8 (temperature 1)", warm_pass, runs, "final_pass_at_k_by_depth", with_rounds=False)
     print("\nFrontier: fraction of valid proposals with p̂ in [0.2, 0.8], first vs last tenth of the rounds\n")
     print("| run | first tenth | last tenth |")

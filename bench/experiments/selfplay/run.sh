@@ -31,7 +31,7 @@ if [ ! -f "$out/benchmark.jsonl" ]; then
     > "$out/benchmark.jsonl"
 fi
 "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
-  2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
+  --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
 
 # 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off;
 # all three off (a padded problem is often a canonical copy, so the repetition penalty alone
@@ -55,8 +55,8 @@ one_run() { # arm seed
   "$SELFPLAY" run --config "$dir/experiment.toml" --run-dir "$dir" --minutes "$minutes" --seed "$2" \
     >"$dir/run.out" 2>"$dir/run.log"
   local last; last="$(ls -d "$dir"/checkpoints/round-* | sort | tail -n 1)"
-  "$SELFPLAY" eval --checkpoint "$last" --benchmark "$out/benchmark.jsonl" --json 2>/dev/null | tail -n 1 \
-    > "$dir/eval.json.tmp" && mv "$dir/eval.json.tmp" "$dir/eval.json"
+  "$SELFPLAY" eval --checkpoint "$last" --benchmark "$out/benchmark.jsonl" --json --items "$dir/items.jsonl" \
+    2>/dev/null | tail -n 1 > "$dir/eval.json.tmp" && mv "$dir/eval.json.tmp" "$dir/eval.json"
   "$SELFPLAY" archive --run-dir "$dir" export --format jsonl --valid --out "$dir/valid.jsonl"
 }
 runs=()
