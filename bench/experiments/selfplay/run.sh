@@ -2,8 +2,8 @@
 # The self-play experiments of bench/experiments/selfplay/README.md:
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
-# ABLATION_SEEDS (default "1"), JOBS (runs at once, default 2), SELFPLAY (default: a release
-# build) can be set in the environment.
+# ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"), JOBS
+# (runs at once, default 2), SELFPLAY (default: a release build) can be set in the environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -11,6 +11,13 @@ out="$(mkdir -p "${1:-$root/runs/exp-selfplay}" && cd "${1:-$root/runs/exp-selfp
 minutes="${MINUTES:-20}"
 seeds="${SEEDS:-1 2 3}"
 ablation_seeds="${ABLATION_SEEDS:-1}"
+ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
+for arm in $ablations; do
+  case "$arm" in
+    no-padding|no-repetition|no-penalties) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties)" >&2; exit 2 ;;
+  esac
+done
 jobs="${JOBS:-2}"
 if [ -z "${SELFPLAY:-}" ]; then
   (cd "$root" && cargo build --release --quiet)
@@ -61,7 +68,7 @@ one_run() { # arm seed
 }
 runs=()
 for s in $seeds; do runs+=("default $s"); done
-for s in $ablation_seeds; do runs+=("no-padding $s" "no-repetition $s" "no-penalties $s"); done
+for s in $ablation_seeds; do for arm in $ablations; do runs+=("$arm $s"); done; done
 for r in "${runs[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
   one_run $r &
