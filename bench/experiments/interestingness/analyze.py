@@ -4,7 +4,9 @@ archive (valid problems): mean preference score, mean frontier reward, valid and
 and how often the simulated person prefers a problem of the weighted arm to one of the unweighted
 arm (fresh labels, never used in fitting).
 
-    analyze.py OUT_DIR ROUNDS SEEDS...   # reads OUT_DIR/{on,off}-SEED/late.jsonl
+    analyze.py OUT_DIR ARM ROUNDS SEEDS...   # reads OUT_DIR/{ARM,off}-SEED/late.jsonl
+
+ARM names the weighted runs (run.sh: MODE-WEIGHT); in the output they are "on".
 """
 
 import json
@@ -35,10 +37,11 @@ def summary(rows, valid):
 
 
 def main():
-    out, rounds, seeds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    result = {"rounds": rounds, "late_half_from_round": rounds // 2 + 1, "seeds": {}}
+    out, on_arm, rounds, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    result = {"arm": on_arm, "rounds": rounds, "late_half_from_round": rounds // 2 + 1, "seeds": {}}
     for seed in seeds:
-        arms = {arm: load("%s/%s-%s/late.jsonl" % (out, arm, seed)) for arm in ("on", "off")}
+        arms = {arm: load("%s/%s-%s/late.jsonl" % (out, name, seed))
+                for arm, name in (("on", on_arm), ("off", "off"))}
         rng = random.Random(int(seed))
         on, off = arms["on"][1], arms["off"][1]
         wins = 0
