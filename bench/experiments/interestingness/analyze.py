@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Compares the runs of the interestingness experiment: for each seed, the late half of each arm's
-archive (valid problems): mean preference score, mean frontier reward, valid and padded fractions,
-and how often the simulated person prefers a problem of the weighted arm to one of the unweighted
-arm (fresh labels, never used in fitting).
+archive (valid problems): mean preference score, mean frontier reward, valid and padded fractions; and over
+2,000 random pairs of one problem from each arm, how often the simulated person prefers the
+weighted arm's problem (fresh labels, never used in fitting; pooled over seeds with a 95% Wilson
+interval), the person's own probability of doing so, and how often the scorer scores it higher.
 
     analyze.py OUT_DIR ARM ROUNDS SEEDS...   # reads OUT_DIR/{ARM,off}-SEED/late.jsonl
 
@@ -10,6 +11,7 @@ ARM names the weighted runs (run.sh: MODE-WEIGHT); in the output they are "on".
 """
 
 import json
+import math
 import random
 import statistics
 import sys
@@ -36,6 +38,14 @@ def summary(rows, valid):
     }
 
 
+def wilson(k, n, z=1.96):
+    """95% Wilson score interval of k successes in n."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [centre - half, centre + half]
+
+
 def main():
     out, on_arm, rounds, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     result = {"arm": on_arm, "rounds": rounds, "late_half_from_round": rounds // 2 + 1, "seeds": {}}
@@ -44,17 +54,32 @@ def main():
                 for arm, name in (("on", on_arm), ("off", "off"))}
         rng = random.Random(int(seed))
         on, off = arms["on"][1], arms["off"][1]
-        wins = 0
+        wins, chance, scorer = 0, 0.0, 0.0
         pairs = 2000 if on and off else 0
         for _ in range(pairs):
             a, b = rng.choice(on), rng.choice(off)
-            wins += prefers_a(utility(a["canonical"], a["depth"], a["padding"]),
-                              utility(b["canonical"], b["depth"], b["padding"]), rng)
+            ua = utility(a["canonical"], a["depth"], a["padding"])
+            ub = utility(b["canonical"], b["depth"], b["padding"])
+            wins += prefers_a(ua, ub, rng)
+            chance += 1.0 / (1.0 + math.exp(-(ua - ub)))
+            sa, sb = a["interestingness"], b["interestingness"]
+            if sa is not None and sb is not None:
+                scorer += 1.0 if sa > sb else 0.5 if sa == sb else 0.0
         result["seeds"][seed] = {
             "on": summary(*arms["on"]),
             "off": summary(*arms["off"]),
             "person_prefers_on": wins / pairs if pairs else None,
+            # The person's own probability of preferring the weighted arm's problem, averaged over
+            # the same pairs: what the labels estimate, without their noise.
+            "person_prefers_on_expected": chance / pairs if pairs else None,
+            # How often the scorer scores the weighted arm's problem higher (ties count half).
+            "scorer_prefers_on": scorer / pairs if pairs else None,
         }
+    labels = [(v["person_prefers_on"], 2000) for v in result["seeds"].values() if v["person_prefers_on"] is not None]
+    if labels:
+        n = sum(k for _, k in labels)
+        wins = sum(round(p * k) for p, k in labels)
+        result["pooled"] = {"labels": n, "person_prefers_on": wins / n, "ci95": wilson(wins, n)}
     json.dump(result, sys.stdout, indent=1)
     print()
 
