@@ -22,7 +22,10 @@ fn config(dir: &Path, scorers: &str) -> PathBuf {
     let tiny = std::fs::read_to_string(TINY).unwrap();
     let trained = tiny.replace("steps = 80\n", "steps = 300\n");
     assert_ne!(trained, tiny, "tiny.toml's proposer steps moved");
-    let text = format!("{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\n\n{scorers}");
+    // Additive, so that every valid problem's score shows in its reward (few are in the band here).
+    let text = format!(
+        "{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\ninterestingness_mode = \"additive\"\n\n{scorers}"
+    );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path

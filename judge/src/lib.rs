@@ -7,10 +7,11 @@
 //! The reward of a valid problem with solve rate `p` is
 //!
 //! ```text
-//! total = frontier(p) · padding_factor(padding) · (1 − repetition) + w · interestingness
+//! total = frontier(p) · padding_factor(padding) · length_factor · (1 − repetition) · (1 + w · interestingness)
+//!         − cost · repetition
 //! ```
 //!
-//! (or, with [`InterestMode::Frontier`], the first product times `1 + w · interestingness`)
+//! (or, with [`InterestMode::Additive`], the product plus `w · interestingness`)
 //!
 //! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
 //! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`].
@@ -273,11 +274,12 @@ impl LengthCurve {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterestMode {
-    /// `b + w · s`: paid whatever the solver makes of the problem.
-    #[default]
+    /// `b + w · s`: paid whatever the solver makes of the problem, so a proposer can earn it with
+    /// problems nobody solves.
     Additive,
     /// `b · (1 + w · s)`: paid only as far as the frontier pays, so interestingness cannot be
     /// bought with problems the solver never (or always) solves, nor with padding.
+    #[default]
     Frontier,
 }
 
@@ -305,7 +307,7 @@ impl Default for RewardConfig {
             repetition: RepetitionPenalty::default(),
             length: LengthResidual::default(),
             interestingness_weight: 0.0,
-            interestingness_mode: InterestMode::Additive,
+            interestingness_mode: InterestMode::Frontier,
             invalid: -1.0,
         }
     }
@@ -556,7 +558,12 @@ mod tests {
     fn reward_keeps_every_term() {
         // A partial archive penalty, so that every factor shows in the product.
         let repetition = RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.25 };
-        let cfg = RewardConfig { interestingness_weight: 0.5, repetition, ..RewardConfig::default() };
+        let cfg = RewardConfig {
+            interestingness_weight: 0.5,
+            interestingness_mode: InterestMode::Additive,
+            repetition,
+            ..RewardConfig::default()
+        };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
