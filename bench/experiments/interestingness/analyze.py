@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Compares the runs of the interestingness experiment: for each seed, the late half of each arm's
-archive (valid problems): mean preference score, mean frontier reward, valid and padded fractions; and over
-2,000 random pairs of one problem from each arm, how often the simulated person prefers the
-weighted arm's problem (fresh labels, never used in fitting; pooled over seeds with a 95% Wilson
-interval), the person's own probability of doing so, and how often the scorer scores it higher.
+archive (valid problems): mean preference score, mean frontier reward, valid and padded
+fractions; and over 2,000 random pairs of one problem from each arm, how often the simulated
+person prefers the weighted arm's problem (fresh labels, never used in fitting; pooled over seeds
+with a 95% Wilson interval), the person's own probability of doing so, and how often the scorer
+scores it higher.
 
     analyze.py OUT_DIR ARM ROUNDS SEEDS...   # reads OUT_DIR/{ARM,off}-SEED/late.jsonl
 
@@ -75,7 +76,8 @@ def main():
             # How often the scorer scores the weighted arm's problem higher (ties count half).
             "scorer_prefers_on": scorer / pairs if pairs else None,
         }
-    labels = [(v["person_prefers_on"], 2000) for v in result["seeds"].values() if v["person_prefers_on"] is not None]
+    labels = [(v["person_prefers_on"], 2000)
+              for v in result["seeds"].values() if v["person_prefers_on"] is not None]
     if labels:
         n = sum(k for _, k in labels)
         wins = sum(round(p * k) for p, k in labels)
