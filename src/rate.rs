@@ -45,8 +45,8 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let ids = archive.add_ratings(&mut ratings)?;
             writeln!(
                 out,
-                "imported {} ratings ({} in the archive now)",
-                ids.len(),
+                "imported {} ({} in the archive now)",
+                ratings_count(ids.len()),
                 archive.ratings()?.len()
             )?;
             Ok(())
@@ -113,6 +113,15 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// "1 rating", "3 ratings".
+fn ratings_count(n: usize) -> String {
+    if n == 1 {
+        "1 rating".to_string()
+    } else {
+        format!("{n} ratings")
     }
 }
 
@@ -378,7 +387,7 @@ fn interactive(archive: Archive) -> anyhow::Result<()> {
     })();
     ratatui::restore();
     result?;
-    eprintln!("{} ratings stored", app.given);
+    eprintln!("{} stored", ratings_count(app.given));
     Ok(())
 }
 
@@ -392,6 +401,12 @@ mod tests {
         assert!((n as f64 / 20_000.0 - 0.2).abs() < 0.01, "{n}");
         assert_eq!((1..=1000).filter(|&id| held_out(id, 0.0)).count(), 0);
         assert!((1..=100).all(|id| held_out(id, 0.3) == held_out(id, 0.3)));
+    }
+
+    #[test]
+    fn counts_of_ratings_read_as_english() {
+        assert_eq!(ratings_count(1), "1 rating");
+        assert_eq!((ratings_count(0), ratings_count(3)), ("0 ratings".to_string(), "3 ratings".to_string()));
     }
 
     #[test]
