@@ -5,7 +5,8 @@
 #   CONFIG    the players and round (default base.toml here; players.toml: the embedded defaults)
 #   ROUNDS    rounds per run (default 100); SEEDS (default "1 2 3"); JOBS runs at once (default 2)
 #   WEIGHT    interestingness weight of the weighted arm (default 0.5)
-#   MODE      reward.interestingness_mode of the weighted arm: additive (default) or frontier
+#   MODE      reward.interestingness_mode of the weighted arm: additive (default here, as the
+#             first measurements ran) or frontier (the lab's default)
 #   RATINGS   simulated ratings the preference scorer learns from (default 1500)
 #   WARMSTART a finished warm start (a run's warmstart/ directory) to use instead of training one
 #             on CONFIG; it must have been trained on the same players
