@@ -50,6 +50,7 @@ def wilson(k, n, z=1.96):
 def main():
     out, on_arm, rounds, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     result = {"arm": on_arm, "rounds": rounds, "late_half_from_round": rounds // 2 + 1, "seeds": {}}
+    all_wins, all_pairs = 0, 0
     for seed in seeds:
         arms = {arm: load("%s/%s-%s/late.jsonl" % (out, name, seed))
                 for arm, name in (("on", on_arm), ("off", "off"))}
@@ -66,6 +67,7 @@ def main():
             sa, sb = a["interestingness"], b["interestingness"]
             if sa is not None and sb is not None:
                 scorer += 1.0 if sa > sb else 0.5 if sa == sb else 0.0
+        all_wins, all_pairs = all_wins + wins, all_pairs + pairs
         result["seeds"][seed] = {
             "on": summary(*arms["on"]),
             "off": summary(*arms["off"]),
@@ -76,12 +78,9 @@ def main():
             # How often the scorer scores the weighted arm's problem higher (ties count half).
             "scorer_prefers_on": scorer / pairs if pairs else None,
         }
-    labels = [(v["person_prefers_on"], 2000)
-              for v in result["seeds"].values() if v["person_prefers_on"] is not None]
-    if labels:
-        n = sum(k for _, k in labels)
-        wins = sum(round(p * k) for p, k in labels)
-        result["pooled"] = {"labels": n, "person_prefers_on": wins / n, "ci95": wilson(wins, n)}
+    if all_pairs:
+        result["pooled"] = {"labels": all_pairs, "person_prefers_on": all_wins / all_pairs,
+                            "ci95": wilson(all_wins, all_pairs)}
     json.dump(result, sys.stdout, indent=1)
     print()
 

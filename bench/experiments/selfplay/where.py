@@ -14,13 +14,18 @@ right can only lose, one chosen for errors can only gain.
 """
 
 import argparse
-import json
 import re
+import sys
+
+from analyze import items
 
 
 def load(path):
-    with open(path) as f:
-        return {o["problem"]: o for o in map(json.loads, f)}
+    """`analyze.items`, which must be there."""
+    loaded = items(path)
+    if loaded is None:
+        sys.exit(f"no {path} (written by `selfplay eval --items`)")
+    return loaded
 
 
 def big_product(o):
