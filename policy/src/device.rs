@@ -20,6 +20,25 @@ pub fn parse(spec: &str) -> Result<Device, String> {
     Device::new_cuda(cuda_index).map_err(|e| format!("device {spec:?}: {e}"))
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel at once.
+///
+/// Training allocates and frees the same few hundred tensors every step, many above glibc's
+/// default 128 KiB `mmap` threshold or big enough to trim the heap when freed: each step then
+/// maps, zero-fills and unmaps the same pages again (a quarter of a training step, measured in
+/// `bench/NOTES.md`). Raising the thresholds lets the allocator reuse them. Call once, early;
+/// does nothing where the allocator is not glibc's.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets allocator parameters; it is called before any other thread is
+    // started by the caller, and with values glibc documents (32 MiB is its largest mmap
+    // threshold on 64-bit targets).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

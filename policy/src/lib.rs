@@ -3,12 +3,12 @@
 //! Domain-agnostic: token ids in, tensors and tokens out.
 //!
 //! * [`model`]: a small GPT (config, layers, forward with an optional KV cache);
-//! * [`ops`]: fused LayerNorm and softmax with hand-written backward passes;
+//! * [`ops`]: fused LayerNorm, softmax and GELU with hand-written backward passes;
 //! * [`sample`]: batched KV-cache sampling with temperature, top-k, top-p, stop tokens;
 //! * [`train`]: completion log-probs, cross-entropy, group advantages, the clipped PG loss;
 //! * [`optim`]: AdamW with warmup and cosine decay, clipping, non-finite guard;
 //! * [`checkpoint`]: atomic checkpoints that resume bit-exactly;
-//! * [`device`]: `cpu` or `cuda[:N]`.
+//! * [`device`]: `cpu` or `cuda[:N]`, and the allocator setting training wants.
 
 pub mod checkpoint;
 pub mod device;

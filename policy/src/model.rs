@@ -256,7 +256,7 @@ impl Block {
     ) -> Result<Tensor> {
         let a = self.attn.forward(&self.ln_1.forward(x)?, mask, rope, cache, dropout)?;
         let x = (x + drop(a, dropout)?)?;
-        let m = self.c_proj.forward(&self.c_fc.forward(&self.ln_2.forward(&x)?)?.gelu()?)?;
+        let m = self.c_proj.forward(&ops::gelu(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?)?;
         x + drop(m, dropout)?
     }
 }

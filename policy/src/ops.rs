@@ -227,6 +227,144 @@ impl CustomOp1 for Softmax {
     }
 }
 
+// ---------------------------------------------------------------- GELU
+
+/// GELU, tanh form (GPT-2's): `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+///
+/// candle's `gelu` has the same forward, but its backward builds a dozen graph nodes (two
+/// `powf`, a `tanh`, scalar products, sums), each allocating a tensor of the MLP's width: the
+/// largest activations of the model. Here it is one node each way, with a branch-free `tanh`
+/// the compiler vectorizes.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.gelu();
+    }
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+struct Gelu;
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_A: f64 = 0.044_715;
+
+/// Elements per parallel chunk of an element-wise op: below it, one thread.
+const CHUNK: usize = 1 << 15;
+
+/// `exp(x)` for f32, vectorizable: `2^n · p(r)` with `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, `p` a
+/// degree-6 Taylor polynomial (relative error < 2e-7 over the range). Inputs are clamped to
+/// [−87, 88] (where f32's `exp` is finite and normal).
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    // ln 2 split in a part exact in f32 and the rest, so that `x − n·ln 2` loses nothing.
+    let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
+}
+
+/// `tanh(u) = sign(u) · (1 − e) / (1 + e)` with `e = exp(−2|u|)`, saturating to ±1. Accurate to
+/// a few ulp of 1 in absolute terms (not relative near 0, where GELU only uses `1 + tanh`).
+#[inline(always)]
+fn tanh_f32(u: f32) -> f32 {
+    let e = exp_f32(-2.0 * u.abs());
+    ((1.0 - e) / (1.0 + e)).copysign(u)
+}
+
+/// The element-wise pieces of GELU in the float type of the data.
+trait GeluFloat: Float + Send + Sync {
+    fn tanh_fast(self) -> Self;
+}
+
+impl GeluFloat for f32 {
+    #[inline(always)]
+    fn tanh_fast(self) -> f32 {
+        tanh_f32(self)
+    }
+}
+
+impl GeluFloat for f64 {
+    #[inline(always)]
+    fn tanh_fast(self) -> f64 {
+        self.tanh()
+    }
+}
+
+#[inline(always)]
+fn gelu_y<T: GeluFloat>(x: T) -> T {
+    let (c, a, half) = (T::from(SQRT_2_OVER_PI).unwrap(), T::from(GELU_A).unwrap(), T::from(0.5).unwrap());
+    half * x * (T::one() + (c * x * (T::one() + a * x * x)).tanh_fast())
+}
+
+/// `dy/dx = ½(1 + t) + ½x(1 − t²) · c(1 + 3a·x²)`, `t = tanh(c(x + a·x³))`.
+#[inline(always)]
+fn gelu_dy<T: GeluFloat>(x: T) -> T {
+    let (c, a, half) = (T::from(SQRT_2_OVER_PI).unwrap(), T::from(GELU_A).unwrap(), T::from(0.5).unwrap());
+    let three = T::from(3.0).unwrap();
+    let t = (c * x * (T::one() + a * x * x)).tanh_fast();
+    half * (T::one() + t) + half * x * (T::one() - t * t) * c * (T::one() + three * a * x * x)
+}
+
+/// `out[i] = f(a[i], b[i])` (or `f(a[i])` when `b` is empty) over parallel chunks.
+fn map_into<T: Copy + Send + Sync>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync) {
+    use rayon::prelude::*;
+    let run = |(i, o): (usize, &mut [T])| {
+        let a = &a[i * CHUNK..i * CHUNK + o.len()];
+        if b.is_empty() {
+            o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a, a));
+        } else {
+            let b = &b[i * CHUNK..i * CHUNK + o.len()];
+            o.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+        }
+    };
+    if out.len() <= CHUNK {
+        run((0, out));
+    } else {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(run);
+    }
+}
+
+fn gelu_forward<T: GeluFloat>(x: &[T]) -> Vec<T> {
+    let mut y = vec![T::zero(); x.len()];
+    map_into(x, &[], &mut y, |x, _| gelu_y(x));
+    y
+}
+
+fn gelu_backward<T: GeluFloat>(x: &[T], gy: &[T]) -> Vec<T> {
+    let mut dx = vec![T::zero(); x.len()];
+    map_into(x, gy, &mut dx, |x, g| g * gelu_dy(x));
+    dx
+}
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "fused-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = match s.dtype() {
+            DType::F32 => CpuStorage::F32(gelu_forward(slice::<f32>(s, l)?)),
+            DType::F64 => CpuStorage::F64(gelu_forward(slice::<f64>(s, l)?)),
+            dt => candle_core::bail!("gelu: unsupported dtype {dt:?}"),
+        };
+        Ok((y, l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
+        fn typed<T: GeluFloat + candle_core::WithDType>(x: &Tensor, gy: &Tensor) -> Result<Tensor> {
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
+            Tensor::from_vec(gelu_backward::<T>(&flat(x)?, &flat(gy)?), x.shape(), x.device())
+        }
+        let dx = match x.dtype() {
+            DType::F32 => typed::<f32>(x, gy)?,
+            DType::F64 => typed::<f64>(x, gy)?,
+            dt => candle_core::bail!("gelu backward: unsupported dtype {dt:?}"),
+        };
+        Ok(Some(dx))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -312,6 +450,50 @@ pub(crate) mod tests {
         let masked =
             Tensor::new(&[[f32::NEG_INFINITY, f32::NEG_INFINITY], [0.0, f32::NEG_INFINITY]], &Device::Cpu)?;
         assert_eq!(softmax_last_dim(&masked)?.to_vec2::<f32>()?, vec![vec![0.0, 0.0], vec![1.0, 0.0]]);
+        Ok(())
+    }
+
+    #[test]
+    fn gelu_gradients_match_finite_differences() -> Result<()> {
+        let x = (randn(&[3, 5, 8], 9) * 2.0)?;
+        let r = randn(&[3, 5, 8], 10);
+        let loss = |x: &Tensor| gelu(x)?.mul(&r)?.sum_all();
+        let xv = Var::from_tensor(&x)?;
+        let grads = loss(xv.as_tensor())?.backward()?;
+        let analytic: Vec<f64> = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_vec1()?;
+        let numeric = numeric_grad(&x, &|x| loss(x)?.to_scalar())?;
+        assert_close(&analytic, &numeric, 1e-6, "gelu dx");
+        let diff = (gelu(&x)? - x.gelu()?)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(diff < 1e-12, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn fast_f32_gelu_agrees_with_candles_and_f64() -> Result<()> {
+        // Over the range activations take and beyond, in f32: the fast tanh against libm's,
+        // forward and gradient, and both parallel chunks and the single-threaded tail.
+        let n = 3 * CHUNK + 17;
+        let v: Vec<f32> = (0..n).map(|i| -12.0 + 24.0 * i as f32 / n as f32).collect();
+        let x = Tensor::from_vec(v.clone(), n, &Device::Cpu)?;
+        let ours: Vec<f32> = gelu(&x)?.to_vec1()?;
+        let candle: Vec<f32> = x.gelu()?.to_vec1()?;
+        for ((a, b), x) in ours.iter().zip(&candle).zip(&v) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "gelu({x}): {a} vs candle {b}");
+        }
+        let exact = |x: f64| gelu_dy::<f64>(x);
+        let xv = Var::from_tensor(&x)?;
+        let grads = gelu(xv.as_tensor())?.sum_all()?.backward()?;
+        let dx: Vec<f32> = grads.get(xv.as_tensor()).unwrap().to_vec1()?;
+        for (d, x) in dx.iter().zip(&v) {
+            let e = exact(f64::from(*x));
+            // `1 + t` for t near −1 keeps f32's absolute precision, about 1e-6 of 1.
+            assert!((f64::from(*d) - e).abs() <= 2e-6 * e.abs().max(1.0), "gelu'({x}): {d} vs {e}");
+        }
+        for u in [-100.0f32, -20.0, -1.0, -1e-3, -1e-30, 0.0, 1e-30, 1e-3, 0.5, 3.0, 100.0] {
+            // Absolute error, a few ulp of 1: GELU and its gradient use `1 + t` and `1 − t²`.
+            let (a, b) = (tanh_f32(u), u.tanh());
+            assert!((a - b).abs() <= 3e-7, "tanh({u}): {a} vs {b}");
+        }
         Ok(())
     }
 }

@@ -66,18 +66,34 @@ fn train(a: &BenchTrainArgs) -> anyhow::Result<serde_json::Value> {
         })
         .collect();
     let batch = Batch::new(&model, &pairs, 0)?;
-    let mut times = Vec::new();
+    // Per step: total, forward (loss), backward (gradients), optimizer; two warm-up steps.
+    let mut times: [Vec<f64>; 4] = Default::default();
     for i in 0..a.steps + 2 {
         let t = Instant::now();
         let loss = cross_entropy(&model, &batch, None)?;
-        opt.backward_step(&loss)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        let forward = t.elapsed();
+        let grads = loss.backward()?;
+        let backward = t.elapsed();
+        opt.step_with(&grads, value)?;
+        drop(grads);
+        let all = t.elapsed();
         if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            for (v, x) in
+                times.iter_mut().zip([ms(all), ms(forward), ms(backward - forward), ms(all - backward)])
+            {
+                v.push(x);
+            }
         }
     }
+    let [total, forward, backward, optimizer] = times;
     Ok(serde_json::json!({
-        "ms_per_step_median": median(times.clone()),
-        "ms_per_step_min": times.iter().copied().fold(f64::INFINITY, f64::min),
+        "ms_per_step_median": median(total.clone()),
+        "ms_per_step_min": total.iter().copied().fold(f64::INFINITY, f64::min),
+        "ms_forward_median": median(forward),
+        "ms_backward_median": median(backward),
+        "ms_optimizer_median": median(optimizer),
         "steps": a.steps,
         "parameters": cfg.parameters(),
         "tokens_per_step": a.batch * a.ctx,
