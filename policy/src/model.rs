@@ -159,6 +159,12 @@ fn drop(x: Tensor, dropout: &mut Option<Dropout>) -> Result<Tensor> {
     }
 }
 
+/// `x · wᵀ + b` through the fused bias of [`ops::linear`].
+fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    let bias = layer.bias().ok_or_else(|| candle_core::Error::Msg("every linear layer has a bias".into()))?;
+    ops::linear(x, layer.weight(), bias)
+}
+
 struct Attention {
     c_attn: Linear,
     c_proj: Linear,
@@ -185,7 +191,7 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let dh = c / self.heads;
-        let qkv = self.c_attn.forward(x)?.reshape((b, t, 3, self.heads, dh))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = linear(&self.c_attn, x)?.reshape((b, t, 3, self.heads, dh))?.permute((2, 0, 3, 1, 4))?;
         let mut q = qkv.get(0)?.contiguous()?;
         let (mut k, mut v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
         if let Some(rope) = rope {
@@ -201,10 +207,9 @@ impl Attention {
             *slot = Some(LayerCache { k: k.detach(), v: v.detach() });
         }
         let scale = 1.0 / (dh as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let att = drop(ops::softmax_last_dim(&att)?, dropout)?;
+        let att = drop(ops::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?, dropout)?;
         let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
-        self.c_proj.forward(&y)
+        linear(&self.c_proj, &y)
     }
 }
 
@@ -256,7 +261,7 @@ impl Block {
     ) -> Result<Tensor> {
         let a = self.attn.forward(&self.ln_1.forward(x)?, mask, rope, cache, dropout)?;
         let x = (x + drop(a, dropout)?)?;
-        let m = self.c_proj.forward(&ops::gelu(&self.c_fc.forward(&self.ln_2.forward(&x)?)?)?)?;
+        let m = linear(&self.c_proj, &ops::gelu(&linear(&self.c_fc, &self.ln_2.forward(&x)?)?)?)?;
         x + drop(m, dropout)?
     }
 }
@@ -395,8 +400,9 @@ impl Gpt {
             x = block.forward(&x, mask, rope.as_ref(), slot, &mut dropout)?;
         }
         let x = self.ln_f.forward(&x)?;
-        // Output head tied to the token embedding.
-        x.broadcast_matmul(&self.wte.embeddings().t()?)
+        // Output head tied to the token embedding, one product over every position.
+        let (b, t, d) = x.dims3()?;
+        x.reshape((b * t, d))?.matmul(&self.wte.embeddings().t()?)?.reshape((b, t, ()))
     }
 
     /// Logits `[B, T, vocab]` for right-padded sequences `[B, T]` starting at position 0, with a

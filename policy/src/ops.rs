@@ -7,7 +7,7 @@
 //! `f64`). On any other device they fall back to the differentiable compositions.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use num_traits::Float;
 
 /// Layer normalization over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`.
@@ -224,6 +224,202 @@ impl CustomOp1 for Softmax {
             dt => candle_core::bail!("softmax backward: unsupported dtype {dt:?}"),
         };
         Ok(Some(dx))
+    }
+}
+
+// ---------------------------------------------------------------- linear
+
+/// `x · wᵀ + b` for `x` `[..., in]`, `w` `[out, in]`, `b` `[out]`: one matrix product over every
+/// row, then the bias added by [`add_bias`].
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+    let y = x.contiguous()?.reshape((rows, inner))?.matmul(&w.t()?)?;
+    let mut out = dims.to_vec();
+    *out.last_mut().expect("x has a last dimension") = w.dim(0)?;
+    add_bias(&y, b)?.reshape(out)
+}
+
+/// `x + b` with `b` `[d]` broadcast over the rows of `x` `[..., d]`.
+///
+/// candle's `broadcast_add` backward sums the gradient over the broadcast dimensions with a
+/// generic strided reduction, and adds a zero-filled gradient for the broadcast view first; here
+/// the bias gradient is one pass of row sums.
+pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.broadcast_add(b);
+    }
+    x.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
+}
+
+struct AddBias;
+
+fn add_bias_forward<T: Float>(x: &[T], b: &[T]) -> Vec<T> {
+    let mut y = x.to_vec();
+    for row in y.chunks_exact_mut(b.len()) {
+        row.iter_mut().zip(b).for_each(|(y, &b)| *y = *y + b);
+    }
+    y
+}
+
+fn column_sums<T: Float>(g: &[T], d: usize) -> Vec<T> {
+    let mut db = vec![T::zero(); d];
+    for row in g.chunks_exact(d) {
+        db.iter_mut().zip(row).for_each(|(s, &g)| *s = *s + g);
+    }
+    db
+}
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "fused-add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, _, _, d) = rows(lx)?;
+        if lb.shape().elem_count() != d {
+            candle_core::bail!("add bias: the bias must have {d} elements, has {}", lb.shape().elem_count());
+        }
+        let y = match sx.dtype() {
+            DType::F32 => CpuStorage::F32(add_bias_forward(slice::<f32>(sx, lx)?, slice(sb, lb)?)),
+            DType::F64 => CpuStorage::F64(add_bias_forward(slice::<f64>(sx, lx)?, slice(sb, lb)?)),
+            dt => candle_core::bail!("add bias: unsupported dtype {dt:?}"),
+        };
+        Ok((y, lx.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        fn typed<T: Float + candle_core::WithDType>(b: &Tensor, gy: &Tensor) -> Result<Tensor> {
+            let g = gy.flatten_all()?.to_vec1::<T>()?;
+            Tensor::from_vec(column_sums(&g, b.elem_count()), b.shape(), b.device())
+        }
+        let db = match gy.dtype() {
+            DType::F32 => typed::<f32>(b, gy)?,
+            DType::F64 => typed::<f64>(b, gy)?,
+            dt => candle_core::bail!("add bias backward: unsupported dtype {dt:?}"),
+        };
+        Ok((Some(gy.clone()), Some(db)))
+    }
+}
+
+// ---------------------------------------------------------------- attention weights
+
+/// `softmax(scale · scores + mask)` over the last dimension: attention weights from raw scores
+/// `[B, H, T, K]` and an additive mask `[B|1, 1, T, K]` (no gradient flows to the mask).
+///
+/// One node where the composition is three (a scalar product, a broadcast add whose backward
+/// also fills a gradient for the mask, the softmax), each the size of the attention matrix.
+pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if !scores.device().is_cpu() {
+        return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1);
+    }
+    let (b, _, t, k) = scores.dims4()?;
+    let (mb, mh, mt, mk) = mask.dims4()?;
+    if !(mb == 1 || mb == b) || mh != 1 || mt != t || mk != k {
+        candle_core::bail!("masked softmax: mask {:?} does not fit scores {:?}", mask.dims(), scores.dims());
+    }
+    let mask = mask.to_dtype(scores.dtype())?;
+    scores.contiguous()?.apply_op2(&mask.contiguous()?, MaskedSoftmax { scale })
+}
+
+struct MaskedSoftmax {
+    scale: f64,
+}
+
+fn masked_softmax_forward<T: Float>(
+    x: &[T],
+    mask: &[T],
+    heads: usize,
+    t: usize,
+    k: usize,
+    scale: f64,
+) -> Vec<T> {
+    let scale = T::from(scale).unwrap();
+    let mut z = vec![T::zero(); x.len()];
+    let per_batch = heads * t * k;
+    for (i, (xr, zr)) in x.chunks_exact(k).zip(z.chunks_exact_mut(k)).enumerate() {
+        let (batch, row) = (i * k / per_batch, i % t);
+        let m = if mask.len() == t * k {
+            &mask[row * k..(row + 1) * k]
+        } else {
+            let at = (batch * t + row) * k;
+            &mask[at..at + k]
+        };
+        zr.iter_mut().zip(xr).zip(m).for_each(|((z, &x), &m)| *z = x * scale + m);
+    }
+    softmax_forward(&z, k)
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "fused-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sm: &CpuStorage,
+        lm: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = lx.shape().dims();
+        let (heads, t, k) = (dims[1], dims[2], dims[3]);
+        let y = match sx.dtype() {
+            DType::F32 => CpuStorage::F32(masked_softmax_forward(
+                slice::<f32>(sx, lx)?,
+                slice(sm, lm)?,
+                heads,
+                t,
+                k,
+                self.scale,
+            )),
+            DType::F64 => CpuStorage::F64(masked_softmax_forward(
+                slice::<f64>(sx, lx)?,
+                slice(sm, lm)?,
+                heads,
+                t,
+                k,
+                self.scale,
+            )),
+            dt => candle_core::bail!("masked softmax: unsupported dtype {dt:?}"),
+        };
+        Ok((y, lx.shape().clone()))
+    }
+
+    /// `d scores = scale · y ⊙ (g − Σ g ⊙ y)`; none for the mask.
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _mask: &Tensor,
+        y: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        fn typed<T: Float + candle_core::WithDType>(y: &Tensor, gy: &Tensor, scale: f64) -> Result<Tensor> {
+            let d = y.dim(D::Minus1)?;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
+            let mut dx = softmax_backward::<T>(&flat(y)?, &flat(gy)?, d);
+            let scale = T::from(scale).unwrap();
+            dx.iter_mut().for_each(|v| *v = *v * scale);
+            Tensor::from_vec(dx, y.shape(), y.device())
+        }
+        let dx = match y.dtype() {
+            DType::F32 => typed::<f32>(y, gy, self.scale)?,
+            DType::F64 => typed::<f64>(y, gy, self.scale)?,
+            dt => candle_core::bail!("masked softmax backward: unsupported dtype {dt:?}"),
+        };
+        Ok((Some(dx), None))
     }
 }
 
@@ -494,6 +690,52 @@ pub(crate) mod tests {
             let (a, b) = (tanh_f32(u), u.tanh());
             assert!((a - b).abs() <= 3e-7, "tanh({u}): {a} vs {b}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn linear_gradients_match_finite_differences() -> Result<()> {
+        let (x, w, b) = (randn(&[2, 3, 4], 11), randn(&[5, 4], 12), randn(&[5], 13));
+        let r = randn(&[2, 3, 5], 14);
+        let loss = |x: &Tensor, w: &Tensor, b: &Tensor| linear(x, w, b)?.mul(&r)?.sum_all();
+        let (xv, wv, bv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?, Var::from_tensor(&b)?);
+        let grads = loss(xv.as_tensor(), wv.as_tensor(), bv.as_tensor())?.backward()?;
+        let g = |v: &Var| -> Result<Vec<f64>> { grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1() };
+        assert_close(&g(&xv)?, &numeric_grad(&x, &|x| loss(x, &w, &b)?.to_scalar())?, 1e-6, "dx");
+        assert_close(&g(&wv)?, &numeric_grad(&w, &|w| loss(&x, w, &b)?.to_scalar())?, 1e-6, "dw");
+        assert_close(&g(&bv)?, &numeric_grad(&b, &|b| loss(&x, &w, b)?.to_scalar())?, 1e-6, "db");
+        let reference = x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
+        let diff = (linear(&x, &w, &b)? - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(diff < 1e-12, "{diff}");
+        assert!(add_bias(&x, &randn(&[3], 15)).unwrap_err().to_string().contains("4 elements"));
+        Ok(())
+    }
+
+    #[test]
+    fn masked_softmax_gradients_match_finite_differences() -> Result<()> {
+        // A mask per sequence (left padding) and one shared by the batch (causal).
+        let scores = randn(&[2, 3, 4, 4], 16);
+        let r = randn(&[2, 3, 4, 4], 17);
+        let causal = Tensor::from_vec(
+            (0..16).map(|i| if i % 4 > i / 4 { -1e9 } else { 0.0 }).collect::<Vec<f64>>(),
+            (1, 1, 4, 4),
+            &Device::Cpu,
+        )?;
+        let padded = Tensor::cat(&[&causal, &(causal.clone() + randn(&[1, 1, 4, 4], 18))?], 0)?;
+        for mask in [causal, padded] {
+            let loss = |x: &Tensor| masked_softmax(x, &mask, 0.7)?.mul(&r)?.sum_all();
+            let xv = Var::from_tensor(&scores)?;
+            let grads = loss(xv.as_tensor())?.backward()?;
+            let analytic: Vec<f64> = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_vec1()?;
+            let numeric = numeric_grad(&scores, &|x| loss(x)?.to_scalar())?;
+            assert_close(&analytic, &numeric, 1e-6, "masked softmax dx");
+            let reference = candle_nn::ops::softmax(&(&scores * 0.7)?.broadcast_add(&mask)?, D::Minus1)?;
+            let diff =
+                (masked_softmax(&scores, &mask, 0.7)? - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-12, "{diff}");
+        }
+        let wrong = Tensor::zeros((1, 1, 4, 3), DType::F64, &Device::Cpu)?;
+        assert!(masked_softmax(&scores, &wrong, 1.0).unwrap_err().to_string().contains("does not fit"));
         Ok(())
     }
 }
