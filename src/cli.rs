@@ -477,6 +477,7 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 /// Parses the command line, runs the command, and turns errors into a message and an exit code.
 pub fn main() -> ExitCode {
     policy::device::keep_freed_memory();
+    policy::device::fix_thread_count();
     let cli = Cli::parse();
     // `run` sets up its own logging once its configuration has been checked.
     if !matches!(cli.command, Command::Run(_)) {

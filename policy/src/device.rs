@@ -39,6 +39,21 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// Fixes the number of compute threads for the process: `RAYON_NUM_THREADS` if set, else one per
+/// physical core (candle's own default), written to `RAYON_NUM_THREADS`.
+///
+/// candle looks the count up for every matrix product and, without the variable, reads
+/// `/proc/cpuinfo` each time to count physical cores: a file read per product, which a decoding
+/// step of a small model notices. Call once, at the start of `main`, before any thread exists
+/// (setting a variable while another thread reads the environment is undefined behaviour).
+pub fn fix_thread_count() {
+    let set =
+        std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+    if set.is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", num_cpus::get_physical().max(1).to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,6 +198,8 @@ impl Attention {
             q = rope.rotate(&q)?;
             k = rope.rotate(&k)?;
         }
+        // With a cache this is sampling: nothing is differentiated.
+        let sampling = cache.is_some();
         if let Some(slot) = cache {
             if let Some(prev) = slot.as_ref() {
                 k = Tensor::cat(&[&prev.k, &k], 2)?;
@@ -207,8 +209,12 @@ impl Attention {
             *slot = Some(LayerCache { k: k.detach(), v: v.detach() });
         }
         let scale = 1.0 / (dh as f64).sqrt();
-        let att = drop(ops::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?, dropout)?;
-        let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        let y = if sampling {
+            ops::attention(&q, &k, &v, mask, scale)?
+        } else {
+            drop(ops::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?, dropout)?.matmul(&v)?
+        };
+        let y = y.transpose(1, 2)?.reshape((b, t, c))?;
         linear(&self.c_proj, &y)
     }
 }

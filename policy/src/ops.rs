@@ -409,9 +409,9 @@ impl CustomOp2 for MaskedSoftmax {
         fn typed<T: Float + candle_core::WithDType>(y: &Tensor, gy: &Tensor, scale: f64) -> Result<Tensor> {
             let d = y.dim(D::Minus1)?;
             let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
-            let mut dx = softmax_backward::<T>(&flat(y)?, &flat(gy)?, d);
             let scale = T::from(scale).unwrap();
-            dx.iter_mut().for_each(|v| *v = *v * scale);
+            let dx: Vec<T> =
+                softmax_backward::<T>(&flat(y)?, &flat(gy)?, d).into_iter().map(|v| v * scale).collect();
             Tensor::from_vec(dx, y.shape(), y.device())
         }
         let dx = match y.dtype() {
@@ -420,6 +420,111 @@ impl CustomOp2 for MaskedSoftmax {
             dt => candle_core::bail!("masked softmax backward: unsupported dtype {dt:?}"),
         };
         Ok((Some(dx), None))
+    }
+}
+
+// ---------------------------------------------------------------- attention for sampling
+
+/// `softmax(scale · q·kᵀ + mask) · v` for `q` `[B, H, T, dh]`, `k` and `v` `[B, H, K, dh]`, mask
+/// `[B|1, 1, T, K]`: the whole of attention in one op, forward only (sampling, where nothing is
+/// differentiated; its backward is an error).
+///
+/// A decoding step asks for one query per head: as batched matrix products that is `2·B·H`
+/// products of one row each, and the per-call cost of the matrix library dominates. Here each
+/// (sequence, head) is a few dot products, the heads in parallel.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, h, t, dh) = q.dims4()?;
+    let (kb, kh, keys, kd) = k.dims4()?;
+    let (mb, mh, mt, mk) = mask.dims4()?;
+    if (kb, kh, kd) != (b, h, dh)
+        || v.dims() != k.dims()
+        || !(mb == 1 || mb == b)
+        || mh != 1
+        || mt != t
+        || mk != keys
+    {
+        candle_core::bail!(
+            "attention: q {:?}, k {:?}, v {:?}, mask {:?} do not fit",
+            q.dims(),
+            k.dims(),
+            v.dims(),
+            mask.dims()
+        );
+    }
+    if !q.device().is_cpu() {
+        let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?, D::Minus1)?;
+        return att.matmul(v);
+    }
+    let mask: Vec<f64> = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+    q.contiguous()?.apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &Attention { mask, scale })
+}
+
+struct Attention {
+    mask: Vec<f64>,
+    scale: f64,
+}
+
+impl Attention {
+    fn run<T: FastFloat>(&self, q: &[T], k: &[T], v: &[T], heads: usize, t: usize, dh: usize) -> Vec<T> {
+        use rayon::prelude::*;
+        let keys = k.len() / (q.len() / (t * dh)) / dh;
+        let scale = T::from(self.scale).unwrap();
+        let mut y = vec![T::zero(); q.len()];
+        y.par_chunks_mut(t * dh).enumerate().for_each(|(bh, yh)| {
+            let (qh, kh, vh) = (&q[bh * t * dh..], &k[bh * keys * dh..], &v[bh * keys * dh..]);
+            let batch = bh / heads;
+            let mut w = vec![T::zero(); keys];
+            for (i, yr) in yh.chunks_exact_mut(dh).enumerate() {
+                let qr = &qh[i * dh..(i + 1) * dh];
+                let row = if self.mask.len() == t * keys { i } else { batch * t + i };
+                let m = &self.mask[row * keys..(row + 1) * keys];
+                let mut max = T::neg_infinity();
+                for (j, wj) in w.iter_mut().enumerate() {
+                    *wj = dot(qr, &kh[j * dh..(j + 1) * dh]) * scale + T::from(m[j]).unwrap();
+                    max = max.max(*wj);
+                }
+                let mut sum = T::zero();
+                for wj in w.iter_mut() {
+                    *wj = (*wj - max).exp_fast();
+                    sum = sum + *wj;
+                }
+                let inv = sum.recip();
+                for (j, &wj) in w.iter().enumerate() {
+                    let p = wj * inv;
+                    yr.iter_mut().zip(&vh[j * dh..(j + 1) * dh]).for_each(|(y, &v)| *y = *y + p * v);
+                }
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "attention-no-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sq: &CpuStorage,
+        lq: &Layout,
+        sk: &CpuStorage,
+        lk: &Layout,
+        sv: &CpuStorage,
+        lv: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = lq.shape().dims();
+        let (heads, t, dh) = (dims[1], dims[2], dims[3]);
+        let y = match sq.dtype() {
+            DType::F32 => {
+                CpuStorage::F32(self.run(slice::<f32>(sq, lq)?, slice(sk, lk)?, slice(sv, lv)?, heads, t, dh))
+            }
+            DType::F64 => {
+                CpuStorage::F64(self.run(slice::<f64>(sq, lq)?, slice(sk, lk)?, slice(sv, lv)?, heads, t, dh))
+            }
+            dt => candle_core::bail!("attention: unsupported dtype {dt:?}"),
+        };
+        Ok((y, lq.shape().clone()))
     }
 }
 
@@ -473,34 +578,61 @@ fn tanh_f32(u: f32) -> f32 {
     ((1.0 - e) / (1.0 + e)).copysign(u)
 }
 
-/// The element-wise pieces of GELU in the float type of the data.
-trait GeluFloat: Float + Send + Sync {
+/// `exp` and `tanh` in the float type of the data: the vectorizable forms above in f32, libm's
+/// in f64 (the precision the gradient tests use).
+trait FastFloat: Float + Send + Sync {
+    fn exp_fast(self) -> Self;
     fn tanh_fast(self) -> Self;
 }
 
-impl GeluFloat for f32 {
+impl FastFloat for f32 {
+    #[inline(always)]
+    fn exp_fast(self) -> f32 {
+        exp_f32(self)
+    }
+
     #[inline(always)]
     fn tanh_fast(self) -> f32 {
         tanh_f32(self)
     }
 }
 
-impl GeluFloat for f64 {
+impl FastFloat for f64 {
+    #[inline(always)]
+    fn exp_fast(self) -> f64 {
+        self.exp()
+    }
+
     #[inline(always)]
     fn tanh_fast(self) -> f64 {
         self.tanh()
     }
 }
 
+/// `Σ a·b` in eight independent partial sums, so that the compiler can vectorize it (one running
+/// sum is a dependency chain it must keep in order).
 #[inline(always)]
-fn gelu_y<T: GeluFloat>(x: T) -> T {
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ac.remainder().iter().zip(bc.remainder()).fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] = acc[l] + x[l] * y[l];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+#[inline(always)]
+fn gelu_y<T: FastFloat>(x: T) -> T {
     let (c, a, half) = (T::from(SQRT_2_OVER_PI).unwrap(), T::from(GELU_A).unwrap(), T::from(0.5).unwrap());
     half * x * (T::one() + (c * x * (T::one() + a * x * x)).tanh_fast())
 }
 
 /// `dy/dx = ½(1 + t) + ½x(1 − t²) · c(1 + 3a·x²)`, `t = tanh(c(x + a·x³))`.
 #[inline(always)]
-fn gelu_dy<T: GeluFloat>(x: T) -> T {
+fn gelu_dy<T: FastFloat>(x: T) -> T {
     let (c, a, half) = (T::from(SQRT_2_OVER_PI).unwrap(), T::from(GELU_A).unwrap(), T::from(0.5).unwrap());
     let three = T::from(3.0).unwrap();
     let t = (c * x * (T::one() + a * x * x)).tanh_fast();
@@ -526,13 +658,13 @@ fn map_into<T: Copy + Send + Sync>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T
     }
 }
 
-fn gelu_forward<T: GeluFloat>(x: &[T]) -> Vec<T> {
+fn gelu_forward<T: FastFloat>(x: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
     map_into(x, &[], &mut y, |x, _| gelu_y(x));
     y
 }
 
-fn gelu_backward<T: GeluFloat>(x: &[T], gy: &[T]) -> Vec<T> {
+fn gelu_backward<T: FastFloat>(x: &[T], gy: &[T]) -> Vec<T> {
     let mut dx = vec![T::zero(); x.len()];
     map_into(x, gy, &mut dx, |x, g| g * gelu_dy(x));
     dx
@@ -553,7 +685,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
-        fn typed<T: GeluFloat + candle_core::WithDType>(x: &Tensor, gy: &Tensor) -> Result<Tensor> {
+        fn typed<T: FastFloat + candle_core::WithDType>(x: &Tensor, gy: &Tensor) -> Result<Tensor> {
             let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
             Tensor::from_vec(gelu_backward::<T>(&flat(x)?, &flat(gy)?), x.shape(), x.device())
         }
@@ -741,6 +873,39 @@ pub(crate) mod tests {
         }
         let wrong = Tensor::zeros((1, 1, 4, 3), DType::F64, &Device::Cpu)?;
         assert!(masked_softmax(&scores, &wrong, 1.0).unwrap_err().to_string().contains("does not fit"));
+        Ok(())
+    }
+
+    #[test]
+    fn sampling_attention_agrees_with_the_composition() -> Result<()> {
+        // A causal prefill shared by the batch, a left-padded one per sequence, one decoding step.
+        let (b, h, dh) = (2, 3, 4);
+        for (t, keys, per_seq) in [(5, 5, false), (5, 5, true), (1, 7, true)] {
+            let q = randn(&[b, h, t, dh], 20);
+            let (k, v) = (randn(&[b, h, keys, dh], 21), randn(&[b, h, keys, dh], 22));
+            let rows = if per_seq { b } else { 1 };
+            let m: Vec<f64> = (0..rows * t * keys)
+                .map(|i| {
+                    let (r, j) = ((i / keys) % t, i % keys);
+                    let pad = if per_seq { i / (t * keys) } else { 0 };
+                    if j > r + keys - t || j < pad {
+                        -1e9
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(m, (rows, 1, t, keys), &Device::Cpu)?;
+            let reference =
+                candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * 0.5)?.broadcast_add(&mask)?, D::Minus1)?
+                    .matmul(&v)?;
+            let ours = attention(&q, &k, &v, &mask, 0.5)?;
+            let diff = (ours - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-12, "t {t}, keys {keys}: {diff}");
+        }
+        let q = randn(&[1, 1, 2, 4], 23);
+        let mask = Tensor::zeros((1, 1, 2, 3), DType::F64, &Device::Cpu)?;
+        assert!(attention(&q, &q, &q, &mask, 1.0).unwrap_err().to_string().contains("do not fit"));
         Ok(())
     }
 }
