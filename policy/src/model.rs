@@ -186,11 +186,19 @@ impl Attention {
         x: &Tensor,
         mask: &Tensor,
         rope: Option<&Rope>,
+        causal: Option<&Causal>,
         cache: Option<&mut Option<LayerCache>>,
         dropout: &mut Option<Dropout>,
     ) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let dh = c / self.heads;
+        // The fused op where it applies: a causal pass, no dropout on the weights, CPU.
+        let no_dropout = dropout.as_ref().is_none_or(|d| d.p == 0.0);
+        if let (Some(causal), true, true) = (causal, no_dropout, x.device().is_cpu()) {
+            let tables = causal.rope.as_ref().map(|(cos, sin)| (cos, sin));
+            let y = ops::causal_attention(&linear(&self.c_attn, x)?, self.heads, tables)?;
+            return linear(&self.c_proj, &y);
+        }
         let qkv = linear(&self.c_attn, x)?.reshape((b, t, 3, self.heads, dh))?.permute((2, 0, 3, 1, 4))?;
         let mut q = qkv.get(0)?.contiguous()?;
         let (mut k, mut v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
@@ -223,6 +231,13 @@ impl Attention {
 struct Rope {
     cos: Tensor,
     sin: Tensor,
+}
+
+/// A pass causal over positions `0..T` of every sequence (training and scoring), which the fused
+/// [`ops::causal_attention`] computes: the rotary `cos` and `sin` of those positions, `[T, dh/2]`
+/// (none with learned positions).
+struct Causal {
+    rope: Option<(Tensor, Tensor)>,
 }
 
 impl Rope {
@@ -262,10 +277,11 @@ impl Block {
         x: &Tensor,
         mask: &Tensor,
         rope: Option<&Rope>,
+        causal: Option<&Causal>,
         cache: Option<&mut Option<LayerCache>>,
         dropout: &mut Option<Dropout>,
     ) -> Result<Tensor> {
-        let a = self.attn.forward(&self.ln_1.forward(x)?, mask, rope, cache, dropout)?;
+        let a = self.attn.forward(&self.ln_1.forward(x)?, mask, rope, causal, cache, dropout)?;
         let x = (x + drop(a, dropout)?)?;
         let m = linear(&self.c_proj, &ops::gelu(&linear(&self.c_fc, &self.ln_2.forward(&x)?)?)?)?;
         x + drop(m, dropout)?
@@ -382,6 +398,19 @@ impl Gpt {
         tokens: &Tensor,
         positions: &Tensor,
         mask: &Tensor,
+        cache: Option<&mut KvCache>,
+        dropout: Option<Dropout>,
+    ) -> Result<Tensor> {
+        self.forward_inner(tokens, positions, mask, None, cache, dropout)
+    }
+
+    /// [`Gpt::forward_with`], told by `causal` when the pass is causal over positions `0..T`.
+    fn forward_inner(
+        &self,
+        tokens: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        causal: Option<&Causal>,
         mut cache: Option<&mut KvCache>,
         mut dropout: Option<Dropout>,
     ) -> Result<Tensor> {
@@ -403,7 +432,7 @@ impl Gpt {
         x = drop(x, &mut dropout)?;
         for (i, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = block.forward(&x, mask, rope.as_ref(), slot, &mut dropout)?;
+            x = block.forward(&x, mask, rope.as_ref(), causal, slot, &mut dropout)?;
         }
         let x = self.ln_f.forward(&x)?;
         // Output head tied to the token embedding, one product over every position.
@@ -420,7 +449,20 @@ impl Gpt {
         }
         let positions = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?.repeat((b, 1))?;
         let mask = self.causal_mask(t, &[0; 0])?;
-        self.forward_with(tokens, &positions, &mask, None, dropout)
+        let rope = match &self.rotary {
+            Some((cos, sin)) => Some((cos.narrow(0, 0, t)?, sin.narrow(0, 0, t)?)),
+            None => None,
+        };
+        self.forward_inner(tokens, &positions, &mask, Some(&Causal { rope }), None, dropout)
+    }
+
+    /// [`Gpt::forward`] through the general attention path (additive mask, batched products), as
+    /// sampling takes it: what the fused causal attention is checked against.
+    #[cfg(test)]
+    pub(crate) fn forward_unfused(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, &self.device)?.unsqueeze(0)?.repeat((b, 1))?;
+        self.forward_with(tokens, &positions, &self.causal_mask(t, &[0; 0])?, None, None)
     }
 
     /// Additive mask `[B|1, 1, T, T]`: causal, and with `pads[b]` leading key positions of

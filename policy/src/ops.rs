@@ -423,6 +423,236 @@ impl CustomOp2 for MaskedSoftmax {
     }
 }
 
+// ---------------------------------------------------------------- causal attention for training
+
+/// Causal multi-head self-attention from the fused projection `qkv` `[B, T, 3·d]` (queries, keys,
+/// values, each `heads` blocks of `d/heads`) to `y` `[B, T, d]`, heads side by side, positions
+/// `0..T` of every sequence; with `rope` (`cos` and `sin` `[T, dh/2]`), queries and keys are
+/// rotated first as [`crate::model`] does.
+///
+/// The composition is a dozen graph nodes — head split and copies, rotations, two batched
+/// matrix products of `B·H` small products each, the softmax, the transpose back — each
+/// allocating and most with a zero-filled gradient in the backward pass. Here it is one node:
+/// each (sequence, head) is computed in cache, the heads in parallel; the backward recomputes
+/// the attention weights from `qkv` instead of storing them.
+pub fn causal_attention(qkv: &Tensor, heads: usize, rope: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
+    let (_, t, c3) = qkv.dims3()?;
+    if c3 % (3 * heads) != 0 {
+        candle_core::bail!("causal attention: width {c3} is not 3 × heads {heads} × head width");
+    }
+    let dh = c3 / 3 / heads;
+    let rope = match rope {
+        Some((cos, sin)) => {
+            if cos.dims() != [t, dh / 2] || sin.dims() != [t, dh / 2] || dh % 2 != 0 {
+                candle_core::bail!(
+                    "causal attention: rotary tables {:?} do not fit {t} positions of width {dh}",
+                    cos.dims()
+                );
+            }
+            let v = |x: &Tensor| x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+            Some((v(cos)?, v(sin)?))
+        }
+        None => None,
+    };
+    qkv.contiguous()?.apply_op1(CausalAttention { heads, rope })
+}
+
+struct CausalAttention {
+    heads: usize,
+    /// `cos` and `sin` of positions `0..T`, `[T, dh/2]` row-major.
+    rope: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// One (sequence, head): its queries, keys and values `[T, dh]`, rotated.
+struct Head<T> {
+    q: Vec<T>,
+    k: Vec<T>,
+    v: Vec<T>,
+}
+
+impl CausalAttention {
+    fn dims(&self, l: &Layout) -> (usize, usize, usize, usize) {
+        let d = l.shape().dims();
+        (d[0], d[1], d[2] / 3, d[2] / 3 / self.heads)
+    }
+
+    /// Rotates `x` `[T, dh]` in place by each row's angles (`sign` −1: the inverse rotation,
+    /// which is the backward pass of the rotation).
+    fn rotate<T: Float>(&self, x: &mut [T], dh: usize, sign: f64) {
+        let Some((cos, sin)) = &self.rope else { return };
+        let half = dh / 2;
+        for (row, xr) in x.chunks_exact_mut(dh).enumerate() {
+            for i in 0..half {
+                let (c, s) =
+                    (T::from(cos[row * half + i]).unwrap(), T::from(sign * sin[row * half + i]).unwrap());
+                let (a, b) = (xr[i], xr[i + half]);
+                xr[i] = a * c - b * s;
+                xr[i + half] = b * c + a * s;
+            }
+        }
+    }
+
+    fn head<T: Float>(&self, qkv: &[T], bh: usize, t: usize, d: usize, dh: usize) -> Head<T> {
+        let (b, h) = (bh / self.heads, bh % self.heads);
+        let part = |which: usize| -> Vec<T> {
+            let mut out = Vec::with_capacity(t * dh);
+            for i in 0..t {
+                let at = (b * t + i) * 3 * d + which * d + h * dh;
+                out.extend_from_slice(&qkv[at..at + dh]);
+            }
+            out
+        };
+        let (mut q, mut k) = (part(0), part(1));
+        self.rotate(&mut q, dh, 1.0);
+        self.rotate(&mut k, dh, 1.0);
+        Head { q, k, v: part(2) }
+    }
+
+    /// Row `i` of the attention weights (keys `0..=i`) into `w`.
+    fn weights<T: FastFloat>(head: &Head<T>, i: usize, dh: usize, scale: T, w: &mut [T]) {
+        let qi = &head.q[i * dh..(i + 1) * dh];
+        let mut max = T::neg_infinity();
+        for (j, wj) in w[..=i].iter_mut().enumerate() {
+            *wj = dot(qi, &head.k[j * dh..(j + 1) * dh]) * scale;
+            max = max.max(*wj);
+        }
+        let mut sum = T::zero();
+        for wj in w[..=i].iter_mut() {
+            *wj = (*wj - max).exp_fast();
+            sum = sum + *wj;
+        }
+        let inv = sum.recip();
+        w[..=i].iter_mut().for_each(|wj| *wj = *wj * inv);
+    }
+
+    fn forward<T: FastFloat>(&self, qkv: &[T], l: &Layout) -> Vec<T> {
+        use rayon::prelude::*;
+        let (b, t, d, dh) = self.dims(l);
+        let scale = T::from(1.0 / (dh as f64).sqrt()).unwrap();
+        let heads: Vec<Vec<T>> = (0..b * self.heads)
+            .into_par_iter()
+            .map(|bh| {
+                let head = self.head(qkv, bh, t, d, dh);
+                let mut y = vec![T::zero(); t * dh];
+                let mut w = vec![T::zero(); t];
+                for (i, yi) in y.chunks_exact_mut(dh).enumerate() {
+                    Self::weights(&head, i, dh, scale, &mut w);
+                    for (j, &p) in w[..=i].iter().enumerate() {
+                        yi.iter_mut().zip(&head.v[j * dh..(j + 1) * dh]).for_each(|(y, &v)| *y = *y + p * v);
+                    }
+                }
+                y
+            })
+            .collect();
+        let mut y = vec![T::zero(); b * t * d];
+        for (bh, yh) in heads.iter().enumerate() {
+            let (bi, h) = (bh / self.heads, bh % self.heads);
+            for (i, row) in yh.chunks_exact(dh).enumerate() {
+                let at = (bi * t + i) * d + h * dh;
+                y[at..at + dh].copy_from_slice(row);
+            }
+        }
+        y
+    }
+
+    /// `dqkv` from `dy`: with `P` recomputed, `dV = Pᵀ·dY`, `dP = dY·Vᵀ`,
+    /// `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`, then the
+    /// rotations undone.
+    fn backward<T: FastFloat>(&self, qkv: &[T], gy: &[T], l: &Layout) -> Vec<T> {
+        use rayon::prelude::*;
+        let (b, t, d, dh) = self.dims(l);
+        let scale = T::from(1.0 / (dh as f64).sqrt()).unwrap();
+        let grads: Vec<Head<T>> = (0..b * self.heads)
+            .into_par_iter()
+            .map(|bh| {
+                let head = self.head(qkv, bh, t, d, dh);
+                let (bi, h) = (bh / self.heads, bh % self.heads);
+                let mut g = Head {
+                    q: vec![T::zero(); t * dh],
+                    k: vec![T::zero(); t * dh],
+                    v: vec![T::zero(); t * dh],
+                };
+                let (mut w, mut dp) = (vec![T::zero(); t], vec![T::zero(); t]);
+                for i in 0..t {
+                    let at = (bi * t + i) * d + h * dh;
+                    let gyi = &gy[at..at + dh];
+                    Self::weights(&head, i, dh, scale, &mut w);
+                    let mut row = T::zero();
+                    for j in 0..=i {
+                        dp[j] = dot(gyi, &head.v[j * dh..(j + 1) * dh]);
+                        row = row + w[j] * dp[j];
+                        g.v[j * dh..(j + 1) * dh]
+                            .iter_mut()
+                            .zip(gyi)
+                            .for_each(|(dv, &g)| *dv = *dv + w[j] * g);
+                    }
+                    let qi = &head.q[i * dh..(i + 1) * dh];
+                    for j in 0..=i {
+                        let ds = w[j] * (dp[j] - row) * scale;
+                        let kj = &head.k[j * dh..(j + 1) * dh];
+                        g.q[i * dh..(i + 1) * dh].iter_mut().zip(kj).for_each(|(dq, &k)| *dq = *dq + ds * k);
+                        g.k[j * dh..(j + 1) * dh].iter_mut().zip(qi).for_each(|(dk, &q)| *dk = *dk + ds * q);
+                    }
+                }
+                self.rotate(&mut g.q, dh, -1.0);
+                self.rotate(&mut g.k, dh, -1.0);
+                g
+            })
+            .collect();
+        let mut dqkv = vec![T::zero(); b * t * 3 * d];
+        for (bh, g) in grads.iter().enumerate() {
+            let (bi, h) = (bh / self.heads, bh % self.heads);
+            for (which, part) in [&g.q, &g.k, &g.v].into_iter().enumerate() {
+                for (i, row) in part.chunks_exact(dh).enumerate() {
+                    let at = (bi * t + i) * 3 * d + which * d + h * dh;
+                    dqkv[at..at + dh].copy_from_slice(row);
+                }
+            }
+        }
+        dqkv
+    }
+}
+
+impl CustomOp1 for CausalAttention {
+    fn name(&self) -> &'static str {
+        "fused-causal-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, t, d, _) = self.dims(l);
+        let y = match s.dtype() {
+            DType::F32 => CpuStorage::F32(self.forward(slice::<f32>(s, l)?, l)),
+            DType::F64 => CpuStorage::F64(self.forward(slice::<f64>(s, l)?, l)),
+            dt => candle_core::bail!("causal attention: unsupported dtype {dt:?}"),
+        };
+        Ok((y, Shape::from((b, t, d))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
+        let layout = Layout::contiguous(qkv.shape());
+        let dqkv = match qkv.dtype() {
+            DType::F32 => {
+                let g = self.backward(
+                    &qkv.flatten_all()?.to_vec1::<f32>()?,
+                    &gy.flatten_all()?.to_vec1()?,
+                    &layout,
+                );
+                Tensor::from_vec(g, qkv.shape(), qkv.device())?
+            }
+            DType::F64 => {
+                let g = self.backward(
+                    &qkv.flatten_all()?.to_vec1::<f64>()?,
+                    &gy.flatten_all()?.to_vec1()?,
+                    &layout,
+                );
+                Tensor::from_vec(g, qkv.shape(), qkv.device())?
+            }
+            dt => candle_core::bail!("causal attention backward: unsupported dtype {dt:?}"),
+        };
+        Ok(Some(dqkv))
+    }
+}
+
 // ---------------------------------------------------------------- attention for sampling
 
 /// `softmax(scale · q·kᵀ + mask) · v` for `q` `[B, H, T, dh]`, `k` and `v` `[B, H, K, dh]`, mask
@@ -906,6 +1136,66 @@ pub(crate) mod tests {
         let q = randn(&[1, 1, 2, 4], 23);
         let mask = Tensor::zeros((1, 1, 2, 3), DType::F64, &Device::Cpu)?;
         assert!(attention(&q, &q, &q, &mask, 1.0).unwrap_err().to_string().contains("do not fit"));
+        Ok(())
+    }
+
+    /// The composition [`causal_attention`] replaces, as the model wrote it: split, rotate,
+    /// scaled causal softmax, weighted values, heads side by side.
+    fn attention_by_composition(
+        qkv: &Tensor,
+        heads: usize,
+        rope: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Tensor> {
+        let (b, t, c3) = qkv.dims3()?;
+        let (d, dh) = (c3 / 3, c3 / 3 / heads);
+        let qkv = qkv.reshape((b, t, 3, heads, dh))?.permute((2, 0, 3, 1, 4))?;
+        let (mut q, mut k, v) =
+            (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        if let Some((cos, sin)) = rope {
+            let rotate = |x: &Tensor| -> Result<Tensor> {
+                let half = dh / 2;
+                let (x1, x2) = (x.narrow(3, 0, half)?, x.narrow(3, half, half)?);
+                let r1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+                let r2 = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+                Tensor::cat(&[&r1, &r2], 3)
+            };
+            q = rotate(&q)?;
+            k = rotate(&k)?;
+        }
+        let m: Vec<f64> = (0..t * t).map(|i| if i % t > i / t { -1e9 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(m, (1, 1, t, t), qkv.device())?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?, D::Minus1)?;
+        att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))
+    }
+
+    #[test]
+    fn causal_attention_matches_the_composition_and_finite_differences() -> Result<()> {
+        let (b, t, heads, dh) = (2, 5, 2, 4);
+        let qkv = randn(&[b, t, 3 * heads * dh], 30);
+        let r = randn(&[b, t, heads * dh], 31);
+        let angles: Vec<f64> =
+            (0..t * dh / 2).map(|i| (i / (dh / 2)) as f64 * 0.3f64.powi((i % (dh / 2)) as i32)).collect();
+        let angles = Tensor::from_vec(angles, (t, dh / 2), &Device::Cpu)?;
+        let (cos, sin) = (angles.cos()?, angles.sin()?);
+        for rope in [None, Some((&cos, &sin))] {
+            let ours = causal_attention(&qkv, heads, rope)?;
+            let reference = attention_by_composition(&qkv, heads, rope)?;
+            let diff = (&ours - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff < 1e-12, "forward differs by {diff}");
+            let loss = |x: &Tensor| causal_attention(x, heads, rope)?.mul(&r)?.sum_all();
+            let xv = Var::from_tensor(&qkv)?;
+            let grads = loss(xv.as_tensor())?.backward()?;
+            let analytic: Vec<f64> = grads.get(xv.as_tensor()).unwrap().flatten_all()?.to_vec1()?;
+            assert_close(&analytic, &numeric_grad(&qkv, &|x| loss(x)?.to_scalar())?, 1e-6, "dqkv");
+            // f32 agrees with f64.
+            let y32: Vec<f32> =
+                causal_attention(&qkv.to_dtype(DType::F32)?, heads, rope)?.flatten_all()?.to_vec1()?;
+            for (a, b) in y32.iter().zip(ours.flatten_all()?.to_vec1::<f64>()?) {
+                assert!((f64::from(*a) - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        assert!(causal_attention(&qkv, 5, None).unwrap_err().to_string().contains("not 3 × heads"));
         Ok(())
     }
 }

@@ -334,6 +334,20 @@ mod tests {
     }
 
     #[test]
+    fn fused_causal_attention_gives_the_general_paths_logits() {
+        // `forward` (training and scoring) takes the fused attention; sampling takes the general
+        // path with an additive mask. Both must give one model.
+        let tokens = Tensor::new(&[[1u32, 4, 5, 6, 4, 2], [3, 3, 7, 1, 0, 0]], &Device::Cpu).unwrap();
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = tiny_with(DType::F64, positions);
+            let fused = model.forward(&tokens, None).unwrap();
+            let general = model.forward_unfused(&tokens).unwrap();
+            let diff: f64 = (fused - general).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff < 1e-12, "{positions:?}: {diff}");
+        }
+    }
+
+    #[test]
     fn rotary_attention_sees_relative_positions_only() {
         let dev = Device::Cpu;
         let tokens = Tensor::new(&[[1u32, 4, 5, 6, 4]], &dev).unwrap();
