@@ -40,6 +40,31 @@ fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result
     Ok(&s.as_slice::<T>()?[start..end])
 }
 
+/// Calls `f` with the elements of each tensor (made contiguous first where it is not), read in
+/// place from CPU storage rather than copied out: the backward passes read activations the size
+/// of the model's largest. The read locks are held together; nothing writes to activations or
+/// gradients in place while a backward pass reads them.
+fn read<T: candle_core::WithDType, R, const N: usize>(
+    ts: [&Tensor; N],
+    f: impl FnOnce([&[T]; N]) -> R,
+) -> Result<R> {
+    let ts = ts.map(|t| t.contiguous());
+    let mut owned = Vec::with_capacity(N);
+    for t in ts {
+        owned.push(t?);
+    }
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices: Vec<&[T]> = Vec::with_capacity(N);
+    for (storage, layout) in &guards {
+        match &**storage {
+            candle_core::Storage::Cpu(s) => slices.push(slice(s, layout)?),
+            _ => candle_core::bail!("fused ops read CPU tensors only"),
+        }
+    }
+    let slices: [&[T]; N] = slices.try_into().map_err(|_| candle_core::Error::Msg("tensor count".into()))?;
+    Ok(f(slices))
+}
+
 // ---------------------------------------------------------------- layer norm
 
 struct LayerNorm {
@@ -144,8 +169,7 @@ impl CustomOp3 for LayerNorm {
             eps: f64,
         ) -> Result<(Tensor, Tensor, Tensor)> {
             let d = x.dim(D::Minus1)?;
-            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
-            let (dx, dw, db) = ln_backward::<T>(&flat(x)?, &flat(w)?, &flat(gy)?, d, eps);
+            let (dx, dw, db) = read([x, w, gy], |[x, w, gy]| ln_backward::<T>(x, w, gy, d, eps))?;
             let dev = x.device();
             Ok((
                 Tensor::from_vec(dx, x.shape(), dev)?,
@@ -215,8 +239,7 @@ impl CustomOp1 for Softmax {
     fn bwd(&self, _x: &Tensor, y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
         fn typed<T: Float + candle_core::WithDType>(y: &Tensor, gy: &Tensor) -> Result<Tensor> {
             let d = y.dim(D::Minus1)?;
-            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
-            Tensor::from_vec(softmax_backward::<T>(&flat(y)?, &flat(gy)?, d), y.shape(), y.device())
+            Tensor::from_vec(read([y, gy], |[y, gy]| softmax_backward::<T>(y, gy, d))?, y.shape(), y.device())
         }
         let dx = match y.dtype() {
             DType::F32 => typed::<f32>(y, gy)?,
@@ -311,8 +334,7 @@ impl CustomOp2 for AddBias {
         gy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         fn typed<T: Float + candle_core::WithDType>(b: &Tensor, gy: &Tensor) -> Result<Tensor> {
-            let g = gy.flatten_all()?.to_vec1::<T>()?;
-            Tensor::from_vec(column_sums(&g, b.elem_count()), b.shape(), b.device())
+            Tensor::from_vec(read([gy], |[g]| column_sums::<T>(g, b.elem_count()))?, b.shape(), b.device())
         }
         let db = match gy.dtype() {
             DType::F32 => typed::<f32>(b, gy)?,
@@ -417,10 +439,11 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         fn typed<T: Float + candle_core::WithDType>(y: &Tensor, gy: &Tensor, scale: f64) -> Result<Tensor> {
             let d = y.dim(D::Minus1)?;
-            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
             let scale = T::from(scale).unwrap();
-            let dx: Vec<T> =
-                softmax_backward::<T>(&flat(y)?, &flat(gy)?, d).into_iter().map(|v| v * scale).collect();
+            let dx: Vec<T> = read([y, gy], |[y, gy]| softmax_backward::<T>(y, gy, d))?
+                .into_iter()
+                .map(|v| v * scale)
+                .collect();
             Tensor::from_vec(dx, y.shape(), y.device())
         }
         let dx = match y.dtype() {
@@ -641,19 +664,11 @@ impl CustomOp1 for CausalAttention {
         let layout = Layout::contiguous(qkv.shape());
         let dqkv = match qkv.dtype() {
             DType::F32 => {
-                let g = self.backward(
-                    &qkv.flatten_all()?.to_vec1::<f32>()?,
-                    &gy.flatten_all()?.to_vec1()?,
-                    &layout,
-                );
+                let g = read([qkv, gy], |[qkv, gy]| self.backward::<f32>(qkv, gy, &layout))?;
                 Tensor::from_vec(g, qkv.shape(), qkv.device())?
             }
             DType::F64 => {
-                let g = self.backward(
-                    &qkv.flatten_all()?.to_vec1::<f64>()?,
-                    &gy.flatten_all()?.to_vec1()?,
-                    &layout,
-                );
+                let g = read([qkv, gy], |[qkv, gy]| self.backward::<f64>(qkv, gy, &layout))?;
                 Tensor::from_vec(g, qkv.shape(), qkv.device())?
             }
             dt => candle_core::bail!("causal attention backward: unsupported dtype {dt:?}"),
@@ -968,8 +983,7 @@ impl CustomOp1 for Gelu {
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
         fn typed<T: FastFloat + candle_core::WithDType>(x: &Tensor, gy: &Tensor) -> Result<Tensor> {
-            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
-            Tensor::from_vec(gelu_backward::<T>(&flat(x)?, &flat(gy)?), x.shape(), x.device())
+            Tensor::from_vec(read([x, gy], |[x, gy]| gelu_backward::<T>(x, gy))?, x.shape(), x.device())
         }
         let dx = match x.dtype() {
             DType::F32 => typed::<f32>(x, gy)?,
