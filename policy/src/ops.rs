@@ -35,6 +35,39 @@ fn rows(layout: &Layout) -> Result<(usize, usize, usize, usize)> {
     Ok((start, end, (end - start) / d.max(1), d))
 }
 
+/// Runs `f` compiled for the widest vector instructions this CPU has: AVX-512, else AVX2, else
+/// the baseline the crate is built for (SSE2 on x86-64). The loops of the fused ops are written
+/// so that the compiler vectorizes them; without this they would use 4 lanes where the CPU has
+/// 16. Only the instruction width changes, not the order of any sum, so results are the same
+/// on every CPU.
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features `avx512` is compiled for.
+            return unsafe { avx512(f) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
     let (start, end, _, _) = rows(l)?;
     Ok(&s.as_slice::<T>()?[start..end])
@@ -72,6 +105,14 @@ struct LayerNorm {
 }
 
 fn ln_forward<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> Vec<T> {
+    simd(
+        #[inline(always)]
+        || ln_forward_rows(x, w, b, d, eps),
+    )
+}
+
+#[inline(always)]
+fn ln_forward_rows<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
     let n = T::from(d).unwrap();
     let eps = T::from(eps).unwrap();
@@ -88,6 +129,14 @@ fn ln_forward<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> Vec<T>
 
 /// Gradients of layer norm: returns `(dx, dw, db)`.
 fn ln_backward<T: Float>(x: &[T], w: &[T], gy: &[T], d: usize, eps: f64) -> (Vec<T>, Vec<T>, Vec<T>) {
+    simd(
+        #[inline(always)]
+        || ln_backward_rows(x, w, gy, d, eps),
+    )
+}
+
+#[inline(always)]
+fn ln_backward_rows<T: Float>(x: &[T], w: &[T], gy: &[T], d: usize, eps: f64) -> (Vec<T>, Vec<T>, Vec<T>) {
     let mut dx = vec![T::zero(); x.len()];
     let mut dw = vec![T::zero(); d];
     let mut db = vec![T::zero(); d];
@@ -510,6 +559,7 @@ impl CausalAttention {
 
     /// Rotates `x` `[T, dh]` in place by each row's angles (`sign` −1: the inverse rotation,
     /// which is the backward pass of the rotation).
+    #[inline(always)]
     fn rotate<T: Float>(&self, x: &mut [T], dh: usize, sign: f64) {
         let Some((cos, sin)) = &self.rope else { return };
         let half = dh / 2;
@@ -524,6 +574,7 @@ impl CausalAttention {
         }
     }
 
+    #[inline(always)]
     fn head<T: Float>(&self, qkv: &[T], bh: usize, t: usize, d: usize, dh: usize) -> Head<T> {
         let (b, h) = (bh / self.heads, bh % self.heads);
         let part = |which: usize| -> Vec<T> {
@@ -541,6 +592,7 @@ impl CausalAttention {
     }
 
     /// Row `i` of the attention weights (keys `0..=i`) into `w`.
+    #[inline(always)]
     fn weights<T: FastFloat>(head: &Head<T>, i: usize, dh: usize, scale: T, w: &mut [T]) {
         let qi = &head.q[i * dh..(i + 1) * dh];
         let mut max = T::neg_infinity();
@@ -564,16 +616,23 @@ impl CausalAttention {
         let heads: Vec<Vec<T>> = (0..b * self.heads)
             .into_par_iter()
             .map(|bh| {
-                let head = self.head(qkv, bh, t, d, dh);
-                let mut y = vec![T::zero(); t * dh];
-                let mut w = vec![T::zero(); t];
-                for (i, yi) in y.chunks_exact_mut(dh).enumerate() {
-                    Self::weights(&head, i, dh, scale, &mut w);
-                    for (j, &p) in w[..=i].iter().enumerate() {
-                        yi.iter_mut().zip(&head.v[j * dh..(j + 1) * dh]).for_each(|(y, &v)| *y = *y + p * v);
-                    }
-                }
-                y
+                simd(
+                    #[inline(always)]
+                    || {
+                        let head = self.head(qkv, bh, t, d, dh);
+                        let mut y = vec![T::zero(); t * dh];
+                        let mut w = vec![T::zero(); t];
+                        for (i, yi) in y.chunks_exact_mut(dh).enumerate() {
+                            Self::weights(&head, i, dh, scale, &mut w);
+                            for (j, &p) in w[..=i].iter().enumerate() {
+                                yi.iter_mut()
+                                    .zip(&head.v[j * dh..(j + 1) * dh])
+                                    .for_each(|(y, &v)| *y = *y + p * v);
+                            }
+                        }
+                        y
+                    },
+                )
             })
             .collect();
         let mut y = vec![T::zero(); b * t * d];
@@ -597,38 +656,49 @@ impl CausalAttention {
         let grads: Vec<Head<T>> = (0..b * self.heads)
             .into_par_iter()
             .map(|bh| {
-                let head = self.head(qkv, bh, t, d, dh);
-                let (bi, h) = (bh / self.heads, bh % self.heads);
-                let mut g = Head {
-                    q: vec![T::zero(); t * dh],
-                    k: vec![T::zero(); t * dh],
-                    v: vec![T::zero(); t * dh],
-                };
-                let (mut w, mut dp) = (vec![T::zero(); t], vec![T::zero(); t]);
-                for i in 0..t {
-                    let at = (bi * t + i) * d + h * dh;
-                    let gyi = &gy[at..at + dh];
-                    Self::weights(&head, i, dh, scale, &mut w);
-                    let mut row = T::zero();
-                    for j in 0..=i {
-                        dp[j] = dot(gyi, &head.v[j * dh..(j + 1) * dh]);
-                        row = row + w[j] * dp[j];
-                        g.v[j * dh..(j + 1) * dh]
-                            .iter_mut()
-                            .zip(gyi)
-                            .for_each(|(dv, &g)| *dv = *dv + w[j] * g);
-                    }
-                    let qi = &head.q[i * dh..(i + 1) * dh];
-                    for j in 0..=i {
-                        let ds = w[j] * (dp[j] - row) * scale;
-                        let kj = &head.k[j * dh..(j + 1) * dh];
-                        g.q[i * dh..(i + 1) * dh].iter_mut().zip(kj).for_each(|(dq, &k)| *dq = *dq + ds * k);
-                        g.k[j * dh..(j + 1) * dh].iter_mut().zip(qi).for_each(|(dk, &q)| *dk = *dk + ds * q);
-                    }
-                }
-                self.rotate(&mut g.q, dh, -1.0);
-                self.rotate(&mut g.k, dh, -1.0);
-                g
+                simd(
+                    #[inline(always)]
+                    || {
+                        let head = self.head(qkv, bh, t, d, dh);
+                        let (bi, h) = (bh / self.heads, bh % self.heads);
+                        let mut g = Head {
+                            q: vec![T::zero(); t * dh],
+                            k: vec![T::zero(); t * dh],
+                            v: vec![T::zero(); t * dh],
+                        };
+                        let (mut w, mut dp) = (vec![T::zero(); t], vec![T::zero(); t]);
+                        for i in 0..t {
+                            let at = (bi * t + i) * d + h * dh;
+                            let gyi = &gy[at..at + dh];
+                            Self::weights(&head, i, dh, scale, &mut w);
+                            let mut row = T::zero();
+                            for j in 0..=i {
+                                dp[j] = dot(gyi, &head.v[j * dh..(j + 1) * dh]);
+                                row = row + w[j] * dp[j];
+                                g.v[j * dh..(j + 1) * dh]
+                                    .iter_mut()
+                                    .zip(gyi)
+                                    .for_each(|(dv, &g)| *dv = *dv + w[j] * g);
+                            }
+                            let qi = &head.q[i * dh..(i + 1) * dh];
+                            for j in 0..=i {
+                                let ds = w[j] * (dp[j] - row) * scale;
+                                let kj = &head.k[j * dh..(j + 1) * dh];
+                                g.q[i * dh..(i + 1) * dh]
+                                    .iter_mut()
+                                    .zip(kj)
+                                    .for_each(|(dq, &k)| *dq = *dq + ds * k);
+                                g.k[j * dh..(j + 1) * dh]
+                                    .iter_mut()
+                                    .zip(qi)
+                                    .for_each(|(dk, &q)| *dk = *dk + ds * q);
+                            }
+                        }
+                        self.rotate(&mut g.q, dh, -1.0);
+                        self.rotate(&mut g.k, dh, -1.0);
+                        g
+                    },
+                )
             })
             .collect();
         let mut dqkv = vec![T::zero(); b * t * 3 * d];
@@ -746,29 +816,34 @@ impl Attention {
         let scale = T::from(self.scale).unwrap();
         let mut y = vec![T::zero(); q.len()];
         y.par_chunks_mut(t * dh).enumerate().for_each(|(bh, yh)| {
-            let (qh, kh, vh) = (&q[bh * t * dh..], &k[bh * apart..], &v[bh * apart..]);
-            let batch = bh / heads;
-            let mut w = vec![T::zero(); keys];
-            for (i, yr) in yh.chunks_exact_mut(dh).enumerate() {
-                let qr = &qh[i * dh..(i + 1) * dh];
-                let row = if self.mask.len() == t * keys { i } else { batch * t + i };
-                let m = &self.mask[row * keys..(row + 1) * keys];
-                let mut max = T::neg_infinity();
-                for (j, wj) in w.iter_mut().enumerate() {
-                    *wj = dot(qr, &kh[j * dh..(j + 1) * dh]) * scale + T::from(m[j]).unwrap();
-                    max = max.max(*wj);
-                }
-                let mut sum = T::zero();
-                for wj in w.iter_mut() {
-                    *wj = (*wj - max).exp_fast();
-                    sum = sum + *wj;
-                }
-                let inv = sum.recip();
-                for (j, &wj) in w.iter().enumerate() {
-                    let p = wj * inv;
-                    yr.iter_mut().zip(&vh[j * dh..(j + 1) * dh]).for_each(|(y, &v)| *y = *y + p * v);
-                }
-            }
+            simd(
+                #[inline(always)]
+                || {
+                    let (qh, kh, vh) = (&q[bh * t * dh..], &k[bh * apart..], &v[bh * apart..]);
+                    let batch = bh / heads;
+                    let mut w = vec![T::zero(); keys];
+                    for (i, yr) in yh.chunks_exact_mut(dh).enumerate() {
+                        let qr = &qh[i * dh..(i + 1) * dh];
+                        let row = if self.mask.len() == t * keys { i } else { batch * t + i };
+                        let m = &self.mask[row * keys..(row + 1) * keys];
+                        let mut max = T::neg_infinity();
+                        for (j, wj) in w.iter_mut().enumerate() {
+                            *wj = dot(qr, &kh[j * dh..(j + 1) * dh]) * scale + T::from(m[j]).unwrap();
+                            max = max.max(*wj);
+                        }
+                        let mut sum = T::zero();
+                        for wj in w.iter_mut() {
+                            *wj = (*wj - max).exp_fast();
+                            sum = sum + *wj;
+                        }
+                        let inv = sum.recip();
+                        for (j, &wj) in w.iter().enumerate() {
+                            let p = wj * inv;
+                            yr.iter_mut().zip(&vh[j * dh..(j + 1) * dh]).for_each(|(y, &v)| *y = *y + p * v);
+                        }
+                    }
+                },
+            )
         });
         y
     }
@@ -940,13 +1015,18 @@ fn gelu_dy<T: FastFloat>(x: T) -> T {
 fn map_into<T: Copy + Send + Sync>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync) {
     use rayon::prelude::*;
     let run = |(i, o): (usize, &mut [T])| {
-        let a = &a[i * CHUNK..i * CHUNK + o.len()];
-        if b.is_empty() {
-            o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a, a));
-        } else {
-            let b = &b[i * CHUNK..i * CHUNK + o.len()];
-            o.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
-        }
+        simd(
+            #[inline(always)]
+            || {
+                let a = &a[i * CHUNK..i * CHUNK + o.len()];
+                if b.is_empty() {
+                    o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a, a));
+                } else {
+                    let b = &b[i * CHUNK..i * CHUNK + o.len()];
+                    o.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+                }
+            },
+        )
     };
     if out.len() <= CHUNK {
         run((0, out));
