@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use candle_core::Device;
-use policy::{cross_entropy, Batch, Dropout, ModelConfig, OptimConfig, SampleConfig, Trainable};
+use policy::{
+    cross_entropy, cross_entropy_grads, Batch, Dropout, ModelConfig, OptimConfig, SampleConfig, Trainable,
+};
 use problem::{Domain, GenSpec, Generated, Limits, Special};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -434,10 +436,16 @@ fn train(
             return Err(Stopped.into());
         }
         let pairs: Vec<_> = (0..cfg.batch).map(|_| example(&mut t.rng)).collect::<anyhow::Result<_>>()?;
-        let batch = Batch::new(&t.model, &pairs, pad)?;
-        let dropout = (cfg.dropout > 0.0).then_some(Dropout { p: cfg.dropout, rng: &mut t.rng });
-        let loss = cross_entropy(&t.model, &batch, dropout)?;
-        let r = t.optim.backward_step(&loss)?;
+        let r = if cfg.dropout > 0.0 {
+            // Dropout draws from the player's one RNG, in order: one batch, one thread.
+            let batch = Batch::new(&t.model, &pairs, pad)?;
+            let loss = cross_entropy(&t.model, &batch, Some(Dropout { p: cfg.dropout, rng: &mut t.rng }))?;
+            t.optim.backward_step(&loss)?
+        } else {
+            let vars: Vec<_> = t.model.named_vars().into_iter().map(|(_, v)| v).collect();
+            let (loss, grads) = cross_entropy_grads(&t.model, &vars, &pairs, pad)?;
+            t.optim.step_with(&grads, loss)?
+        };
         last_loss = r.loss;
         if r.skipped {
             tracing::warn!(player = name, step, "non-finite loss or gradient: update skipped");

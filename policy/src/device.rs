@@ -39,18 +39,25 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Fixes the number of compute threads for the process: `RAYON_NUM_THREADS` if set, else one per
-/// physical core (candle's own default), written to `RAYON_NUM_THREADS`.
+/// Fixes the process's threads: `RAYON_NUM_THREADS` if set, else one per physical core (candle's
+/// own default), written to `RAYON_NUM_THREADS`; and candle's element-wise ops on the calling
+/// thread (`CANDLE_NUM_THREADS=1` unless set).
 ///
 /// candle looks the count up for every matrix product and, without the variable, reads
 /// `/proc/cpuinfo` each time to count physical cores: a file read per product, which a decoding
-/// step of a small model notices. Call once, at the start of `main`, before any thread exists
-/// (setting a variable while another thread reads the environment is undefined behaviour).
+/// step of a small model notices. Training runs parts of a batch side by side
+/// ([`crate::grads_in_parallel`]); candle's element-wise pool serves one caller at a time, so
+/// with it the parts would queue for it (measured: 50 ms a step on the element-wise ops' own
+/// threads against 130 ms through the pool, `bench/NOTES.md`). Call once, at the start of `main`,
+/// before any thread exists (setting a variable while another thread reads the environment is
+/// undefined behaviour).
 pub fn fix_thread_count() {
-    let set =
-        std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
-    if set.is_none() {
+    let set = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+    if set("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", num_cpus::get_physical().max(1).to_string());
+    }
+    if set("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 

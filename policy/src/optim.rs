@@ -130,9 +130,14 @@ impl AdamW {
         self.step_with(&grads, value)
     }
 
-    /// One step from computed gradients.
+    /// One step from computed gradients of `loss`, unless the loss or the gradient norm is not
+    /// finite: then nothing changes but the skip count.
     pub fn step_with(&mut self, grads: &GradStore, loss: f64) -> Result<StepReport> {
         let lr = self.cfg.lr_at(self.step);
+        if !loss.is_finite() {
+            self.skipped += 1;
+            return Ok(StepReport { loss, grad_norm: f64::NAN, lr, skipped: true });
+        }
         let mut sq = 0.0;
         for (_, p) in &self.params {
             if let Some(g) = grads.get(p.as_tensor()) {

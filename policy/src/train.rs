@@ -9,6 +9,7 @@
 //! * [`ppo_loss`]: the clipped-ratio policy-gradient objective, usable for several epochs over one
 //!   batch, with an optional KL penalty to a frozen reference model.
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, D};
 
 use crate::model::{Dropout, Gpt};
@@ -74,6 +75,70 @@ pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> R
 fn masked_mean(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let n = mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     (x * mask)?.sum_all()? / n.max(1.0)
+}
+
+/// The gradient of `Σ loss(part)` over `parts` for `vars`, each part's forward and backward pass
+/// run side by side on the thread pool and their gradients summed in the parts' order: what one
+/// backward pass over the sum gives, up to rounding, and the same from run to run.
+///
+/// Much of a training step is not matrix products but candle's bookkeeping around them —
+/// allocations, zero-filled gradients, copies — on one thread; parts in parallel spread that
+/// over the cores as well. Returns the summed loss, the gradients, and what `loss` returned
+/// besides each part's loss.
+pub fn grads_in_parallel<P: Sync, S: Send>(
+    vars: &[candle_core::Var],
+    parts: &[P],
+    loss: impl Fn(&P) -> Result<(Tensor, S)> + Sync,
+) -> Result<(f64, GradStore, Vec<S>)> {
+    use rayon::prelude::*;
+    let done: Vec<(f64, GradStore, S)> = parts
+        .par_iter()
+        .map(|p| {
+            let (l, extra) = loss(p)?;
+            let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            Ok((value, l.backward()?, extra))
+        })
+        .collect::<Result<_>>()?;
+    let mut done = done.into_iter();
+    let (mut total, mut grads, first) =
+        done.next().ok_or_else(|| candle_core::Error::Msg("no parts to differentiate".into()))?;
+    let mut extras = vec![first];
+    for (value, g, extra) in done {
+        total += value;
+        for v in vars {
+            let sum = match (grads.get(v.as_tensor()), g.get(v.as_tensor())) {
+                (Some(a), Some(b)) => (a + b)?,
+                (None, Some(b)) => b.clone(),
+                (_, None) => continue,
+            };
+            grads.insert(v.as_tensor(), sum);
+        }
+        extras.push(extra);
+    }
+    Ok((total, grads, extras))
+}
+
+/// Sequences per part when [`cross_entropy_grads`] splits a batch: a fixed count, not one part
+/// per core, so that a run's numbers do not depend on the machine's core count.
+pub const SUPERVISED_PART: usize = 16;
+
+/// Masked next-token cross-entropy over `pairs` and its gradient for `vars`, the pairs split in
+/// parts of [`SUPERVISED_PART`] run by [`grads_in_parallel`]: the loss is the mean over every
+/// completion token of the whole batch, as [`cross_entropy`] of one batch of them all.
+pub fn cross_entropy_grads(
+    model: &Gpt,
+    vars: &[candle_core::Var],
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    pad: u32,
+) -> Result<(f64, GradStore)> {
+    let tokens = pairs.iter().map(|(_, c)| c.len()).sum::<usize>().max(1) as f64;
+    let parts: Vec<&[(Vec<u32>, Vec<u32>)]> = pairs.chunks(SUPERVISED_PART).collect();
+    let (loss, grads, _) = grads_in_parallel(vars, &parts, |part| {
+        let batch = Batch::new(model, part, pad)?;
+        let share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
+        Ok(((cross_entropy(model, &batch, None)? * share)?, ()))
+    })?;
+    Ok((loss, grads))
 }
 
 /// Masked next-token cross-entropy (mean over completion tokens).
@@ -245,7 +310,8 @@ pub const UPDATE_PART: usize = 32;
 /// in self-play; `usize::MAX`: one part, every sequence padded to the longest), each padded to
 /// its own longest sequence; the parts' losses, weighted by their share of the sequences, add up to
 /// exactly the loss of the whole batch (Dr. GRPO's constant is the whole update's longest
-/// completion), and one backward pass takes the gradient of their sum.
+/// completion); the parts' forward and backward passes run side by side ([`grads_in_parallel`])
+/// and their gradients are summed.
 pub fn ppo_update(
     t: &mut crate::Trainable,
     reference: Option<&Gpt>,
@@ -272,37 +338,39 @@ pub fn ppo_update(
         share: f64,
         token_share: f64,
     }
-    let mut parts = Vec::new();
-    for chunk in order.chunks(part.max(1)) {
-        let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
-        let mut batch = Batch::new(&t.model, &part_pairs, pad)?;
-        batch.longest = longest;
-        let old = token_logprobs(&t.model, &batch, None)?.detach();
-        let reference = match reference {
-            Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
-            _ => None,
-        };
-        let advantages = chunk.iter().map(|&i| advantages[i]).collect();
-        let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
-        let share = chunk.len() as f64 / pairs.len() as f64;
-        parts.push(Part { batch, old, reference, advantages, share, token_share });
-    }
+    let chunks: Vec<&[usize]> = order.chunks(part.max(1)).collect();
+    let model = &t.model;
+    let parts: Vec<Part> = {
+        use rayon::prelude::*;
+        chunks
+            .par_iter()
+            .map(|chunk| {
+                let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
+                let mut batch = Batch::new(model, &part_pairs, pad)?;
+                batch.longest = longest;
+                let old = token_logprobs(model, &batch, None)?.detach();
+                let reference = match reference {
+                    Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
+                    _ => None,
+                };
+                let advantages = chunk.iter().map(|&i| advantages[i]).collect();
+                let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
+                let share = chunk.len() as f64 / pairs.len() as f64;
+                Ok(Part { batch, old, reference, advantages, share, token_share })
+            })
+            .collect::<Result<_>>()?
+    };
+    let vars: Vec<candle_core::Var> = t.model.named_vars().into_iter().map(|(_, v)| v).collect();
     let mut outcome = PpoOutcome { loss: f64::NAN, kl: 0.0, clip_fraction: 0.0 };
     for _ in 0..cfg.epochs {
-        let (mut total, mut kl, mut clipped) = (None::<Tensor>, 0.0, 0.0);
-        for p in &parts {
-            let (loss, stats) =
-                ppo_loss(&t.model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
-            let weighted = (loss * p.share)?;
-            total = Some(match total {
-                None => weighted,
-                Some(sum) => (sum + weighted)?,
-            });
-            kl += stats.kl * p.token_share;
-            clipped += stats.clip_fraction * p.token_share;
-        }
-        let total = total.expect("at least one part");
-        outcome = PpoOutcome { loss: t.optim.backward_step(&total)?.loss, kl, clip_fraction: clipped };
+        let model = &t.model;
+        let (total, grads, stats) = grads_in_parallel(&vars, &parts, |p| {
+            let (loss, stats) = ppo_loss(model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
+            Ok(((loss * p.share)?, (stats, p.token_share)))
+        })?;
+        let kl = stats.iter().map(|(s, share)| s.kl * share).sum();
+        let clipped = stats.iter().map(|(s, share)| s.clip_fraction * share).sum();
+        outcome = PpoOutcome { loss: t.optim.step_with(&grads, total)?.loss, kl, clip_fraction: clipped };
     }
     Ok(outcome)
 }
@@ -331,6 +399,33 @@ mod tests {
 
     fn tiny(dtype: DType) -> Gpt {
         tiny_with(dtype, Positions::Learned)
+    }
+
+    #[test]
+    fn parts_in_parallel_give_the_whole_batchs_loss_and_gradient() {
+        // 40 sequences of 2 to 11 tokens: three parts of SUPERVISED_PART, each padded to its own
+        // longest sequence, against one batch padded to the longest of all.
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> = (0..40u32)
+            .map(|i| {
+                let prompt: Vec<u32> = (0..1 + i % 3).map(|j| (i + j) % 11).collect();
+                let completion: Vec<u32> = (0..1 + (i * 7) % 8).map(|j| (i * 3 + j) % 11).collect();
+                (prompt, completion)
+            })
+            .collect();
+        assert!(pairs.len() > 2 * SUPERVISED_PART);
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = tiny_with(DType::F64, positions);
+            let vars: Vec<_> = model.named_vars().into_iter().map(|(_, v)| v).collect();
+            let whole = cross_entropy(&model, &Batch::new(&model, &pairs, 0).unwrap(), None).unwrap();
+            let expected = whole.backward().unwrap();
+            let (loss, grads) = cross_entropy_grads(&model, &vars, &pairs, 0).unwrap();
+            assert!((loss - whole.to_scalar::<f64>().unwrap()).abs() < 1e-12);
+            for (name, v) in model.named_vars() {
+                let (a, b) = (grads.get(v.as_tensor()).unwrap(), expected.get(v.as_tensor()).unwrap());
+                let diff: f64 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                assert!(diff < 1e-12, "{name}: {diff}");
+            }
+        }
     }
 
     #[test]
