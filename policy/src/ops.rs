@@ -591,25 +591,27 @@ impl CausalAttention {
         Head { q, k, v: part(2) }
     }
 
-    /// Row `i` of the attention weights (keys `0..=i`) into `w`.
+    /// The attention weights `P` `[T, T]` of one head: `softmax(scale · q·kᵀ)` over keys `0..=i`
+    /// in row `i`, zero beyond.
     #[inline(always)]
-    fn weights<T: FastFloat>(head: &Head<T>, i: usize, dh: usize, scale: T, w: &mut [T]) {
-        let qi = &head.q[i * dh..(i + 1) * dh];
-        let mut max = T::neg_infinity();
-        for (j, wj) in w[..=i].iter_mut().enumerate() {
-            *wj = dot(qi, &head.k[j * dh..(j + 1) * dh]) * scale;
-            max = max.max(*wj);
+    fn weights<T: FastFloat + 'static>(head: &Head<T>, t: usize, dh: usize, scale: T) -> Vec<T> {
+        let mut p = vec![T::zero(); t * t];
+        small_matmul(&mut p, &head.q, &head.k, (t, t, dh), (false, true));
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let max = row[..=i].iter().fold(T::neg_infinity(), |m, &s| m.max(s));
+            let mut sum = T::zero();
+            for s in row[..=i].iter_mut() {
+                *s = ((*s - max) * scale).exp_fast();
+                sum = sum + *s;
+            }
+            let inv = sum.recip();
+            row[..=i].iter_mut().for_each(|s| *s = *s * inv);
+            row[i + 1..].iter_mut().for_each(|s| *s = T::zero());
         }
-        let mut sum = T::zero();
-        for wj in w[..=i].iter_mut() {
-            *wj = (*wj - max).exp_fast();
-            sum = sum + *wj;
-        }
-        let inv = sum.recip();
-        w[..=i].iter_mut().for_each(|wj| *wj = *wj * inv);
+        p
     }
 
-    fn forward<T: FastFloat>(&self, qkv: &[T], l: &Layout) -> Vec<T> {
+    fn forward<T: FastFloat + 'static>(&self, qkv: &[T], l: &Layout) -> Vec<T> {
         use rayon::prelude::*;
         let (b, t, d, dh) = self.dims(l);
         let scale = T::from(1.0 / (dh as f64).sqrt()).unwrap();
@@ -620,16 +622,9 @@ impl CausalAttention {
                     #[inline(always)]
                     || {
                         let head = self.head(qkv, bh, t, d, dh);
+                        let p = Self::weights(&head, t, dh, scale);
                         let mut y = vec![T::zero(); t * dh];
-                        let mut w = vec![T::zero(); t];
-                        for (i, yi) in y.chunks_exact_mut(dh).enumerate() {
-                            Self::weights(&head, i, dh, scale, &mut w);
-                            for (j, &p) in w[..=i].iter().enumerate() {
-                                yi.iter_mut()
-                                    .zip(&head.v[j * dh..(j + 1) * dh])
-                                    .for_each(|(y, &v)| *y = *y + p * v);
-                            }
-                        }
+                        small_matmul(&mut y, &p, &head.v, (t, dh, t), (false, false));
                         y
                     },
                 )
@@ -649,7 +644,7 @@ impl CausalAttention {
     /// `dqkv` from `dy`: with `P` recomputed, `dV = Pᵀ·dY`, `dP = dY·Vᵀ`,
     /// `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`, then the
     /// rotations undone.
-    fn backward<T: FastFloat>(&self, qkv: &[T], gy: &[T], l: &Layout) -> Vec<T> {
+    fn backward<T: FastFloat + 'static>(&self, qkv: &[T], gy: &[T], l: &Layout) -> Vec<T> {
         use rayon::prelude::*;
         let (b, t, d, dh) = self.dims(l);
         let scale = T::from(1.0 / (dh as f64).sqrt()).unwrap();
@@ -661,39 +656,23 @@ impl CausalAttention {
                     || {
                         let head = self.head(qkv, bh, t, d, dh);
                         let (bi, h) = (bh / self.heads, bh % self.heads);
-                        let mut g = Head {
-                            q: vec![T::zero(); t * dh],
-                            k: vec![T::zero(); t * dh],
-                            v: vec![T::zero(); t * dh],
-                        };
-                        let (mut w, mut dp) = (vec![T::zero(); t], vec![T::zero(); t]);
+                        let mut gyh = Vec::with_capacity(t * dh);
                         for i in 0..t {
                             let at = (bi * t + i) * d + h * dh;
-                            let gyi = &gy[at..at + dh];
-                            Self::weights(&head, i, dh, scale, &mut w);
-                            let mut row = T::zero();
-                            for j in 0..=i {
-                                dp[j] = dot(gyi, &head.v[j * dh..(j + 1) * dh]);
-                                row = row + w[j] * dp[j];
-                                g.v[j * dh..(j + 1) * dh]
-                                    .iter_mut()
-                                    .zip(gyi)
-                                    .for_each(|(dv, &g)| *dv = *dv + w[j] * g);
-                            }
-                            let qi = &head.q[i * dh..(i + 1) * dh];
-                            for j in 0..=i {
-                                let ds = w[j] * (dp[j] - row) * scale;
-                                let kj = &head.k[j * dh..(j + 1) * dh];
-                                g.q[i * dh..(i + 1) * dh]
-                                    .iter_mut()
-                                    .zip(kj)
-                                    .for_each(|(dq, &k)| *dq = *dq + ds * k);
-                                g.k[j * dh..(j + 1) * dh]
-                                    .iter_mut()
-                                    .zip(qi)
-                                    .for_each(|(dk, &q)| *dk = *dk + ds * q);
-                            }
+                            gyh.extend_from_slice(&gy[at..at + dh]);
                         }
+                        let p = Self::weights(&head, t, dh, scale);
+                        let zeros = || vec![T::zero(); t * dh];
+                        let mut g = Head { q: zeros(), k: zeros(), v: zeros() };
+                        small_matmul(&mut g.v, &p, &gyh, (t, dh, t), (true, false));
+                        let mut ds = vec![T::zero(); t * t];
+                        small_matmul(&mut ds, &gyh, &head.v, (t, t, dh), (false, true));
+                        for (pr, dr) in p.chunks_exact(t).zip(ds.chunks_exact_mut(t)) {
+                            let row = pr.iter().zip(dr.iter()).fold(T::zero(), |a, (&p, &d)| a + p * d);
+                            dr.iter_mut().zip(pr).for_each(|(d, &p)| *d = p * (*d - row) * scale);
+                        }
+                        small_matmul(&mut g.q, &ds, &head.k, (t, dh, t), (false, false));
+                        small_matmul(&mut g.k, &ds, &head.q, (t, dh, t), (true, false));
                         self.rotate(&mut g.q, dh, -1.0);
                         self.rotate(&mut g.k, dh, -1.0);
                         g
@@ -712,6 +691,53 @@ impl CausalAttention {
             }
         }
         dqkv
+    }
+}
+
+/// `c = a · b` for small row-major matrices, `(m, n, k)` the shape (`a` `[m, k]`, `b` `[k, n]`,
+/// `c` `[m, n]`), on this thread (f32 and f64: what gemm multiplies); `transposed.0`: `a` is stored as its transpose `[k, m]`,
+/// `transposed.1`: `b` as `[n, k]`. One head's attention products: the heads already run in
+/// parallel.
+#[inline(always)]
+fn small_matmul<T: Float + 'static>(
+    c: &mut [T],
+    a: &[T],
+    b: &[T],
+    shape: (usize, usize, usize),
+    transposed: (bool, bool),
+) {
+    let (m, n, k) = shape;
+    assert!(
+        c.len() >= m * n && a.len() >= m * k && b.len() >= k * n,
+        "small_matmul: slices shorter than {m}×{n}×{k}"
+    );
+    let (a_rs, a_cs) = if transposed.0 { (1, m) } else { (k, 1) };
+    let (b_rs, b_cs) = if transposed.1 { (1, k) } else { (n, 1) };
+    let one = T::one();
+    // SAFETY: the slices hold the m×k, k×n and m×n elements the strides reach (checked above);
+    // `c` is written, not read (`read_dst` false).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            one,
+            one,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
