@@ -141,7 +141,7 @@ impl AdamW {
         let mut sq = 0.0;
         for (_, p) in &self.params {
             if let Some(g) = grads.get(p.as_tensor()) {
-                sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                sq += crate::ops::sum_of_squares(g)?;
             }
         }
         let norm = sq.sqrt();
@@ -160,16 +160,21 @@ impl AdamW {
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         for (i, (name, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else { continue };
-            let g = (g * scale)?;
-            self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + self.cfg.eps)?)?;
             let decays = p.rank() >= 2 && !name.contains("ln_");
-            let mut next = p.as_tensor().clone();
-            if decays && self.cfg.weight_decay > 0.0 {
-                next = (next * (1.0 - lr * self.cfg.weight_decay))?;
-            }
-            p.set(&(next - (update * lr)?)?.detach())?;
+            let step = crate::ops::AdamStep {
+                scale,
+                beta1: b1,
+                beta2: b2,
+                correction1: c1,
+                correction2: c2,
+                lr,
+                eps: self.cfg.eps,
+                decay: if decays { self.cfg.weight_decay } else { 0.0 },
+            };
+            let (next, m, v) = crate::ops::adam_step(p.as_tensor(), g, &self.m[i], &self.v[i], &step)?;
+            self.m[i] = m;
+            self.v[i] = v;
+            p.set(&next)?;
         }
         Ok(StepReport { loss, grad_norm: norm, lr, skipped: false })
     }
