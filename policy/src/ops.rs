@@ -1012,29 +1012,28 @@ pub fn adam_step(
             use rayon::prelude::*;
             let n = p.len();
             let (mut next, mut m2, mut v2) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
-            let update = |(k, ((next, m2), v2)): (usize, ((&mut [T], &mut [T]), &mut [T]))| {
-                let r = k * CHUNK..k * CHUNK + next.len();
-                simd(
-                    #[inline(always)]
-                    || {
-                        let inputs = p[r.clone()].iter().zip(&g[r.clone()]).zip(&m[r.clone()]).zip(&v[r]);
-                        let outputs = next.iter_mut().zip(m2.iter_mut()).zip(v2.iter_mut());
-                        for ((((&p, &g), &m), &v), ((next, m2), v2)) in inputs.zip(outputs) {
-                            let g = g * scale;
-                            let mi = m * b1 + g * nb1;
-                            let vi = v * b2 + g * g * nb2;
-                            *next = p * keep - lr * ((mi / c1) / ((vi / c2).sqrt() + eps));
-                            *m2 = mi;
-                            *v2 = vi;
-                        }
-                    },
-                )
-            };
             next.par_chunks_mut(CHUNK)
                 .zip(m2.par_chunks_mut(CHUNK))
                 .zip(v2.par_chunks_mut(CHUNK))
                 .enumerate()
-                .for_each(update);
+                .for_each(|(k, ((next, m2), v2))| {
+                    let r = k * CHUNK..k * CHUNK + next.len();
+                    simd(
+                        #[inline(always)]
+                        || {
+                            let inputs = p[r.clone()].iter().zip(&g[r.clone()]).zip(&m[r.clone()]).zip(&v[r]);
+                            let outputs = next.iter_mut().zip(m2.iter_mut()).zip(v2.iter_mut());
+                            for ((((&p, &g), &m), &v), ((next, m2), v2)) in inputs.zip(outputs) {
+                                let g = g * scale;
+                                let mi = m * b1 + g * nb1;
+                                let vi = v * b2 + g * g * nb2;
+                                *next = p * keep - lr * ((mi / c1) / ((vi / c2).sqrt() + eps));
+                                *m2 = mi;
+                                *v2 = vi;
+                            }
+                        },
+                    )
+                });
             (next, m2, v2)
         })?;
         let (shape, dev) = (p.shape(), p.device());
