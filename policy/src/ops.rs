@@ -301,14 +301,189 @@ impl CustomOp1 for Softmax {
 
 // ---------------------------------------------------------------- linear
 
-/// `x · wᵀ + b` for `x` `[..., in]`, `w` `[out, in]`, `b` `[out]`: one matrix product over every
-/// row, then the bias added by [`add_bias`].
+/// `x · wᵀ + b` for `x` `[..., in]`, `w` `[out, in]`, `b` `[out]`: one node, the products by gemm.
 ///
-/// The product reads `wᵀ` copied row-major: gemm repacks a column-major right-hand side on
-/// every call, which costs 15% of a training-sized product and 2–4× a decoding-sized one
-/// (`bench/NOTES.md`); the copy is one pass over the weight.
+/// The forward pass starts the output from the bias and adds the product into it, reading `wᵀ`
+/// copied row-major (gemm repacks a column-major right-hand side on every call: 15% of a
+/// training-sized product, 2–4× a decoding-sized one, `bench/NOTES.md`). The backward pass is
+/// `dx = dy·w`, `dw = dyᵀ·x`, `db` the column sums of `dy`. Inside a parallel part of a batch
+/// ([`crate::grads_in_parallel`]) the products run on their own thread: the parts already fill
+/// the cores.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    linear_t(x, &w.t()?.contiguous()?, b)
+    if !x.device().is_cpu() {
+        return linear_t(x, &w.t()?.contiguous()?, b);
+    }
+    let dims = x.dims();
+    let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+    let (out, w_in) = w.dims2()?;
+    if w_in != inner || b.dims() != [out] {
+        candle_core::bail!("linear: x {:?}, w {:?}, b {:?} do not fit", dims, w.dims(), b.dims());
+    }
+    let mut shape = dims.to_vec();
+    *shape.last_mut().expect("x has a last dimension") = out;
+    x.contiguous()?
+        .reshape((rows, inner))?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)?
+        .reshape(shape)
+}
+
+struct Linear;
+
+/// Parallelism for a product: none inside a rayon task (a part of a batch, a head), both cores
+/// otherwise.
+fn parallelism() -> gemm::Parallelism {
+    match (rayon::current_thread_index(), rayon::current_num_threads()) {
+        (None, n) if n > 1 => gemm::Parallelism::Rayon(n),
+        _ => gemm::Parallelism::None,
+    }
+}
+
+/// `c (+)= a · b` for row-major `c` `[m, n]`, `a` given by its strides `(row, column)`, `b` by
+/// its; `accumulate` adds to what `c` holds.
+///
+/// # Safety
+/// `a` and `b` must reach every element their shape and strides address.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: Float + 'static>(
+    c: &mut [T],
+    (m, n, k): (usize, usize, usize),
+    a: &[T],
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
+    (b_rs, b_cs): (usize, usize),
+    accumulate: bool,
+) {
+    assert!(c.len() >= m * n);
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        1,
+        n as isize,
+        accumulate,
+        a.as_ptr(),
+        a_cs as isize,
+        a_rs as isize,
+        b.as_ptr(),
+        b_cs as isize,
+        b_rs as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        parallelism(),
+    )
+}
+
+fn linear_forward<T: Float + 'static>(x: &[T], w: &[T], b: &[T], rows: usize, inner: usize) -> Vec<T> {
+    let out = b.len();
+    // wᵀ row-major `[in, out]`.
+    let mut wt = vec![T::zero(); inner * out];
+    for (j, wr) in w.chunks_exact(inner).enumerate() {
+        for (l, &v) in wr.iter().enumerate() {
+            wt[l * out + j] = v;
+        }
+    }
+    let mut y = Vec::with_capacity(rows * out);
+    for _ in 0..rows {
+        y.extend_from_slice(b);
+    }
+    assert!(x.len() >= rows * inner);
+    // SAFETY: x is [rows, inner] and wt [inner, out], row-major, as the strides say.
+    unsafe { gemm_into(&mut y, (rows, out, inner), x, (inner, 1), &wt, (out, 1), true) };
+    y
+}
+
+/// `(dx, dw, db)` from `x` `[rows, in]`, `w` `[out, in]`, `dy` `[rows, out]`.
+fn linear_backward<T: Float + 'static>(
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    rows: usize,
+    inner: usize,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let out = w.len() / inner;
+    assert!(x.len() >= rows * inner && gy.len() >= rows * out);
+    let mut dx = vec![T::zero(); rows * inner];
+    let mut dw = vec![T::zero(); out * inner];
+    // SAFETY: dy is [rows, out], w [out, in], x [rows, in], row-major; dyᵀ is dy read with
+    // swapped strides.
+    unsafe {
+        gemm_into(&mut dx, (rows, inner, out), gy, (out, 1), w, (inner, 1), false);
+        gemm_into(&mut dw, (out, inner, rows), gy, (1, out), x, (inner, 1), false);
+    }
+    (dx, dw, column_sums(gy, out))
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, inner) = (lx.shape().dims()[0], lx.shape().dims()[1]);
+        let out = lw.shape().dims()[0];
+        let y = match sx.dtype() {
+            DType::F32 => CpuStorage::F32(linear_forward(
+                slice::<f32>(sx, lx)?,
+                slice(sw, lw)?,
+                slice(sb, lb)?,
+                rows,
+                inner,
+            )),
+            DType::F64 => CpuStorage::F64(linear_forward(
+                slice::<f64>(sx, lx)?,
+                slice(sw, lw)?,
+                slice(sb, lb)?,
+                rows,
+                inner,
+            )),
+            dt => candle_core::bail!("linear: unsupported dtype {dt:?}"),
+        };
+        Ok((y, Shape::from((rows, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        fn typed<T: Float + 'static + candle_core::WithDType>(
+            x: &Tensor,
+            w: &Tensor,
+            b: &Tensor,
+            gy: &Tensor,
+        ) -> Result<(Tensor, Tensor, Tensor)> {
+            let (rows, inner) = x.dims2()?;
+            let (dx, dw, db) =
+                read::<T, _, 3>([x, w, gy], |[x, w, gy]| linear_backward(x, w, gy, rows, inner))?;
+            let dev = x.device();
+            Ok((
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(dw, w.shape(), dev)?,
+                Tensor::from_vec(db, b.shape(), dev)?,
+            ))
+        }
+        let (dx, dw, db) = match x.dtype() {
+            DType::F32 => typed::<f32>(x, w, b, gy)?,
+            DType::F64 => typed::<f64>(x, w, b, gy)?,
+            dt => candle_core::bail!("linear backward: unsupported dtype {dt:?}"),
+        };
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
 }
 
 /// [`linear`] with the weight already transposed: `wt` `[in, out]`.
