@@ -205,8 +205,8 @@ fn drop(x: Tensor, dropout: &mut Option<Dropout>) -> Result<Tensor> {
     }
 }
 
-/// `x · wᵀ + b` through the fused bias of [`ops::linear`], with `wt`, the weight already
-/// transposed, when the caller keeps one.
+/// `x · wᵀ + b`: [`ops::linear`], or [`ops::linear_t`] with `wt`, the weight already transposed,
+/// when the caller keeps one (sampling).
 fn linear_with(layer: &Linear, x: &Tensor, wt: Option<&Tensor>) -> Result<Tensor> {
     let bias = layer.bias().ok_or_else(|| candle_core::Error::Msg("every linear layer has a bias".into()))?;
     match wt {
@@ -292,13 +292,6 @@ struct Rope {
     sin: Tensor,
 }
 
-/// A pass causal over positions `0..T` of every sequence (training and scoring), which the fused
-/// [`ops::causal_attention`] computes: the rotary `cos` and `sin` of those positions, `[T, dh/2]`
-/// (none with learned positions).
-struct Causal {
-    rope: Option<(Tensor, Tensor)>,
-}
-
 impl Rope {
     /// Rotates each pair `(x_i, x_{i+dh/2})` of `x` `[B, H, T, dh]` by its position's angle
     /// `θ_i = pos · 10000^(−2i/dh)`. Plain tensor ops, so gradients flow through it.
@@ -309,6 +302,13 @@ impl Rope {
         let r2 = (x2.broadcast_mul(&self.cos)? + x1.broadcast_mul(&self.sin)?)?;
         Tensor::cat(&[&r1, &r2], 3)
     }
+}
+
+/// A pass causal over positions `0..T` of every sequence (training and scoring), which the fused
+/// [`ops::causal_attention`] computes: the rotary `cos` and `sin` of those positions, `[T, dh/2]`
+/// (none with learned positions).
+struct Causal {
+    rope: Option<(Tensor, Tensor)>,
 }
 
 struct Block {

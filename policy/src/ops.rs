@@ -1,10 +1,15 @@
-//! Fused operations with hand-written backward passes.
+//! Fused operations with hand-written backward passes: the policy's fast path on CPU.
 //!
 //! candle-nn's fast LayerNorm and softmax kernels have no backward pass: gradients silently stop
 //! at them. Their differentiable compositions (`layer_norm_slow`, `ops::softmax`) are correct but
-//! build a dozen graph nodes each. The ops here are one node each, with a forward and a backward
-//! written out, on CPU for `f32` and `f64` (tests check the backward against finite differences in
-//! `f64`). On any other device they fall back to the differentiable compositions.
+//! build a dozen graph nodes each, and every node allocates, zero-fills its gradient and adds
+//! into it. The ops here are one node each, with a forward and a backward written out, on CPU for
+//! `f32` and `f64`: layer norm, softmax (plain, and scaled and masked for attention), GELU, the
+//! linear layer, causal self-attention (training and scoring), attention for sampling (forward
+//! only), and the AdamW update. Tests check each backward against finite differences in `f64` and
+//! each forward against the composition it replaces. On any other device they fall back to the
+//! differentiable compositions. Their loops run compiled for the CPU's widest vectors ([`simd`]).
+//! Figures: `bench/NOTES.md`.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
