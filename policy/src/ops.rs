@@ -8,7 +8,7 @@
 //! linear layer, causal self-attention (training and scoring), attention for sampling (forward
 //! only), and the AdamW update. Tests check each backward against finite differences in `f64` and
 //! each forward against the composition it replaces. On any other device they fall back to the
-//! differentiable compositions. Their loops run compiled for the CPU's widest vectors ([`simd`]).
+//! differentiable compositions. Their loops run compiled for the CPU's widest vectors (`simd`).
 //! Figures: `bench/NOTES.md`.
 
 use candle_core::backend::BackendStorage;
