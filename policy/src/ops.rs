@@ -384,11 +384,16 @@ unsafe fn gemm_into<T: Float + 'static>(
 
 fn linear_forward<T: Float + 'static>(x: &[T], w: &[T], b: &[T], rows: usize, inner: usize) -> Vec<T> {
     let out = b.len();
-    // wᵀ row-major `[in, out]`.
+    // wᵀ row-major `[in, out]`, in 32 × 32 tiles so that reads and writes both stay in cache.
+    const TILE: usize = 32;
     let mut wt = vec![T::zero(); inner * out];
-    for (j, wr) in w.chunks_exact(inner).enumerate() {
-        for (l, &v) in wr.iter().enumerate() {
-            wt[l * out + j] = v;
+    for j0 in (0..out).step_by(TILE) {
+        for l0 in (0..inner).step_by(TILE) {
+            for l in l0..(l0 + TILE).min(inner) {
+                for j in j0..(j0 + TILE).min(out) {
+                    wt[l * out + j] = w[j * inner + l];
+                }
+            }
         }
     }
     let mut y = Vec::with_capacity(rows * out);
