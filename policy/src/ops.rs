@@ -1001,7 +1001,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
             x.contiguous()
         }
     };
-    q.contiguous()?.apply_op3_no_bwd(&heads_apart(k)?, &heads_apart(v)?, &Attention { mask, scale })
+    q.contiguous()?.apply_op3(&heads_apart(k)?, &heads_apart(v)?, Attention { mask, scale })
 }
 
 struct Attention {
@@ -1625,6 +1625,10 @@ pub(crate) mod tests {
         let diff =
             (attention(&q, &kn, &vn, &mask, 0.5)? - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
         assert!(diff < 1e-12, "narrowed cache: {diff}");
+        // Forward only: differentiating through it is an error, not a silent zero.
+        let qv = Var::from_tensor(&q)?;
+        let out = attention(qv.as_tensor(), &kn, &vn, &mask, 0.5)?.sum_all()?;
+        assert!(out.backward().is_err());
         let q = randn(&[1, 1, 2, 4], 23);
         let mask = Tensor::zeros((1, 1, 2, 3), DType::F64, &Device::Cpu)?;
         assert!(attention(&q, &q, &q, &mask, 1.0).unwrap_err().to_string().contains("do not fit"));
