@@ -26,6 +26,11 @@ pub struct RoundConfig {
     /// knew is kept while the proposer's problems narrow.
     #[serde(default)]
     pub rehearsal: usize,
+    /// Advantage of each attempt at a rehearsal problem solved every time (0: none). The group
+    /// advantage of such a problem is 0, so without it nothing holds what the solver knows while
+    /// updates on other problems move the arithmetic they share.
+    #[serde(default)]
+    pub anchor: f64,
     /// Reference problems shown to the proposer (0 to this many).
     pub references: usize,
     /// Token budget of a problem.
@@ -119,6 +124,9 @@ impl RunConfig {
         }
         if !(r.temperature > 0.0 && r.temperature.is_finite()) {
             anyhow::bail!("round.temperature must be positive, got {}", r.temperature);
+        }
+        if !(r.anchor >= 0.0 && r.anchor.is_finite()) {
+            anyhow::bail!("round.anchor must be a non-negative number, got {}", r.anchor);
         }
         for (key, ppo) in [("solver_ppo", &self.solver_ppo), ("proposer_ppo", &self.proposer_ppo)] {
             let valid = ppo.epochs > 0

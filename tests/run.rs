@@ -174,6 +174,7 @@ fn configuration_errors_stop_before_any_work() {
         ("[frontier]\nlow = 0.9\nhigh = 0.1\n", "frontier band must satisfy 0 <= low <= high <= 1"),
         ("[round]\nmax_problem_tokens = 100000\n", "round.max_problem_tokens must be at most 1024"),
         ("[round]\ntemperature = nan\n", "round.temperature must be positive, got NaN"),
+        ("[round]\nanchor = -0.5\n", "round.anchor must be a non-negative number, got -0.5"),
         ("[solver_ppo]\nkl_coef = nan\n", "solver_ppo: epochs must be positive"),
         ("[replay]\ntemperature = inf\n", "replay: temperature must be positive, got inf"),
         ("[warm_start.solver]\nheads = 3\n", "warm_start.solver.d_model 128 must be a multiple of heads 3"),

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! total = frontier(p) · padding_factor(padding) · length_factor · (1 − repetition) · (1 + w · interestingness)
-//!         − cost · repetition
+//!         − repetition.cost · repetition − padding.cost · padding
 //! ```
 //!
 //! (or, with [`InterestMode::Additive`], the product plus `w · interestingness`)
@@ -82,7 +82,13 @@ pub fn frontier(p: f64, form: FrontierForm) -> f64 {
     }
 }
 
-/// How the frontier term is discounted for padding (`padding = 1 − essential/surface`).
+/// What padding costs (`padding = 1 − essential/surface`): the frontier term is discounted, and
+/// `cost · padding` is charged besides.
+///
+/// The discount alone leaves a padded problem earning at least what its unpadded form earns
+/// when that form earns nothing — the case of an easy problem the solver always solves, which
+/// padding pushes into the band (`7*1+0` is solved less often than `7`). A proposer then pads every
+/// easy problem it writes. The charge makes padding cost something there too.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaddingPenalty {
@@ -90,11 +96,14 @@ pub struct PaddingPenalty {
     pub exponent: f64,
     /// Padding at or above this is clear padding: the factor is 0.
     pub hard_floor: f64,
+    /// Charged times the padding: a problem half padding earns `−cost / 2` besides its discounted
+    /// frontier term.
+    pub cost: f64,
 }
 
 impl Default for PaddingPenalty {
     fn default() -> Self {
-        PaddingPenalty { exponent: 2.0, hard_floor: 0.5 }
+        PaddingPenalty { exponent: 2.0, hard_floor: 0.5, cost: 0.5 }
     }
 }
 
@@ -319,6 +328,7 @@ impl RewardConfig {
         let checks = [
             ("padding.exponent", self.padding.exponent, 0.0, f64::MAX),
             ("padding.hard_floor", self.padding.hard_floor, 0.0, 1.0),
+            ("padding.cost", self.padding.cost, 0.0, f64::MAX),
             ("repetition.batch", self.repetition.batch, 0.0, 1.0),
             ("repetition.archive", self.repetition.archive, 0.0, 1.0),
             ("repetition.cost", self.repetition.cost, 0.0, f64::MAX),
@@ -361,7 +371,7 @@ pub struct RewardTerms {
     /// The invalid reward, when the problem is invalid.
     pub invalid: Option<f64>,
     /// The reward paid: the product of the factors, interestingness by its mode, less
-    /// `repetition.cost · repetition`.
+    /// `repetition.cost · repetition` and `padding.cost · padding`.
     pub total: f64,
 }
 
@@ -403,7 +413,7 @@ impl RewardConfig {
             InterestMode::Additive => base + interest,
             InterestMode::Frontier => base * (1.0 + interest),
         };
-        let total = paid - self.repetition.cost * repetition;
+        let total = paid - self.repetition.cost * repetition - self.padding.cost * padding.clamp(0.0, 1.0);
         RewardTerms {
             frontier: Some(frontier),
             padding_factor,
@@ -569,12 +579,32 @@ mod tests {
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
         assert_eq!(r.interestingness, Some(0.8));
-        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5)).abs() < 1e-12);
+        // Less the repetition charge (cost 0.25 at penalty 0.5) and the padding charge (cost 0.5
+        // at padding 0.25).
+        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5 - 0.5 * 0.25)).abs() < 1e-12);
         // A missing score drops its term.
         let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None, None);
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+    }
+
+    #[test]
+    fn padding_an_easy_problem_into_the_band_earns_less_than_nothing_past_the_floor() {
+        let cfg = RewardConfig::default();
+        // `7` (always solved, earns 0) padded to `7*1+0`: solved half the time, padding 2/3.
+        assert_eq!(cfg.reward(1.0, 0.0, Repetition::Fresh, None, None).total, 0.0);
+        let padded = cfg.reward(0.5, 2.0 / 3.0, Repetition::Fresh, None, None);
+        assert_eq!(padded.padding_factor, 0.0);
+        assert!((padded.total + cfg.padding.cost * 2.0 / 3.0).abs() < 1e-12);
+        // Below the floor the discounted frontier term is paid, less the charge.
+        let light = cfg.reward(0.5, 0.25, Repetition::Fresh, None, None);
+        assert!((light.total - (0.5625 - cfg.padding.cost * 0.25)).abs() < 1e-12);
+        // Without the charge, padding past the floor earns what the unpadded problem earns.
+        let free = RewardConfig { padding: PaddingPenalty { cost: 0.0, ..cfg.padding }, ..cfg };
+        assert_eq!(free.reward(0.5, 2.0 / 3.0, Repetition::Fresh, None, None).total, 0.0);
+        let bad = RewardConfig { padding: PaddingPenalty { cost: f64::NAN, ..cfg.padding }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("padding.cost must be"));
     }
 
     #[test]
@@ -656,12 +686,13 @@ mod tests {
             ..RewardConfig::default()
         };
         let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
-        assert!((r.total - 1.0 * 0.5625 * 0.5 * 1.8).abs() < 1e-12);
-        // Never or always solved, or padded past the floor: interestingness earns nothing.
+        assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
+        // Never or always solved, or padded past the floor: interestingness earns nothing (the
+        // padded problem is charged for its padding).
         for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
             assert_eq!(
                 cfg.reward(p, padding, Repetition::Fresh, None, Some(1.0)).total,
-                0.0,
+                -cfg.padding.cost * padding,
                 "{p} {padding}"
             );
         }
@@ -694,8 +725,10 @@ mod tests {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
                 let r = cfg.reward(p, pad, rep, None, s);
-                // A repeat is charged at most `cost`, and never falls to an invalid problem's reward.
-                prop_assert!(r.total >= -cfg.repetition.cost && r.total <= 1.0 + w + 1e-12);
+                // A repeat and padding are charged at most their costs, and never fall to an
+                // invalid problem's reward.
+                prop_assert!(r.total >= -cfg.repetition.cost - cfg.padding.cost * pad - 1e-12);
+                prop_assert!(r.total <= 1.0 + w + 1e-12);
                 prop_assert!(r.total > cfg.invalid);
                 for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
                     let v = frontier(p, f);

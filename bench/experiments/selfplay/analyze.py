@@ -15,7 +15,10 @@ import json
 import os
 import statistics
 
-ARMS = ["default", "no-padding", "no-repetition", "no-penalties"]
+ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "anchor"]
+# Problems this small are the ones padding can push into the band: the solver solves them nearly
+# always unpadded.
+EASY = 2
 
 
 def metrics(path):
@@ -88,6 +91,7 @@ def run_summary(d, windows, warm_items):
     first, last = rows[:tenth], rows[-tenth:]
     mean = lambda span, k: round(statistics.fmean(r[k] for r in span), 4)
     held = [(r["round"], r["held_out"]) for r in rows if r.get("held_out")]
+    valid = valid_problems(f"{d}/valid.jsonl")
     return {
         "rounds": len(rows),
         "final_accuracy_by_depth": by_depth(ev),
@@ -114,15 +118,16 @@ def run_summary(d, windows, warm_items):
             for k in ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
                       "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
         },
-        "padded": padded_summary(f"{d}/valid.jsonl"),
+        "padded": padded_summary(valid),
+        "padded_easy": padded_easy_curve(valid, windows),
+        "padding_by_essential_size": padding_by_size(valid),
     }
 
 
-def padded_summary(path):
+def padded_summary(tried):
     """What padding bought: padded vs unpadded valid problems that the solver tried."""
-    if not os.path.exists(path):
+    if tried is None:
         return None
-    tried = [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
     out = {}
     for name, keep in [("padded", lambda r: (r["padding"] or 0) > 0), ("unpadded", lambda r: not r["padding"])]:
         rs = [r for r in tried if keep(r)]
@@ -132,6 +137,46 @@ def padded_summary(path):
             "in_band": round(sum(0.2 <= r["solve_rate"] <= 0.8 for r in rs) / len(rs), 4) if rs else None,
             "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4) if rs else None,
         }
+    return out
+
+
+def valid_problems(path):
+    """The run's valid proposals that the solver tried (`selfplay archive export --valid`)."""
+    if not os.path.exists(path):
+        return None
+    return [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
+
+
+def padded_easy_curve(rows, windows, most=EASY):
+    """Padding at equal essential size: by tenth of the rounds, the padded fraction of valid
+    proposals with at most `most` essential operations (and how many there were)."""
+    if not rows:
+        return None
+    last = max(r["round"] for r in rows)
+    out = []
+    for w in range(windows):
+        span = [r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows
+                and r["essential_ops"] <= most]
+        out.append({"padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
+                    "problems": len(span)})
+    return out
+
+
+def padding_by_size(rows):
+    """By essential size: how often padded and unpadded proposals were solved and paid."""
+    if not rows:
+        return None
+    out = {}
+    for e in sorted({r["essential_ops"] for r in rows}):
+        for name, keep in [("unpadded", lambda r: not r["padding"]), ("padded", lambda r: r["padding"] > 0)]:
+            rs = [r for r in rows if r["essential_ops"] == e and keep(r)]
+            if len(rs) >= 20:
+                out.setdefault(str(e), {})[name] = {
+                    "problems": len(rs),
+                    "mean_solve_rate": round(statistics.fmean(r["solve_rate"] for r in rs), 4),
+                    "in_band": round(sum(0.2 <= r["solve_rate"] <= 0.8 for r in rs) / len(rs), 4),
+                    "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4),
+                }
     return out
 
 
@@ -209,6 +254,23 @@ def main():
         if r["padded"]:
             cells = [r["padded"][k][f] for k in ["padded", "unpadded"] for f in ["problems", "copies", "in_band", "mean_reward"]]
             print(f"| {name} | " + " | ".join("–" if c is None else f"{c}" if isinstance(c, int) else f"{c:.3f}" for c in cells) + " |")
+    print(f"\nPadding at equal essential size: padded fraction of valid proposals with at most {EASY} "
+          "essential operations (their number), by tenth of the run\n")
+    print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+    print("|---|" + "---|" * a.windows)
+    for name, r in runs.items():
+        if r["padded_easy"]:
+            print(f"| {name} | " + " | ".join("–" if c["padded"] is None else f"{c['padded']:.2f} ({c['problems']})"
+                                             for c in r["padded_easy"]) + " |")
+    print("\nPadding by essential size over the whole run: problems, mean p̂, in band, mean reward "
+          "(unpadded / padded; sizes with fewer than 20 problems left out)\n")
+    print("| run | essential ops | unpadded | padded |")
+    print("|---|---|---|---|")
+    fmt = lambda c: "–" if c is None else (f"{c['problems']}, {c['mean_solve_rate']:.2f}, "
+                                           f"{c['in_band']:.2f}, {c['mean_reward']:+.3f}")
+    for name, r in runs.items():
+        for e, c in (r["padding_by_essential_size"] or {}).items():
+            print(f"| {name} | {e} | {fmt(c.get('unpadded'))} | {fmt(c.get('padded'))} |")
     print("\nTime: seconds per round, share of round time by phase, proposals per second\n")
     print("| run | s/round | rounds/min | " + " | ".join(PHASES)
           + " | untimed | judge+store+curriculum+untimed | problems/s |")
