@@ -7,7 +7,7 @@ Reads OUT_DIR/warmstart-eval.json, and for each run OUT_DIR/ARM-SEED/{metrics.js
 and, where run.sh wrote them, the run's valid problems OUT_DIR/ARM-SEED/valid.jsonl and each
 benchmark problem's outcome (OUT_DIR/warmstart-items.jsonl, OUT_DIR/ARM-SEED/items.jsonl): with
 those the changes carry their paired standard errors (the same problems before and after). An arm with
-no run directory is left out. Prints one JSON object; with --markdown, the README's tables instead.
+unfinished run (no eval.json) is left out. Prints one JSON object; with --markdown, the README's tables instead.
 """
 
 import argparse
@@ -16,6 +16,9 @@ import os
 import statistics
 
 ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "anchor"]
+CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
+          "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
+START = 25
 # Problems this small are the ones padding can push into the band: the solver solves them nearly
 # always unpadded.
 EASY = 2
@@ -115,9 +118,11 @@ def run_summary(d, windows, warm_items):
         "band_fraction_last_tenth": mean(last, "band_fraction"),
         "curves": {
             k: window_means(rows, k, windows)
-            for k in ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
-                      "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
+            for k in CURVES
         },
+        # The same over the first rounds only: where the proposer starts, before a tenth's mean
+        # hides how fast it moves.
+        "start": {k: window_means(rows[:START], k, 1)[0] for k in CURVES},
         "padded": padded_summary(valid),
         "padded_easy": padded_easy_curve(valid, windows),
         "padding_by_essential_size": padding_by_size(valid),
@@ -215,7 +220,7 @@ def main():
     runs = {}
     for arm in ARMS:
         for s in a.seeds if arm == "default" else a.ablation_seeds:
-            if os.path.isdir(f"{a.out}/{arm}-{s}"):
+            if os.path.isfile(f"{a.out}/{arm}-{s}/eval.json"):
                 runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows, warm_items)
     result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass,
               "warm_start_sampled_by_depth": warm_sampled, "runs": runs}
@@ -242,11 +247,12 @@ def main():
                        ("duplicate_fraction", "Repetition: canonical-duplicate fraction of valid proposals"),
                        ("mean_essential_ops", "Essential operators per valid proposal"),
                        ("rehearsal_solve_rate", "Rehearsal: mean solve rate of the warm start's kind of problem")]:
-        print(f"\n{title}, by tenth of the run\n")
-        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
-        print("|---|" + "---|" * a.windows)
+        print(f"\n{title}: the first {START} rounds, then by tenth of the run\n")
+        print(f"| run | 1–{START} | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+        print("|---|---|" + "---|" * a.windows)
         for name, r in runs.items():
-            print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in r["curves"][key]) + " |")
+            print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}"
+                                             for v in [r["start"][key]] + r["curves"][key]) + " |")
     print("\nPadding: what padded and unpadded valid proposals earned over the whole run\n")
     print("| run | padded | of them copies | in band | mean reward | unpadded | of them copies | in band | mean reward |")
     print("|---|---|---|---|---|---|---|---|---|")
