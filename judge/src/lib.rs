@@ -87,8 +87,8 @@ pub fn frontier(p: f64, form: FrontierForm) -> f64 {
 ///
 /// The discount alone leaves a padded problem earning at least what its unpadded form earns
 /// when that form earns nothing — the case of an easy problem the solver always solves, which
-/// padding pushes into the band (`7*1+0` is solved less often than `7`). A proposer then pads every
-/// easy problem it writes. The charge makes padding cost something there too.
+/// padding pushes into the band (`7*1+0` is solved less often than `7`): padding an easy problem
+/// then costs a proposer nothing. The charge makes it cost something there too.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaddingPenalty {
