@@ -84,10 +84,14 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
     Outcome { valid, metrics, stdout, log_bytes }
 }
 
-/// The reward without its interestingness term.
+/// The reward without its interestingness term: the product of the factors less the repetition
+/// and padding charges (at their default costs, which the test configuration keeps).
 fn base_reward(r: &ProblemRecord) -> f64 {
     let w = r.rewards.as_ref().unwrap();
-    w.frontier.unwrap() * w.padding_factor * (1.0 - w.repetition)
+    let costs = judge::RewardConfig::default();
+    w.frontier.unwrap() * w.padding_factor * w.length_factor.unwrap() * (1.0 - w.repetition)
+        - costs.repetition.cost * w.repetition
+        - costs.padding.cost * r.padding.unwrap()
 }
 
 /// Every valid problem carries a score from `label` that entered its reward with the weight.
