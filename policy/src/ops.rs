@@ -12,8 +12,28 @@
 //! Figures: `bench/NOTES.md`.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, D,
+};
 use num_traits::Float;
+
+/// `$body` with `$t` the element type of `$dtype` (`f32` or `f64`); any other dtype is an error
+/// naming `$what`. Every fused op's forward and backward pass dispatches through it.
+macro_rules! float_dtype {
+    ($dtype:expr, $what:expr, |$t:ident| $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            dt => candle_core::bail!("{}: unsupported dtype {dt:?}", $what),
+        }
+    };
+}
 
 /// Layer normalization over the last dimension: `(x − mean) / sqrt(var + eps) · weight + bias`.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
@@ -188,23 +208,13 @@ impl CustomOp3 for LayerNorm {
         if lw.shape().elem_count() != d || lb.shape().elem_count() != d {
             candle_core::bail!("layer norm: weight and bias must have {d} elements");
         }
-        let y = match sx.dtype() {
-            DType::F32 => CpuStorage::F32(ln_forward(
-                slice::<f32>(sx, lx)?,
-                slice(sw, lw)?,
-                slice(sb, lb)?,
-                d,
-                self.eps,
-            )),
-            DType::F64 => CpuStorage::F64(ln_forward(
-                slice::<f64>(sx, lx)?,
-                slice(sw, lw)?,
-                slice(sb, lb)?,
-                d,
-                self.eps,
-            )),
-            dt => candle_core::bail!("layer norm: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(sx.dtype(), "layer norm", |T| T::to_cpu_storage_owned(ln_forward(
+            slice::<T>(sx, lx)?,
+            slice(sw, lw)?,
+            slice(sb, lb)?,
+            d,
+            self.eps,
+        )));
         Ok((y, lx.shape().clone()))
     }
 
@@ -231,11 +241,8 @@ impl CustomOp3 for LayerNorm {
                 Tensor::from_vec(db, w.shape(), dev)?,
             ))
         }
-        let (dx, dw, db) = match x.dtype() {
-            DType::F32 => typed::<f32>(x, w, gy, self.eps)?,
-            DType::F64 => typed::<f64>(x, w, gy, self.eps)?,
-            dt => candle_core::bail!("layer norm backward: unsupported dtype {dt:?}"),
-        };
+        let (dx, dw, db) =
+            float_dtype!(x.dtype(), "layer norm backward", |T| typed::<T>(x, w, gy, self.eps)?);
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
@@ -282,11 +289,10 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, _, _, d) = rows(l)?;
-        let y = match s.dtype() {
-            DType::F32 => CpuStorage::F32(softmax_forward(slice::<f32>(s, l)?, d)),
-            DType::F64 => CpuStorage::F64(softmax_forward(slice::<f64>(s, l)?, d)),
-            dt => candle_core::bail!("softmax: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(s.dtype(), "softmax", |T| T::to_cpu_storage_owned(softmax_forward(
+            slice::<T>(s, l)?,
+            d
+        )));
         Ok((y, l.shape().clone()))
     }
 
@@ -295,11 +301,7 @@ impl CustomOp1 for Softmax {
             let d = y.dim(D::Minus1)?;
             Tensor::from_vec(read([y, gy], |[y, gy]| softmax_backward::<T>(y, gy, d))?, y.shape(), y.device())
         }
-        let dx = match y.dtype() {
-            DType::F32 => typed::<f32>(y, gy)?,
-            DType::F64 => typed::<f64>(y, gy)?,
-            dt => candle_core::bail!("softmax backward: unsupported dtype {dt:?}"),
-        };
+        let dx = float_dtype!(y.dtype(), "softmax backward", |T| typed::<T>(y, gy)?);
         Ok(Some(dx))
     }
 }
@@ -443,23 +445,13 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, inner) = (lx.shape().dims()[0], lx.shape().dims()[1]);
         let out = lw.shape().dims()[0];
-        let y = match sx.dtype() {
-            DType::F32 => CpuStorage::F32(linear_forward(
-                slice::<f32>(sx, lx)?,
-                slice(sw, lw)?,
-                slice(sb, lb)?,
-                rows,
-                inner,
-            )),
-            DType::F64 => CpuStorage::F64(linear_forward(
-                slice::<f64>(sx, lx)?,
-                slice(sw, lw)?,
-                slice(sb, lb)?,
-                rows,
-                inner,
-            )),
-            dt => candle_core::bail!("linear: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(sx.dtype(), "linear", |T| T::to_cpu_storage_owned(linear_forward(
+            slice::<T>(sx, lx)?,
+            slice(sw, lw)?,
+            slice(sb, lb)?,
+            rows,
+            inner,
+        )));
         Ok((y, Shape::from((rows, out))))
     }
 
@@ -487,11 +479,7 @@ impl CustomOp3 for Linear {
                 Tensor::from_vec(db, b.shape(), dev)?,
             ))
         }
-        let (dx, dw, db) = match x.dtype() {
-            DType::F32 => typed::<f32>(x, w, b, gy)?,
-            DType::F64 => typed::<f64>(x, w, b, gy)?,
-            dt => candle_core::bail!("linear backward: unsupported dtype {dt:?}"),
-        };
+        let (dx, dw, db) = float_dtype!(x.dtype(), "linear backward", |T| typed::<T>(x, w, b, gy)?);
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
@@ -552,11 +540,10 @@ impl CustomOp2 for AddBias {
         if lb.shape().elem_count() != d {
             candle_core::bail!("add bias: the bias must have {d} elements, has {}", lb.shape().elem_count());
         }
-        let y = match sx.dtype() {
-            DType::F32 => CpuStorage::F32(add_bias_forward(slice::<f32>(sx, lx)?, slice(sb, lb)?)),
-            DType::F64 => CpuStorage::F64(add_bias_forward(slice::<f64>(sx, lx)?, slice(sb, lb)?)),
-            dt => candle_core::bail!("add bias: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(sx.dtype(), "add bias", |T| T::to_cpu_storage_owned(add_bias_forward(
+            slice::<T>(sx, lx)?,
+            slice(sb, lb)?
+        )));
         Ok((y, lx.shape().clone()))
     }
 
@@ -570,11 +557,7 @@ impl CustomOp2 for AddBias {
         fn typed<T: Float + candle_core::WithDType>(b: &Tensor, gy: &Tensor) -> Result<Tensor> {
             Tensor::from_vec(read([gy], |[g]| column_sums::<T>(g, b.elem_count()))?, b.shape(), b.device())
         }
-        let db = match gy.dtype() {
-            DType::F32 => typed::<f32>(b, gy)?,
-            DType::F64 => typed::<f64>(b, gy)?,
-            dt => candle_core::bail!("add bias backward: unsupported dtype {dt:?}"),
-        };
+        let db = float_dtype!(gy.dtype(), "add bias backward", |T| typed::<T>(b, gy)?);
         Ok((Some(gy.clone()), Some(db)))
     }
 }
@@ -641,25 +624,9 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = lx.shape().dims();
         let (heads, t, k) = (dims[1], dims[2], dims[3]);
-        let y = match sx.dtype() {
-            DType::F32 => CpuStorage::F32(masked_softmax_forward(
-                slice::<f32>(sx, lx)?,
-                slice(sm, lm)?,
-                heads,
-                t,
-                k,
-                self.scale,
-            )),
-            DType::F64 => CpuStorage::F64(masked_softmax_forward(
-                slice::<f64>(sx, lx)?,
-                slice(sm, lm)?,
-                heads,
-                t,
-                k,
-                self.scale,
-            )),
-            dt => candle_core::bail!("masked softmax: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(sx.dtype(), "masked softmax", |T| T::to_cpu_storage_owned(
+            masked_softmax_forward(slice::<T>(sx, lx)?, slice(sm, lm)?, heads, t, k, self.scale)
+        ));
         Ok((y, lx.shape().clone()))
     }
 
@@ -680,11 +647,7 @@ impl CustomOp2 for MaskedSoftmax {
                 .collect();
             Tensor::from_vec(dx, y.shape(), y.device())
         }
-        let dx = match y.dtype() {
-            DType::F32 => typed::<f32>(y, gy, self.scale)?,
-            DType::F64 => typed::<f64>(y, gy, self.scale)?,
-            dt => candle_core::bail!("masked softmax backward: unsupported dtype {dt:?}"),
-        };
+        let dx = float_dtype!(y.dtype(), "masked softmax backward", |T| typed::<T>(y, gy, self.scale)?);
         Ok((Some(dx), None))
     }
 }
@@ -933,27 +896,18 @@ impl CustomOp1 for CausalAttention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, t, d, _) = self.dims(l);
-        let y = match s.dtype() {
-            DType::F32 => CpuStorage::F32(self.forward(slice::<f32>(s, l)?, l)),
-            DType::F64 => CpuStorage::F64(self.forward(slice::<f64>(s, l)?, l)),
-            dt => candle_core::bail!("causal attention: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(s.dtype(), "causal attention", |T| T::to_cpu_storage_owned(
+            self.forward(slice::<T>(s, l)?, l)
+        ));
         Ok((y, Shape::from((b, t, d))))
     }
 
     fn bwd(&self, qkv: &Tensor, _y: &Tensor, gy: &Tensor) -> Result<Option<Tensor>> {
         let layout = Layout::contiguous(qkv.shape());
-        let dqkv = match qkv.dtype() {
-            DType::F32 => {
-                let g = read([qkv, gy], |[qkv, gy]| self.backward::<f32>(qkv, gy, &layout))?;
-                Tensor::from_vec(g, qkv.shape(), qkv.device())?
-            }
-            DType::F64 => {
-                let g = read([qkv, gy], |[qkv, gy]| self.backward::<f64>(qkv, gy, &layout))?;
-                Tensor::from_vec(g, qkv.shape(), qkv.device())?
-            }
-            dt => candle_core::bail!("causal attention backward: unsupported dtype {dt:?}"),
-        };
+        let dqkv = float_dtype!(qkv.dtype(), "causal attention backward", |T| {
+            let g = read([qkv, gy], |[qkv, gy]| self.backward::<T>(qkv, gy, &layout))?;
+            Tensor::from_vec(g, qkv.shape(), qkv.device())?
+        });
         Ok(Some(dqkv))
     }
 }
@@ -1084,29 +1038,16 @@ impl CustomOp3 for Attention {
         fn from<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
             Ok(&s.as_slice::<T>()?[l.start_offset()..])
         }
-        let y = match sq.dtype() {
-            DType::F32 => CpuStorage::F32(self.run(
-                slice::<f32>(sq, lq)?,
-                from(sk, lk)?,
-                from(sv, lv)?,
-                heads,
-                t,
-                dh,
-                keys,
-                apart,
-            )),
-            DType::F64 => CpuStorage::F64(self.run(
-                slice::<f64>(sq, lq)?,
-                from(sk, lk)?,
-                from(sv, lv)?,
-                heads,
-                t,
-                dh,
-                keys,
-                apart,
-            )),
-            dt => candle_core::bail!("attention: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(sq.dtype(), "attention", |T| T::to_cpu_storage_owned(self.run(
+            slice::<T>(sq, lq)?,
+            from(sk, lk)?,
+            from(sv, lv)?,
+            heads,
+            t,
+            dh,
+            keys,
+            apart,
+        )));
         Ok((y, lq.shape().clone()))
     }
 }
@@ -1145,21 +1086,12 @@ pub fn sum_of_squares(g: &Tensor) -> Result<f64> {
     if !g.device().is_cpu() {
         return g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>();
     }
-    match g.dtype() {
-        DType::F32 => read::<f32, _, 1>([g], |[g]| {
-            simd(
-                #[inline(always)]
-                || squares(g, f64::from),
-            )
-        }),
-        DType::F64 => read::<f64, _, 1>([g], |[g]| {
-            simd(
-                #[inline(always)]
-                || squares(g, |x| x),
-            )
-        }),
-        dt => candle_core::bail!("sum of squares: unsupported dtype {dt:?}"),
-    }
+    float_dtype!(g.dtype(), "sum of squares", |T| read::<T, _, 1>([g], |[g]| {
+        simd(
+            #[inline(always)]
+            || squares(g, f64::from),
+        )
+    }))
 }
 
 /// One AdamW update of parameter `p` with gradient `g` and moments `m`, `v`: returns the new
@@ -1228,11 +1160,7 @@ pub fn adam_step(
             Tensor::from_vec(v, shape, dev)?,
         ))
     }
-    match p.dtype() {
-        DType::F32 => typed::<f32>(p, g, m, v, s),
-        DType::F64 => typed::<f64>(p, g, m, v, s),
-        dt => candle_core::bail!("adam step: unsupported dtype {dt:?}"),
-    }
+    float_dtype!(p.dtype(), "adam step", |T| typed::<T>(p, g, m, v, s))
 }
 
 // ---------------------------------------------------------------- GELU
@@ -1388,11 +1316,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = match s.dtype() {
-            DType::F32 => CpuStorage::F32(gelu_forward(slice::<f32>(s, l)?)),
-            DType::F64 => CpuStorage::F64(gelu_forward(slice::<f64>(s, l)?)),
-            dt => candle_core::bail!("gelu: unsupported dtype {dt:?}"),
-        };
+        let y = float_dtype!(s.dtype(), "gelu", |T| T::to_cpu_storage_owned(gelu_forward(slice::<T>(s, l)?)));
         Ok((y, l.shape().clone()))
     }
 
@@ -1400,11 +1324,7 @@ impl CustomOp1 for Gelu {
         fn typed<T: FastFloat + candle_core::WithDType>(x: &Tensor, gy: &Tensor) -> Result<Tensor> {
             Tensor::from_vec(read([x, gy], |[x, gy]| gelu_backward::<T>(x, gy))?, x.shape(), x.device())
         }
-        let dx = match x.dtype() {
-            DType::F32 => typed::<f32>(x, gy)?,
-            DType::F64 => typed::<f64>(x, gy)?,
-            dt => candle_core::bail!("gelu backward: unsupported dtype {dt:?}"),
-        };
+        let dx = float_dtype!(x.dtype(), "gelu backward", |T| typed::<T>(x, gy)?);
         Ok(Some(dx))
     }
 }
