@@ -105,6 +105,7 @@ impl RunConfig {
         check("solver_optim", self.solver_optim.validate())?;
         check("proposer_optim", self.proposer_optim.validate())?;
         self.warm_start.validate()?;
+        self.check_targets()?;
         let r = &self.round;
         for (key, v) in [
             ("round.proposals", r.proposals),
@@ -158,6 +159,35 @@ impl RunConfig {
     }
 }
 
+impl RunConfig {
+    /// The controller asks only for depths the proposer's warm start taught it, and the warm
+    /// start teaches only depths that have a target token of their own.
+    fn check_targets(&self) -> anyhow::Result<()> {
+        let taught = &self.warm_start.proposer;
+        let last = crate::players::DIFFICULTY_LEVELS - 1;
+        if taught.max_depth > last {
+            anyhow::bail!(
+                "warm_start.proposer.max_depth must be at most {last} (the deepest target the proposer's \
+                 prompt can name), got {}",
+                taught.max_depth
+            );
+        }
+        let c = &self.controller;
+        if c.min_depth < taught.min_depth || c.max_depth > taught.max_depth {
+            anyhow::bail!(
+                "controller: min_depth..=max_depth ({}..={}) must lie within the depths the proposer's warm \
+                 start teaches (warm_start.proposer.min_depth..=max_depth, {}..={}): it has never been \
+                 shown what another target asks",
+                c.min_depth,
+                c.max_depth,
+                taught.min_depth,
+                taught.max_depth
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `line L, column C: ` of byte `at` in `text` (both from 1).
 fn line_column(text: &str, at: usize) -> String {
     let before = &text.as_bytes()[..at.min(text.len())];
@@ -206,6 +236,15 @@ mod tests {
     }
 
     #[test]
+    fn the_controller_may_ask_for_any_depth_the_proposer_was_taught() {
+        let cfg = RunConfig::from_toml("[warm_start.proposer]\nmax_depth = 2\n[controller]\nmax_depth = 2\n")
+            .unwrap();
+        assert_eq!((cfg.controller.max_depth, cfg.warm_start.proposer.max_depth), (2, 2));
+        let cfg = RunConfig::from_toml("[controller]\nmin_depth = 3\nmax_depth = 4\n").unwrap();
+        assert_eq!((cfg.controller.min_depth, cfg.controller.max_depth), (3, 4));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (text, want) in [
             ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
@@ -225,6 +264,12 @@ mod tests {
             ("[[scorers]]\nkind = \"novelty\"\nweight = -1\n", "scorers[0]: weight"),
             ("[[scorers]]\nkind = \"novelty\"\ncolour = 1\n", "unknown field `colour`"),
             ("[[scorers]]\nkind = \"novelty\"\n[[scorers]]\nkind = \"novelty\"\n", "a second scorer named"),
+            ("[controller]\nmax_depth = 12\n", "controller: min_depth..=max_depth (1..=12) must lie within"),
+            ("[warm_start.proposer]\nmin_depth = 2\n", "(warm_start.proposer.min_depth..=max_depth, 2..=6)"),
+            (
+                "[warm_start.proposer]\nmax_depth = 9\n[controller]\nmax_depth = 9\n",
+                "warm_start.proposer.max_depth must be at most 7",
+            ),
         ] {
             let err = RunConfig::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");

@@ -85,6 +85,10 @@ pub struct RoundMetrics {
     pub proposer_kl: Option<f64>,
     pub skipped_updates: u64,
     pub difficulty_level: f64,
+    /// Of valid problems: those of exactly the depth the controller asked for — how closely the
+    /// proposer follows its targets, through which the controller acts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_target_fraction: Option<f64>,
     pub replay_size: usize,
     /// Held-out greedy accuracy by depth, on evaluation rounds.
     pub held_out: Option<BTreeMap<u32, f64>>,
@@ -189,7 +193,8 @@ impl Lab {
         let known = archive.canonical_hashes()?;
         Ok(Lab {
             skills: SkillGraph::restore(MASTERY, MIN_ATTEMPTS, &state.skills),
-            controller: state.controller,
+            // The run's configuration bounds the targets, the state keeps the level.
+            controller: state.controller.reconfigured(cfg.controller),
             replay: state.replay,
             length_curve: state.length_curve,
             rng: state.rng,
@@ -595,6 +600,12 @@ impl Lab {
             proposer_kl: proposer_loss.map(|l| l.kl),
             skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
             difficulty_level: self.controller.level,
+            on_target_fraction: {
+                let targeted: Vec<bool> =
+                    valid.iter().filter_map(|r| Some(r.depth? == r.difficulty_target?)).collect();
+                (!targeted.is_empty())
+                    .then(|| targeted.iter().filter(|&&b| b).count() as f64 / targeted.len() as f64)
+            },
             replay_size: self.replay.len(),
             held_out,
             scored_fraction: self

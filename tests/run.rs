@@ -73,6 +73,17 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     assert!(rounds.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(rounds.last(), Some(&5));
     assert!(records.iter().all(|r| r.run == "tiny" && r.rewards.is_some()));
+    // Each round's `on_target_fraction` is what the archive holds of its valid proposals.
+    for line in metrics(&run) {
+        let round = line["round"].as_u64().unwrap();
+        let hits: Vec<bool> = records
+            .iter()
+            .filter(|r| r.round == round && r.valid)
+            .filter_map(|r| Some(r.depth? == r.difficulty_target?))
+            .collect();
+        let want = (!hits.is_empty()).then(|| hits.iter().filter(|&&b| b).count() as f64 / hits.len() as f64);
+        assert_eq!(line["on_target_fraction"].as_f64(), want, "round {round}");
+    }
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.reason.is_some() && r.error.is_some()));
     let valid: Vec<_> = records.iter().filter(|r| r.valid).collect();
     assert!(valid.iter().all(|r| r.rewards.as_ref().unwrap().length_factor.is_some()));

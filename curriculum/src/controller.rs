@@ -25,7 +25,7 @@ pub struct ControllerConfig {
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        ControllerConfig { target: 0.5, gain: 2.0, start: 2.0, min_depth: 1, max_depth: 12, spread: 1 }
+        ControllerConfig { target: 0.5, gain: 2.0, start: 2.0, min_depth: 1, max_depth: 6, spread: 1 }
     }
 }
 
@@ -55,6 +55,13 @@ pub struct DifficultyController {
 impl DifficultyController {
     pub fn new(cfg: ControllerConfig) -> Self {
         let level = cfg.start.clamp(f64::from(cfg.min_depth), f64::from(cfg.max_depth));
+        DifficultyController { cfg, level }
+    }
+
+    /// The same level under `cfg` (a resumed run's configuration, which may bound the depths
+    /// differently), clamped to its depths.
+    pub fn reconfigured(self, cfg: ControllerConfig) -> Self {
+        let level = self.level.clamp(f64::from(cfg.min_depth), f64::from(cfg.max_depth));
         DifficultyController { cfg, level }
     }
 
@@ -101,6 +108,22 @@ mod tests {
             c.update(Some(0.0));
         }
         assert_eq!(c.level, 1.0);
+    }
+
+    #[test]
+    fn a_resumed_controller_keeps_its_level_within_the_new_bounds() {
+        let mut c = DifficultyController::new(ControllerConfig { max_depth: 12, ..Default::default() });
+        for _ in 0..20 {
+            c.update(Some(1.0));
+        }
+        assert_eq!(c.level, 12.0);
+        let narrow = ControllerConfig { max_depth: 6, ..Default::default() };
+        let r = c.clone().reconfigured(narrow);
+        assert_eq!((r.level, r.cfg), (6.0, narrow));
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert!(r.targets(200, &mut rng).iter().all(|&d| (5..=6).contains(&d)));
+        let mid = DifficultyController { level: 3.5, ..c }.reconfigured(narrow);
+        assert_eq!(mid.level, 3.5);
     }
 
     #[test]

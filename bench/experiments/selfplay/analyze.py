@@ -17,7 +17,8 @@ import statistics
 
 ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "anchor"]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
-          "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate"]
+          "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",
+          "difficulty_level", "on_target_fraction"]
 START = 25
 # Problems this small are the ones padding can push into the band: the solver solves them nearly
 # always unpadded.
@@ -126,6 +127,7 @@ def run_summary(d, windows, warm_items):
         "padded": padded_summary(valid),
         "padded_easy": padded_easy_curve(valid, windows),
         "padding_by_essential_size": padding_by_size(valid),
+        "padding_by_surface_size": padding_by_size(valid, "surface_ops"),
     }
 
 
@@ -167,14 +169,16 @@ def padded_easy_curve(rows, windows, most=EASY):
     return out
 
 
-def padding_by_size(rows):
-    """By essential size: how often padded and unpadded proposals were solved and paid."""
+def padding_by_size(rows, size="essential_ops"):
+    """By `size` (essential or surface operations): how often padded and unpadded proposals were
+    solved and paid. At equal essential size padding adds length; at equal surface size it takes
+    the place of a real operation."""
     if not rows:
         return None
     out = {}
-    for e in sorted({r["essential_ops"] for r in rows}):
+    for e in sorted({r[size] for r in rows}):
         for name, keep in [("unpadded", lambda r: not r["padding"]), ("padded", lambda r: r["padding"] > 0)]:
-            rs = [r for r in rows if r["essential_ops"] == e and keep(r)]
+            rs = [r for r in rows if r[size] == e and keep(r)]
             if len(rs) >= 20:
                 out.setdefault(str(e), {})[name] = {
                     "problems": len(rs),
@@ -246,7 +250,10 @@ def main():
                        ("surface_per_essential", "Padding: surface / essential operators"),
                        ("duplicate_fraction", "Repetition: canonical-duplicate fraction of valid proposals"),
                        ("mean_essential_ops", "Essential operators per valid proposal"),
-                       ("rehearsal_solve_rate", "Rehearsal: mean solve rate of the warm start's kind of problem")]:
+                       ("rehearsal_solve_rate", "Rehearsal: mean solve rate of the warm start's kind of problem"),
+                       ("median_solve_rate", "Controller: median p̂ of the proposals (its target 0.5)"),
+                       ("difficulty_level", "Controller: difficulty level (target depth)"),
+                       ("on_target_fraction", "Controller: valid proposals of exactly the depth asked for")]:
         print(f"\n{title}: the first {START} rounds, then by tenth of the run\n")
         print(f"| run | 1–{START} | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
         print("|---|---|" + "---|" * a.windows)
@@ -268,15 +275,16 @@ def main():
         if r["padded_easy"]:
             print(f"| {name} | " + " | ".join("–" if c["padded"] is None else f"{c['padded']:.2f} ({c['problems']})"
                                              for c in r["padded_easy"]) + " |")
-    print("\nPadding by essential size over the whole run: problems, mean p̂, in band, mean reward "
-          "(unpadded / padded; sizes with fewer than 20 problems left out)\n")
-    print("| run | essential ops | unpadded | padded |")
-    print("|---|---|---|---|")
     fmt = lambda c: "–" if c is None else (f"{c['problems']}, {c['mean_solve_rate']:.2f}, "
                                            f"{c['in_band']:.2f}, {c['mean_reward']:+.3f}")
-    for name, r in runs.items():
-        for e, c in (r["padding_by_essential_size"] or {}).items():
-            print(f"| {name} | {e} | {fmt(c.get('unpadded'))} | {fmt(c.get('padded'))} |")
+    for key, size in [("padding_by_essential_size", "essential"), ("padding_by_surface_size", "surface")]:
+        print(f"\nPadding by {size} size over the whole run: problems, mean p̂, in band, mean reward "
+              "(unpadded / padded; sizes with fewer than 20 problems left out)\n")
+        print(f"| run | {size} ops | unpadded | padded |")
+        print("|---|---|---|---|")
+        for name, r in runs.items():
+            for e, c in (r[key] or {}).items():
+                print(f"| {name} | {e} | {fmt(c.get('unpadded'))} | {fmt(c.get('padded'))} |")
     print("\nTime: seconds per round, share of round time by phase, proposals per second\n")
     print("| run | s/round | rounds/min | " + " | ".join(PHASES)
           + " | untimed | judge+store+curriculum+untimed | problems/s |")
