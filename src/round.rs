@@ -600,12 +600,7 @@ impl Lab {
             proposer_kl: proposer_loss.map(|l| l.kl),
             skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
             difficulty_level: self.controller.level,
-            on_target_fraction: {
-                let targeted: Vec<bool> =
-                    valid.iter().filter_map(|r| Some(r.depth? == r.difficulty_target?)).collect();
-                (!targeted.is_empty())
-                    .then(|| targeted.iter().filter(|&&b| b).count() as f64 / targeted.len() as f64)
-            },
+            on_target_fraction: mean(&|r| Some(f64::from(u8::from(r.depth? == r.difficulty_target?)))),
             replay_size: self.replay.len(),
             held_out,
             scored_fraction: self

@@ -30,6 +30,11 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
+    /// `level` within `min_depth..=max_depth`.
+    fn bound(&self, level: f64) -> f64 {
+        level.clamp(f64::from(self.min_depth), f64::from(self.max_depth))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.target) {
             return Err(format!("target must be in [0, 1], got {}", self.target));
@@ -54,23 +59,20 @@ pub struct DifficultyController {
 
 impl DifficultyController {
     pub fn new(cfg: ControllerConfig) -> Self {
-        let level = cfg.start.clamp(f64::from(cfg.min_depth), f64::from(cfg.max_depth));
-        DifficultyController { cfg, level }
+        DifficultyController { level: cfg.bound(cfg.start), cfg }
     }
 
     /// The same level under `cfg` (a resumed run's configuration, which may bound the depths
     /// differently), clamped to its depths.
     pub fn reconfigured(self, cfg: ControllerConfig) -> Self {
-        let level = self.level.clamp(f64::from(cfg.min_depth), f64::from(cfg.max_depth));
-        DifficultyController { cfg, level }
+        DifficultyController { level: cfg.bound(self.level), cfg }
     }
 
     /// Moves the level after a round whose problems had median solve rate `median` (no move when
     /// no problem was attempted).
     pub fn update(&mut self, median: Option<f64>) {
         if let Some(m) = median.filter(|m| m.is_finite()) {
-            self.level = (self.level + self.cfg.gain * (m - self.cfg.target))
-                .clamp(f64::from(self.cfg.min_depth), f64::from(self.cfg.max_depth));
+            self.level = self.cfg.bound(self.level + self.cfg.gain * (m - self.cfg.target));
         }
     }
 
