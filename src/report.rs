@@ -422,12 +422,13 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
         )?,
     ));
     type Term = (&'static str, fn(&Stats) -> Option<f64>);
-    let terms: [Term; 5] = [
+    let terms: [Term; 6] = [
         ("total", |s| s.rewards.total),
         ("frontier", |s| s.rewards.frontier),
         ("padding factor", |s| s.rewards.padding_factor),
         ("repetition", |s| s.rewards.repetition),
         ("interestingness", |s| s.rewards.interestingness),
+        ("target miss", |s| s.rewards.target_miss),
     ];
     let term_series: Vec<Series> = terms
         .iter()

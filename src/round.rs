@@ -432,7 +432,8 @@ impl Lab {
                     }
                     let baseline =
                         self.length_curve.expected(problem_length(&c.text), cfg.reward.length.min_evidence);
-                    cfg.reward.reward(p_hat, a.padding, c.repetition, baseline, score)
+                    let miss = judge::TargetPenalty::miss(a.depth, Some(targets[i]));
+                    cfg.reward.reward(p_hat, a.padding, c.repetition, miss, baseline, score)
                 }
                 (Err(e), _) => {
                     r.reason = Some(e.kind.as_str().into());
@@ -450,6 +451,7 @@ impl Lab {
                 repetition: terms.repetition,
                 interestingness: terms.interestingness,
                 interestingness_weight: terms.interestingness_weight,
+                target_miss: terms.target_miss,
                 invalid: terms.invalid,
                 total: terms.total,
             });

@@ -87,6 +87,12 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.reason.is_some() && r.error.is_some()));
     let valid: Vec<_> = records.iter().filter(|r| r.valid).collect();
     assert!(valid.iter().all(|r| r.rewards.as_ref().unwrap().length_factor.is_some()));
+    // The target term: charged exactly where the essential depth is not the one asked for.
+    for r in &valid {
+        let miss = r.rewards.as_ref().unwrap().target_miss;
+        assert_eq!(miss, Some(f64::from(u8::from(r.depth != r.difficulty_target))), "{r:?}");
+    }
+    assert!(records.iter().filter(|r| !r.valid).all(|r| r.rewards.as_ref().unwrap().target_miss.is_none()));
     // The length curve took in every valid problem's solve rate, across the resume.
     let curriculum: Value =
         serde_json::from_slice(&std::fs::read(run.join("checkpoints/round-000005/curriculum.json")).unwrap())

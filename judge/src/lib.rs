@@ -8,13 +8,14 @@
 //!
 //! ```text
 //! total = frontier(p) · padding_factor(padding) · length_factor · (1 − repetition) · (1 + w · interestingness)
-//!         − repetition.cost · repetition − padding.cost · padding
+//!         − repetition.cost · repetition − padding.cost · padding − target.cost · target_miss
 //! ```
 //!
 //! (or, with [`InterestMode::Additive`], the product plus `w · interestingness`)
 //!
 //! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
-//! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`].
+//! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`],
+//! [`TargetPenalty::miss`].
 
 pub mod scorer;
 
@@ -209,6 +210,40 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
         .collect()
 }
 
+/// What writing another depth than the one asked costs: `cost · miss` is charged, where the miss
+/// is 1 when the problem's essential depth (operations left in its canonical form) is not the
+/// difficulty target the proposer was conditioned on, 0 when it is ([`TargetPenalty::miss`]).
+///
+/// The difficulty controller acts only through the targets. Unpaid for following them, a proposer
+/// settles on the depth that pays best whatever it is asked (three operations, for the warm-start
+/// solver) and the controller ends at its bound with the median solve rate off its target. The
+/// miss is measured on the essential form, so padding cannot meet a target: held to the depth it
+/// is asked for, a proposer can make an easy target harder only by structure, literals — or
+/// padding, which is then what the padding terms must price.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetPenalty {
+    /// Charged for a problem off its target (0: the term is off).
+    pub cost: f64,
+}
+
+impl Default for TargetPenalty {
+    fn default() -> Self {
+        TargetPenalty { cost: 0.5 }
+    }
+}
+
+impl TargetPenalty {
+    /// The miss of a problem of essential depth `depth` asked for `target`: 0 on target, 1 off
+    /// it, 0 when nothing was asked.
+    pub fn miss(depth: u32, target: Option<u32>) -> f64 {
+        match target {
+            Some(t) if t != depth => 1.0,
+            _ => 0.0,
+        }
+    }
+}
+
 /// The length-residual term (DESIGN §4): difficulty that length alone explains earns less.
 ///
 /// The solver's solve rate on the lab's problems by length in tokens (what a proposer inflates
@@ -300,11 +335,13 @@ pub struct RewardConfig {
     pub padding: PaddingPenalty,
     pub repetition: RepetitionPenalty,
     pub length: LengthResidual,
+    pub target: TargetPenalty,
     /// Weight `w` of the interestingness score.
     pub interestingness_weight: f64,
     /// How the weighted score enters the reward.
     pub interestingness_mode: InterestMode,
-    /// Reward of an invalid problem.
+    /// Reward of an invalid problem: below the most a valid problem can be charged, so that no
+    /// valid problem earns less than nonsense.
     pub invalid: f64,
 }
 
@@ -315,9 +352,10 @@ impl Default for RewardConfig {
             padding: PaddingPenalty::default(),
             repetition: RepetitionPenalty::default(),
             length: LengthResidual::default(),
+            target: TargetPenalty::default(),
             interestingness_weight: 0.0,
             interestingness_mode: InterestMode::Frontier,
-            invalid: -1.0,
+            invalid: -1.5,
         }
     }
 }
@@ -334,6 +372,7 @@ impl RewardConfig {
             ("repetition.cost", self.repetition.cost, 0.0, f64::MAX),
             ("length.weight", self.length.weight, 0.0, 1.0),
             ("length.rate", self.length.rate, 0.0, 1.0),
+            ("target.cost", self.target.cost, 0.0, f64::MAX),
             ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
             ("invalid", self.invalid, -f64::MAX, 0.0),
         ];
@@ -346,6 +385,15 @@ impl RewardConfig {
                 };
                 return Err(format!("{key} must be a finite number {range}, got {v}"));
             }
+        }
+        // The most a valid problem can be charged: a copy, padding 1, off its target.
+        let charges = self.repetition.cost + self.padding.cost + self.target.cost;
+        if self.invalid >= -charges {
+            return Err(format!(
+                "invalid ({}) must be below -(repetition.cost + padding.cost + target.cost) = {}: \
+                 otherwise an invalid problem can earn more than a valid one",
+                self.invalid, -charges
+            ));
         }
         Ok(())
     }
@@ -368,10 +416,13 @@ pub struct RewardTerms {
     pub interestingness: Option<f64>,
     /// The weight the interestingness term was paid with.
     pub interestingness_weight: f64,
+    /// Whether the problem missed its difficulty target: 0 or 1 ([`TargetPenalty::miss`]);
+    /// `None` for an invalid problem.
+    pub target_miss: Option<f64>,
     /// The invalid reward, when the problem is invalid.
     pub invalid: Option<f64>,
     /// The reward paid: the product of the factors, interestingness by its mode, less
-    /// `repetition.cost · repetition` and `padding.cost · padding`.
+    /// `repetition.cost · repetition`, `padding.cost · padding` and `target.cost · target_miss`.
     pub total: f64,
 }
 
@@ -386,19 +437,22 @@ impl RewardConfig {
             repetition: 0.0,
             interestingness: None,
             interestingness_weight: self.interestingness_weight,
+            target_miss: None,
             invalid: Some(self.invalid),
             total: self.invalid,
         }
     }
 
-    /// The reward of a valid problem with solve rate `p`, padding and repetition status, the
-    /// length curve's solve rate at its length when known, and an interestingness score
-    /// when one is known (a missing score drops its term, it does not count as 0).
+    /// The reward of a valid problem with solve rate `p`, padding and repetition status, its
+    /// target miss ([`TargetPenalty::miss`]), the length curve's solve rate at its length when
+    /// known, and an interestingness score when one is known (a missing score drops its term, it
+    /// does not count as 0).
     pub fn reward(
         &self,
         p: f64,
         padding: f64,
         repetition: Repetition,
+        target_miss: f64,
         length_baseline: Option<f64>,
         interestingness: Option<f64>,
     ) -> RewardTerms {
@@ -413,7 +467,11 @@ impl RewardConfig {
             InterestMode::Additive => base + interest,
             InterestMode::Frontier => base * (1.0 + interest),
         };
-        let total = paid - self.repetition.cost * repetition - self.padding.cost * padding.clamp(0.0, 1.0);
+        let target_miss = target_miss.clamp(0.0, 1.0);
+        let total = paid
+            - self.repetition.cost * repetition
+            - self.padding.cost * padding.clamp(0.0, 1.0)
+            - self.target.cost * target_miss;
         RewardTerms {
             frontier: Some(frontier),
             padding_factor,
@@ -422,6 +480,7 @@ impl RewardConfig {
             repetition,
             interestingness,
             interestingness_weight: self.interestingness_weight,
+            target_miss: Some(target_miss),
             invalid: None,
             total,
         }
@@ -574,7 +633,7 @@ mod tests {
             repetition,
             ..RewardConfig::default()
         };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, 0.0, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
@@ -583,26 +642,26 @@ mod tests {
         // at padding 0.25).
         assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5 - 0.5 * 0.25)).abs() < 1e-12);
         // A missing score drops its term.
-        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, None, None);
+        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, None, None);
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
-        assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.0), -1.0, None));
+        assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.5), -1.5, None));
     }
 
     #[test]
     fn padding_an_easy_problem_into_the_band_earns_less_than_nothing_past_the_floor() {
         let cfg = RewardConfig::default();
         // `7` (always solved, earns 0) padded to `7*1+0`: solved half the time, padding 2/3.
-        assert_eq!(cfg.reward(1.0, 0.0, Repetition::Fresh, None, None).total, 0.0);
-        let padded = cfg.reward(0.5, 2.0 / 3.0, Repetition::Fresh, None, None);
+        assert_eq!(cfg.reward(1.0, 0.0, Repetition::Fresh, 0.0, None, None).total, 0.0);
+        let padded = cfg.reward(0.5, 2.0 / 3.0, Repetition::Fresh, 0.0, None, None);
         assert_eq!(padded.padding_factor, 0.0);
         assert!((padded.total + cfg.padding.cost * 2.0 / 3.0).abs() < 1e-12);
         // Below the floor the discounted frontier term is paid, less the charge.
-        let light = cfg.reward(0.5, 0.25, Repetition::Fresh, None, None);
+        let light = cfg.reward(0.5, 0.25, Repetition::Fresh, 0.0, None, None);
         assert!((light.total - (0.5625 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Without the charge, padding past the floor earns what the unpadded problem earns.
         let free = RewardConfig { padding: PaddingPenalty { cost: 0.0, ..cfg.padding }, ..cfg };
-        assert_eq!(free.reward(0.5, 2.0 / 3.0, Repetition::Fresh, None, None).total, 0.0);
+        assert_eq!(free.reward(0.5, 2.0 / 3.0, Repetition::Fresh, 0.0, None, None).total, 0.0);
         let bad = RewardConfig { padding: PaddingPenalty { cost: f64::NAN, ..cfg.padding }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("padding.cost must be"));
     }
@@ -611,7 +670,7 @@ mod tests {
     fn a_copy_earns_less_than_any_fresh_valid_problem() {
         let cfg = RewardConfig::default();
         let fresh_worst = [0.0, 1.0]
-            .map(|p| cfg.reward(p, 0.0, Repetition::Fresh, None, None).total)
+            .map(|p| cfg.reward(p, 0.0, Repetition::Fresh, 0.0, None, None).total)
             .into_iter()
             .fold(f64::INFINITY, f64::min);
         assert_eq!(fresh_worst, 0.0);
@@ -621,16 +680,56 @@ mod tests {
             (1.0, Repetition::Batch { first: 0 }),
             (0.5, Repetition::Batch { first: 3 }),
         ] {
-            let r = cfg.reward(p, 0.0, copy, None, None);
+            let r = cfg.reward(p, 0.0, copy, 0.0, None, None);
             assert_eq!((r.repetition, r.total), (1.0, -cfg.repetition.cost), "{p} {copy:?}");
             assert!(r.total < fresh_worst && r.total > cfg.invalid);
         }
         // With the penalty off a copy is paid as a fresh problem, whatever the cost.
         let off =
             RewardConfig { repetition: RepetitionPenalty { batch: 0.0, archive: 0.0, cost: 0.25 }, ..cfg };
-        assert_eq!(off.reward(0.5, 0.0, Repetition::Archive, None, None).total, 1.0);
+        assert_eq!(off.reward(0.5, 0.0, Repetition::Archive, 0.0, None, None).total, 1.0);
         let bad = RewardConfig { repetition: RepetitionPenalty { cost: -0.5, ..cfg.repetition }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("repetition.cost must be"));
+    }
+
+    #[test]
+    fn a_problem_off_its_target_is_charged() {
+        assert_eq!(TargetPenalty::miss(3, Some(3)), 0.0);
+        assert_eq!(TargetPenalty::miss(3, Some(2)), 1.0);
+        assert_eq!(TargetPenalty::miss(1, Some(6)), 1.0);
+        assert_eq!(TargetPenalty::miss(4, None), 0.0);
+        let cfg = RewardConfig::default();
+        let on = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, None, None);
+        let off = cfg.reward(0.5, 0.0, Repetition::Fresh, 1.0, None, None);
+        assert_eq!((on.target_miss, on.total), (Some(0.0), 1.0));
+        assert_eq!((off.target_miss, off.total), (Some(1.0), 1.0 - cfg.target.cost));
+        // Off its target a problem still earns what the band pays beyond the charge: asked for a
+        // depth the solver always solves, a proposer gains by another solved 60% of the time, not
+        // by one solved 90% of the time.
+        let stay = cfg.reward(1.0, 0.0, Repetition::Fresh, 0.0, None, None).total;
+        let drift = cfg.reward(0.6, 0.0, Repetition::Fresh, 1.0, None, None).total;
+        assert!((drift - (0.8 - cfg.target.cost)).abs() < 1e-12 && drift > stay);
+        assert!(cfg.reward(0.9, 0.0, Repetition::Fresh, 1.0, None, None).total < stay);
+        // Off: no charge.
+        let free = RewardConfig { target: TargetPenalty { cost: 0.0 }, ..cfg };
+        assert_eq!(free.reward(0.5, 0.0, Repetition::Fresh, 1.0, None, None).total, 1.0);
+        assert_eq!(cfg.invalid_reward().target_miss, None);
+    }
+
+    #[test]
+    fn an_invalid_problem_earns_less_than_any_valid_one() {
+        let cfg = RewardConfig::default();
+        let worst = cfg.reward(0.0, 1.0, Repetition::Archive, 1.0, None, None).total;
+        assert!((worst + cfg.repetition.cost + cfg.padding.cost + cfg.target.cost).abs() < 1e-12);
+        assert!(cfg.invalid < worst);
+        let bad = RewardConfig { invalid: -1.0, ..cfg };
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "invalid (-1) must be below -(repetition.cost + padding.cost + target.cost) = -1.25: \
+             otherwise an invalid problem can earn more than a valid one"
+        );
+        let bad = RewardConfig { target: TargetPenalty { cost: -1.0 }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("target.cost must be"));
     }
 
     #[test]
@@ -654,7 +753,7 @@ mod tests {
             last = f;
         }
         let cfg = RewardConfig::default();
-        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, Some(0.5), None);
+        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, Some(0.5), None);
         assert_eq!((r.length_baseline, r.length_factor, r.total), (Some(0.5), 0.5, 0.5));
     }
 
@@ -685,19 +784,19 @@ mod tests {
             repetition: RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.0 },
             ..RewardConfig::default()
         };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, None, Some(0.8));
+        let r = cfg.reward(0.5, 0.25, Repetition::Archive, 0.0, None, Some(0.8));
         assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Never or always solved, or padded past the floor: interestingness earns nothing (the
         // padded problem is charged for its padding).
         for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
             assert_eq!(
-                cfg.reward(p, padding, Repetition::Fresh, None, Some(1.0)).total,
+                cfg.reward(p, padding, Repetition::Fresh, 0.0, None, Some(1.0)).total,
                 -cfg.padding.cost * padding,
                 "{p} {padding}"
             );
         }
         // At a given frontier, more interesting pays more.
-        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, None, Some(s)).total;
+        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, 0.0, None, Some(s)).total;
         assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
     }
 
@@ -721,13 +820,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0) {
+        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0, miss in prop::bool::ANY) {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
+            let miss = f64::from(u8::from(miss));
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
-                let r = cfg.reward(p, pad, rep, None, s);
-                // A repeat and padding are charged at most their costs, and never fall to an
-                // invalid problem's reward.
-                prop_assert!(r.total >= -cfg.repetition.cost - cfg.padding.cost * pad - 1e-12);
+                let r = cfg.reward(p, pad, rep, miss, None, s);
+                // A repeat, padding and a missed target are charged at most their costs, and never
+                // fall to an invalid problem's reward.
+                let charges = cfg.repetition.cost + cfg.padding.cost * pad + cfg.target.cost * miss;
+                prop_assert!(r.total >= -charges - 1e-12);
                 prop_assert!(r.total <= 1.0 + w + 1e-12);
                 prop_assert!(r.total > cfg.invalid);
                 for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {

@@ -447,6 +447,12 @@ pub(crate) fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::R
                 fmt_opt(w.interestingness, 4),
                 w.interestingness_weight
             )?;
+            writeln!(
+                out,
+                "    target miss     {} (target {})",
+                fmt_opt(w.target_miss, 0),
+                r.difficulty_target.map_or("-".into(), |t| t.to_string())
+            )?;
             writeln!(out, "    invalid         {}", fmt_opt(w.invalid, 4))?;
         }
     }
@@ -517,13 +523,14 @@ fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
     let w = &s.rewards;
     writeln!(
         out,
-        "reward     mean {} over {}: frontier {}, padding factor {}, repetition {}, interestingness {}, invalid {}",
+        "reward     mean {} over {}: frontier {}, padding factor {}, repetition {}, interestingness {}, off target {}, invalid {}",
         fmt_opt(w.total, 3),
         w.rewarded,
         fmt_opt(w.frontier, 3),
         fmt_opt(w.padding_factor, 3),
         fmt_opt(w.repetition, 3),
         fmt_opt(w.interestingness, 3),
+        fmt_opt(w.target_miss, 3),
         fmt_opt(w.invalid, 3)
     )?;
     for (name, h) in [("solve rate", &s.solve_rate), ("padding", &s.padding)] {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record encoding written by this build.
-pub const RECORD_VERSION: u8 = 3;
+pub const RECORD_VERSION: u8 = 4;
 
 /// One solver attempt at a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct Rewards {
     pub repetition: f64,
     pub interestingness: Option<f64>,
     pub interestingness_weight: f64,
+    /// 1 when the problem's essential depth was not its difficulty target, 0 when it was; missing
+    /// for invalid problems and in records written before the term existed.
+    pub target_miss: Option<f64>,
     pub invalid: Option<f64>,
     pub total: f64,
 }
@@ -153,6 +156,11 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
             Err(e) => Err(format!("corrupt record: {e}")),
         },
+        Some((3, body)) => match postcard::take_from_bytes::<v2::ProblemRecordV2<v3::RewardsV3>>(body) {
+            Ok((r, [])) => Ok(r.into()),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("corrupt record (format 3): {e}")),
+        },
         Some((2, body)) => match postcard::take_from_bytes::<v2::ProblemRecordV2>(body) {
             Ok((r, [])) => Ok(r.into()),
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
@@ -169,8 +177,48 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
     }
 }
 
+/// Format 3, frozen: records written before the target term. Its layout is format 2's with these
+/// rewards in place of [`v2::RewardsV2`].
+mod v3 {
+    use super::Rewards;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct RewardsV3 {
+        pub frontier: Option<f64>,
+        pub padding_factor: f64,
+        pub length_baseline: Option<f64>,
+        pub length_factor: Option<f64>,
+        pub repetition: f64,
+        pub interestingness: Option<f64>,
+        pub interestingness_weight: f64,
+        pub invalid: Option<f64>,
+        pub total: f64,
+    }
+
+    /// Format 3 lacks the target term.
+    impl From<RewardsV3> for Rewards {
+        fn from(r: RewardsV3) -> Self {
+            Rewards {
+                frontier: r.frontier,
+                padding_factor: r.padding_factor,
+                length_baseline: r.length_baseline,
+                length_factor: r.length_factor,
+                repetition: r.repetition,
+                interestingness: r.interestingness,
+                interestingness_weight: r.interestingness_weight,
+                target_miss: None,
+                invalid: r.invalid,
+                total: r.total,
+            }
+        }
+    }
+}
+
 /// Format 2, frozen: records written before the length-residual term.
 mod v2 {
+    use super::v3::RewardsV3;
     use super::{ProblemRecord, Rewards, ScorerScore};
     use serde::Deserialize;
 
@@ -186,9 +234,10 @@ mod v2 {
         pub total: f64,
     }
 
+    /// Each format's rewards convert into the next one's: format 2 lacks the length residual.
     impl From<RewardsV2> for Rewards {
         fn from(r: RewardsV2) -> Self {
-            Rewards {
+            RewardsV3 {
                 frontier: r.frontier,
                 padding_factor: r.padding_factor,
                 length_baseline: None,
@@ -199,20 +248,22 @@ mod v2 {
                 invalid: r.invalid,
                 total: r.total,
             }
+            .into()
         }
     }
 
     /// Format 1's fields followed by `scores`: postcard writes a nested struct's fields in place,
-    /// so this is the same layout as the flat struct format 2 was written from.
+    /// so this is the same layout as the flat struct format 2 was written from (and, with
+    /// format 3's rewards as `R`, format 3).
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(serde::Serialize))]
-    pub struct ProblemRecordV2 {
-        pub record: super::v1::ProblemRecordV1,
+    pub struct ProblemRecordV2<R = RewardsV2> {
+        pub record: super::v1::ProblemRecordV1<R>,
         pub scores: Vec<ScorerScore>,
     }
 
-    impl From<ProblemRecordV2> for ProblemRecord {
-        fn from(r: ProblemRecordV2) -> Self {
+    impl<R: Into<Rewards>> From<ProblemRecordV2<R>> for ProblemRecord {
+        fn from(r: ProblemRecordV2<R>) -> Self {
             ProblemRecord { scores: r.scores, ..r.record.into() }
         }
     }
@@ -221,12 +272,13 @@ mod v2 {
 /// Format 1, frozen: records written before per-scorer scores were kept.
 mod v1 {
     use super::v2::RewardsV2;
-    use super::{Attempt, ProblemRecord};
+    use super::{Attempt, ProblemRecord, Rewards};
     use serde::Deserialize;
 
+    /// `R`: the rewards of the format (format 3 kept this layout with its own).
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(serde::Serialize))]
-    pub struct ProblemRecordV1 {
+    pub struct ProblemRecordV1<R = RewardsV2> {
         pub id: u64,
         pub run: String,
         pub round: u64,
@@ -248,7 +300,7 @@ mod v1 {
         pub repetition: Option<String>,
         pub attempts: Vec<Attempt>,
         pub solve_rate: Option<f64>,
-        pub rewards: Option<RewardsV2>,
+        pub rewards: Option<R>,
         pub interestingness: Option<f64>,
         pub scorer: Option<String>,
         pub scorer_error: Option<String>,
@@ -258,8 +310,8 @@ mod v1 {
         pub updated_ms: u64,
     }
 
-    impl From<ProblemRecordV1> for ProblemRecord {
-        fn from(r: ProblemRecordV1) -> Self {
+    impl<R: Into<Rewards>> From<ProblemRecordV1<R>> for ProblemRecord {
+        fn from(r: ProblemRecordV1<R>) -> Self {
             ProblemRecord {
                 id: r.id,
                 run: r.run,
@@ -323,6 +375,7 @@ mod tests {
                 padding_factor: 0.0,
                 length_baseline: Some(0.75),
                 length_factor: Some(1.0),
+                target_miss: Some(1.0),
                 total: 0.0,
                 ..Default::default()
             }),
@@ -344,30 +397,55 @@ mod tests {
         assert_eq!((minimal.id, minimal.valid, minimal.canonical_hash), (3, false, None));
     }
 
-    /// `r` in format 2: without the length-residual terms.
-    fn format_2(r: &ProblemRecord) -> Vec<u8> {
+    /// `r` in format 2 or 3: without the terms added since (format 2: the length residual's and
+    /// the target's; format 3: the target's).
+    fn older_format(r: &ProblemRecord, version: u8) -> Vec<u8> {
         let mut json = serde_json::to_value(r).unwrap();
         let rewards = json["rewards"].as_object_mut().unwrap();
-        rewards.remove("length_baseline");
-        rewards.remove("length_factor");
+        rewards.remove("target_miss");
+        if version == 2 {
+            rewards.remove("length_baseline");
+            rewards.remove("length_factor");
+        }
         let scores = serde_json::from_value(json.as_object_mut().unwrap().remove("scores").unwrap()).unwrap();
-        let old = v2::ProblemRecordV2 { record: serde_json::from_value(json).unwrap(), scores };
-        postcard::to_extend(&old, vec![2]).unwrap()
+        match version {
+            2 => {
+                let old: v2::ProblemRecordV2 =
+                    v2::ProblemRecordV2 { record: serde_json::from_value(json).unwrap(), scores };
+                postcard::to_extend(&old, vec![2]).unwrap()
+            }
+            3 => {
+                let old: v2::ProblemRecordV2<v3::RewardsV3> =
+                    v2::ProblemRecordV2 { record: serde_json::from_value(json).unwrap(), scores };
+                postcard::to_extend(&old, vec![3]).unwrap()
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    /// What a record reads back as from format `version`.
+    fn as_read_from(r: &ProblemRecord, version: u8) -> ProblemRecord {
+        let mut old = r.clone();
+        let rewards = old.rewards.as_mut().unwrap();
+        rewards.target_miss = None;
+        if version == 2 {
+            (rewards.length_baseline, rewards.length_factor) = (None, None);
+        }
+        old
     }
 
     #[test]
     fn older_formats_still_read() {
         let r = sample();
-        assert!(r.rewards.as_ref().unwrap().length_factor.is_some());
-        let mut old = r.clone();
-        let rewards = old.rewards.as_mut().unwrap();
-        (rewards.length_baseline, rewards.length_factor) = (None, None);
-        let mut bytes = format_2(&r);
-        assert_eq!(decode(&bytes).unwrap(), old);
+        let rewards = r.rewards.as_ref().unwrap();
+        assert!(rewards.length_factor.is_some() && rewards.target_miss.is_some());
+        assert_eq!(decode(&older_format(&r, 3)).unwrap(), as_read_from(&r, 3));
+        let mut bytes = older_format(&r, 2);
+        assert_eq!(decode(&bytes).unwrap(), as_read_from(&r, 2));
         // Format 2 appended `scores` (a sequence) to format 1: an empty one is a single 0 byte.
         assert_eq!(bytes.pop(), Some(0));
         bytes[0] = 1;
-        assert_eq!(decode(&bytes).unwrap(), old);
+        assert_eq!(decode(&bytes).unwrap(), as_read_from(&r, 2));
         let mut scored = r.clone();
         scored.scores.push(ScorerScore {
             scorer: "novelty@1".into(),
@@ -376,17 +454,20 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(decode(&encode(&scored)).unwrap(), scored);
-        let mut scored_old = scored.clone();
-        let rewards = scored_old.rewards.as_mut().unwrap();
-        (rewards.length_baseline, rewards.length_factor) = (None, None);
-        assert_eq!(decode(&format_2(&scored)).unwrap(), scored_old);
+        for version in [2, 3] {
+            assert_eq!(decode(&older_format(&scored, version)).unwrap(), as_read_from(&scored, version));
+        }
+        // A format-3 body is not a format-4 one: the version byte decides.
+        let mut bytes = older_format(&r, 3);
+        bytes[0] = RECORD_VERSION;
+        assert_ne!(decode(&bytes), Ok(r));
     }
 
     #[test]
     fn unknown_versions_and_corruption_are_errors() {
         let mut bytes = encode(&sample());
         bytes[0] = 9;
-        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 3)");
+        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 4)");
         assert_eq!(decode(&[]).unwrap_err(), "empty value");
         let bytes = encode(&sample());
         assert!(decode(&bytes[..bytes.len() / 2]).unwrap_err().starts_with("corrupt record"));

@@ -85,13 +85,16 @@ pub struct RewardMeans {
     pub padding_factor: Option<f64>,
     pub repetition: Option<f64>,
     pub interestingness: Option<f64>,
+    /// Of valid problems rewarded with the target term: the fraction off their target.
+    #[serde(default)]
+    pub target_miss: Option<f64>,
     pub invalid: Option<f64>,
 }
 
 /// Sums and counts behind [`RewardMeans`]: total, frontier, padding factor, repetition,
-/// interestingness, invalid.
+/// interestingness, target miss, invalid.
 #[derive(Default)]
-struct RewardSums([(f64, u64); 6]);
+struct RewardSums([(f64, u64); 7]);
 
 impl RewardSums {
     fn add(&mut self, w: &crate::Rewards) {
@@ -101,6 +104,7 @@ impl RewardSums {
             Some(w.padding_factor),
             Some(w.repetition),
             w.interestingness,
+            w.target_miss,
             w.invalid,
         ];
         for (slot, v) in self.0.iter_mut().zip(terms) {
@@ -123,7 +127,8 @@ impl RewardSums {
             padding_factor: m(2),
             repetition: m(3),
             interestingness: m(4),
-            invalid: m(5),
+            target_miss: m(5),
+            invalid: m(6),
         }
     }
 }

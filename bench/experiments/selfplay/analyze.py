@@ -126,6 +126,8 @@ def run_summary(d, windows, warm_items):
         "start": {k: window_means(rows[:START], k, 1)[0] for k in CURVES},
         "padded": padded_summary(valid),
         "padded_easy": padded_easy_curve(valid, windows),
+        "padded_easy_target": padded_easy_curve(valid, windows, size="difficulty_target"),
+        "padding_by_target": padding_by_size(valid, "difficulty_target"),
         "padding_by_essential_size": padding_by_size(valid),
         "padding_by_surface_size": padding_by_size(valid, "surface_ops"),
     }
@@ -154,29 +156,30 @@ def valid_problems(path):
     return [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
 
 
-def padded_easy_curve(rows, windows, most=EASY):
+def padded_easy_curve(rows, windows, most=EASY, size="essential_ops"):
     """Padding at equal essential size: by tenth of the rounds, the padded fraction of valid
-    proposals with at most `most` essential operations (and how many there were)."""
+    proposals with at most `most` essential operations (and how many there were); with
+    `size="difficulty_target"`, of those asked for at most `most`."""
     if not rows:
         return None
     last = max(r["round"] for r in rows)
     out = []
     for w in range(windows):
         span = [r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows
-                and r["essential_ops"] <= most]
+                and r.get(size) is not None and r[size] <= most]
         out.append({"padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
                     "problems": len(span)})
     return out
 
 
 def padding_by_size(rows, size="essential_ops"):
-    """By `size` (essential or surface operations): how often padded and unpadded proposals were
-    solved and paid. At equal essential size padding adds length; at equal surface size it takes
-    the place of a real operation."""
+    """By `size` (essential or surface operations, or the depth asked for): how often padded and
+    unpadded proposals were solved and paid. At equal essential size padding adds length; at equal
+    surface size it takes the place of a real operation."""
     if not rows:
         return None
     out = {}
-    for e in sorted({r[size] for r in rows}):
+    for e in sorted({r[size] for r in rows if r.get(size) is not None}):
         for name, keep in [("unpadded", lambda r: not r["padding"]), ("padded", lambda r: r["padding"] > 0)]:
             rs = [r for r in rows if r[size] == e and keep(r)]
             if len(rs) >= 20:
@@ -267,23 +270,26 @@ def main():
         if r["padded"]:
             cells = [r["padded"][k][f] for k in ["padded", "unpadded"] for f in ["problems", "copies", "in_band", "mean_reward"]]
             print(f"| {name} | " + " | ".join("–" if c is None else f"{c}" if isinstance(c, int) else f"{c:.3f}" for c in cells) + " |")
-    print(f"\nPadding at equal essential size: padded fraction of valid proposals with at most {EASY} "
-          "essential operations (their number), by tenth of the run\n")
-    print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
-    print("|---|" + "---|" * a.windows)
-    for name, r in runs.items():
-        if r["padded_easy"]:
-            print(f"| {name} | " + " | ".join("–" if c["padded"] is None else f"{c['padded']:.2f} ({c['problems']})"
-                                             for c in r["padded_easy"]) + " |")
+    for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
+                      ("padded_easy_target", f"asked for at most {EASY} operations")]:
+        print(f"\nPadding at equal essential size: padded fraction of valid proposals {what} "
+              "(their number), by tenth of the run\n")
+        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+        print("|---|" + "---|" * a.windows)
+        for name, r in runs.items():
+            if r.get(key):
+                print(f"| {name} | " + " | ".join("–" if c["padded"] is None else f"{c['padded']:.2f} ({c['problems']})"
+                                                 for c in r[key]) + " |")
     fmt = lambda c: "–" if c is None else (f"{c['problems']}, {c['mean_solve_rate']:.2f}, "
                                            f"{c['in_band']:.2f}, {c['mean_reward']:+.3f}")
-    for key, size in [("padding_by_essential_size", "essential"), ("padding_by_surface_size", "surface")]:
-        print(f"\nPadding by {size} size over the whole run: problems, mean p̂, in band, mean reward "
+    for key, size in [("padding_by_essential_size", "essential ops"), ("padding_by_surface_size", "surface ops"),
+                      ("padding_by_target", "depth asked")]:
+        print(f"\nPadding by {size} over the whole run: problems, mean p̂, in band, mean reward "
               "(unpadded / padded; sizes with fewer than 20 problems left out)\n")
-        print(f"| run | {size} ops | unpadded | padded |")
+        print(f"| run | {size} | unpadded | padded |")
         print("|---|---|---|---|")
         for name, r in runs.items():
-            for e, c in (r[key] or {}).items():
+            for e, c in (r.get(key) or {}).items():
                 print(f"| {name} | {e} | {fmt(c.get('unpadded'))} | {fmt(c.get('padded'))} |")
     print("\nTime: seconds per round, share of round time by phase, proposals per second\n")
     print("| run | s/round | rounds/min | " + " | ".join(PHASES)
