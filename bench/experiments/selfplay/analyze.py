@@ -15,7 +15,7 @@ import json
 import os
 import statistics
 
-ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "anchor"]
+ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "no-target", "anchor"]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
           "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",
           "difficulty_level", "on_target_fraction"]
@@ -143,6 +143,8 @@ def padded_summary(tried):
         out[name] = {
             "problems": len(rs),
             "copies": round(sum(r["repetition"] != "fresh" for r in rs) / len(rs), 4) if rs else None,
+            "off_target": round(sum(r.get("difficulty_target") not in (None, r["depth"]) for r in rs) / len(rs), 4)
+            if rs else None,
             "in_band": round(sum(0.2 <= r["solve_rate"] <= 0.8 for r in rs) / len(rs), 4) if rs else None,
             "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4) if rs else None,
         }
@@ -264,11 +266,13 @@ def main():
             print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}"
                                              for v in [r["start"][key]] + r["curves"][key]) + " |")
     print("\nPadding: what padded and unpadded valid proposals earned over the whole run\n")
-    print("| run | padded | of them copies | in band | mean reward | unpadded | of them copies | in band | mean reward |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | padded | of them copies | off target | in band | mean reward "
+          "| unpadded | of them copies | off target | in band | mean reward |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in runs.items():
         if r["padded"]:
-            cells = [r["padded"][k][f] for k in ["padded", "unpadded"] for f in ["problems", "copies", "in_band", "mean_reward"]]
+            cells = [r["padded"][k][f] for k in ["padded", "unpadded"]
+                     for f in ["problems", "copies", "off_target", "in_band", "mean_reward"]]
             print(f"| {name} | " + " | ".join("–" if c is None else f"{c}" if isinstance(c, int) else f"{c:.3f}" for c in cells) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:
