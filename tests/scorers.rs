@@ -84,14 +84,17 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
     Outcome { valid, metrics, stdout, log_bytes }
 }
 
-/// The reward without its interestingness term: the product of the factors less the repetition
-/// and padding charges (at their default costs, which the test configuration keeps).
+/// The reward without its interestingness term: the product of the factors less the repetition,
+/// padding and target charges (at their default costs, which the test configuration keeps). The
+/// miss is recomputed from the record's depth and target, not read from its rewards.
 fn base_reward(r: &ProblemRecord) -> f64 {
     let w = r.rewards.as_ref().unwrap();
     let costs = judge::RewardConfig::default();
+    let miss = if r.depth != r.difficulty_target { 1.0 } else { 0.0 };
     w.frontier.unwrap() * w.padding_factor * w.length_factor.unwrap() * (1.0 - w.repetition)
         - costs.repetition.cost * w.repetition
         - costs.padding.cost * r.padding.unwrap()
+        - costs.target.cost * miss
 }
 
 /// Every valid problem carries a score from `label` that entered its reward with the weight.
