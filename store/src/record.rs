@@ -234,7 +234,7 @@ mod v2 {
         pub total: f64,
     }
 
-    /// Each format's rewards convert into the next one's: format 2 lacks the length residual.
+    /// Format 2's rewards go through format 3's: they lack the length residual.
     impl From<RewardsV2> for Rewards {
         fn from(r: RewardsV2) -> Self {
             RewardsV3 {

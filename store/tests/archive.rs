@@ -36,6 +36,7 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                             Rewards {
                                 frontier: Some(frontier),
                                 padding_factor: 1.0,
+                                target_miss: Some(f64::from(u8::from(n % 4 == 0))),
                                 total: frontier,
                                 ..Default::default()
                             }
@@ -190,6 +191,7 @@ fn stats_count_what_is_there() {
     };
     assert!((s.rewards.total.unwrap() - mean_of(|w| Some(w.total))).abs() < 1e-12);
     assert!((s.rewards.frontier.unwrap() - mean_of(|w| w.frontier)).abs() < 1e-12);
+    assert!((s.rewards.target_miss.unwrap() - mean_of(|w| w.target_miss)).abs() < 1e-12);
     assert_eq!(s.rewards.invalid, Some(-1.0));
     assert_eq!(s.rewards.interestingness, None);
 
