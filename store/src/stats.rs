@@ -86,7 +86,6 @@ pub struct RewardMeans {
     pub repetition: Option<f64>,
     pub interestingness: Option<f64>,
     /// Of valid problems rewarded with the target term: the fraction off their target.
-    #[serde(default)]
     pub target_miss: Option<f64>,
     pub invalid: Option<f64>,
 }
