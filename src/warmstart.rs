@@ -135,6 +135,13 @@ pub struct WarmStartConfig {
     /// What the solver is taught to write: `steps` (worked solutions), `values` (the value of each
     /// step) or `direct` (answers).
     pub solver_answers: solver::AnswerStyle,
+    /// Fraction of the proposer's training problems written with padding: identities (`+0`, `*1`,
+    /// ...) on top of the operations its difficulty token asks for, which stay the problem's
+    /// essential depth. A proposer that never writes padding gives the padding terms nothing to
+    /// hold back and self-play nothing to amplify; a pretrained language model has this prior.
+    pub proposer_padding: f64,
+    /// Most identities in one padded training problem (drawn from 1 to this).
+    pub proposer_padding_ops: u32,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -149,6 +156,8 @@ impl Default for WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
             solver_shift: 0,
+            proposer_padding: 0.1,
+            proposer_padding_ops: 2,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to
@@ -192,6 +201,12 @@ impl WarmStartConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.solver.validate("warm_start.solver")?;
         self.proposer.validate("warm_start.proposer")?;
+        if !(0.0..=1.0).contains(&self.proposer_padding) {
+            bail!("warm_start.proposer_padding must be in [0, 1], got {}", self.proposer_padding);
+        }
+        if self.proposer_padding > 0.0 && self.proposer_padding_ops == 0 {
+            bail!("warm_start.proposer_padding_ops must be at least 1 where warm_start.proposer_padding is above 0");
+        }
         if self.solver_shift + self.solver.max_new_tokens + 3 > self.solver.context {
             bail!(
                 "warm_start.solver_shift ({}) and warm_start.solver.max_new_tokens ({}) leave no room for a \
@@ -218,6 +233,10 @@ pub struct WarmStartReport {
     /// with exactly the target depth.
     pub proposer_valid_by_target: BTreeMap<u32, f64>,
     pub proposer_on_target_by_target: BTreeMap<u32, f64>,
+    /// Fraction of sampled proposals that are valid and padded (absent from warm starts made
+    /// before it was measured).
+    #[serde(default)]
+    pub proposer_padded_by_target: BTreeMap<u32, f64>,
     pub seconds: f64,
 }
 
@@ -324,21 +343,7 @@ pub fn run(
     // Proposer: well-formed problems of the asked depth, with references or without.
     let p = &cfg.proposer;
     let proposer_format = proposer::ProposerFormat::new(tok.clone(), p.max_new_tokens);
-    let mut example = |rng: &mut ChaCha8Rng| -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
-        let g = p.draw(domain, rng)?;
-        let depth = g.depth;
-        let target = proposer_format.target(&g.problem)?;
-        let mut refs = Vec::new();
-        if rng.random_bool(0.5) {
-            refs.push(p.draw(domain, rng)?.problem);
-        }
-        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-        let mut prompt = proposer_format.prompt(depth, &refs)?;
-        if prompt.len() + target.len() > p.context {
-            prompt = proposer_format.prompt(depth, &[])?;
-        }
-        Ok((prompt, target))
-    };
+    let mut example = |rng: &mut ChaCha8Rng| proposer_example(cfg, domain, &proposer_format, rng);
     let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
     let mut t = Trainable::new(&p.model(tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
@@ -350,10 +355,10 @@ pub fn run(
         })?;
     let meta = PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens);
     t.save(&out.join("proposer"), meta.to_value())?;
-    let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
+    let (mut valid, mut on_target, mut padded) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a);
     for depth in p.min_depth..=p.max_depth {
-        let reqs: Vec<_> = (0..32).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
+        let reqs: Vec<_> = (0..64).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
         let out = policy::sample(&t.model, &reqs, &SampleConfig::default(), &mut rng, true)?;
         let analyses: Vec<_> =
             out.iter().map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default())).collect();
@@ -362,6 +367,10 @@ pub fn run(
         on_target.insert(
             depth,
             analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.depth == depth)).count() as f64 / n,
+        );
+        padded.insert(
+            depth,
+            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.padded())).count() as f64 / n,
         );
     }
 
@@ -373,6 +382,7 @@ pub fn run(
         solver_accuracy_by_depth: accuracy,
         proposer_valid_by_target: valid,
         proposer_on_target_by_target: on_target,
+        proposer_padded_by_target: padded,
         seconds: started.elapsed().as_secs_f64(),
     };
     // Written last and whole (renamed into place): its presence marks a finished warm start.
@@ -382,6 +392,38 @@ pub fn run(
         .and_then(|()| std::fs::rename(&tmp, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(report)
+}
+
+/// One proposer training pair: a difficulty prompt (with a reference problem half the time) and
+/// a problem of that essential depth, padded with identities for a `proposer_padding` share.
+fn proposer_example(
+    cfg: &WarmStartConfig,
+    domain: &dyn Domain,
+    format: &proposer::ProposerFormat,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
+    let p = &cfg.proposer;
+    let g = p.draw(domain, rng)?;
+    let mut text = g.problem;
+    if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {
+        let identities = rng.random_range(1..=cfg.proposer_padding_ops);
+        // Kept only where the proposer could write it whole.
+        match domain.pad(&text, identities, rng) {
+            Some(padded) if padded.chars().count() < p.max_new_tokens => text = padded,
+            _ => {}
+        }
+    }
+    let target = format.target(&text)?;
+    let mut refs = Vec::new();
+    if rng.random_bool(0.5) {
+        refs.push(p.draw(domain, rng)?.problem);
+    }
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let mut prompt = format.prompt(g.depth, &refs)?;
+    if prompt.len() + target.len() > p.context {
+        prompt = format.prompt(g.depth, &[])?;
+    }
+    Ok((prompt, target))
 }
 
 type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
@@ -465,7 +507,7 @@ fn train(
 
 #[cfg(test)]
 mod tests {
-    use super::EarlyStop;
+    use super::*;
 
     /// The step (1-based validation) at which `scores` stop training, if they do.
     fn stop_at(patience: u32, scores: &[f64]) -> Option<usize> {
@@ -485,5 +527,50 @@ mod tests {
         assert_eq!(stop_at(2, &[-1.5, -1.4, -1.3, -1.31, -1.3]), Some(5));
         // Patience 0 never stops.
         assert_eq!(stop_at(0, &[0.0, 0.1, 0.1, 0.1, 0.1]), None);
+    }
+
+    /// The share of padded training problems for `proposer_padding = rate`, after checking that
+    /// every problem has the essential depth its prompt asks for and at most
+    /// `proposer_padding_ops` identities.
+    fn padded_share(rate: f64, n: usize) -> f64 {
+        let domain: &dyn Domain = &problem::arith::Arith;
+        let cfg =
+            WarmStartConfig { proposer_padding: rate, proposer_padding_ops: 2, ..WarmStartConfig::default() };
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
+        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut padded = 0;
+        for _ in 0..n {
+            let (prompt, target) = proposer_example(&cfg, domain, &format, &mut rng).unwrap();
+            assert_eq!(target.last(), Some(&tok.special(Special::Eos)));
+            let text = tok.decode(&target[..target.len() - 1]).unwrap();
+            let a = domain.analyze(&text, &Limits::default()).unwrap();
+            assert_eq!(prompt[1], format.prompt(a.essential_ops, &[]).unwrap()[1], "{text}");
+            assert!(a.surface_ops <= a.essential_ops + 2, "{text}");
+            padded += usize::from(a.padded());
+        }
+        padded as f64 / n as f64
+    }
+
+    #[test]
+    fn proposer_training_problems_carry_padding_at_the_configured_rate() {
+        assert_eq!(padded_share(0.0, 300), 0.0);
+        assert_eq!(padded_share(1.0, 300), 1.0);
+        // 2,000 draws at 0.3: the standard error is 0.010.
+        let share = padded_share(0.3, 2000);
+        assert!((share - 0.3).abs() < 0.04, "{share}");
+    }
+
+    #[test]
+    fn proposer_padding_is_validated() {
+        let bad = |cfg: WarmStartConfig| cfg.validate().unwrap_err().to_string();
+        let base = WarmStartConfig::default();
+        assert!(bad(WarmStartConfig { proposer_padding: 1.5, ..base.clone() })
+            .contains("warm_start.proposer_padding"));
+        assert!(bad(WarmStartConfig { proposer_padding: f64::NAN, ..base.clone() })
+            .contains("warm_start.proposer_padding"));
+        assert!(bad(WarmStartConfig { proposer_padding_ops: 0, ..base.clone() })
+            .contains("warm_start.proposer_padding_ops"));
+        WarmStartConfig { proposer_padding: 0.0, proposer_padding_ops: 0, ..base }.validate().unwrap();
     }
 }

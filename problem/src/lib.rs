@@ -196,6 +196,14 @@ pub trait Domain: Send + Sync {
     /// Draws one random valid problem. Reproducible: the same `rng` state gives the same problem.
     fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError>;
 
+    /// `problem` with `identities` operations added that change neither its value nor its
+    /// canonical form (in arithmetic `x+0`, `0+x`, `x-0`, `x*1`, `1*x` around subexpressions):
+    /// padding as a proposer might write it. `None` where the domain has no identities or
+    /// `problem` is not valid. Reproducible from the `rng` state.
+    fn pad(&self, _problem: &str, _identities: u32, _rng: &mut dyn RngCore) -> Option<String> {
+        None
+    }
+
     /// Numeric features of a valid problem's structure, with stable names, for interestingness
     /// scorers. None by default.
     fn features(&self, _text: &str, _analysis: &Analysis) -> std::collections::BTreeMap<String, f64> {

@@ -58,9 +58,10 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "    depth {d}: {a:.3}")?;
     }
     writeln!(out, "proposer: {} steps, final loss {:.4}", report.proposer_steps, report.proposer_final_loss)?;
-    writeln!(out, "  sampled proposals by target depth: valid / exactly on target")?;
+    writeln!(out, "  sampled proposals by target depth: valid / exactly on target / padded")?;
     for (d, v) in &report.proposer_valid_by_target {
-        writeln!(out, "    depth {d}: {v:.3} / {:.3}", report.proposer_on_target_by_target[d])?;
+        let padded = report.proposer_padded_by_target.get(d).map_or("-".to_string(), |p| format!("{p:.3}"));
+        writeln!(out, "    depth {d}: {v:.3} / {:.3} / {padded}", report.proposer_on_target_by_target[d])?;
     }
     Ok(())
 }

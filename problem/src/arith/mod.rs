@@ -86,6 +86,10 @@ impl Domain for Arith {
         gen::generate(self, spec, rng)
     }
 
+    fn pad(&self, problem: &str, identities: u32, rng: &mut dyn RngCore) -> Option<String> {
+        gen::pad(self, problem, identities, rng)
+    }
+
     fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
         features::features(text, analysis)
     }
