@@ -80,7 +80,8 @@ pub struct RateArgs {
 #[derive(Debug, Subcommand)]
 pub enum RateCommand {
     /// Add ratings from JSON lines `{"a": "...", "b": "...", "winner": "a"|"b"|"tie"}`; a side that
-    /// is all digits is an archive id, anything else a problem's text. All or nothing.
+    /// is all digits is an archive id, anything else a problem's text. All or nothing; judgements
+    /// an earlier import stored are not stored again.
     Import {
         /// Input file; `-` reads standard input.
         input: PathBuf,

@@ -5,6 +5,7 @@
 //! the rating's id (the same split for `train` and `eval`), so that `eval` measures agreement on
 //! judgements the model never saw.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use anyhow::{anyhow, bail, Context};
@@ -40,12 +41,14 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(RateCommand::Import { input }) => {
             let archive = open()?;
             let reader = crate::commands::open_input(Some(&input))?;
-            let mut ratings =
+            let read =
                 read_ratings(&archive, reader).with_context(|| format!("importing {}", input.display()))?;
+            let (mut ratings, known) = not_yet_imported(&archive.ratings()?, read);
             let ids = archive.add_ratings(&mut ratings)?;
+            let skipped = if known > 0 { format!(", {known} imported before") } else { String::new() };
             writeln!(
                 out,
-                "imported {} ({} in the archive now)",
+                "imported {}{skipped} ({} in the archive now)",
                 ratings_count(ids.len()),
                 archive.ratings()?.len()
             )?;
@@ -179,6 +182,30 @@ fn comparisons(archive: &Archive, holdout: f64) -> anyhow::Result<(Vec<Compariso
         }
     }
     Ok((train, test, skipped))
+}
+
+/// The ratings of `read` an earlier import did not already store, and how many it did. Read as a
+/// multiset of (a, b, winner): a file imported again adds nothing, a file grown since adds its new
+/// lines, and a judgement a file gives twice is kept twice.
+fn not_yet_imported(stored: &[Rating], read: Vec<Rating>) -> (Vec<Rating>, usize) {
+    let key = |r: &Rating| (r.a.text.clone(), r.b.text.clone(), r.winner);
+    let mut before: HashMap<_, usize> = HashMap::new();
+    for r in stored.iter().filter(|r| r.source == "import") {
+        *before.entry(key(r)).or_default() += 1;
+    }
+    let total = read.len();
+    let fresh: Vec<Rating> = read
+        .into_iter()
+        .filter(|r| match before.get_mut(&key(r)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let known = total - fresh.len();
+    (fresh, known)
 }
 
 /// One import line: `{"a": "...", "b": "...", "winner": "a"|"b"|"tie"}`.

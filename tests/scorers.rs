@@ -389,6 +389,13 @@ fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
     }
     let said = common::ok_with(&["rate", "--run-dir", r, "import", "-"], lines.as_bytes());
     assert_eq!(said.trim(), "imported 300 ratings (303 in the archive now)");
+    // The same file again adds nothing; the file grown by two lines adds those two.
+    let again = common::ok_with(&["rate", "--run-dir", r, "import", "-"], lines.as_bytes());
+    assert_eq!(again.trim(), "imported 0 ratings, 300 imported before (303 in the archive now)");
+    let first = lines.lines().next().unwrap();
+    let grown = format!("{lines}{first}\n{{\"a\": \"7*7\", \"b\": \"1+2\", \"winner\": \"a\"}}\n");
+    let said = common::ok_with(&["rate", "--run-dir", r, "import", "-"], grown.as_bytes());
+    assert_eq!(said.trim(), "imported 2 ratings, 300 imported before (305 in the archive now)");
     let trained: Value = serde_json::from_str(&ok(&["rate", "--run-dir", r, "train", "--json"])).unwrap();
     let version = trained["version"].as_str().unwrap().to_string();
     assert!(trained["held_out"].as_u64().unwrap() > 30, "{trained}");
@@ -429,5 +436,5 @@ fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
     );
     assert!(err.contains("line 2: unknown variant `c`"), "{err}");
     let archive = Archive::open_existing(run.join("archive")).unwrap();
-    assert_eq!(archive.ratings().unwrap().len(), 303, "nothing imported from a bad file");
+    assert_eq!(archive.ratings().unwrap().len(), 305, "nothing imported from a bad file");
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Archive, Result, StoreError};
 
 /// Who won.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Winner {
     A,
