@@ -3,7 +3,7 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-target, anchor), JOBS
+# no-target, frontier-only, anchor), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
 # build) can be set in the environment.
 set -euo pipefail
@@ -16,8 +16,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-target|anchor) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-target, anchor)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-target|frontier-only|anchor) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-target, frontier-only, anchor)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -48,12 +48,13 @@ fi
 # 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off;
 # all three off (a padded problem is often a canonical copy, so the repetition penalty alone
 # also stops padding: the padding terms are measured where nothing else does); the target term
-# off.
+# off; the frontier reward alone (every charge off: padding, length, repetition, target).
 no_padding='[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\ncost = 0.0\n\n[reward.length]\nweight = 0.0\n'
 no_repetition='[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\n'
 # The target term off, and the invalid reward it lowered back where it was (-1): the defaults
 # before the term existed.
 no_target='[reward]\ninvalid = -1.0\n\n[reward.target]\ncost = 0.0\n'
+no_target_cost='[reward.target]\ncost = 0.0\n'
 # Not an ablation: the defaults plus an anchor on the rehearsal problems solved every time.
 anchor='[round]\nanchor = 0.5\n'
 arm_config() {
@@ -63,6 +64,7 @@ arm_config() {
     no-repetition) printf "$no_repetition" ;;
     no-penalties) printf "$no_padding\n$no_repetition" ;;
     no-target) printf "$no_target" ;;
+    frontier-only) printf "$no_padding\n$no_repetition\n$no_target_cost" ;;
     anchor) printf "$anchor" ;;
   esac
 }
