@@ -237,6 +237,10 @@ pub struct WarmStartReport {
     /// before it was measured).
     #[serde(default)]
     pub proposer_padded_by_target: BTreeMap<u32, f64>,
+    /// Fraction that are valid, padded and on target: padding written on top of the asked
+    /// operations, not in the place of one (absent from warm starts made before it was measured).
+    #[serde(default)]
+    pub proposer_padded_on_target_by_target: BTreeMap<u32, f64>,
     pub seconds: f64,
 }
 
@@ -355,7 +359,8 @@ pub fn run(
         })?;
     let meta = PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens);
     t.save(&out.join("proposer"), meta.to_value())?;
-    let (mut valid, mut on_target, mut padded) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
+    let (mut padded, mut padded_on_target) = (BTreeMap::new(), BTreeMap::new());
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a);
     for depth in p.min_depth..=p.max_depth {
         let reqs: Vec<_> = (0..64).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
@@ -372,6 +377,12 @@ pub fn run(
             depth,
             analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.padded())).count() as f64 / n,
         );
+        padded_on_target.insert(
+            depth,
+            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.padded() && a.depth == depth)).count()
+                as f64
+                / n,
+        );
     }
 
     let report = WarmStartReport {
@@ -383,6 +394,7 @@ pub fn run(
         proposer_valid_by_target: valid,
         proposer_on_target_by_target: on_target,
         proposer_padded_by_target: padded,
+        proposer_padded_on_target_by_target: padded_on_target,
         seconds: started.elapsed().as_secs_f64(),
     };
     // Written last and whole (renamed into place): its presence marks a finished warm start.

@@ -70,6 +70,17 @@ fn pretrain_then_eval_from_the_checkpoints() {
     assert_eq!(report["solver_steps"], 40);
     assert!(report["solver_accuracy_by_depth"]["1"].as_f64().is_some());
     assert!(report["proposer_valid_by_target"]["6"].as_f64().is_some());
+    // Per target: padded and on target is within both, each within valid.
+    for d in 1..=6 {
+        let share = |key: &str| report[key][d.to_string()].as_f64().unwrap_or_else(|| panic!("{key} {d}"));
+        let (valid, on, padded, both) = (
+            share("proposer_valid_by_target"),
+            share("proposer_on_target_by_target"),
+            share("proposer_padded_by_target"),
+            share("proposer_padded_on_target_by_target"),
+        );
+        assert!(both <= on.min(padded) && on.max(padded) <= valid && valid <= 1.0, "{report}");
+    }
     for f in
         ["solver/state.json", "solver/model.safetensors", "proposer/optimizer.safetensors", "report.json"]
     {
@@ -78,6 +89,8 @@ fn pretrain_then_eval_from_the_checkpoints() {
     // A finished warm start is reported, not redone; an unfinished one is not overwritten.
     let again = ok(&["pretrain", "--out", run.to_str().unwrap(), "--solver-steps", "1", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(again.trim()).unwrap(), report);
+    let text = ok(&["pretrain", "--out", run.to_str().unwrap()]);
+    assert!(text.contains("valid / exactly on target / padded / padded and on target"), "{text}");
     let partial = dir.path().join("partial");
     std::fs::create_dir_all(partial.join("solver")).unwrap();
     let err = fails(&["pretrain", "--out", partial.to_str().unwrap(), "--solver-steps", "1"]);

@@ -58,10 +58,21 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "    depth {d}: {a:.3}")?;
     }
     writeln!(out, "proposer: {} steps, final loss {:.4}", report.proposer_steps, report.proposer_final_loss)?;
-    writeln!(out, "  sampled proposals by target depth: valid / exactly on target / padded")?;
+    writeln!(
+        out,
+        "  sampled proposals by target depth: valid / exactly on target / padded / padded and on target"
+    )?;
+    let share = |m: &std::collections::BTreeMap<u32, f64>, d: &u32| {
+        m.get(d).map_or("-".to_string(), |p| format!("{p:.3}"))
+    };
     for (d, v) in &report.proposer_valid_by_target {
-        let padded = report.proposer_padded_by_target.get(d).map_or("-".to_string(), |p| format!("{p:.3}"));
-        writeln!(out, "    depth {d}: {v:.3} / {:.3} / {padded}", report.proposer_on_target_by_target[d])?;
+        writeln!(
+            out,
+            "    depth {d}: {v:.3} / {:.3} / {} / {}",
+            report.proposer_on_target_by_target[d],
+            share(&report.proposer_padded_by_target, d),
+            share(&report.proposer_padded_on_target_by_target, d)
+        )?;
     }
     Ok(())
 }
