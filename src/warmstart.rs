@@ -4,7 +4,8 @@
 //! evaluating one operation — written as worked solutions of short problems (`answers = "steps"`:
 //! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–3 by default), or, with
 //! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
-//! its difficulty token asks for, with and without reference problems in its prompt. Each stops at
+//! its difficulty token asks for, with and without reference problems in its prompt, a
+//! `proposer_padding` share of them padded with identities on top of that depth. Each stops at
 //! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
 //! proposer's held-out loss) has not improved for `patience` evaluations once it left its first
 //! value.
