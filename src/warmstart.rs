@@ -366,24 +366,18 @@ pub fn run(
     for depth in p.min_depth..=p.max_depth {
         let reqs: Vec<_> = (0..64).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
         let out = policy::sample(&t.model, &reqs, &SampleConfig::default(), &mut rng, true)?;
-        let analyses: Vec<_> =
-            out.iter().map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default())).collect();
-        let n = analyses.len() as f64;
-        valid.insert(depth, analyses.iter().filter(|a| a.is_ok()).count() as f64 / n);
-        on_target.insert(
-            depth,
-            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.depth == depth)).count() as f64 / n,
-        );
-        padded.insert(
-            depth,
-            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.padded())).count() as f64 / n,
-        );
-        padded_on_target.insert(
-            depth,
-            analyses.iter().filter(|a| a.as_ref().is_ok_and(|a| a.padded() && a.depth == depth)).count()
-                as f64
-                / n,
-        );
+        let analyses: Vec<_> = out
+            .iter()
+            .filter_map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default()).ok())
+            .collect();
+        // Each share is of all samples, invalid ones included.
+        let share = |keep: &dyn Fn(&problem::Analysis) -> bool| {
+            analyses.iter().filter(|a| keep(a)).count() as f64 / reqs.len() as f64
+        };
+        valid.insert(depth, share(&|_| true));
+        on_target.insert(depth, share(&|a| a.depth == depth));
+        padded.insert(depth, share(&|a| a.padded()));
+        padded_on_target.insert(depth, share(&|a| a.padded() && a.depth == depth));
     }
 
     let report = WarmStartReport {
@@ -418,6 +412,7 @@ fn proposer_example(
     let p = &cfg.proposer;
     let g = p.draw(domain, rng)?;
     let mut text = g.problem;
+    // No draw at all without padding: such a warm start trains as it did before padding existed.
     if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {
         let identities = rng.random_range(1..=cfg.proposer_padding_ops);
         // Kept only where the proposer could write it whole.
