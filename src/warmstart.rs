@@ -157,7 +157,7 @@ impl Default for WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
             solver_shift: 0,
-            proposer_padding: 0.1,
+            proposer_padding: 0.3,
             proposer_padding_ops: 2,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
@@ -179,14 +179,14 @@ impl Default for WarmStartConfig {
                 ..PlayerTraining::default()
             },
             proposer: PlayerTraining {
-                steps: 1000,
+                steps: 3000,
                 max_depth: 6,
                 max_new_tokens: 40,
                 optim: OptimConfig {
                     lr: 2e-3,
                     min_lr: 2e-4,
                     warmup_steps: 50,
-                    decay_steps: 1000,
+                    decay_steps: 3000,
                     ..OptimConfig::default()
                 },
                 ..PlayerTraining::default()

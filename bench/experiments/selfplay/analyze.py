@@ -23,6 +23,8 @@ START = 25
 # Problems this small are the ones padding can push into the band: the solver solves them nearly
 # always unpadded.
 EASY = 2
+# Essential sizes whose surface size is followed through the run.
+SIZES = (1, 2, 3)
 
 
 def metrics(path):
@@ -125,6 +127,7 @@ def run_summary(d, windows, warm_items):
         # hides how fast it moves.
         "start": {k: window_means(rows[:START], k, 1)[0] for k in CURVES},
         "padded": padded_summary(valid),
+        "surface_at_essential": surface_at_essential(valid, windows),
         "padded_easy": padded_easy_curve(valid, windows),
         "padded_easy_target": padded_easy_curve(valid, windows, size="difficulty_target"),
         "padding_by_target": padding_by_size(valid, "difficulty_target"),
@@ -156,6 +159,34 @@ def valid_problems(path):
     if not os.path.exists(path):
         return None
     return [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
+
+
+def mean_solve_rate(rows):
+    return round(statistics.fmean(r["solve_rate"] for r in rows), 4) if rows else None
+
+
+def surface_at_essential(rows, windows, sizes=SIZES):
+    """Surface size at equal essential size: by essential size and tenth of the rounds, the mean
+    surface operators of valid proposals with that many essential operations, the padded share
+    of them, how many there were, and the mean solve rate of the padded and the unpadded ones. Padding pays where it lowers a solve rate towards 0.5 (the
+    sizes the solver masters) and costs where it pushes one below, so its growth is read size by
+    size: an average over all sizes mixes the two as the controller moves the targets."""
+    if not rows:
+        return None
+    last = max(r["round"] for r in rows)
+    out = {}
+    for e in sizes:
+        curve = []
+        for w in range(windows):
+            span = [r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows
+                    and r.get("essential_ops") == e]
+            curve.append({"surface": round(statistics.fmean(r["surface_ops"] for r in span), 4) if span else None,
+                          "padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
+                          "problems": len(span),
+                          "solve_rate_padded": mean_solve_rate([r for r in span if r["padding"] > 0]),
+                          "solve_rate_unpadded": mean_solve_rate([r for r in span if not r["padding"]])})
+        out[str(e)] = curve
+    return out
 
 
 def padded_easy_curve(rows, windows, most=EASY, size="essential_ops"):
@@ -274,6 +305,16 @@ def main():
             cells = [r["padded"][k][f] for k in ["padded", "unpadded"]
                      for f in ["problems", "copies", "off_target", "in_band", "mean_reward"]]
             print(f"| {name} | " + " | ".join("–" if c is None else f"{c}" if isinstance(c, int) else f"{c:.3f}" for c in cells) + " |")
+    for e in SIZES:
+        print(f"\nPadding at equal essential size: mean surface operators of valid proposals with {e} essential "
+              f"operation{'s' if e > 1 else ''} (padded share), by tenth of the run\n")
+        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+        print("|---|" + "---|" * a.windows)
+        for name, r in runs.items():
+            curve = (r.get("surface_at_essential") or {}).get(str(e))
+            if curve:
+                print(f"| {name} | " + " | ".join("–" if c["surface"] is None else f"{c['surface']:.2f} ({c['padded']:.2f})"
+                                                 for c in curve) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:
         print(f"\nPadding at equal essential size: padded fraction of valid proposals {what} "
