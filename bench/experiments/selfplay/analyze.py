@@ -168,7 +168,8 @@ def mean_solve_rate(rows):
 def surface_at_essential(rows, windows, sizes=SIZES):
     """Surface size at equal essential size: by essential size and tenth of the rounds, the mean
     surface operators of valid proposals with that many essential operations, the padded share
-    of them, how many there were, and the mean solve rate of the padded and the unpadded ones. Padding pays where it lowers a solve rate towards 0.5 (the
+    of them, the share that are canonical copies, how many there were, and the mean solve rate
+    of the padded and the unpadded ones. Padding pays where it lowers a solve rate towards 0.5 (the
     sizes the solver masters) and costs where it pushes one below, so its growth is read size by
     size: an average over all sizes mixes the two as the controller moves the targets."""
     if not rows:
@@ -182,6 +183,7 @@ def surface_at_essential(rows, windows, sizes=SIZES):
                     and r.get("essential_ops") == e]
             curve.append({"surface": round(statistics.fmean(r["surface_ops"] for r in span), 4) if span else None,
                           "padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
+                          "copies": round(sum(r["repetition"] != "fresh" for r in span) / len(span), 4) if span else None,
                           "problems": len(span),
                           "solve_rate_padded": mean_solve_rate([r for r in span if r["padding"] > 0]),
                           "solve_rate_unpadded": mean_solve_rate([r for r in span if not r["padding"]])})
@@ -315,6 +317,16 @@ def main():
             if curve:
                 print(f"| {name} | " + " | ".join("–" if c["surface"] is None else f"{c['surface']:.2f} ({c['padded']:.2f})"
                                                  for c in curve) + " |")
+    print("\nRepetition at equal essential size: canonical-copy share of valid proposals with "
+          + " / ".join(str(e) for e in SIZES) + " essential operations, by tenth of the run\n")
+    print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
+    print("|---|" + "---|" * a.windows)
+    for name, r in runs.items():
+        by_size = r.get("surface_at_essential")
+        if by_size:
+            cell = lambda w: " / ".join("–" if by_size[str(e)][w]["copies"] is None
+                                        else f"{by_size[str(e)][w]['copies']:.2f}" for e in SIZES)
+            print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:
         print(f"\nPadding at equal essential size: padded fraction of valid proposals {what} "
