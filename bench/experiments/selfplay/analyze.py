@@ -136,6 +136,23 @@ def run_summary(d, windows, warm_items):
     }
 
 
+def share(rows, keep):
+    """The fraction of `rows` for which `keep` holds; None without rows."""
+    return round(sum(bool(keep(r)) for r in rows) / len(rows), 4) if rows else None
+
+
+def mean(rows, value):
+    """The mean of `value` over `rows`; None without rows."""
+    return round(statistics.fmean(value(r) for r in rows), 4) if rows else None
+
+
+def by_window(rows, windows):
+    """`rows` split into `windows` equal spans of rounds (1 to the last round)."""
+    last = max(r["round"] for r in rows)
+    return [[r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows]
+            for w in range(windows)]
+
+
 def padded_summary(tried):
     """What padding bought: padded vs unpadded valid problems that the solver tried."""
     if tried is None:
@@ -145,11 +162,10 @@ def padded_summary(tried):
         rs = [r for r in tried if keep(r)]
         out[name] = {
             "problems": len(rs),
-            "copies": round(sum(r["repetition"] != "fresh" for r in rs) / len(rs), 4) if rs else None,
-            "off_target": round(sum(r.get("difficulty_target") not in (None, r["depth"]) for r in rs) / len(rs), 4)
-            if rs else None,
-            "in_band": round(sum(0.2 <= r["solve_rate"] <= 0.8 for r in rs) / len(rs), 4) if rs else None,
-            "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4) if rs else None,
+            "copies": share(rs, lambda r: r["repetition"] != "fresh"),
+            "off_target": share(rs, lambda r: r.get("difficulty_target") not in (None, r["depth"])),
+            "in_band": share(rs, lambda r: 0.2 <= r["solve_rate"] <= 0.8),
+            "mean_reward": mean(rs, lambda r: r["rewards"]["total"]),
         }
     return out
 
@@ -161,10 +177,6 @@ def valid_problems(path):
     return [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
 
 
-def mean_solve_rate(rows):
-    return round(statistics.fmean(r["solve_rate"] for r in rows), 4) if rows else None
-
-
 def surface_at_essential(rows, windows, sizes=SIZES):
     """Surface size at equal essential size: by essential size and tenth of the rounds, the mean
     surface operators of valid proposals with that many essential operations, the padded share
@@ -174,19 +186,17 @@ def surface_at_essential(rows, windows, sizes=SIZES):
     size: an average over all sizes mixes the two as the controller moves the targets."""
     if not rows:
         return None
-    last = max(r["round"] for r in rows)
+    spans = by_window(rows, windows)
     out = {}
     for e in sizes:
         curve = []
-        for w in range(windows):
-            span = [r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows
-                    and r.get("essential_ops") == e]
-            curve.append({"surface": round(statistics.fmean(r["surface_ops"] for r in span), 4) if span else None,
-                          "padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
-                          "copies": round(sum(r["repetition"] != "fresh" for r in span) / len(span), 4) if span else None,
+        for span in ([r for r in w if r.get("essential_ops") == e] for w in spans):
+            curve.append({"surface": mean(span, lambda r: r["surface_ops"]),
+                          "padded": share(span, lambda r: r["padding"] > 0),
+                          "copies": share(span, lambda r: r["repetition"] != "fresh"),
                           "problems": len(span),
-                          "solve_rate_padded": mean_solve_rate([r for r in span if r["padding"] > 0]),
-                          "solve_rate_unpadded": mean_solve_rate([r for r in span if not r["padding"]])})
+                          "solve_rate_padded": mean([r for r in span if r["padding"] > 0], lambda r: r["solve_rate"]),
+                          "solve_rate_unpadded": mean([r for r in span if not r["padding"]], lambda r: r["solve_rate"])})
         out[str(e)] = curve
     return out
 
@@ -197,13 +207,10 @@ def padded_easy_curve(rows, windows, most=EASY, size="essential_ops"):
     `size="difficulty_target"`, of those asked for at most `most`."""
     if not rows:
         return None
-    last = max(r["round"] for r in rows)
     out = []
-    for w in range(windows):
-        span = [r for r in rows if w * last / windows < r["round"] <= (w + 1) * last / windows
-                and r.get(size) is not None and r[size] <= most]
-        out.append({"padded": round(sum(r["padding"] > 0 for r in span) / len(span), 4) if span else None,
-                    "problems": len(span)})
+    for w in by_window(rows, windows):
+        span = [r for r in w if r.get(size) is not None and r[size] <= most]
+        out.append({"padded": share(span, lambda r: r["padding"] > 0), "problems": len(span)})
     return out
 
 
@@ -225,6 +232,11 @@ def padding_by_size(rows, size="essential_ops"):
                     "mean_reward": round(statistics.fmean(r["rewards"]["total"] for r in rs), 4),
                 }
     return out
+
+
+def tenths_header(windows):
+    """The header of a table with a column for each tenth (window) of the run."""
+    return "| run | " + " | ".join(str(i + 1) for i in range(windows)) + " |\n|---|" + "---|" * windows
 
 
 def learning_table(what, warm, runs, key, with_rounds, paired=None):
@@ -310,8 +322,7 @@ def main():
     for e in SIZES:
         print(f"\nPadding at equal essential size: mean surface operators of valid proposals with {e} essential "
               f"operation{'s' if e > 1 else ''} (padded share), by tenth of the run\n")
-        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
-        print("|---|" + "---|" * a.windows)
+        print(tenths_header(a.windows))
         for name, r in runs.items():
             curve = (r.get("surface_at_essential") or {}).get(str(e))
             if curve:
@@ -319,8 +330,7 @@ def main():
                                                  for c in curve) + " |")
     print("\nRepetition at equal essential size: canonical-copy share of valid proposals with "
           + " / ".join(str(e) for e in SIZES) + " essential operations, by tenth of the run\n")
-    print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
-    print("|---|" + "---|" * a.windows)
+    print(tenths_header(a.windows))
     for name, r in runs.items():
         by_size = r.get("surface_at_essential")
         if by_size:
@@ -331,8 +341,7 @@ def main():
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:
         print(f"\nPadding at equal essential size: padded fraction of valid proposals {what} "
               "(their number), by tenth of the run\n")
-        print("| run | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
-        print("|---|" + "---|" * a.windows)
+        print(tenths_header(a.windows))
         for name, r in runs.items():
             if r.get(key):
                 print(f"| {name} | " + " | ".join("–" if c["padded"] is None else f"{c['padded']:.2f} ({c['problems']})"
