@@ -11,14 +11,15 @@
 //! 6. every candidate, valid or not, goes to the archive in one flushed batch;
 //! 7. the solver is updated on the frontier problems, the replayed and rehearsed ones (group-relative
 //!    advantages over each problem's attempts, clipped policy gradient), the proposer on its
-//!    rewards; the curriculum takes in what it learnt.
+//!    rewards (against the round's mean, or the mean of those asked for the same difficulty
+//!    target); the curriculum takes in what it learnt.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Context;
 use curriculum::{DifficultyController, Replay, ReplayItem, SkillGraph};
-use policy::{group_advantages, ppo_update, Gpt, SampleConfig, Trainable};
+use policy::{group_advantages, keyed_advantages, ppo_update, Gpt, SampleConfig, Trainable};
 use problem::{Domain, Limits, Special};
 use proposer::ProposerFormat;
 use rand::seq::IndexedRandom;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use solver::SolverFormat;
 use store::{Archive, Attempt, ProblemRecord, Rewards};
 
-use crate::config::RunConfig;
+use crate::config::{ProposerBaseline, RunConfig};
 use crate::evaluate::{evaluate, Item};
 
 /// Seconds spent in each phase of a round.
@@ -516,8 +517,12 @@ impl Lab {
         for (req, s) in requests.iter().zip(&proposals) {
             proposer_pairs.push((req.prompt.clone(), s.tokens.clone()));
         }
-        let proposer_adv =
-            group_advantages(&rewards, rewards.len(), cfg.proposer_ppo.estimator.normalizes_std());
+        let proposer_adv = proposer_advantages(
+            &rewards,
+            &targets,
+            cfg.round.proposer_baseline,
+            cfg.proposer_ppo.estimator.normalizes_std(),
+        );
         let proposer_loss = if proposer_adv.iter().all(|a| *a == 0.0) {
             None
         } else {
@@ -671,6 +676,20 @@ fn solver_plan(
     plan
 }
 
+/// The proposer's advantages: each proposal's reward against its baseline (see
+/// [`ProposerBaseline`]); `targets` are the difficulty targets the proposals were asked for.
+fn proposer_advantages(
+    rewards: &[f32],
+    targets: &[u32],
+    baseline: ProposerBaseline,
+    normalize_std: bool,
+) -> Vec<f32> {
+    match baseline {
+        ProposerBaseline::Target => keyed_advantages(rewards, targets, normalize_std),
+        ProposerBaseline::Batch => group_advantages(rewards, rewards.len(), normalize_std),
+    }
+}
+
 fn repetition_name(r: judge::Repetition) -> &'static str {
     match r {
         judge::Repetition::Fresh => "fresh",
@@ -722,5 +741,34 @@ mod tests {
         assert_eq!(plan.problems.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 3, 5]);
         assert_eq!((plan.trained, plan.anchored), (2, 1));
         assert_eq!(plan.problems[2].1, vec![0.5; 4]);
+    }
+
+    #[test]
+    fn a_fresh_problem_beats_the_copies_asked_for_its_target() {
+        // Rewards from the default judge: for one operation, a fresh problem solved every time
+        // and two archive copies; for three, problems in the band.
+        let cfg = RunConfig::default_config().reward;
+        let reward = |p: f64, repetition| cfg.reward(p, 0.0, repetition, 0.0, None, None).total as f32;
+        let rewards = [
+            reward(1.0, judge::Repetition::Fresh),
+            reward(1.0, judge::Repetition::Archive),
+            reward(0.5, judge::Repetition::Fresh),
+            reward(1.0, judge::Repetition::Archive),
+            reward(0.375, judge::Repetition::Fresh),
+            reward(0.875, judge::Repetition::Fresh),
+        ];
+        let targets = [1, 1, 3, 1, 3, 3];
+        for std in [false, true] {
+            // Against the whole round the fresh one-operation problem is discouraged too.
+            let batch = proposer_advantages(&rewards, &targets, ProposerBaseline::Batch, std);
+            assert!(batch[0] < 0.0 && batch[1] < batch[0], "{batch:?}");
+            // Against its target's proposals it is encouraged, and the copies still are not.
+            let target = proposer_advantages(&rewards, &targets, ProposerBaseline::Target, std);
+            assert!(target[0] > 0.0 && target[1] < 0.0 && target[3] < 0.0, "{target:?}");
+            // At three operations, the nearer to one half the better, as before.
+            assert!(target[2] > target[4] && target[4] > target[5], "{target:?}");
+            let sum = |d: u32| (0..6).filter(|&i| targets[i] == d).map(|i| target[i]).sum::<f32>();
+            assert!(sum(1).abs() < 1e-5 && sum(3).abs() < 1e-5, "{target:?}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–3 by default), or, with
 //! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
 //! its difficulty token asks for, with and without reference problems in its prompt, a
-//! `proposer_padding` share of them padded with identities on top of that depth. Each stops at
+//! `proposer_padding` share of them padded with identities on top of that depth, a
+//! `proposer_wide_literals` share with literals beyond the solver's. Each stops at
 //! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
 //! proposer's held-out loss) has not improved for `patience` evaluations once it left its first
 //! value.
@@ -100,8 +101,18 @@ impl PlayerTraining {
     /// One problem of the kind this player trains on: a depth drawn from `min_depth..=max_depth`,
     /// literals up to `max_literal`.
     pub fn draw(&self, domain: &dyn Domain, rng: &mut ChaCha8Rng) -> Result<Generated, problem::GenError> {
+        self.draw_up_to(self.max_literal, domain, rng)
+    }
+
+    /// [`Self::draw`] with literals up to `max_literal`.
+    fn draw_up_to(
+        &self,
+        max_literal: u32,
+        domain: &dyn Domain,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Generated, problem::GenError> {
         let depth = rng.random_range(self.min_depth..=self.max_depth);
-        domain.generate(&GenSpec { depth, max_literal: self.max_literal }, rng)
+        domain.generate(&GenSpec { depth, max_literal }, rng)
     }
 
     pub fn validate(&self, name: &str) -> anyhow::Result<()> {
@@ -143,6 +154,14 @@ pub struct WarmStartConfig {
     pub proposer_padding: f64,
     /// Most identities in one padded training problem (drawn from 1 to this).
     pub proposer_padding_ops: u32,
+    /// Fraction of the proposer's training problems whose literals go up to
+    /// `proposer_wide_max_literal` instead of `proposer.max_literal`. A proposer that has only
+    /// seen literals up to 20 writes one-operation problems from a space of about 800, which the
+    /// archive holds within a few hundred rounds: every problem it can write is then a copy, and
+    /// the repetition terms have nothing fresh to steer it to.
+    pub proposer_wide_literals: f64,
+    /// Largest literal of those problems.
+    pub proposer_wide_max_literal: u32,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -159,6 +178,8 @@ impl Default for WarmStartConfig {
             solver_shift: 0,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
+            proposer_wide_literals: 0.25,
+            proposer_wide_max_literal: 99,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to
@@ -204,6 +225,16 @@ impl WarmStartConfig {
         self.proposer.validate("warm_start.proposer")?;
         if !(0.0..=1.0).contains(&self.proposer_padding) {
             bail!("warm_start.proposer_padding must be in [0, 1], got {}", self.proposer_padding);
+        }
+        if !(0.0..=1.0).contains(&self.proposer_wide_literals) {
+            bail!("warm_start.proposer_wide_literals must be in [0, 1], got {}", self.proposer_wide_literals);
+        }
+        if self.proposer_wide_max_literal > problem::arith::MAX_LITERAL {
+            bail!(
+                "warm_start.proposer_wide_max_literal must be at most {}, got {}",
+                problem::arith::MAX_LITERAL,
+                self.proposer_wide_max_literal
+            );
         }
         if self.proposer_padding > 0.0 && self.proposer_padding_ops == 0 {
             bail!("warm_start.proposer_padding_ops must be at least 1 where warm_start.proposer_padding is above 0");
@@ -402,7 +433,8 @@ pub fn run(
 }
 
 /// One proposer training pair: a difficulty prompt (with a reference problem half the time) and
-/// a problem of that essential depth, padded with identities for a `proposer_padding` share.
+/// a problem of that essential depth, with literals up to `proposer_wide_max_literal` for a
+/// `proposer_wide_literals` share, padded with identities for a `proposer_padding` share.
 fn proposer_example(
     cfg: &WarmStartConfig,
     domain: &dyn Domain,
@@ -410,7 +442,9 @@ fn proposer_example(
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
     let p = &cfg.proposer;
-    let g = p.draw(domain, rng)?;
+    // No draw at all without wide literals: such a warm start trains as it did before them.
+    let wide = cfg.proposer_wide_literals > 0.0 && rng.random_bool(cfg.proposer_wide_literals);
+    let g = p.draw_up_to(if wide { cfg.proposer_wide_max_literal } else { p.max_literal }, domain, rng)?;
     let mut text = g.problem;
     // No draw at all without padding: such a warm start trains as it did before padding existed.
     if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {
@@ -569,6 +603,46 @@ mod tests {
         assert!((share - 0.3).abs() < 0.04, "{share}");
     }
 
+    /// The share of training problems with a literal above 20 for `proposer_wide_literals =
+    /// rate`, after checking that none is above 99.
+    fn wide_share(rate: f64, n: usize) -> f64 {
+        let domain: &dyn Domain = &problem::arith::Arith;
+        let cfg = WarmStartConfig {
+            proposer_wide_literals: rate,
+            proposer_wide_max_literal: 99,
+            proposer_padding: 0.0,
+            ..WarmStartConfig::default()
+        };
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
+        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut wide = 0;
+        for _ in 0..n {
+            let (_, target) = proposer_example(&cfg, domain, &format, &mut rng).unwrap();
+            let text = tok.decode(&target[..target.len() - 1]).unwrap();
+            let literals: Vec<u32> = text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|d| !d.is_empty())
+                .map(|d| d.parse().unwrap())
+                .collect();
+            assert!(literals.iter().all(|&l| l <= 99), "{text}");
+            wide += usize::from(literals.iter().any(|&l| l > 20));
+        }
+        wide as f64 / n as f64
+    }
+
+    #[test]
+    fn proposer_training_problems_have_wide_literals_at_the_configured_rate() {
+        assert_eq!(wide_share(0.0, 300), 0.0);
+        // Of problems drawn up to 99, all but those whose literals all fall in 0..=20 (4% at one
+        // operation, less beyond) have one above 20.
+        let all = wide_share(1.0, 600);
+        assert!(all > 0.97, "{all}");
+        // 2,000 draws at 0.25: the standard error is 0.010.
+        let share = wide_share(0.25, 2000);
+        assert!((share - 0.25 * all).abs() < 0.04, "{share}");
+    }
+
     #[test]
     fn proposer_padding_is_validated() {
         let bad = |cfg: WarmStartConfig| cfg.validate().unwrap_err().to_string();
@@ -579,6 +653,12 @@ mod tests {
             .contains("warm_start.proposer_padding"));
         assert!(bad(WarmStartConfig { proposer_padding_ops: 0, ..base.clone() })
             .contains("warm_start.proposer_padding_ops"));
-        WarmStartConfig { proposer_padding: 0.0, proposer_padding_ops: 0, ..base }.validate().unwrap();
+        WarmStartConfig { proposer_padding: 0.0, proposer_padding_ops: 0, ..base.clone() }
+            .validate()
+            .unwrap();
+        assert!(bad(WarmStartConfig { proposer_wide_literals: -0.1, ..base.clone() })
+            .contains("warm_start.proposer_wide_literals"));
+        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 1000, ..base })
+            .contains("warm_start.proposer_wide_max_literal must be at most 999"));
     }
 }

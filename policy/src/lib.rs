@@ -23,6 +23,6 @@ pub use model::{Dropout, Gpt, KvCache, ModelConfig, Positions};
 pub use optim::{AdamW, OptimConfig, StepReport};
 pub use sample::{sample, Request, SampleConfig, Sampled};
 pub use train::{
-    cross_entropy, cross_entropy_grads, grads_in_parallel, group_advantages, ppo_loss, ppo_update,
-    token_logprobs, Batch, Estimator, PpoConfig, PpoOutcome, SUPERVISED_PART, UPDATE_PART,
+    cross_entropy, cross_entropy_grads, grads_in_parallel, group_advantages, keyed_advantages, ppo_loss,
+    ppo_update, token_logprobs, Batch, Estimator, PpoConfig, PpoOutcome, SUPERVISED_PART, UPDATE_PART,
 };

@@ -5,7 +5,7 @@
 //!
 //! * [`cross_entropy`]: masked next-token cross-entropy, for supervised warm start.
 //! * [`group_advantages`]: GRPO-style advantages, rewards centred on their group's mean and
-//!   optionally divided by its standard deviation.
+//!   optionally divided by its standard deviation; [`keyed_advantages`] for groups named by a key.
 //! * [`ppo_loss`]: the clipped-ratio policy-gradient objective, usable for several epochs over one
 //!   batch, with an optional KL penalty to a frozen reference model.
 
@@ -159,6 +159,42 @@ pub fn group_advantages(rewards: &[f32], group: usize, normalize_std: bool) -> V
             g.iter().map(move |r| if normalize_std { (r - mean) / (std + 1e-6) } else { r - mean })
         })
         .collect()
+}
+
+/// Advantages centred within the groups `keys` name (samples with equal keys, anywhere in the
+/// batch), scaled, when `normalize_std`, by one standard deviation pooled over the whole batch:
+/// the root mean square of every reward's distance to its group's mean (plus `1e-6`).
+///
+/// For samples whose prompts differ in something the policy cannot choose (the proposer's
+/// difficulty target): the mean of its group is the baseline of what that prompt earns, so a
+/// sample is credited only for beating what others did with the same prompt. The pooled scale
+/// keeps small groups (a few samples) from having their differences blown up to unit size. With
+/// one key throughout this is [`group_advantages`] over the whole batch.
+pub fn keyed_advantages<K: Eq + std::hash::Hash>(
+    rewards: &[f32],
+    keys: &[K],
+    normalize_std: bool,
+) -> Vec<f32> {
+    assert_eq!(rewards.len(), keys.len(), "one key per reward");
+    let mut groups: std::collections::HashMap<&K, (f32, usize)> = std::collections::HashMap::new();
+    for (r, k) in rewards.iter().zip(keys) {
+        let g = groups.entry(k).or_default();
+        g.0 += r;
+        g.1 += 1;
+    }
+    let centred: Vec<f32> = rewards
+        .iter()
+        .zip(keys)
+        .map(|(r, k)| {
+            let (sum, n) = groups[k];
+            r - sum / n as f32
+        })
+        .collect();
+    if !normalize_std || centred.is_empty() {
+        return centred;
+    }
+    let std = (centred.iter().map(|c| c.powi(2)).sum::<f32>() / centred.len() as f32).sqrt();
+    centred.into_iter().map(|c| c / (std + 1e-6)).collect()
 }
 
 /// Settings of the clipped policy-gradient update.
@@ -681,6 +717,32 @@ mod tests {
             let after = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
             let moved: f32 = (after - before).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(moved > 0.0, "the update took a step");
+        }
+    }
+
+    #[test]
+    fn keyed_advantages_centre_on_their_group_and_share_one_scale() {
+        // Two groups interleaved: A = {1, 3}, B = {-1, 0, -2}.
+        let rewards = [1.0, -1.0, 3.0, 0.0, -2.0];
+        let keys = ['a', 'b', 'a', 'b', 'b'];
+        let centred = keyed_advantages(&rewards, &keys, false);
+        assert_eq!(centred, vec![-1.0, 0.0, 1.0, 1.0, -1.0]);
+        // Pooled: sqrt((1 + 0 + 1 + 1 + 1) / 5).
+        let scaled = keyed_advantages(&rewards, &keys, true);
+        let std = (4.0f32 / 5.0).sqrt();
+        for (s, c) in scaled.iter().zip(&centred) {
+            assert!((s - c / std).abs() < 1e-5, "{scaled:?}");
+        }
+        // A sample alone in its group has nothing to beat; identical rewards give nothing.
+        assert_eq!(keyed_advantages(&[5.0, 1.0, 1.0], &[0, 1, 1], true), vec![0.0, 0.0, 0.0]);
+        // The best of a group with low rewards gains although it is below the batch's mean.
+        let a = keyed_advantages(&[0.0, -0.5, -0.5, 0.8, 0.6], &[1, 1, 1, 2, 2], true);
+        assert!(a[0] > 0.0 && a[1] < 0.0 && a[3] > 0.0 && a[4] < 0.0, "{a:?}");
+        assert!(group_advantages(&[0.0, -0.5, -0.5, 0.8, 0.6], 5, true)[0] < 0.0);
+        // One key throughout: the whole batch is one group, bit for bit.
+        let rewards = [0.3, -1.0, 0.25, 0.0, 0.7, -0.4];
+        for std in [false, true] {
+            assert_eq!(keyed_advantages(&rewards, &[(); 6], std), group_advantages(&rewards, 6, std));
         }
     }
 

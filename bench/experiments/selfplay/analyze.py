@@ -15,7 +15,16 @@ import json
 import os
 import statistics
 
-ARMS = ["default", "no-padding", "no-repetition", "no-penalties", "no-target", "frontier-only", "anchor"]
+ARMS = [
+    "default",
+    "no-padding",
+    "no-repetition",
+    "no-penalties",
+    "no-target",
+    "frontier-only",
+    "anchor",
+    "target-baseline",
+]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
           "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",
           "difficulty_level", "on_target_fraction"]

@@ -3,7 +3,7 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-target, frontier-only, anchor), JOBS
+# no-target, frontier-only, anchor, target-baseline), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
 # build) can be set in the environment.
 set -euo pipefail
@@ -16,8 +16,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-target|frontier-only|anchor) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-target, frontier-only, anchor)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-target|frontier-only|anchor|target-baseline) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-target, frontier-only, anchor, target-baseline)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -57,6 +57,9 @@ no_target='[reward]\ninvalid = -1.0\n\n[reward.target]\ncost = 0.0\n'
 no_target_cost='[reward.target]\ncost = 0.0\n'
 # Not an ablation: the defaults plus an anchor on the rehearsal problems solved every time.
 anchor='[round]\nanchor = 0.5\n'
+# Not an ablation: the proposer's rewards compared with the mean of the proposals asked for the
+# same difficulty target, not with the whole round's.
+target_baseline='[round]\nproposer_baseline = "target"\n'
 arm_config() {
   case "$1" in
     default) : ;;
@@ -66,6 +69,7 @@ arm_config() {
     no-target) printf "$no_target" ;;
     frontier-only) printf "$no_padding\n$no_repetition\n$no_target_cost" ;;
     anchor) printf "$anchor" ;;
+    target-baseline) printf "$target_baseline" ;;
   esac
 }
 one_run() { # arm seed
