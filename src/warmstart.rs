@@ -158,9 +158,11 @@ pub struct WarmStartConfig {
     /// `proposer_wide_max_literal` instead of `proposer.max_literal`. A proposer that has only
     /// seen literals up to 20 writes one-operation problems from a space of about 800, which the
     /// archive holds within a few hundred rounds: every problem it can write is then a copy, and
-    /// the repetition terms have nothing fresh to steer it to.
+    /// the repetition terms have nothing fresh to steer it to. With wide literals it has, and
+    /// takes them — and makes problems hard with large literals, which no difficulty target
+    /// governs.
     pub proposer_wide_literals: f64,
-    /// Largest literal of those problems.
+    /// Largest literal of those problems (never below `proposer.max_literal`).
     pub proposer_wide_max_literal: u32,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
@@ -178,7 +180,7 @@ impl Default for WarmStartConfig {
             solver_shift: 0,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
-            proposer_wide_literals: 0.25,
+            proposer_wide_literals: 0.0,
             proposer_wide_max_literal: 99,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
@@ -444,7 +446,8 @@ fn proposer_example(
     let p = &cfg.proposer;
     // No draw at all without wide literals: such a warm start trains as it did before them.
     let wide = cfg.proposer_wide_literals > 0.0 && rng.random_bool(cfg.proposer_wide_literals);
-    let g = p.draw_up_to(if wide { cfg.proposer_wide_max_literal } else { p.max_literal }, domain, rng)?;
+    let most = if wide { cfg.proposer_wide_max_literal.max(p.max_literal) } else { p.max_literal };
+    let g = p.draw_up_to(most, domain, rng)?;
     let mut text = g.problem;
     // No draw at all without padding: such a warm start trains as it did before padding existed.
     if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {

@@ -13,6 +13,7 @@ unfinished run (no eval.json) is left out. Prints one JSON object; with --markdo
 import argparse
 import json
 import os
+import re
 import statistics
 
 ARMS = [
@@ -34,6 +35,8 @@ START = 25
 EASY = 2
 # Essential sizes whose surface size is followed through the run.
 SIZES = (1, 2, 3)
+# The largest literal the solver's warm start saw (and the benchmark has).
+SOLVER_LITERALS = 20
 
 
 def metrics(path):
@@ -186,10 +189,16 @@ def valid_problems(path):
     return [r for r in metrics(path) if r.get("solve_rate") is not None and r.get("rewards")]
 
 
+def wide(r):
+    """Whether a problem has a literal above the solver's warm-start literals (20)."""
+    return any(int(d) > SOLVER_LITERALS for d in re.findall(r"[0-9]+", r["text"]))
+
+
 def surface_at_essential(rows, windows, sizes=SIZES):
     """Surface size at equal essential size: by essential size and tenth of the rounds, the mean
     surface operators of valid proposals with that many essential operations, the padded share
-    of them, the share that are canonical copies, how many there were, and the mean solve rate
+    of them, the share that are canonical copies, the share with a literal above 20, how many there
+    were, and the mean solve rate
     of the padded and the unpadded ones. Padding pays where it lowers a solve rate towards 0.5 (the
     sizes the solver masters) and costs where it pushes one below, so its growth is read size by
     size: an average over all sizes mixes the two as the controller moves the targets."""
@@ -203,6 +212,7 @@ def surface_at_essential(rows, windows, sizes=SIZES):
             curve.append({"surface": mean(span, lambda r: r["surface_ops"]),
                           "padded": share(span, lambda r: r["padding"] > 0),
                           "copies": share(span, lambda r: r["repetition"] != "fresh"),
+                          "wide": share(span, wide),
                           "problems": len(span),
                           "solve_rate_padded": mean([r for r in span if r["padding"] > 0], lambda r: r["solve_rate"]),
                           "solve_rate_unpadded": mean([r for r in span if not r["padding"]], lambda r: r["solve_rate"])})
@@ -345,6 +355,16 @@ def main():
         if by_size:
             cell = lambda w: " / ".join("–" if by_size[str(e)][w]["copies"] is None
                                         else f"{by_size[str(e)][w]['copies']:.2f}" for e in SIZES)
+            print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    print("\nLiterals at equal essential size: share of valid proposals with "
+          + " / ".join(str(e) for e in SIZES) + f" essential operations that have a literal above {SOLVER_LITERALS}, "
+          "by tenth of the run\n")
+    print(tenths_header(a.windows))
+    for name, r in runs.items():
+        by_size = r.get("surface_at_essential")
+        if by_size:
+            cell = lambda w: " / ".join("–" if by_size[str(e)][w].get("wide") is None
+                                        else f"{by_size[str(e)][w]['wide']:.2f}" for e in SIZES)
             print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:

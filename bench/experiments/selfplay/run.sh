@@ -5,7 +5,8 @@
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-target, frontier-only, anchor, target-baseline), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
-# build) can be set in the environment.
+# build), WARM_START_CONFIG (a run configuration for the shared warm start, e.g. one that sets
+# [warm_start] proposer_wide_literals; default: the embedded defaults) can be set in the environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -29,10 +30,11 @@ fi
 # One core per run: "20 CPU minutes" means what it says, and two runs share the machine.
 export RAYON_NUM_THREADS=1
 
-# 1. One warm start, on the embedded defaults, shared by every run.
+# 1. One warm start, on the embedded defaults (or WARM_START_CONFIG), shared by every run.
 base="$out/base"
 if [ ! -f "$base/warmstart/report.json" ]; then
-  env -u RAYON_NUM_THREADS "$SELFPLAY" run --run-dir "$base" --rounds 0 >/dev/null 2>"$out/warmstart.log"
+  env -u RAYON_NUM_THREADS "$SELFPLAY" run ${WARM_START_CONFIG:+--config "$WARM_START_CONFIG"} \
+    --run-dir "$base" --rounds 0 >/dev/null 2>"$out/warmstart.log"
 fi
 
 # 2. The benchmark every solver is measured on, before and after: BENCH_PROBLEMS fresh problems
