@@ -574,6 +574,22 @@ mod tests {
         assert_eq!(stop_at(0, &[0.0, 0.1, 0.1, 0.1, 0.1]), None);
     }
 
+    /// `n` proposer training pairs under `cfg`, as (prompt, problem text), after checking that
+    /// each target ends with the end token.
+    fn training_problems(cfg: &WarmStartConfig, seed: u64, n: usize) -> Vec<(Vec<u32>, String)> {
+        let domain: &dyn Domain = &problem::arith::Arith;
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
+        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let (prompt, target) = proposer_example(cfg, domain, &format, &mut rng).unwrap();
+                assert_eq!(target.last(), Some(&tok.special(Special::Eos)));
+                (prompt, tok.decode(&target[..target.len() - 1]).unwrap())
+            })
+            .collect()
+    }
+
     /// The share of padded training problems for `proposer_padding = rate`, after checking that
     /// every problem has the essential depth its prompt asks for and at most
     /// `proposer_padding_ops` identities.
@@ -581,14 +597,10 @@ mod tests {
         let domain: &dyn Domain = &problem::arith::Arith;
         let cfg =
             WarmStartConfig { proposer_padding: rate, proposer_padding_ops: 2, ..WarmStartConfig::default() };
-        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
-        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let format =
+            proposer::ProposerFormat::new(domain.tokenizer(DIFFICULTY_LEVELS), cfg.proposer.max_new_tokens);
         let mut padded = 0;
-        for _ in 0..n {
-            let (prompt, target) = proposer_example(&cfg, domain, &format, &mut rng).unwrap();
-            assert_eq!(target.last(), Some(&tok.special(Special::Eos)));
-            let text = tok.decode(&target[..target.len() - 1]).unwrap();
+        for (prompt, text) in training_problems(&cfg, 9, n) {
             let a = domain.analyze(&text, &Limits::default()).unwrap();
             assert_eq!(prompt[1], format.prompt(a.essential_ops, &[]).unwrap()[1], "{text}");
             assert!(a.surface_ops <= a.essential_ops + 2, "{text}");
@@ -609,20 +621,14 @@ mod tests {
     /// The share of training problems with a literal above 20 for `proposer_wide_literals =
     /// rate`, after checking that none is above 99.
     fn wide_share(rate: f64, n: usize) -> f64 {
-        let domain: &dyn Domain = &problem::arith::Arith;
         let cfg = WarmStartConfig {
             proposer_wide_literals: rate,
             proposer_wide_max_literal: 99,
             proposer_padding: 0.0,
             ..WarmStartConfig::default()
         };
-        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
-        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
         let mut wide = 0;
-        for _ in 0..n {
-            let (_, target) = proposer_example(&cfg, domain, &format, &mut rng).unwrap();
-            let text = tok.decode(&target[..target.len() - 1]).unwrap();
+        for (_, text) in training_problems(&cfg, 4, n) {
             let literals: Vec<u32> = text
                 .split(|c: char| !c.is_ascii_digit())
                 .filter(|d| !d.is_empty())

@@ -347,25 +347,19 @@ def main():
             if curve:
                 print(f"| {name} | " + " | ".join("–" if c["surface"] is None else f"{c['surface']:.2f} ({c['padded']:.2f})"
                                                  for c in curve) + " |")
-    print("\nRepetition at equal essential size: canonical-copy share of valid proposals with "
-          + " / ".join(str(e) for e in SIZES) + " essential operations, by tenth of the run\n")
-    print(tenths_header(a.windows))
-    for name, r in runs.items():
-        by_size = r.get("surface_at_essential")
-        if by_size:
-            cell = lambda w: " / ".join("–" if by_size[str(e)][w]["copies"] is None
-                                        else f"{by_size[str(e)][w]['copies']:.2f}" for e in SIZES)
-            print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
-    print("\nLiterals at equal essential size: share of valid proposals with "
-          + " / ".join(str(e) for e in SIZES) + f" essential operations that have a literal above {SOLVER_LITERALS}, "
-          "by tenth of the run\n")
-    print(tenths_header(a.windows))
-    for name, r in runs.items():
-        by_size = r.get("surface_at_essential")
-        if by_size:
-            cell = lambda w: " / ".join("–" if by_size[str(e)][w].get("wide") is None
-                                        else f"{by_size[str(e)][w]['wide']:.2f}" for e in SIZES)
-            print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    for key, what in [("copies", "Repetition at equal essential size: canonical-copy share of valid proposals with "
+                                 + " / ".join(str(e) for e in SIZES) + " essential operations"),
+                      ("wide", "Literals at equal essential size: share of valid proposals with "
+                               + " / ".join(str(e) for e in SIZES)
+                               + f" essential operations that have a literal above {SOLVER_LITERALS}")]:
+        print(f"\n{what}, by tenth of the run\n")
+        print(tenths_header(a.windows))
+        for name, r in runs.items():
+            by_size = r.get("surface_at_essential")
+            if by_size:
+                cell = lambda w: " / ".join("–" if by_size[str(e)][w].get(key) is None
+                                            else f"{by_size[str(e)][w][key]:.2f}" for e in SIZES)
+                print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:
         print(f"\nPadding at equal essential size: padded fraction of valid proposals {what} "
