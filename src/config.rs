@@ -201,8 +201,43 @@ impl RunConfig {
                 taught.max_depth
             );
         }
+        if let Some(l) = c.literals.iter().find(|l| l.min_depth.is_some_and(|d| d < taught.min_depth)) {
+            anyhow::bail!(
+                "controller.literals: the min_depth of max_literal {} is below warm_start.proposer.min_depth ({})",
+                l.max_literal,
+                taught.min_depth
+            );
+        }
+        // The controller asks for literal bounds the warm start teaches the proposer.
+        let asked: Vec<u32> = c.literals.iter().map(|l| l.max_literal).collect();
+        literal_bounds_fit(&asked, &self.warm_start.proposer_literal_bounds(), "the proposer's warm start")?;
         Ok(())
     }
+}
+
+/// Whether a proposer taught literal bounds `known` (by `whom`) can be asked for `asked`
+/// (`controller.literals`): one taught bounds must be asked for some of them, one taught none
+/// for none.
+pub fn literal_bounds_fit(asked: &[u32], known: &[u32], whom: &str) -> anyhow::Result<()> {
+    if known.is_empty() && !asked.is_empty() {
+        anyhow::bail!(
+            "controller.literals asks for literal bounds {asked:?}, but {whom} teaches the proposer none \
+             (warm_start.proposer_wide_literals = 0 or proposer_literal_tokens = false): set \
+             `controller.literals = []`"
+        );
+    }
+    if !known.is_empty() && asked.is_empty() {
+        anyhow::bail!(
+            "{whom} teaches the proposer literal bounds {known:?}: controller.literals must ask for them \
+             (one [[controller.literals]] table per bound)"
+        );
+    }
+    if let Some(b) = asked.iter().find(|b| !known.contains(b)) {
+        anyhow::bail!(
+            "controller.literals: max_literal {b} is not a bound {whom} teaches the proposer ({known:?})"
+        );
+    }
+    Ok(())
 }
 
 /// `line L, column C: ` of byte `at` in `text` (both from 1).
@@ -262,6 +297,22 @@ mod tests {
     }
 
     #[test]
+    fn the_controller_asks_for_the_literal_bounds_the_proposer_was_taught() {
+        let cfg = RunConfig::default_config();
+        let bounds: Vec<u32> = cfg.controller.literals.iter().map(|l| l.max_literal).collect();
+        assert_eq!((bounds.clone(), cfg.warm_start.proposer_literal_bounds()), (vec![20, 99], vec![20, 99]));
+        // None at all, or only the wide one, or only some of a proposer's bounds, are fine too.
+        let plain = "[warm_start]\nproposer_wide_literals = 0.0\n[controller]\nliterals = []\n";
+        assert!(RunConfig::from_toml(plain).unwrap().controller.literals.is_empty());
+        let wide = "[[controller.literals]]\nmax_literal = 99\nshare = 1.0\n";
+        assert_eq!(RunConfig::from_toml(wide).unwrap().controller.literals.len(), 1);
+        assert!(literal_bounds_fit(&[99], &[20, 99], "x").is_ok());
+        assert!(literal_bounds_fit(&[], &[], "x").is_ok());
+        let err = literal_bounds_fit(&[20], &[], "the proposer's checkpoint").unwrap_err().to_string();
+        assert!(err.contains("but the proposer's checkpoint teaches the proposer none"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (text, want) in [
             ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
@@ -286,6 +337,21 @@ mod tests {
             (
                 "[warm_start.proposer]\nmax_depth = 9\n[controller]\nmax_depth = 9\n",
                 "warm_start.proposer.max_depth must be at most 7",
+            ),
+            (
+                "[warm_start]\nproposer_wide_literals = 0.0\n",
+                "but the proposer's warm start teaches the proposer none",
+            ),
+            ("[warm_start]\nproposer_literal_tokens = false\n", "set `controller.literals = []`"),
+            ("[controller]\nliterals = []\n", "controller.literals must ask for them"),
+            (
+                "[warm_start]\nproposer_wide_max_literal = 50\n",
+                "max_literal 99 is not a bound the proposer's warm start",
+            ),
+            ("[[controller.literals]]\nmax_literal = 20\n", "controller.literals[0]: missing field `share`"),
+            (
+                "[[controller.literals]]\nmax_literal = 20\nshare = 1.0\nmin_depth = 0\n",
+                "literals[0].min_depth must be in",
             ),
         ] {
             let err = RunConfig::from_toml(text).unwrap_err().to_string();

@@ -33,6 +33,11 @@ pub struct PlayerMeta {
     pub difficulty_levels: u32,
     /// Longest completion the player writes.
     pub max_new_tokens: usize,
+    /// The literal bounds a proposer's literal-bound tokens `<l0>`, `<l1>`, … ask for (largest
+    /// literal allowed), narrowest first; empty for a player without them (every checkpoint
+    /// written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub literal_bounds: Vec<u32>,
 }
 
 impl PlayerMeta {
@@ -43,7 +48,13 @@ impl PlayerMeta {
             domain: domain.name().into(),
             difficulty_levels: DIFFICULTY_LEVELS,
             max_new_tokens,
+            literal_bounds: Vec::new(),
         }
+    }
+
+    /// The tokenizer whose ids the player's model reads and writes.
+    pub fn tokenizer(&self, domain: &dyn Domain) -> problem::Tokenizer {
+        domain.tokenizer(self.difficulty_levels).with_literal_levels(self.literal_bounds.len() as u32)
     }
 
     pub fn to_value(&self) -> serde_json::Value {
@@ -83,7 +94,7 @@ pub fn load(
     }
     let domain = problem::domain_by_name(&meta.domain)
         .ok_or_else(|| anyhow!("{}: unknown domain {:?}", dir.display(), meta.domain))?;
-    let vocab = domain.tokenizer(meta.difficulty_levels).vocab_size() as usize;
+    let vocab = meta.tokenizer(domain).vocab_size() as usize;
     if vocab != model.config().vocab {
         bail!(
             "{}: the model's vocabulary ({}) is not the domain's ({vocab})",
@@ -95,9 +106,9 @@ pub fn load(
 }
 
 pub fn solver_format(meta: &PlayerMeta, domain: &dyn Domain) -> SolverFormat {
-    SolverFormat::new(domain.tokenizer(meta.difficulty_levels), meta.max_new_tokens)
+    SolverFormat::new(meta.tokenizer(domain), meta.max_new_tokens)
 }
 
 pub fn proposer_format(meta: &PlayerMeta, domain: &dyn Domain) -> ProposerFormat {
-    ProposerFormat::new(domain.tokenizer(meta.difficulty_levels), meta.max_new_tokens)
+    ProposerFormat::new(meta.tokenizer(domain), meta.max_new_tokens, meta.literal_bounds.clone())
 }

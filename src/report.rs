@@ -366,10 +366,14 @@ fn held_out_series(metrics: &[Value]) -> Vec<Series> {
 
 /// One metric over rounds, skipping rounds without it; averaged per window of `window` rounds
 /// (at the window's middle) so that long runs stay readable.
+/// The mean of metric `key` per window of rounds; `key` may name a nested value as a path
+/// (`difficulty_levels/20`).
 fn metric_series(metrics: &[Value], key: &str, name: &str, window: u64) -> Series {
     let mut sums: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
+    let pointer = format!("/{key}");
     for m in metrics {
-        let (Some(round), Some(y)) = (m["round"].as_u64(), m[key].as_f64()) else { continue };
+        let y = m.pointer(&pointer).and_then(Value::as_f64);
+        let (Some(round), Some(y)) = (m["round"].as_u64(), y) else { continue };
         if y.is_finite() {
             let slot = sums.entry(round / window).or_default();
             slot.0 += y;
@@ -453,18 +457,35 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             ],
         )?,
     ));
+    // With literal bounds, each bound's level and median p̂.
+    let bounds: std::collections::BTreeSet<String> =
+        m.iter().filter_map(|v| v["difficulty_levels"].as_object()).flat_map(|o| o.keys().cloned()).collect();
+    let mut difficulty = if bounds.is_empty() {
+        vec![metric_series(m, "difficulty_level", "difficulty level", w)]
+    } else {
+        let mut series = Vec::new();
+        for b in &bounds {
+            series.push(metric_series(
+                m,
+                &format!("difficulty_levels/{b}"),
+                &format!("level, literals ≤ {b}"),
+                w,
+            ));
+            series.push(metric_series(
+                m,
+                &format!("median_solve_rates/{b}"),
+                &format!("median p̂, literals ≤ {b}"),
+                w,
+            ));
+        }
+        series
+    };
+    difficulty.push(metric_series(m, "median_solve_rate", "median p̂", w));
+    difficulty.push(metric_series(m, "rehearsal_solve_rate", "rehearsal p̂", w));
     figures.push((
         "difficulty",
         format!("Difficulty controller level, median p̂ and rehearsal p̂, mean per {w} rounds"),
-        line_chart(
-            "",
-            None,
-            &[
-                metric_series(m, "difficulty_level", "difficulty level", w),
-                metric_series(m, "median_solve_rate", "median p̂", w),
-                metric_series(m, "rehearsal_solve_rate", "rehearsal p̂", w),
-            ],
-        )?,
+        line_chart("", None, &difficulty)?,
     ));
     figures.push((
         "skills",

@@ -85,9 +85,17 @@ pub struct RoundMetrics {
     pub solver_kl: Option<f64>,
     pub proposer_kl: Option<f64>,
     pub skipped_updates: u64,
+    /// The controller's level (of its first literal bound, when it asks for bounds).
     pub difficulty_level: f64,
-    /// Of valid problems: those of exactly the depth the controller asked for — how closely the
-    /// proposer follows its targets, through which the controller acts.
+    /// The controller's level for each literal bound it asks for, by bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty_levels: Option<BTreeMap<u32, f64>>,
+    /// The median solve rate of the valid proposals asked for each literal bound, by bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_solve_rates: Option<BTreeMap<u32, f64>>,
+    /// Of valid problems: those on the target the controller asked for (exactly its depth, and
+    /// literals within its bound) — how closely the proposer follows its targets, through which
+    /// the controller acts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_target_fraction: Option<f64>,
     pub replay_size: usize,
@@ -169,8 +177,10 @@ impl Lab {
         archive: &Archive,
     ) -> anyhow::Result<Lab> {
         use rand::SeedableRng;
+        let asked: Vec<u32> = cfg.controller.literals.iter().map(|l| l.max_literal).collect();
+        crate::config::literal_bounds_fit(&asked, proposer.1.literal_bounds(), "the proposer's checkpoint")?;
         let state = state.unwrap_or_else(|| CurriculumState {
-            controller: DifficultyController::new(cfg.controller),
+            controller: DifficultyController::new(cfg.controller.clone()),
             replay: Replay::new(cfg.replay),
             skills: Vec::new(),
             length_curve: judge::LengthCurve::default(),
@@ -195,7 +205,7 @@ impl Lab {
         Ok(Lab {
             skills: SkillGraph::restore(MASTERY, MIN_ATTEMPTS, &state.skills),
             // The run's configuration bounds the targets, the state keeps the level.
-            controller: state.controller.reconfigured(cfg.controller),
+            controller: state.controller.reconfigured(cfg.controller.clone()),
             replay: state.replay,
             length_curve: state.length_curve,
             rng: state.rng,
@@ -280,14 +290,14 @@ impl Lab {
         let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
         let mut requests = Vec::with_capacity(n);
         let ctx = self.proposer.model.config().context;
-        for &depth in &targets {
+        for &target in &targets {
             let want = self.rng.random_range(0..=cfg.round.references);
             let refs: Vec<&ReplayItem> = self.replay.items().choose_multiple(&mut self.rng, want).collect();
             let texts: Vec<&str> = refs.iter().map(|r| r.problem.as_str()).collect();
-            let mut req = self.proposer_format.request(depth, &texts)?;
+            let mut req = self.proposer_format.request(target, &texts)?;
             let mut ids: Vec<u64> = refs.iter().map(|r| r.id).collect();
             if req.prompt.len() + req.max_new > ctx {
-                req = self.proposer_format.request(depth, &[])?;
+                req = self.proposer_format.request(target, &[])?;
                 ids.clear();
             }
             references.push(ids);
@@ -387,13 +397,15 @@ impl Lab {
         let solver_version = format!("solver@{}", self.solver.optim.step_count());
         let mut records = Vec::with_capacity(n);
         let mut rewards = Vec::with_capacity(n);
+        let mut on_target = vec![None; n];
         for (i, c) in candidates.iter().enumerate() {
             let mut r = ProblemRecord {
                 run: cfg.name.clone(),
                 round,
                 domain: self.domain.name().into(),
                 text: c.text.clone(),
-                difficulty_target: Some(targets[i]),
+                difficulty_target: Some(targets[i].depth),
+                literal_target: targets[i].max_literal,
                 references: references[i].clone(),
                 proposer_version: Some(proposer_version.clone()),
                 created_ms: now,
@@ -433,7 +445,8 @@ impl Lab {
                     }
                     let baseline =
                         self.length_curve.expected(problem_length(&c.text), cfg.reward.length.min_evidence);
-                    let miss = judge::TargetPenalty::miss(a.depth, Some(targets[i]));
+                    let miss = judge::TargetPenalty::miss(a, Some(targets[i]));
+                    on_target[i] = Some(miss == 0.0);
                     cfg.reward.reward(p_hat, a.padding, c.repetition, miss, baseline, score)
                 }
                 (Err(e), _) => {
@@ -542,7 +555,15 @@ impl Lab {
         let t = Instant::now();
         let fresh_rates: Vec<f64> = (0..first_replayed).map(rate).collect();
         let rehearsal_rates: Vec<f64> = (first_rehearsed..problems.len()).map(rate).collect();
-        self.controller.update(curriculum::median(&fresh_rates));
+        // Each literal bound's level follows the proposals asked for it.
+        let mut rates_by_bound = vec![Vec::new(); self.controller.levels.len()];
+        for (i, p) in fresh_index.iter().enumerate() {
+            if let (Some(p), Some(class)) = (p, self.controller.class_of(&targets[i])) {
+                rates_by_bound[class].push(rate(*p));
+            }
+        }
+        let medians: Vec<Option<f64>> = rates_by_bound.iter().map(|r| curriculum::median(r)).collect();
+        self.controller.update(&medians);
         for (i, r) in records.iter().enumerate() {
             let (Some(p), Some(h)) = (fresh_index[i], r.canonical_hash) else { continue };
             self.known.insert(h);
@@ -577,6 +598,13 @@ impl Lab {
 
         let valid: Vec<&ProblemRecord> = records.iter().filter(|r| r.valid).collect();
         let nv = valid.len().max(1) as f64;
+        let bounds = self.controller.bounds();
+        // Values by literal bound, when the controller asks for bounds.
+        let by_bound = |values: &[Option<f64>]| -> Option<BTreeMap<u32, f64>> {
+            let m: BTreeMap<u32, f64> =
+                bounds.iter().zip(values).filter_map(|(b, v)| Some(((*b)?, (*v)?))).collect();
+            (!m.is_empty()).then_some(m)
+        };
         let mean = |f: &dyn Fn(&ProblemRecord) -> Option<f64>| -> Option<f64> {
             let v: Vec<f64> = valid.iter().filter_map(|r| f(r)).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -606,8 +634,13 @@ impl Lab {
             solver_kl: solver_loss.map(|l| l.kl),
             proposer_kl: proposer_loss.map(|l| l.kl),
             skipped_updates: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
-            difficulty_level: self.controller.level,
-            on_target_fraction: mean(&|r| Some(f64::from(u8::from(r.depth? == r.difficulty_target?)))),
+            difficulty_level: self.controller.level(),
+            difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
+            median_solve_rates: by_bound(&medians),
+            on_target_fraction: {
+                let v: Vec<f64> = on_target.iter().flatten().map(|&t| f64::from(u8::from(t))).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            },
             replay_size: self.replay.len(),
             held_out,
             scored_fraction: self
@@ -680,7 +713,7 @@ fn solver_plan(
 /// [`ProposerBaseline`]); `targets` are the difficulty targets the proposals were asked for.
 fn proposer_advantages(
     rewards: &[f32],
-    targets: &[u32],
+    targets: &[problem::Target],
     baseline: ProposerBaseline,
     normalize_std: bool,
 ) -> Vec<f32> {
@@ -757,7 +790,7 @@ mod tests {
             reward(0.375, judge::Repetition::Fresh),
             reward(0.875, judge::Repetition::Fresh),
         ];
-        let targets = [1, 1, 3, 1, 3, 3];
+        let targets = [1, 1, 3, 1, 3, 3].map(problem::Target::depth);
         for std in [false, true] {
             // Against the whole round the fresh one-operation problem is discouraged too.
             let batch = proposer_advantages(&rewards, &targets, ProposerBaseline::Batch, std);
@@ -767,7 +800,7 @@ mod tests {
             assert!(target[0] > 0.0 && target[1] < 0.0 && target[3] < 0.0, "{target:?}");
             // At three operations, the nearer to one half the better, as before.
             assert!(target[2] > target[4] && target[4] > target[5], "{target:?}");
-            let sum = |d: u32| (0..6).filter(|&i| targets[i] == d).map(|i| target[i]).sum::<f32>();
+            let sum = |d: u32| (0..6).filter(|&i| targets[i].depth == d).map(|i| target[i]).sum::<f32>();
             assert!(sum(1).abs() < 1e-5 && sum(3).abs() < 1e-5, "{target:?}");
         }
     }

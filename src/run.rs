@@ -143,10 +143,11 @@ fn write_round(tmp: &Path, lab: &Lab) -> anyhow::Result<()> {
     let meta = |player, max_new| PlayerMeta::new(player, lab.domain, max_new);
     lab.solver
         .save(&tmp.join("solver"), meta(Player::Solver, lab.solver_format.max_answer_tokens).to_value())?;
-    lab.proposer.save(
-        &tmp.join("proposer"),
-        meta(Player::Proposer, lab.proposer_format.max_problem_tokens).to_value(),
-    )?;
+    let proposer = PlayerMeta {
+        literal_bounds: lab.proposer_format.literal_bounds().to_vec(),
+        ..meta(Player::Proposer, lab.proposer_format.max_problem_tokens)
+    };
+    lab.proposer.save(&tmp.join("proposer"), proposer.to_value())?;
     for (name, bytes) in [
         ("curriculum.json", serde_json::to_vec(&lab.curriculum_state())?),
         ("skills.dot", lab.skills.to_dot().into()),
@@ -164,6 +165,17 @@ fn load_player(dir: &Path, player: Player, device: &Device) -> anyhow::Result<(T
     let (t, state) = Trainable::load(&dir, None, device)?;
     let meta: PlayerMeta = serde_json::from_value(state.extra)
         .with_context(|| format!("{} is not a player checkpoint", dir.display()))?;
+    // What its tokens mean must be what the model reads (a hand-edited or mismatched state).
+    if let Some(domain) = problem::domain_by_name(&meta.domain) {
+        let vocab = meta.tokenizer(domain).vocab_size() as usize;
+        if vocab != t.model.config().vocab {
+            anyhow::bail!(
+                "{}: the model's vocabulary ({}) is not that of its tokenizer ({vocab})",
+                dir.display(),
+                t.model.config().vocab
+            );
+        }
+    }
     Ok((t, meta))
 }
 

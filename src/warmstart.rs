@@ -164,6 +164,11 @@ pub struct WarmStartConfig {
     pub proposer_wide_literals: f64,
     /// Largest literal of those problems (never below `proposer.max_literal`).
     pub proposer_wide_max_literal: u32,
+    /// With wide literals: tell the proposer which bound each training problem keeps to, with a
+    /// literal-bound token in its prompt (`<l0>`: `proposer.max_literal`, `<l1>`: the wide
+    /// bound), so that the controller can ask for one (`controller.literals`). Without, the
+    /// proposer chooses its literals itself.
+    pub proposer_literal_tokens: bool,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -180,8 +185,9 @@ impl Default for WarmStartConfig {
             solver_shift: 0,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
-            proposer_wide_literals: 0.0,
+            proposer_wide_literals: 0.25,
             proposer_wide_max_literal: 99,
+            proposer_literal_tokens: true,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to
@@ -221,6 +227,21 @@ impl Default for WarmStartConfig {
 }
 
 impl WarmStartConfig {
+    /// The largest literal of the proposer's wide problems.
+    fn proposer_wide_bound(&self) -> u32 {
+        self.proposer_wide_max_literal.max(self.proposer.max_literal)
+    }
+
+    /// The literal bounds the proposer is taught to be asked for, narrowest first: its own and
+    /// the wide one, when it has wide literals and is told them apart; none otherwise.
+    pub fn proposer_literal_bounds(&self) -> Vec<u32> {
+        if self.proposer_literal_tokens && self.proposer_wide_literals > 0.0 {
+            vec![self.proposer.max_literal, self.proposer_wide_bound()]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.solver.validate("warm_start.solver")?;
@@ -236,6 +257,17 @@ impl WarmStartConfig {
                 "warm_start.proposer_wide_max_literal must be at most {}, got {}",
                 problem::arith::MAX_LITERAL,
                 self.proposer_wide_max_literal
+            );
+        }
+        if self.proposer_literal_tokens
+            && self.proposer_wide_literals > 0.0
+            && self.proposer_wide_max_literal <= self.proposer.max_literal
+        {
+            bail!(
+                "warm_start.proposer_wide_max_literal ({}) must be above warm_start.proposer.max_literal ({}) \
+                 for the proposer to be told the two apart (warm_start.proposer_literal_tokens)",
+                self.proposer_wide_max_literal,
+                self.proposer.max_literal
             );
         }
         if self.proposer_padding > 0.0 && self.proposer_padding_ops == 0 {
@@ -275,6 +307,11 @@ pub struct WarmStartReport {
     /// operations, not in the place of one (absent from warm starts made before it was measured).
     #[serde(default)]
     pub proposer_padded_on_target_by_target: BTreeMap<u32, f64>,
+    /// For a proposer taught literal bounds, by bound and target depth: the fraction of sampled
+    /// proposals on target (that depth, literals within the bound). The maps above are then of
+    /// the first bound.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proposer_on_target_by_bound: BTreeMap<u32, BTreeMap<u32, f64>>,
     pub seconds: f64,
 }
 
@@ -380,37 +417,58 @@ pub fn run(
 
     // Proposer: well-formed problems of the asked depth, with references or without.
     let p = &cfg.proposer;
-    let proposer_format = proposer::ProposerFormat::new(tok.clone(), p.max_new_tokens);
+    let bounds = cfg.proposer_literal_bounds();
+    let proposer_tok = tok.clone().with_literal_levels(bounds.len() as u32);
+    let proposer_format =
+        proposer::ProposerFormat::new(proposer_tok.clone(), p.max_new_tokens, bounds.clone());
     let mut example = |rng: &mut ChaCha8Rng| proposer_example(cfg, domain, &proposer_format, rng);
     let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
-    let mut t = Trainable::new(&p.model(tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
+    let mut t = Trainable::new(&p.model(proposer_tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
     let (proposer_steps, proposer_loss) =
         train(&mut t, p, pad, stop, log, "proposer", &mut example, &mut |t| {
             let batch = Batch::new(&t.model, &val_pairs, pad)?;
             let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
             Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
         })?;
-    let meta = PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens);
+    let meta = PlayerMeta {
+        literal_bounds: bounds.clone(),
+        ..PlayerMeta::new(Player::Proposer, domain, p.max_new_tokens)
+    };
     t.save(&out.join("proposer"), meta.to_value())?;
     let (mut valid, mut on_target) = (BTreeMap::new(), BTreeMap::new());
     let (mut padded, mut padded_on_target) = (BTreeMap::new(), BTreeMap::new());
+    let mut on_target_by_bound: BTreeMap<u32, BTreeMap<u32, f64>> = BTreeMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5a);
-    for depth in p.min_depth..=p.max_depth {
-        let reqs: Vec<_> = (0..64).map(|_| proposer_format.request(depth, &[])).collect::<Result<_, _>>()?;
-        let out = policy::sample(&t.model, &reqs, &SampleConfig::default(), &mut rng, true)?;
-        let analyses: Vec<_> = out
-            .iter()
-            .filter_map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default()).ok())
-            .collect();
-        // Each share is of all samples, invalid ones included.
-        let share = |keep: &dyn Fn(&problem::Analysis) -> bool| {
-            analyses.iter().filter(|a| keep(a)).count() as f64 / reqs.len() as f64
-        };
-        valid.insert(depth, share(&|_| true));
-        on_target.insert(depth, share(&|a| a.depth == depth));
-        padded.insert(depth, share(&|a| a.padded()));
-        padded_on_target.insert(depth, share(&|a| a.padded() && a.depth == depth));
+    let asked: Vec<Option<u32>> =
+        if bounds.is_empty() { vec![None] } else { bounds.iter().copied().map(Some).collect() };
+    for (i, &max_literal) in asked.iter().enumerate() {
+        for depth in p.min_depth..=p.max_depth {
+            let target = problem::Target { depth, max_literal };
+            let reqs: Vec<_> =
+                (0..64).map(|_| proposer_format.request(target, &[])).collect::<Result<_, _>>()?;
+            let out = policy::sample(&t.model, &reqs, &SampleConfig::default(), &mut rng, true)?;
+            let analyses: Vec<_> = out
+                .iter()
+                .filter_map(|s| domain.analyze(&proposer_format.parse(s).text, &Limits::default()).ok())
+                .collect();
+            // Each share is of all samples, invalid ones included.
+            let share = |keep: &dyn Fn(&problem::Analysis) -> bool| {
+                analyses.iter().filter(|a| keep(a)).count() as f64 / reqs.len() as f64
+            };
+            if let Some(b) = max_literal {
+                on_target_by_bound
+                    .entry(b)
+                    .or_default()
+                    .insert(depth, share(&|a| target.met_by(a.depth, a.max_literal)));
+            }
+            if i == 0 {
+                valid.insert(depth, share(&|_| true));
+                on_target.insert(depth, share(&|a| a.depth == depth));
+                padded.insert(depth, share(&|a| a.padded()));
+                padded_on_target.insert(depth, share(&|a| a.padded() && a.depth == depth));
+            }
+        }
     }
 
     let report = WarmStartReport {
@@ -423,6 +481,7 @@ pub fn run(
         proposer_on_target_by_target: on_target,
         proposer_padded_by_target: padded,
         proposer_padded_on_target_by_target: padded_on_target,
+        proposer_on_target_by_bound: on_target_by_bound,
         seconds: started.elapsed().as_secs_f64(),
     };
     // Written last and whole (renamed into place): its presence marks a finished warm start.
@@ -446,8 +505,13 @@ fn proposer_example(
     let p = &cfg.proposer;
     // No draw at all without wide literals: such a warm start trains as it did before them.
     let wide = cfg.proposer_wide_literals > 0.0 && rng.random_bool(cfg.proposer_wide_literals);
-    let most = if wide { cfg.proposer_wide_max_literal.max(p.max_literal) } else { p.max_literal };
+    let most = if wide { cfg.proposer_wide_bound() } else { p.max_literal };
     let g = p.draw_up_to(most, domain, rng)?;
+    // Asked for the bound it keeps to, when the proposer is told bounds.
+    let target = problem::Target {
+        depth: g.depth,
+        max_literal: (!format.literal_bounds().is_empty()).then_some(most),
+    };
     let mut text = g.problem;
     // No draw at all without padding: such a warm start trains as it did before padding existed.
     if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {
@@ -458,17 +522,17 @@ fn proposer_example(
             _ => {}
         }
     }
-    let target = format.target(&text)?;
+    let written = format.target(&text)?;
     let mut refs = Vec::new();
     if rng.random_bool(0.5) {
         refs.push(p.draw(domain, rng)?.problem);
     }
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-    let mut prompt = format.prompt(g.depth, &refs)?;
-    if prompt.len() + target.len() > p.context {
-        prompt = format.prompt(g.depth, &[])?;
+    let mut prompt = format.prompt(target, &refs)?;
+    if prompt.len() + written.len() > p.context {
+        prompt = format.prompt(target, &[])?;
     }
-    Ok((prompt, target))
+    Ok((prompt, written))
 }
 
 type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
@@ -578,8 +642,9 @@ mod tests {
     /// each target ends with the end token.
     fn training_problems(cfg: &WarmStartConfig, seed: u64, n: usize) -> Vec<(Vec<u32>, String)> {
         let domain: &dyn Domain = &problem::arith::Arith;
-        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
-        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens);
+        let bounds = cfg.proposer_literal_bounds();
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS).with_literal_levels(bounds.len() as u32);
+        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens, bounds);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..n)
             .map(|_| {
@@ -597,12 +662,11 @@ mod tests {
         let domain: &dyn Domain = &problem::arith::Arith;
         let cfg =
             WarmStartConfig { proposer_padding: rate, proposer_padding_ops: 2, ..WarmStartConfig::default() };
-        let format =
-            proposer::ProposerFormat::new(domain.tokenizer(DIFFICULTY_LEVELS), cfg.proposer.max_new_tokens);
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
         let mut padded = 0;
         for (prompt, text) in training_problems(&cfg, 9, n) {
             let a = domain.analyze(&text, &Limits::default()).unwrap();
-            assert_eq!(prompt[1], format.prompt(a.essential_ops, &[]).unwrap()[1], "{text}");
+            assert_eq!(tok.difficulty_of(prompt[1]), Some(a.essential_ops), "{text}");
             assert!(a.surface_ops <= a.essential_ops + 2, "{text}");
             padded += usize::from(a.padded());
         }
@@ -619,37 +683,49 @@ mod tests {
     }
 
     /// The share of training problems with a literal above 20 for `proposer_wide_literals =
-    /// rate`, after checking that none is above 99.
-    fn wide_share(rate: f64, n: usize) -> f64 {
+    /// rate` and, where the proposer is told bounds, the share asked for the wide one, after
+    /// checking that none is above 99, that each keeps to the bound its prompt names, and that a
+    /// proposer not told bounds is asked for none.
+    fn wide_share(rate: f64, tokens: bool, n: usize) -> (f64, f64) {
         let cfg = WarmStartConfig {
             proposer_wide_literals: rate,
             proposer_wide_max_literal: 99,
+            proposer_literal_tokens: tokens,
             proposer_padding: 0.0,
             ..WarmStartConfig::default()
         };
-        let mut wide = 0;
-        for (_, text) in training_problems(&cfg, 4, n) {
-            let literals: Vec<u32> = text
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|d| !d.is_empty())
-                .map(|d| d.parse().unwrap())
-                .collect();
-            assert!(literals.iter().all(|&l| l <= 99), "{text}");
-            wide += usize::from(literals.iter().any(|&l| l > 20));
+        let bounds = cfg.proposer_literal_bounds();
+        let tok = problem::arith::Arith.tokenizer(DIFFICULTY_LEVELS).with_literal_levels(bounds.len() as u32);
+        let (mut wide, mut asked_wide) = (0, 0);
+        for (prompt, text) in training_problems(&cfg, 4, n) {
+            let a = problem::arith::Arith.analyze(&text, &Limits::default()).unwrap();
+            assert!(a.max_literal <= 99, "{text}");
+            wide += usize::from(a.max_literal > 20);
+            match tok.literal_of(prompt[2]) {
+                Some(level) => {
+                    assert!(a.max_literal <= bounds[level as usize], "{text}: {}", tok.render(&prompt));
+                    asked_wide += usize::from(level == 1);
+                }
+                None => assert!(bounds.is_empty() && prompt.iter().all(|&t| tok.literal_of(t).is_none())),
+            }
         }
-        wide as f64 / n as f64
+        (wide as f64 / n as f64, asked_wide as f64 / n as f64)
     }
 
     #[test]
     fn proposer_training_problems_have_wide_literals_at_the_configured_rate() {
-        assert_eq!(wide_share(0.0, 300), 0.0);
-        // Of problems drawn up to 99, all but those whose literals all fall in 0..=20 (4% at one
-        // operation, less beyond) have one above 20.
-        let all = wide_share(1.0, 600);
-        assert!(all > 0.97, "{all}");
-        // 2,000 draws at 0.25: the standard error is 0.010.
-        let share = wide_share(0.25, 2000);
-        assert!((share - 0.25 * all).abs() < 0.04, "{share}");
+        for tokens in [false, true] {
+            assert_eq!(wide_share(0.0, tokens, 300), (0.0, 0.0));
+            // Of problems drawn up to 99, all but those whose literals all fall in 0..=20 (4% at
+            // one operation, less beyond) have one above 20.
+            let (all, asked) = wide_share(1.0, tokens, 600);
+            assert!(all > 0.97, "{all}");
+            assert_eq!(asked, if tokens { 1.0 } else { 0.0 });
+            // 2,000 draws at 0.25: the standard error is 0.010.
+            let (share, asked) = wide_share(0.25, tokens, 2000);
+            assert!((share - 0.25 * all).abs() < 0.04, "{share}");
+            assert!(if tokens { (asked - 0.25).abs() < 0.04 } else { asked == 0.0 }, "{asked}");
+        }
     }
 
     #[test]
@@ -667,7 +743,16 @@ mod tests {
             .unwrap();
         assert!(bad(WarmStartConfig { proposer_wide_literals: -0.1, ..base.clone() })
             .contains("warm_start.proposer_wide_literals"));
-        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 1000, ..base })
+        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 1000, ..base.clone() })
             .contains("warm_start.proposer_wide_max_literal must be at most 999"));
+        // Told apart, the wide bound must be above the proposer's own.
+        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 20, ..base.clone() })
+            .contains("must be above warm_start.proposer.max_literal (20)"));
+        WarmStartConfig { proposer_wide_max_literal: 20, proposer_literal_tokens: false, ..base.clone() }
+            .validate()
+            .unwrap();
+        assert_eq!(base.proposer_literal_bounds(), vec![20, 99]);
+        let none = WarmStartConfig { proposer_wide_literals: 0.0, ..base };
+        assert_eq!(none.proposer_literal_bounds(), Vec::<u32>::new());
     }
 }

@@ -76,21 +76,34 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     // Each round's `on_target_fraction` is what the archive holds of its valid proposals.
     for line in metrics(&run) {
         let round = line["round"].as_u64().unwrap();
-        let hits: Vec<bool> = records
-            .iter()
-            .filter(|r| r.round == round && r.valid)
-            .filter_map(|r| Some(r.depth? == r.difficulty_target?))
-            .collect();
+        let hits: Vec<bool> =
+            records.iter().filter(|r| r.round == round && r.valid).map(common::on_target).collect();
         let want = (!hits.is_empty()).then(|| hits.iter().filter(|&&b| b).count() as f64 / hits.len() as f64);
         assert_eq!(line["on_target_fraction"].as_f64(), want, "round {round}");
     }
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.reason.is_some() && r.error.is_some()));
     let valid: Vec<_> = records.iter().filter(|r| r.valid).collect();
     assert!(valid.iter().all(|r| r.rewards.as_ref().unwrap().length_factor.is_some()));
-    // The target term: charged exactly where the essential depth is not the one asked for.
+    // The target term: charged exactly where the essential depth is not the one asked for, or a
+    // literal is above the bound asked for.
     for r in &valid {
         let miss = r.rewards.as_ref().unwrap().target_miss;
-        assert_eq!(miss, Some(f64::from(u8::from(r.depth != r.difficulty_target))), "{r:?}");
+        assert_eq!(miss, Some(f64::from(u8::from(!common::on_target(r)))), "{r:?}");
+    }
+    // Both literal bounds of the default controller were asked for, the narrow one from two
+    // operations on.
+    let asked = |b| records.iter().filter(|r| r.literal_target == Some(b)).count();
+    assert!(
+        asked(20) > 0 && asked(99) > 0 && asked(20) + asked(99) == records.len(),
+        "{} {}",
+        asked(20),
+        asked(99)
+    );
+    assert!(records.iter().all(|r| r.literal_target != Some(20) || r.difficulty_target >= Some(2)));
+    for line in metrics(&run) {
+        let levels = line["difficulty_levels"].as_object().unwrap();
+        assert_eq!(levels.keys().collect::<Vec<_>>(), ["20", "99"], "{line}");
+        assert_eq!(levels["20"], line["difficulty_level"]);
     }
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.rewards.as_ref().unwrap().target_miss.is_none()));
     // The length curve took in every valid problem's solve rate, across the resume.

@@ -20,8 +20,11 @@ const WEIGHT: f64 = 0.5;
 /// the interestingness weight on, and `scorers` appended.
 fn config(dir: &Path, scorers: &str) -> PathBuf {
     let tiny = std::fs::read_to_string(TINY).unwrap();
-    let trained = tiny.replace("steps = 80\n", "steps = 300\n");
-    assert_ne!(trained, tiny, "tiny.toml's proposer steps moved");
+    // A proposer trained longer, and more proposals a round: valid problems to score, even in
+    // one round.
+    let trained =
+        tiny.replace("steps = 80\n", "steps = 300\n").replace("proposals = 8\n", "proposals = 16\n");
+    assert_eq!(trained.len(), tiny.len() + 2, "tiny.toml's proposer steps or proposals moved");
     // Additive, so that every valid problem's score shows in its reward (few are in the band here).
     let text = format!(
         "{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\ninterestingness_mode = \"additive\"\n\n{scorers}"
@@ -86,11 +89,11 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
 
 /// The reward without its interestingness term: the product of the factors less the repetition,
 /// padding and target charges (at their default costs, which the test configuration keeps). The
-/// miss is recomputed from the record's depth and target, not read from its rewards.
+/// miss is recomputed from the record's text and target, not read from its rewards.
 fn base_reward(r: &ProblemRecord) -> f64 {
     let w = r.rewards.as_ref().unwrap();
     let costs = judge::RewardConfig::default();
-    let miss = if r.depth != r.difficulty_target { 1.0 } else { 0.0 };
+    let miss = if common::on_target(r) { 0.0 } else { 1.0 };
     w.frontier.unwrap() * w.padding_factor * w.length_factor.unwrap() * (1.0 - w.repetition)
         - costs.repetition.cost * w.repetition
         - costs.padding.cost * r.padding.unwrap()

@@ -210,16 +210,19 @@ pub fn repetitions(hashes: &[Option<u64>], known: &dyn KnownHashes) -> Vec<Repet
         .collect()
 }
 
-/// What writing another depth than the one asked costs: `cost · miss` is charged, where the miss
-/// is 1 when the problem's essential depth (operations left in its canonical form) is not the
-/// difficulty target the proposer was conditioned on, 0 when it is ([`TargetPenalty::miss`]).
+/// What writing another problem than the one asked costs: `cost · miss` is charged, where the
+/// miss is 1 when the problem's essential depth (operations left in its canonical form) is not
+/// the difficulty target's depth the proposer was conditioned on, or a literal it wrote is larger
+/// than the target's literal bound, and 0 when it is on target ([`TargetPenalty::miss`]).
 ///
 /// The difficulty controller acts only through the targets. Unpaid for following them, a proposer
 /// settles on the depth that pays best whatever it is asked (three operations, for the warm-start
 /// solver) and the controller ends at its bound with the median solve rate off its target. The
 /// miss is measured on the essential form, so padding cannot meet a target: held to the depth it
 /// is asked for, a proposer can make an easy target harder only by structure, literals — or
-/// padding, which is then what the padding terms must price.
+/// padding, which is then what the padding terms must price. A proposer free to choose its
+/// literals makes problems hard with large ones that no depth can take back; asked for a literal
+/// bound, it is held to it the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TargetPenalty {
@@ -234,11 +237,11 @@ impl Default for TargetPenalty {
 }
 
 impl TargetPenalty {
-    /// The miss of a problem of essential depth `depth` asked for `target`: 0 on target, 1 off
-    /// it, 0 when nothing was asked.
-    pub fn miss(depth: u32, target: Option<u32>) -> f64 {
+    /// The miss of a problem analysed as `a` asked for `target`: 0 on target, 1 off it, 0 when
+    /// nothing was asked.
+    pub fn miss(a: &Analysis, target: Option<problem::Target>) -> f64 {
         match target {
-            Some(t) if t != depth => 1.0,
+            Some(t) if !t.met_by(a.depth, a.max_literal) => 1.0,
             _ => 0.0,
         }
     }
@@ -694,10 +697,21 @@ mod tests {
 
     #[test]
     fn a_problem_off_its_target_is_charged() {
-        assert_eq!(TargetPenalty::miss(3, Some(3)), 0.0);
-        assert_eq!(TargetPenalty::miss(3, Some(2)), 1.0);
-        assert_eq!(TargetPenalty::miss(1, Some(6)), 1.0);
-        assert_eq!(TargetPenalty::miss(4, None), 0.0);
+        let miss = |text: &str, depth, max_literal| {
+            let a = problem::Arith.analyze(text, &Limits::default()).unwrap();
+            TargetPenalty::miss(&a, Some(problem::Target { depth, max_literal }))
+        };
+        assert_eq!(miss("(1+2)*3", 2, None), 0.0);
+        assert_eq!(miss("(1+2)*3+0", 2, None), 0.0);
+        assert_eq!(miss("(1+2)*3", 1, None), 1.0);
+        assert_eq!(miss("4", 6, None), 1.0);
+        // A literal bound is met by literals up to it, padding's included.
+        assert_eq!(miss("20*3", 1, Some(20)), 0.0);
+        assert_eq!(miss("21*3", 1, Some(20)), 1.0);
+        assert_eq!(miss("2*3*1", 1, Some(0)), 1.0);
+        assert_eq!(miss("93*17", 1, Some(99)), 0.0);
+        let a = problem::Arith.analyze("1+2", &Limits::default()).unwrap();
+        assert_eq!(TargetPenalty::miss(&a, None), 0.0);
         let cfg = RewardConfig::default();
         let on = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, None, None);
         let off = cfg.reward(0.5, 0.0, Repetition::Fresh, 1.0, None, None);

@@ -117,6 +117,27 @@ impl ProblemError {
     }
 }
 
+/// What a proposal is asked for (a difficulty target): a composition depth and, for a proposer
+/// taught literal bounds, the largest literal the problem may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Target {
+    pub depth: u32,
+    pub max_literal: Option<u32>,
+}
+
+impl Target {
+    /// A depth alone.
+    pub fn depth(depth: u32) -> Self {
+        Target { depth, max_literal: None }
+    }
+
+    /// Whether a problem of essential depth `depth` whose largest literal is `max_literal` is
+    /// what this target asks for.
+    pub fn met_by(&self, depth: u32, max_literal: u32) -> bool {
+        depth == self.depth && self.max_literal.is_none_or(|b| max_literal <= b)
+    }
+}
+
 /// Everything the domain can tell about a valid problem without a solver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
@@ -137,6 +158,8 @@ pub struct Analysis {
     pub depth: u32,
     /// `1 - essential_ops / surface_ops`, in `[0, 1]`; 0 when nothing is written.
     pub padding: f64,
+    /// The largest literal as written (what a difficulty target's literal bound limits).
+    pub max_literal: u32,
 }
 
 impl Analysis {

@@ -10,7 +10,11 @@
 //! | 2 | `<eos>` end of sequence |
 //! | 3 | `<sep>` separator (between problem and answer, between reference problems) |
 //! | 4 .. 4+L | `<d0>` .. `<dL-1>` difficulty targets |
-//! | 4+L .. | the alphabet, in the domain's order |
+//! | 4+L .. 4+L+A | the alphabet, in the domain's order |
+//! | 4+L+A .. | `<l0>` .. `<lM-1>` literal-bound targets, when the tokenizer has them |
+//!
+//! Literal-bound tokens come last, so that a tokenizer without them (every checkpoint written
+//! before they existed) has the same ids for everything else.
 
 use std::fmt::Write as _;
 
@@ -56,6 +60,7 @@ pub enum TokenizeError {
 pub struct Tokenizer {
     chars: Vec<char>,
     difficulty_levels: u32,
+    literal_levels: u32,
     /// Byte → id for ASCII characters, `u32::MAX` where absent.
     ascii: [u32; 128],
 }
@@ -72,11 +77,37 @@ impl Tokenizer {
                 ascii[c as usize] = first + i as u32;
             }
         }
-        Tokenizer { chars: alphabet.to_vec(), difficulty_levels, ascii }
+        Tokenizer { chars: alphabet.to_vec(), difficulty_levels, literal_levels: 0, ascii }
+    }
+
+    /// The same tokenizer with `levels` literal-bound tokens after the alphabet.
+    pub fn with_literal_levels(mut self, levels: u32) -> Self {
+        self.literal_levels = levels;
+        self
     }
 
     /// Number of distinct token ids.
     pub fn vocab_size(&self) -> u32 {
+        self.first_literal_id() + self.literal_levels
+    }
+
+    /// Number of literal-bound tokens.
+    pub fn literal_levels(&self) -> u32 {
+        self.literal_levels
+    }
+
+    /// The id of literal-bound target `level` (`0..literal_levels`), or `None` past the last.
+    pub fn literal(&self, level: u32) -> Option<u32> {
+        (level < self.literal_levels).then(|| self.first_literal_id() + level)
+    }
+
+    /// The literal-bound level a token id stands for, if it is one.
+    pub fn literal_of(&self, id: u32) -> Option<u32> {
+        let first = self.first_literal_id();
+        (first..first + self.literal_levels).contains(&id).then(|| id - first)
+    }
+
+    fn first_literal_id(&self) -> u32 {
         self.first_char_id() + self.chars.len() as u32
     }
 
@@ -167,9 +198,10 @@ impl Tokenizer {
             return s.name().to_string();
         }
         let mut name = String::new();
-        match self.difficulty_of(id) {
-            Some(level) => write!(name, "<d{level}>"),
-            None => write!(name, "<?{id}>"),
+        match (self.difficulty_of(id), self.literal_of(id)) {
+            (Some(level), _) => write!(name, "<d{level}>"),
+            (None, Some(level)) => write!(name, "<l{level}>"),
+            (None, None) => write!(name, "<?{id}>"),
         }
         .expect("writing to a String cannot fail");
         name
@@ -201,6 +233,25 @@ mod tests {
         assert_eq!(t.encode("0").unwrap(), vec![12]);
         assert_eq!(t.vocab_size(), 12 + Arith.alphabet().len() as u32);
         assert!(t.vocab_size() <= 32, "the arithmetic vocabulary fits in 32 ids");
+        assert_eq!((t.literal_levels(), t.literal(0)), (0, None));
+    }
+
+    #[test]
+    fn literal_bound_tokens_come_after_the_alphabet() {
+        let plain = tok();
+        let t = tok().with_literal_levels(2);
+        let first = plain.vocab_size();
+        assert_eq!(t.vocab_size(), first + 2);
+        assert_eq!((t.literal(0), t.literal(1), t.literal(2)), (Some(first), Some(first + 1), None));
+        assert_eq!((t.literal_of(first + 1), t.literal_of(first - 1)), (Some(1), None));
+        // Every other id is the plain tokenizer's.
+        assert_eq!(t.encode("(1+2)*3=9").unwrap(), plain.encode("(1+2)*3=9").unwrap());
+        assert_eq!(t.difficulty(3), plain.difficulty(3));
+        assert_eq!(
+            t.render(&[1, 5, first, first + 1, first + 2]),
+            format!("<bos><d1><l0><l1><?{}>", first + 2)
+        );
+        assert!(matches!(t.decode(&[first]), Err(TokenizeError::SpecialInText { pos: 0, .. })));
     }
 
     #[test]

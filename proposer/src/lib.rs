@@ -3,16 +3,19 @@
 //! Sequence format:
 //!
 //! ```text
-//! <bos> <dK> reference₁ <sep> reference₂ <sep> … <sep> problem <eos>
+//! <bos> <dK> [<lM>] reference₁ <sep> reference₂ <sep> … <sep> problem <eos>
 //! ```
 //!
 //! The prompt holds a difficulty-target token `<dK>` (K = the composition depth asked for,
-//! capped at the last level) and zero or more reference problems from the archive, each closed by
-//! `<sep>`; a final `<sep>` opens the new problem. The model writes the problem and `<eos>`.
+//! capped at the last level), for a proposer taught literal bounds a literal-bound token `<lM>`
+//! (M = the index of the bound asked for among its bounds: the largest literal the problem may
+//! have), and zero or more reference problems from the archive, each closed by `<sep>`; a final
+//! `<sep>` opens the new problem. The model writes the problem and `<eos>`.
 //! Whatever it writes is read back as text, stray special tokens included, and goes to the judge:
 //! a malformed proposal is recorded with its reason, never dropped.
 
 use policy::{Request, Sampled};
+pub use problem::Target;
 use problem::{Special, TokenizeError, Tokenizer};
 
 /// Prompts and targets for the proposer.
@@ -21,6 +24,17 @@ pub struct ProposerFormat {
     tokenizer: Tokenizer,
     /// Most tokens the proposer may write for one problem (its `<eos>` included).
     pub max_problem_tokens: usize,
+    /// What each literal-bound token asks for (`<l0>` the first), narrowest first.
+    literal_bounds: Vec<u32>,
+}
+
+/// A target the proposer cannot be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    #[error("literal bound {asked:?} is not one the proposer was taught (its bounds: {known:?})")]
+    UnknownBound { asked: Option<u32>, known: Vec<u32> },
 }
 
 /// A proposal read back from the model.
@@ -32,8 +46,20 @@ pub struct Proposal {
 }
 
 impl ProposerFormat {
-    pub fn new(tokenizer: Tokenizer, max_problem_tokens: usize) -> Self {
-        ProposerFormat { tokenizer, max_problem_tokens }
+    /// A format for a model over `tokenizer`, whose literal-bound tokens ask for
+    /// `literal_bounds` (one per token of the tokenizer; empty for none).
+    pub fn new(tokenizer: Tokenizer, max_problem_tokens: usize, literal_bounds: Vec<u32>) -> Self {
+        assert_eq!(
+            tokenizer.literal_levels() as usize,
+            literal_bounds.len(),
+            "one literal bound per literal-bound token"
+        );
+        ProposerFormat { tokenizer, max_problem_tokens, literal_bounds }
+    }
+
+    /// The literal bounds the proposer can be asked for, narrowest first (empty: none).
+    pub fn literal_bounds(&self) -> &[u32] {
+        &self.literal_bounds
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -45,11 +71,22 @@ impl ProposerFormat {
         depth.min(self.tokenizer.difficulty_levels().saturating_sub(1))
     }
 
-    /// `<bos> <dK> ref <sep> … <sep>`.
-    pub fn prompt(&self, depth: u32, references: &[&str]) -> Result<Vec<u32>, TokenizeError> {
+    /// `<bos> <dK> [<lM>] ref <sep> … <sep>`. A proposer taught literal bounds must be asked
+    /// for one of them, one without them for none.
+    pub fn prompt(&self, target: Target, references: &[&str]) -> Result<Vec<u32>, PromptError> {
         let t = &self.tokenizer;
-        let level = t.difficulty(self.level_for_depth(depth)).expect("levels are capped");
+        let level = t.difficulty(self.level_for_depth(target.depth)).expect("levels are capped");
         let mut ids = vec![t.special(Special::Bos), level];
+        let unknown =
+            || PromptError::UnknownBound { asked: target.max_literal, known: self.literal_bounds.clone() };
+        match (target.max_literal, self.literal_bounds.is_empty()) {
+            (None, true) => {}
+            (Some(bound), false) => {
+                let i = self.literal_bounds.iter().position(|&b| b == bound).ok_or_else(unknown)?;
+                ids.push(t.literal(i as u32).expect("one token per bound"));
+            }
+            _ => return Err(unknown()),
+        }
         for r in references {
             ids.extend(t.encode(r)?);
             ids.push(t.special(Special::Sep));
@@ -66,9 +103,9 @@ impl ProposerFormat {
     }
 
     /// A sampling request for one proposal.
-    pub fn request(&self, depth: u32, references: &[&str]) -> Result<Request, TokenizeError> {
+    pub fn request(&self, target: Target, references: &[&str]) -> Result<Request, PromptError> {
         Ok(Request {
-            prompt: self.prompt(depth, references)?,
+            prompt: self.prompt(target, references)?,
             max_new: self.max_problem_tokens,
             stop: Some(self.tokenizer.special(Special::Eos)),
         })
@@ -87,17 +124,35 @@ mod tests {
     use problem::{Arith, Domain};
 
     fn format() -> ProposerFormat {
-        ProposerFormat::new(Arith.tokenizer(8), 24)
+        ProposerFormat::new(Arith.tokenizer(8), 24, vec![])
     }
 
     #[test]
     fn prompts_carry_the_target_and_references() {
         let f = format();
         let t = f.tokenizer().clone();
-        assert_eq!(t.render(&f.prompt(3, &[]).unwrap()), "<bos><d3><sep>");
-        assert_eq!(t.render(&f.prompt(20, &["1+2", "3*4"]).unwrap()), "<bos><d7>1+2<sep>3*4<sep><sep>");
+        assert_eq!(t.render(&f.prompt(Target::depth(3), &[]).unwrap()), "<bos><d3><sep>");
+        let p = f.prompt(Target::depth(20), &["1+2", "3*4"]).unwrap();
+        assert_eq!(t.render(&p), "<bos><d7>1+2<sep>3*4<sep><sep>");
         assert_eq!(t.render(&f.target("(1+2)*3").unwrap()), "(1+2)*3<eos>");
-        assert!(f.prompt(1, &["x"]).is_err());
+        assert!(matches!(f.prompt(Target::depth(1), &["x"]), Err(PromptError::Tokenize(_))));
+        let bounded = Target { depth: 1, max_literal: Some(20) };
+        assert!(matches!(f.prompt(bounded, &[]), Err(PromptError::UnknownBound { .. })));
+    }
+
+    #[test]
+    fn a_proposer_taught_literal_bounds_is_asked_for_one() {
+        let f = ProposerFormat::new(Arith.tokenizer(8).with_literal_levels(2), 24, vec![20, 99]);
+        let t = f.tokenizer().clone();
+        let ask = |depth, max_literal| f.prompt(Target { depth, max_literal }, &["1+2"]);
+        assert_eq!(t.render(&ask(2, Some(20)).unwrap()), "<bos><d2><l0>1+2<sep><sep>");
+        assert_eq!(t.render(&ask(1, Some(99)).unwrap()), "<bos><d1><l1>1+2<sep><sep>");
+        let err = ask(1, Some(50)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "literal bound Some(50) is not one the proposer was taught (its bounds: [20, 99])"
+        );
+        assert!(matches!(ask(1, None), Err(PromptError::UnknownBound { asked: None, .. })));
     }
 
     #[test]

@@ -414,7 +414,8 @@ pub(crate) fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::R
         fmt_opt(r.padding, 3)
     )?;
     writeln!(out, "  repetition      {}", opt(&r.repetition))?;
-    writeln!(out, "  difficulty      {}", fmt_opt(r.difficulty_target, 0))?;
+    let literals = r.literal_target.map_or(String::new(), |b| format!(", literals up to {b}"));
+    writeln!(out, "  difficulty      {}{literals}", fmt_opt(r.difficulty_target, 0))?;
     let refs: Vec<String> = r.references.iter().map(u64::to_string).collect();
     writeln!(out, "  references      {}", if refs.is_empty() { "-".into() } else { refs.join(", ") })?;
     writeln!(out, "  solve rate      {} over {} attempts", fmt_opt(r.solve_rate, 3), r.attempts.len())?;

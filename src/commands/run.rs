@@ -51,15 +51,19 @@ fn progress_line(m: &RoundMetrics) -> String {
             format!("  interest {interest}  scorers: {}", troubled.join(", "))
         }
     });
+    // One level, or one per literal bound (`level 2.35 (≤20) 1.00 (≤99)`).
+    let level = match &m.difficulty_levels {
+        Some(levels) => levels.iter().map(|(b, l)| format!("{l:.2} (≤{b})")).collect::<Vec<_>>().join(" "),
+        None => format!("{:.2}", m.difficulty_level),
+    };
     format!(
-        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {:.2}  {:.1} problems/s{scorers}{held_out}",
+        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {level}  {:.1} problems/s{scorers}{held_out}",
         m.round,
         m.valid_fraction,
         m.padded_fraction,
         fmt(m.median_solve_rate),
         m.band_fraction,
         m.mean_reward,
-        m.difficulty_level,
         m.problems_per_s,
     )
 }

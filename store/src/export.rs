@@ -23,7 +23,7 @@ pub fn export_jsonl(archive: &Archive, filter: &Filter, out: &mut dyn Write) -> 
 }
 
 /// Columns of the CSV export.
-pub const CSV_HEADER: [&str; 27] = [
+pub const CSV_HEADER: [&str; 28] = [
     "id",
     "run",
     "round",
@@ -51,6 +51,7 @@ pub const CSV_HEADER: [&str; 27] = [
     "proposer_version",
     "solver_version",
     "created_ms",
+    "literal_target",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -94,6 +95,7 @@ pub fn export_csv(archive: &Archive, filter: &Filter, out: &mut dyn Write) -> Re
             opt(&r.proposer_version),
             opt(&r.solver_version),
             r.created_ms.to_string(),
+            opt(&r.literal_target),
         ];
         w.write_record(&row).map_err(csv_err)?;
         n += 1;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record encoding written by this build.
-pub const RECORD_VERSION: u8 = 4;
+pub const RECORD_VERSION: u8 = 5;
 
 /// One solver attempt at a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -98,6 +98,9 @@ pub struct ProblemRecord {
     /// What each configured scorer said: `interestingness` is their weighted mean over those that
     /// answered.
     pub scores: Vec<ScorerScore>,
+    /// Largest literal the difficulty target allowed, for a proposer asked for a literal bound.
+    /// Last, so that format 4 is this layout without it.
+    pub literal_target: Option<u32>,
 }
 
 /// One scorer's verdict on one problem.
@@ -155,6 +158,13 @@ pub fn decode(bytes: &[u8]) -> Result<ProblemRecord, String> {
             Ok((r, [])) => Ok(r),
             Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
             Err(e) => Err(format!("corrupt record: {e}")),
+        },
+        // Format 4 is this layout less `literal_target`, the last field: postcard writes `None`
+        // as a single 0 byte.
+        Some((4, body)) => match postcard::take_from_bytes::<ProblemRecord>(&[body, &[0]].concat()) {
+            Ok((r, [])) => Ok(r),
+            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+            Err(e) => Err(format!("corrupt record (format 4): {e}")),
         },
         Some((3, body)) => match postcard::take_from_bytes::<v2::ProblemRecordV2<v3::RewardsV3>>(body) {
             Ok((r, [])) => Ok(r.into()),
@@ -342,6 +352,7 @@ mod v1 {
                 created_ms: r.created_ms,
                 updated_ms: r.updated_ms,
                 scores: Vec::new(),
+                literal_target: None,
             }
         }
     }
@@ -459,15 +470,24 @@ mod tests {
         }
         // A format-3 body is not a format-4 one: the version byte decides.
         let mut bytes = older_format(&r, 3);
-        bytes[0] = RECORD_VERSION;
-        assert_ne!(decode(&bytes), Ok(r));
+        bytes[0] = 4;
+        assert_ne!(decode(&bytes), Ok(r.clone()));
+        // Format 4: the record less `literal_target`.
+        let bounded = ProblemRecord { literal_target: Some(99), ..r.clone() };
+        let mut bytes = encode(&ProblemRecord { literal_target: None, ..r.clone() });
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[0] = 4;
+        assert_eq!(decode(&bytes).unwrap(), r);
+        assert_eq!(decode(&encode(&bounded)).unwrap(), bounded);
+        bytes.push(7);
+        assert!(decode(&bytes).unwrap_err().contains("format 4"), "{:?}", decode(&bytes));
     }
 
     #[test]
     fn unknown_versions_and_corruption_are_errors() {
         let mut bytes = encode(&sample());
         bytes[0] = 9;
-        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 4)");
+        assert_eq!(decode(&bytes).unwrap_err(), "record format 9 is not known to this build (it writes 5)");
         assert_eq!(decode(&[]).unwrap_err(), "empty value");
         let bytes = encode(&sample());
         assert!(decode(&bytes[..bytes.len() / 2]).unwrap_err().starts_with("corrupt record"));

@@ -58,3 +58,13 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Whether an archived valid problem is on the difficulty target it was asked for: its essential
+/// depth, and (where a literal bound was asked for) no literal above it — recomputed from its
+/// text, not read from its rewards.
+#[allow(dead_code)]
+pub fn on_target(r: &store::ProblemRecord) -> bool {
+    use problem::Domain;
+    let a = problem::Arith.analyze(&r.text, &problem::Limits::default()).expect("a valid problem");
+    r.difficulty_target == Some(a.depth) && r.literal_target.is_none_or(|b| a.max_literal <= b)
+}

@@ -99,10 +99,21 @@ def paired_change(before, after):
 PHASES = ["propose", "judge", "solve", "score", "store", "update", "curriculum", "eval"]
 
 
+def bounds_of(rows):
+    """The literal bounds the controller asked for in a run (none for a proposer taught none)."""
+    return sorted({int(b) for r in rows for b in (r.get("difficulty_levels") or {})})
+
+
 def run_summary(d, windows, warm_items):
     rows = metrics(f"{d}/metrics.jsonl")
+    bounds = bounds_of(rows)
     for r in rows:
         r["surface_per_essential"] = ratio(r)
+        # Each literal bound's level and median as curves of their own.
+        for b in bounds:
+            r[f"difficulty_level_{b}"] = (r.get("difficulty_levels") or {}).get(str(b))
+            r[f"median_solve_rate_{b}"] = (r.get("median_solve_rates") or {}).get(str(b))
+    curves = CURVES + [f"{k}_{b}" for b in bounds for k in ("median_solve_rate", "difficulty_level")]
     with open(f"{d}/eval.json") as f:
         ev = json.load(f)
     tenth = max(1, len(rows) // 10)
@@ -131,15 +142,21 @@ def run_summary(d, windows, warm_items):
         "held_out_last": held[-1] if held else None,
         "band_fraction_first_tenth": mean(first, "band_fraction"),
         "band_fraction_last_tenth": mean(last, "band_fraction"),
+        "literal_bounds": bounds,
         "curves": {
             k: window_means(rows, k, windows)
-            for k in CURVES
+            for k in curves
         },
         # The same over the first rounds only: where the proposer starts, before a tenth's mean
         # hides how fast it moves.
-        "start": {k: window_means(rows[:START], k, 1)[0] for k in CURVES},
+        "start": {k: window_means(rows[:START], k, 1)[0] for k in curves},
         "padded": padded_summary(valid),
         "surface_at_essential": surface_at_essential(valid, windows),
+        # The same for the proposals asked for each literal bound.
+        "surface_at_essential_by_bound": {
+            str(b): surface_at_essential([r for r in valid if r.get("literal_target") == b], windows)
+            for b in bounds
+        } if valid else None,
         "padded_easy": padded_easy_curve(valid, windows),
         "padded_easy_target": padded_easy_curve(valid, windows, size="difficulty_target"),
         "padding_by_target": padding_by_size(valid, "difficulty_target"),
@@ -322,13 +339,19 @@ def main():
                        ("rehearsal_solve_rate", "Rehearsal: mean solve rate of the warm start's kind of problem"),
                        ("median_solve_rate", "Controller: median p̂ of the proposals (its target 0.5)"),
                        ("difficulty_level", "Controller: difficulty level (target depth)"),
-                       ("on_target_fraction", "Controller: valid proposals of exactly the depth asked for")]:
+                       ("on_target_fraction", "Controller: valid proposals on the target asked for (its depth, "
+                                              "literals within its bound)")]:
         print(f"\n{title}: the first {START} rounds, then by tenth of the run\n")
         print(f"| run | 1–{START} | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
         print("|---|---|" + "---|" * a.windows)
         for name, r in runs.items():
-            print(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3f}"
-                                             for v in [r["start"][key]] + r["curves"][key]) + " |")
+            # With literal bounds, the controller's curves for each bound follow the run's own.
+            keys = [key] + ([f"{key}_{b}" for b in r["literal_bounds"]]
+                            if key in ("median_solve_rate", "difficulty_level") else [])
+            for k in keys:
+                label = name if k == key else f"{name}, literals ≤ {k.rsplit('_', 1)[1]}"
+                print(f"| {label} | " + " | ".join("–" if v is None else f"{v:.3f}"
+                                                  for v in [r["start"][k]] + r["curves"][k]) + " |")
     print("\nPadding: what padded and unpadded valid proposals earned over the whole run\n")
     print("| run | padded | of them copies | off target | in band | mean reward "
           "| unpadded | of them copies | off target | in band | mean reward |")
@@ -359,6 +382,23 @@ def main():
             if by_size:
                 cell = lambda w: " / ".join("–" if by_size[str(e)][w].get(key) is None
                                             else f"{by_size[str(e)][w][key]:.2f}" for e in SIZES)
+                print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    bounded = {b for r in runs.values() for b in (r.get("surface_at_essential_by_bound") or {})}
+    for b in sorted(bounded, key=int):
+        for key, what in [("surface", "mean surface operators (padded share)"), ("copies", "canonical-copy share")]:
+            print(f"\nAsked for literals up to {b}: {what} of valid proposals with "
+                  + " / ".join(str(e) for e in SIZES) + " essential operations, by tenth of the run\n")
+            print(tenths_header(a.windows))
+            for name, r in runs.items():
+                by_size = (r.get("surface_at_essential_by_bound") or {}).get(b)
+                if not by_size:
+                    continue
+                def cell(w):
+                    cs = [by_size[str(e)][w] for e in SIZES]
+                    if key == "surface":
+                        return " / ".join("–" if c["surface"] is None else f"{c['surface']:.2f} ({c['padded']:.2f})"
+                                          for c in cs)
+                    return " / ".join("–" if c["copies"] is None else f"{c['copies']:.2f}" for c in cs)
                 print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
     for key, what in [("padded_easy", f"with at most {EASY} essential operations"),
                       ("padded_easy_target", f"asked for at most {EASY} operations")]:

@@ -5,8 +5,9 @@
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-target, frontier-only, anchor, target-baseline), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
-# build), WARM_START_CONFIG (a run configuration for the shared warm start, e.g. one that sets
-# [warm_start] proposer_wide_literals; default: the embedded defaults) can be set in the environment.
+# build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
+# each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
+# controller.literals that go with it; default: the embedded defaults) can be set in the environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -79,7 +80,8 @@ one_run() { # arm seed
   [ -f "$dir/eval.json" ] && return 0
   rm -rf "$dir"; mkdir -p "$dir"
   cp -r "$base/warmstart" "$dir/warmstart"
-  arm_config "$1" > "$dir/experiment.toml"
+  { if [ -n "${WARM_START_CONFIG:-}" ]; then cat "$WARM_START_CONFIG"; echo; fi; arm_config "$1"; } \
+    > "$dir/experiment.toml"
   "$SELFPLAY" run --config "$dir/experiment.toml" --run-dir "$dir" --minutes "$minutes" --seed "$2" \
     >"$dir/run.out" 2>"$dir/run.log"
   local last; last="$(ls -d "$dir"/checkpoints/round-* | sort | tail -n 1)"

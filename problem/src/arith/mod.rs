@@ -53,6 +53,7 @@ impl Arith {
             distinct_ops: canonical.distinct_ops(),
             depth: essential_ops,
             padding,
+            max_literal: expr.max_literal(),
         })
     }
 }

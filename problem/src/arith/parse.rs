@@ -76,6 +76,14 @@ impl Expr {
         }
     }
 
+    /// The largest literal as written.
+    pub fn max_literal(&self) -> u32 {
+        match self {
+            Expr::Lit { value, .. } => *value,
+            Expr::Bin { lhs, rhs, .. } => lhs.max_literal().max(rhs.max_literal()),
+        }
+    }
+
     /// Evaluates exactly. Fails when any node's value exceeds [`MAX_ABS_VALUE`] in magnitude,
     /// naming the operator whose result did.
     pub fn eval(&self) -> Result<i64, ProblemError> {
