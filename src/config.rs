@@ -298,13 +298,17 @@ mod tests {
 
     #[test]
     fn the_controller_asks_for_the_literal_bounds_the_proposer_was_taught() {
-        let cfg = RunConfig::default_config();
+        let plain = RunConfig::default_config();
+        assert!(
+            plain.controller.literals.is_empty() && plain.warm_start.proposer_literal_bounds().is_empty()
+        );
+        // The configuration of the experiment with literal bounds.
+        let text = include_str!("../bench/experiments/selfplay/results/literal-bounds/config.toml");
+        let cfg = RunConfig::from_toml(text).unwrap();
         let bounds: Vec<u32> = cfg.controller.literals.iter().map(|l| l.max_literal).collect();
-        assert_eq!((bounds.clone(), cfg.warm_start.proposer_literal_bounds()), (vec![20, 99], vec![20, 99]));
-        // None at all, or only the wide one, or only some of a proposer's bounds, are fine too.
-        let plain = "[warm_start]\nproposer_wide_literals = 0.0\n[controller]\nliterals = []\n";
-        assert!(RunConfig::from_toml(plain).unwrap().controller.literals.is_empty());
-        let wide = "[[controller.literals]]\nmax_literal = 99\nshare = 1.0\n";
+        assert_eq!((bounds, cfg.warm_start.proposer_literal_bounds()), (vec![20, 99], vec![20, 99]));
+        // Some of a proposer's bounds are fine too.
+        let wide = "[warm_start]\nproposer_wide_literals = 0.25\n[[controller.literals]]\nmax_literal = 99\nshare = 1.0\n";
         assert_eq!(RunConfig::from_toml(wide).unwrap().controller.literals.len(), 1);
         assert!(literal_bounds_fit(&[99], &[20, 99], "x").is_ok());
         assert!(literal_bounds_fit(&[], &[], "x").is_ok());
@@ -338,14 +342,14 @@ mod tests {
                 "[warm_start.proposer]\nmax_depth = 9\n[controller]\nmax_depth = 9\n",
                 "warm_start.proposer.max_depth must be at most 7",
             ),
+            ("[warm_start]\nproposer_wide_literals = 0.25\n", "controller.literals must ask for them"),
             (
-                "[warm_start]\nproposer_wide_literals = 0.0\n",
+                "[[controller.literals]]\nmax_literal = 20\nshare = 1.0\n",
                 "but the proposer's warm start teaches the proposer none",
             ),
-            ("[warm_start]\nproposer_literal_tokens = false\n", "set `controller.literals = []`"),
-            ("[controller]\nliterals = []\n", "controller.literals must ask for them"),
             (
-                "[warm_start]\nproposer_wide_max_literal = 50\n",
+                "[warm_start]\nproposer_wide_literals = 0.25\nproposer_wide_max_literal = 50\n\
+                 [[controller.literals]]\nmax_literal = 99\nshare = 1.0\n",
                 "max_literal 99 is not a bound the proposer's warm start",
             ),
             ("[[controller.literals]]\nmax_literal = 20\n", "controller.literals[0]: missing field `share`"),

@@ -185,7 +185,7 @@ impl Default for WarmStartConfig {
             solver_shift: 0,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
-            proposer_wide_literals: 0.25,
+            proposer_wide_literals: 0.0,
             proposer_wide_max_literal: 99,
             proposer_literal_tokens: true,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
@@ -745,14 +745,17 @@ mod tests {
             .contains("warm_start.proposer_wide_literals"));
         assert!(bad(WarmStartConfig { proposer_wide_max_literal: 1000, ..base.clone() })
             .contains("warm_start.proposer_wide_max_literal must be at most 999"));
-        // Told apart, the wide bound must be above the proposer's own.
-        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 20, ..base.clone() })
+        // Told apart, the wide bound must be above the proposer's own; without wide literals
+        // there is nothing to tell apart.
+        assert_eq!(base.proposer_literal_bounds(), Vec::<u32>::new());
+        let wide = WarmStartConfig { proposer_wide_literals: 0.25, ..base.clone() };
+        assert_eq!(wide.proposer_literal_bounds(), vec![20, 99]);
+        assert!(bad(WarmStartConfig { proposer_wide_max_literal: 20, ..wide.clone() })
             .contains("must be above warm_start.proposer.max_literal (20)"));
-        WarmStartConfig { proposer_wide_max_literal: 20, proposer_literal_tokens: false, ..base.clone() }
-            .validate()
-            .unwrap();
-        assert_eq!(base.proposer_literal_bounds(), vec![20, 99]);
-        let none = WarmStartConfig { proposer_wide_literals: 0.0, ..base };
-        assert_eq!(none.proposer_literal_bounds(), Vec::<u32>::new());
+        WarmStartConfig { proposer_wide_max_literal: 20, ..base }.validate().unwrap();
+        let untold =
+            WarmStartConfig { proposer_wide_max_literal: 20, proposer_literal_tokens: false, ..wide };
+        untold.validate().unwrap();
+        assert_eq!(untold.proposer_literal_bounds(), Vec::<u32>::new());
     }
 }

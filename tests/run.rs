@@ -21,6 +21,48 @@ fn metrics(run: &Path) -> Vec<Value> {
 }
 
 #[test]
+fn literal_bounds_are_asked_for_and_kept_across_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let cfg = dir.path().join("bounds.toml");
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    let bounded = tiny.replace("[warm_start]\n", "[warm_start]\nproposer_wide_literals = 0.25\n");
+    assert_ne!(bounded, tiny, "tiny.toml has a [warm_start] table");
+    let bounds = "[[controller.literals]]\nmax_literal = 20\nshare = 3.0\nmin_depth = 2\n\
+                  [[controller.literals]]\nmax_literal = 99\nshare = 1.0\nstart = 1.0\n";
+    std::fs::write(&cfg, format!("{bounded}\n{bounds}")).unwrap();
+    let c = cfg.to_str().unwrap();
+    ok(&["run", "--config", c, "--run-dir", r, "--rounds", "3"]);
+    let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "2"]);
+    assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
+    let records: Vec<_> = Archive::open_existing(run.join("archive"))
+        .unwrap()
+        .scan(&Filter::default(), Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(records.len(), 5 * 8);
+    // Both bounds were asked for, the narrow one from two operations on.
+    let asked = |b| records.iter().filter(|r| r.literal_target == Some(b)).count();
+    assert!(asked(20) > asked(99) && asked(99) > 0 && asked(20) + asked(99) == records.len());
+    assert!(records.iter().all(|r| r.literal_target != Some(20) || r.difficulty_target >= Some(2)));
+    // The target term sees the bound.
+    for r in records.iter().filter(|r| r.valid) {
+        let miss = r.rewards.as_ref().unwrap().target_miss;
+        assert_eq!(miss, Some(f64::from(u8::from(!common::on_target(r)))), "{r:?}");
+    }
+    for line in metrics(&run) {
+        let levels = line["difficulty_levels"].as_object().unwrap();
+        assert_eq!(levels.keys().collect::<Vec<_>>(), ["20", "99"], "{line}");
+        assert_eq!(levels["20"], line["difficulty_level"]);
+    }
+    // Without its bounds in the configuration, the same run directory is refused before any round.
+    let err = common::fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    assert!(err.contains("the proposer's checkpoint teaches the proposer literal bounds [20, 99]"), "{err}");
+    assert_eq!(metrics(&run).len(), 5);
+}
+
+#[test]
 fn a_run_writes_everything_and_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
@@ -90,21 +132,9 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         let miss = r.rewards.as_ref().unwrap().target_miss;
         assert_eq!(miss, Some(f64::from(u8::from(!common::on_target(r)))), "{r:?}");
     }
-    // Both literal bounds of the default controller were asked for, the narrow one from two
-    // operations on.
-    let asked = |b| records.iter().filter(|r| r.literal_target == Some(b)).count();
-    assert!(
-        asked(20) > 0 && asked(99) > 0 && asked(20) + asked(99) == records.len(),
-        "{} {}",
-        asked(20),
-        asked(99)
-    );
-    assert!(records.iter().all(|r| r.literal_target != Some(20) || r.difficulty_target >= Some(2)));
-    for line in metrics(&run) {
-        let levels = line["difficulty_levels"].as_object().unwrap();
-        assert_eq!(levels.keys().collect::<Vec<_>>(), ["20", "99"], "{line}");
-        assert_eq!(levels["20"], line["difficulty_level"]);
-    }
+    // The default controller asks for no literal bound.
+    assert!(records.iter().all(|r| r.literal_target.is_none()));
+    assert!(metrics(&run).iter().all(|l| l.get("difficulty_levels").is_none()));
     assert!(records.iter().filter(|r| !r.valid).all(|r| r.rewards.as_ref().unwrap().target_miss.is_none()));
     // The length curve took in every valid problem's solve rate, across the resume.
     let curriculum: Value =
