@@ -156,6 +156,7 @@ impl From<Stored> for DifficultyController {
     fn from(s: Stored) -> Self {
         let levels = if s.levels.is_empty() { s.level.into_iter().collect() } else { s.levels };
         let mut c = DifficultyController::new(s.cfg);
+        // Levels that do not match their configuration's bounds (a state edited by hand) start again.
         if levels.len() == c.levels.len() {
             c.levels = levels;
         }
