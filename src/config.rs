@@ -209,16 +209,20 @@ impl RunConfig {
             );
         }
         // The controller asks for literal bounds the warm start teaches the proposer.
-        let asked: Vec<u32> = c.literals.iter().map(|l| l.max_literal).collect();
-        literal_bounds_fit(&asked, &self.warm_start.proposer_literal_bounds(), "the proposer's warm start")?;
+        literal_bounds_fit(c, &self.warm_start.proposer_literal_bounds(), "the proposer's warm start")?;
         Ok(())
     }
 }
 
-/// Whether a proposer taught literal bounds `known` (by `whom`) can be asked for `asked`
-/// (`controller.literals`): one taught bounds must be asked for some of them, one taught none
-/// for none.
-pub fn literal_bounds_fit(asked: &[u32], known: &[u32], whom: &str) -> anyhow::Result<()> {
+/// Whether a proposer taught literal bounds `known` (by `whom`) can be asked for the bounds of
+/// `controller.literals`: one taught bounds must be asked for some of them, one taught none for
+/// none.
+pub fn literal_bounds_fit(
+    controller: &curriculum::ControllerConfig,
+    known: &[u32],
+    whom: &str,
+) -> anyhow::Result<()> {
+    let asked: Vec<u32> = controller.literals.iter().map(|l| l.max_literal).collect();
     if known.is_empty() && !asked.is_empty() {
         anyhow::bail!(
             "controller.literals asks for literal bounds {asked:?}, but {whom} teaches the proposer none \
@@ -310,9 +314,22 @@ mod tests {
         // Some of a proposer's bounds are fine too.
         let wide = "[warm_start]\nproposer_wide_literals = 0.25\n[[controller.literals]]\nmax_literal = 99\nshare = 1.0\n";
         assert_eq!(RunConfig::from_toml(wide).unwrap().controller.literals.len(), 1);
-        assert!(literal_bounds_fit(&[99], &[20, 99], "x").is_ok());
-        assert!(literal_bounds_fit(&[], &[], "x").is_ok());
-        let err = literal_bounds_fit(&[20], &[], "the proposer's checkpoint").unwrap_err().to_string();
+        let asking = |bounds: &[u32]| curriculum::ControllerConfig {
+            literals: bounds
+                .iter()
+                .map(|&max_literal| curriculum::LiteralBound {
+                    max_literal,
+                    share: 1.0,
+                    min_depth: None,
+                    start: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(literal_bounds_fit(&asking(&[99]), &[20, 99], "x").is_ok());
+        assert!(literal_bounds_fit(&asking(&[]), &[], "x").is_ok());
+        let err =
+            literal_bounds_fit(&asking(&[20]), &[], "the proposer's checkpoint").unwrap_err().to_string();
         assert!(err.contains("but the proposer's checkpoint teaches the proposer none"), "{err}");
     }
 

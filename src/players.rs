@@ -94,6 +94,17 @@ pub fn load(
     }
     let domain = problem::domain_by_name(&meta.domain)
         .ok_or_else(|| anyhow!("{}: unknown domain {:?}", dir.display(), meta.domain))?;
+    check_vocabulary(&dir, &meta, domain, &model)?;
+    Ok((model, meta, domain))
+}
+
+/// That the model at `dir` reads and writes the ids of the tokenizer its metadata names.
+pub fn check_vocabulary(
+    dir: &Path,
+    meta: &PlayerMeta,
+    domain: &dyn Domain,
+    model: &Gpt,
+) -> anyhow::Result<()> {
     let vocab = meta.tokenizer(domain).vocab_size() as usize;
     if vocab != model.config().vocab {
         bail!(
@@ -102,7 +113,7 @@ pub fn load(
             model.config().vocab
         );
     }
-    Ok((model, meta, domain))
+    Ok(())
 }
 
 pub fn solver_format(meta: &PlayerMeta, domain: &dyn Domain) -> SolverFormat {

@@ -177,8 +177,11 @@ impl Lab {
         archive: &Archive,
     ) -> anyhow::Result<Lab> {
         use rand::SeedableRng;
-        let asked: Vec<u32> = cfg.controller.literals.iter().map(|l| l.max_literal).collect();
-        crate::config::literal_bounds_fit(&asked, proposer.1.literal_bounds(), "the proposer's checkpoint")?;
+        crate::config::literal_bounds_fit(
+            &cfg.controller,
+            proposer.1.literal_bounds(),
+            "the proposer's checkpoint",
+        )?;
         let state = state.unwrap_or_else(|| CurriculumState {
             controller: DifficultyController::new(cfg.controller.clone()),
             replay: Replay::new(cfg.replay),
@@ -397,7 +400,6 @@ impl Lab {
         let solver_version = format!("solver@{}", self.solver.optim.step_count());
         let mut records = Vec::with_capacity(n);
         let mut rewards = Vec::with_capacity(n);
-        let mut on_target = vec![None; n];
         for (i, c) in candidates.iter().enumerate() {
             let mut r = ProblemRecord {
                 run: cfg.name.clone(),
@@ -446,7 +448,6 @@ impl Lab {
                     let baseline =
                         self.length_curve.expected(problem_length(&c.text), cfg.reward.length.min_evidence);
                     let miss = judge::TargetPenalty::miss(a, Some(targets[i]));
-                    on_target[i] = Some(miss == 0.0);
                     cfg.reward.reward(p_hat, a.padding, c.repetition, miss, baseline, score)
                 }
                 (Err(e), _) => {
@@ -637,10 +638,7 @@ impl Lab {
             difficulty_level: self.controller.level(),
             difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
             median_solve_rates: by_bound(&medians),
-            on_target_fraction: {
-                let v: Vec<f64> = on_target.iter().flatten().map(|&t| f64::from(u8::from(t))).collect();
-                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-            },
+            on_target_fraction: mean(&|r| Some(1.0 - r.rewards.as_ref()?.target_miss?)),
             replay_size: self.replay.len(),
             held_out,
             scored_fraction: self

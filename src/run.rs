@@ -167,14 +167,7 @@ fn load_player(dir: &Path, player: Player, device: &Device) -> anyhow::Result<(T
         .with_context(|| format!("{} is not a player checkpoint", dir.display()))?;
     // What its tokens mean must be what the model reads (a hand-edited or mismatched state).
     if let Some(domain) = problem::domain_by_name(&meta.domain) {
-        let vocab = meta.tokenizer(domain).vocab_size() as usize;
-        if vocab != t.model.config().vocab {
-            anyhow::bail!(
-                "{}: the model's vocabulary ({}) is not that of its tokenizer ({vocab})",
-                dir.display(),
-                t.model.config().vocab
-            );
-        }
+        players::check_vocabulary(&dir, &meta, domain, &t.model)?;
     }
     Ok((t, meta))
 }

@@ -12,7 +12,7 @@ mod controller;
 mod replay;
 mod skills;
 
-pub use controller::{ControllerConfig, DifficultyController};
+pub use controller::{ControllerConfig, DifficultyController, LiteralBound};
 pub use replay::{Replay, ReplayConfig, ReplayItem};
 pub use skills::{Skill, SkillGraph, SkillStats};
 
