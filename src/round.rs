@@ -60,6 +60,10 @@ pub struct RoundMetrics {
     pub padded_fraction: f64,
     /// Of valid problems: canonical repeats within the round or of the archive.
     pub duplicate_fraction: f64,
+    /// Of the fresh valid problems: the mean repetition penalty their shapes' copies cost them
+    /// (the crowding term).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_crowding: Option<f64>,
     pub mean_surface_ops: Option<f64>,
     pub mean_essential_ops: Option<f64>,
     pub median_solve_rate: Option<f64>,
@@ -90,6 +94,10 @@ pub struct RoundMetrics {
     /// The controller's level for each literal bound it asks for, by bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty_levels: Option<BTreeMap<u32, f64>>,
+    /// The depths the controller skips as exhausted (of its first literal bound, as
+    /// `difficulty_level`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exhausted_depths: Vec<u32>,
     /// The median solve rate of the valid proposals asked for each literal bound, by bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_solve_rates: Option<BTreeMap<u32, f64>>,
@@ -123,6 +131,10 @@ pub struct CurriculumState {
     /// checkpoints written before it existed: it starts empty).
     #[serde(default)]
     pub length_curve: judge::LengthCurve,
+    /// The share of copies by problem shape, for the crowding term (absent from checkpoints
+    /// written before it existed: it starts empty).
+    #[serde(default)]
+    pub crowding: judge::Crowding,
     pub rng: ChaCha8Rng,
     /// Rounds completed.
     pub round: u64,
@@ -140,6 +152,7 @@ pub struct Lab {
     pub replay: Replay,
     pub skills: SkillGraph,
     pub length_curve: judge::LengthCurve,
+    pub crowding: judge::Crowding,
     pub rng: ChaCha8Rng,
     /// Rounds completed.
     pub round: u64,
@@ -153,6 +166,11 @@ pub struct Lab {
     pub proposer_reference: Option<Gpt>,
     /// Interestingness scorers, when configured.
     pub scoring: Option<crate::scoring::Scoring>,
+}
+
+/// Whether a valid problem's record says it repeats one of its round or the archive.
+fn is_copy(r: &ProblemRecord) -> bool {
+    r.repetition.as_deref().is_some_and(|s| s != "fresh")
 }
 
 /// A problem's length for the length curve: its tokens, one a character.
@@ -187,6 +205,7 @@ impl Lab {
             replay: Replay::new(cfg.replay),
             skills: Vec::new(),
             length_curve: judge::LengthCurve::default(),
+            crowding: judge::Crowding::default(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             round: 0,
         });
@@ -211,6 +230,7 @@ impl Lab {
             controller: state.controller.reconfigured(cfg.controller.clone()),
             replay: state.replay,
             length_curve: state.length_curve,
+            crowding: state.crowding,
             rng: state.rng,
             round: state.round,
             cfg,
@@ -234,6 +254,7 @@ impl Lab {
             replay: self.replay.clone(),
             skills: self.skills.snapshot(),
             length_curve: self.length_curve.clone(),
+            crowding: self.crowding.clone(),
             rng: self.rng.clone(),
             round: self.round,
         }
@@ -400,6 +421,9 @@ impl Lab {
         let solver_version = format!("solver@{}", self.solver.optim.step_count());
         let mut records = Vec::with_capacity(n);
         let mut rewards = Vec::with_capacity(n);
+        // Each valid proposal's shape, for the crowding term and to take in after paying.
+        let mut shapes: Vec<Option<String>> = vec![None; n];
+        let window = cfg.reward.repetition.crowding_window;
         for (i, c) in candidates.iter().enumerate() {
             let mut r = ProblemRecord {
                 run: cfg.name.clone(),
@@ -448,7 +472,11 @@ impl Lab {
                     let baseline =
                         self.length_curve.expected(problem_length(&c.text), cfg.reward.length.min_evidence);
                     let miss = judge::TargetPenalty::miss(a, Some(targets[i]));
-                    cfg.reward.reward(p_hat, a.padding, c.repetition, miss, baseline, score)
+                    let shape = self.domain.shape(a);
+                    let repetition =
+                        cfg.reward.repetition.penalty(c.repetition, self.crowding.share(&shape, window));
+                    shapes[i] = Some(shape);
+                    cfg.reward.reward(p_hat, a.padding, repetition, miss, baseline, score)
                 }
                 (Err(e), _) => {
                     r.reason = Some(e.kind.as_str().into());
@@ -472,10 +500,16 @@ impl Lab {
             });
             records.push(r);
         }
-        // The length curve takes in this round's solve rates after paying on the curve before it.
+        // The length curve and the shapes' copies take in this round after paying on what was
+        // known before it.
         for r in records.iter().filter(|r| r.valid) {
             if let Some(p) = r.solve_rate {
                 self.length_curve.observe(problem_length(&r.text), p, cfg.reward.length.rate);
+            }
+        }
+        for (r, shape) in records.iter().zip(&shapes) {
+            if let Some(shape) = shape {
+                self.crowding.observe(shape, is_copy(r), window);
             }
         }
         archive.append(&mut records).context("writing the round to the archive")?;
@@ -564,6 +598,9 @@ impl Lab {
             }
         }
         let medians: Vec<Option<f64>> = rates_by_bound.iter().map(|r| curriculum::median(r)).collect();
+        for (r, target) in records.iter().zip(&targets).filter(|(r, _)| r.valid) {
+            self.controller.observe_copy(target, is_copy(r));
+        }
         self.controller.update(&medians);
         for (i, r) in records.iter().enumerate() {
             let (Some(p), Some(h)) = (fresh_index[i], r.canonical_hash) else { continue };
@@ -615,9 +652,8 @@ impl Lab {
             proposals: n,
             valid_fraction: valid.len() as f64 / n as f64,
             padded_fraction: valid.iter().filter(|r| r.essential_ops < r.surface_ops).count() as f64 / nv,
-            duplicate_fraction: valid.iter().filter(|r| r.repetition.as_deref() != Some("fresh")).count()
-                as f64
-                / nv,
+            duplicate_fraction: valid.iter().filter(|r| is_copy(r)).count() as f64 / nv,
+            mean_crowding: mean(&|r| (!is_copy(r)).then(|| r.rewards.as_ref().map_or(0.0, |w| w.repetition))),
             mean_surface_ops: mean(&|r| r.surface_ops.map(f64::from)),
             mean_essential_ops: mean(&|r| r.essential_ops.map(f64::from)),
             median_solve_rate: curriculum::median(&fresh_rates),
@@ -638,6 +674,7 @@ impl Lab {
             difficulty_level: self.controller.level(),
             difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
             median_solve_rates: by_bound(&medians),
+            exhausted_depths: self.controller.exhausted_depths(0),
             on_target_fraction: mean(&|r| Some(1.0 - r.rewards.as_ref()?.target_miss?)),
             replay_size: self.replay.len(),
             held_out,
@@ -779,7 +816,8 @@ mod tests {
         // Rewards from the default judge: for one operation, a fresh problem solved every time
         // and two archive copies; for three, problems in the band.
         let cfg = RunConfig::default_config().reward;
-        let reward = |p: f64, repetition| cfg.reward(p, 0.0, repetition, 0.0, None, None).total as f32;
+        let reward =
+            |p: f64, r| cfg.reward(p, 0.0, cfg.repetition.penalty(r, None), 0.0, None, None).total as f32;
         let rewards = [
             reward(1.0, judge::Repetition::Fresh),
             reward(1.0, judge::Repetition::Archive),

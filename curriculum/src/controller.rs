@@ -8,6 +8,17 @@
 //! round asks for a bound with its share, then for a depth around that bound's level: its floor
 //! or ceiling by its fractional part, plus a uniform jitter of `spread` so the proposer keeps
 //! seeing neighbouring depths.
+//!
+//! A depth whose space the archive has filled is not asked for: the controller keeps, for each
+//! bound and depth, the share of copies among the recent valid proposals asked for it, and a
+//! depth where it is above `exhausted` is skipped for the next one up (and the level kept at or
+//! above the lowest depth that is not). Arithmetic on literals up to 20 has about 800
+//! one-operation problems; once the archive holds them, everything a proposer asked for one
+//! operation can write is a copy, which no reward can change, and the solver learns nothing new
+//! from them. The share is of the proposer's own proposals, so a depth it can still write fresh
+//! problems at (wider literals, say) is not skipped.
+
+use std::collections::BTreeMap;
 
 use problem::Target;
 use rand::{Rng, RngCore};
@@ -27,6 +38,12 @@ pub struct ControllerConfig {
     pub spread: u32,
     /// The literal bounds asked for (empty: none, for a proposer taught none).
     pub literals: Vec<LiteralBound>,
+    /// A depth whose share of copies among the recent proposals asked for it is above this is
+    /// exhausted and skipped (1: never).
+    pub exhausted: f64,
+    /// Proposals asked for a depth before its share of copies is used; the share is a moving
+    /// average over about this many of the latest.
+    pub exhausted_window: u32,
 }
 
 /// One literal bound the controller asks for, with its own level.
@@ -55,6 +72,8 @@ impl Default for ControllerConfig {
             max_depth: 6,
             spread: 1,
             literals: Vec::new(),
+            exhausted: 0.5,
+            exhausted_window: 64,
         }
     }
 }
@@ -110,6 +129,12 @@ impl ControllerConfig {
         if self.min_depth == 0 || self.min_depth > self.max_depth {
             return Err("depths must satisfy 1 <= min_depth <= max_depth".into());
         }
+        if !(self.exhausted > 0.0 && self.exhausted <= 1.0) {
+            return Err(format!("exhausted must be in (0, 1], got {}", self.exhausted));
+        }
+        if self.exhausted_window == 0 {
+            return Err("exhausted_window must be at least 1, got 0".into());
+        }
         for (i, l) in self.literals.iter().enumerate() {
             let key = format!("literals[{i}]");
             if !(l.share.is_finite() && l.share > 0.0) {
@@ -140,6 +165,9 @@ pub struct DifficultyController {
     /// Current difficulty level (a depth) of each literal bound of `cfg.literals`, in order, or
     /// the one level when it has none.
     pub levels: Vec<f64>,
+    /// For each level: `depth → (share of copies, valid proposals seen)` of the proposals asked
+    /// for that depth.
+    pub copies: Vec<BTreeMap<u32, (f64, u64)>>,
 }
 
 /// The controller as stored: states written before literal bounds existed hold one `level`.
@@ -150,6 +178,8 @@ struct Stored {
     level: Option<f64>,
     #[serde(default)]
     levels: Vec<f64>,
+    #[serde(default)]
+    copies: Vec<BTreeMap<u32, (f64, u64)>>,
 }
 
 impl From<Stored> for DifficultyController {
@@ -160,30 +190,35 @@ impl From<Stored> for DifficultyController {
         if levels.len() == c.levels.len() {
             c.levels = levels;
         }
+        // States written before copies were kept start counting them.
+        if s.copies.len() == c.copies.len() {
+            c.copies = s.copies;
+        }
         c
     }
 }
 
 impl DifficultyController {
     pub fn new(cfg: ControllerConfig) -> Self {
-        let levels = cfg.classes().iter().map(|c| cfg.bound(c, c.start)).collect();
-        DifficultyController { levels, cfg }
+        let classes = cfg.classes();
+        let levels = classes.iter().map(|c| cfg.bound(c, c.start)).collect();
+        DifficultyController { levels, copies: vec![BTreeMap::new(); classes.len()], cfg }
     }
 
     /// The levels under `cfg` (a resumed run's configuration, which may bound the depths
     /// differently), clamped to its depths: a bound asked for before keeps its level, a new one
-    /// starts at its start.
-    pub fn reconfigured(self, cfg: ControllerConfig) -> Self {
+    /// starts at its start; the copies counted for a bound stay with it.
+    pub fn reconfigured(mut self, cfg: ControllerConfig) -> Self {
         let old = self.cfg.bounds();
-        let levels = cfg
+        let (levels, copies) = cfg
             .classes()
             .iter()
-            .map(|c| {
-                let kept = old.iter().position(|&b| b == c.max_literal).map(|i| self.levels[i]);
-                cfg.bound(c, kept.unwrap_or(c.start))
+            .map(|c| match old.iter().position(|&b| b == c.max_literal) {
+                Some(i) => (cfg.bound(c, self.levels[i]), std::mem::take(&mut self.copies[i])),
+                None => (cfg.bound(c, c.start), BTreeMap::new()),
             })
-            .collect();
-        DifficultyController { levels, cfg }
+            .unzip();
+        DifficultyController { levels, copies, cfg }
     }
 
     /// The level of the first literal bound (the only one when there is none).
@@ -198,13 +233,49 @@ impl DifficultyController {
 
     /// Moves each level after a round whose problems asked for its bound had median solve rate
     /// `medians[i]` (no move where none was attempted).
+    /// Each level is then kept at or above the lowest depth of its bound not exhausted.
     pub fn update(&mut self, medians: &[Option<f64>]) {
         assert_eq!(medians.len(), self.levels.len(), "one median per level");
-        for ((level, class), m) in self.levels.iter_mut().zip(self.cfg.classes()).zip(medians) {
+        let classes = self.cfg.classes();
+        for (i, (class, m)) in classes.iter().zip(medians).enumerate() {
+            let mut level = self.levels[i];
             if let Some(m) = m.filter(|m| m.is_finite()) {
-                *level = self.cfg.bound(&class, *level + self.cfg.gain * (m - self.cfg.target));
+                level = self.cfg.bound(class, level + self.cfg.gain * (m - self.cfg.target));
             }
+            self.levels[i] = level.max(f64::from(self.floor(i, class)));
         }
+    }
+
+    /// Takes in one valid proposal asked for `target`, a copy (of the round or the archive) or
+    /// not. A target of a bound not asked for is ignored.
+    pub fn observe_copy(&mut self, target: &Target, copy: bool) {
+        let Some(i) = self.class_of(target) else { return };
+        let window = self.cfg.exhausted_window.max(1);
+        let (share, n) = self.copies[i].entry(target.depth).or_insert((0.0, 0));
+        *n += 1;
+        let step = (1.0 / *n as f64).max(1.0 / f64::from(window));
+        *share += step * (f64::from(u8::from(copy)) - *share);
+    }
+
+    /// Whether depth `depth` of level `i` is exhausted: above `exhausted` copies among the
+    /// proposals asked for it, once `exhausted_window` were seen.
+    pub fn is_exhausted(&self, i: usize, depth: u32) -> bool {
+        self.copies.get(i).and_then(|c| c.get(&depth)).is_some_and(|&(share, n)| {
+            n >= u64::from(self.cfg.exhausted_window) && share > self.cfg.exhausted
+        })
+    }
+
+    /// The exhausted depths of level `i` (within its depths), in order.
+    pub fn exhausted_depths(&self, i: usize) -> Vec<u32> {
+        let class = self.cfg.classes()[i];
+        (class.min_depth..=self.cfg.max_depth).filter(|&d| self.is_exhausted(i, d)).collect()
+    }
+
+    /// The lowest depth of level `i` not exhausted (its highest when all are).
+    fn floor(&self, i: usize, class: &Class) -> u32 {
+        (class.min_depth..=self.cfg.max_depth)
+            .find(|&d| !self.is_exhausted(i, d))
+            .unwrap_or(self.cfg.max_depth)
     }
 
     /// The index in [`levels`](Self::levels) of the bound `target` asks for.
@@ -232,13 +303,17 @@ impl DifficultyController {
                         .unwrap_or(classes.len() - 1)
                 };
                 let (class, level) = (&classes[i], self.levels[i]);
-                let floor = level.floor();
-                let frac = level - floor;
-                let base = if rng.random::<f64>() < frac { floor + 1.0 } else { floor } as i64;
+                let floor = self.floor(i, class);
+                let whole = level.floor();
+                let frac = level - whole;
+                let base = if rng.random::<f64>() < frac { whole + 1.0 } else { whole } as i64;
                 let s = i64::from(self.cfg.spread);
                 let jitter = if s > 0 { rng.random_range(-s..=s) } else { 0 };
-                let depth =
-                    (base + jitter).clamp(i64::from(class.min_depth), i64::from(self.cfg.max_depth)) as u32;
+                let mut depth = (base + jitter).clamp(i64::from(floor), i64::from(self.cfg.max_depth)) as u32;
+                // An exhausted depth above the floor is skipped for the next one up.
+                while depth < self.cfg.max_depth && self.is_exhausted(i, depth) {
+                    depth += 1;
+                }
                 Target { depth, max_literal: class.max_literal }
             })
             .collect()
@@ -357,6 +432,61 @@ mod tests {
         let t = c.targets(2000, &mut rng);
         assert!(t.iter().all(|t| t.max_literal != Some(20) || (2..=4).contains(&t.depth)));
         assert!(t.iter().any(|t| t.max_literal == Some(99) && t.depth == 3));
+    }
+
+    #[test]
+    fn an_exhausted_depth_is_skipped_and_the_level_kept_above_it() {
+        let cfg = ControllerConfig { exhausted_window: 10, ..Default::default() };
+        let mut c = DifficultyController::new(cfg.clone());
+        c.levels = vec![1.5];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        assert!(c.targets(500, &mut rng).iter().any(|t| t.depth == 1));
+        // Copies at depth 1, and at depth 3 too few to judge by; fresh problems at depth 2.
+        for i in 0..10 {
+            c.observe_copy(&Target::depth(1), i != 0);
+            c.observe_copy(&Target::depth(2), i == 0);
+        }
+        for _ in 0..9 {
+            c.observe_copy(&Target::depth(3), true);
+        }
+        assert_eq!(c.exhausted_depths(0), vec![1]);
+        assert!((c.copies[0][&1].0 - 0.9).abs() < 1e-12);
+        let t = c.targets(2000, &mut rng);
+        assert!(t.iter().all(|t| (2..=3).contains(&t.depth)), "{t:?}");
+        // A hard round would take the level below 2: it stays at the lowest depth left.
+        c.update(&[Some(0.0)]);
+        assert_eq!(c.level(), 2.0);
+        // A hole above the floor is skipped for the next depth up.
+        c.observe_copy(&Target::depth(3), true);
+        assert_eq!(c.exhausted_depths(0), vec![1, 3]);
+        c.levels = vec![3.0];
+        let t = c.targets(2000, &mut rng);
+        assert!(t.iter().all(|t| t.depth == 2 || t.depth == 4), "{t:?}");
+        // Fresh problems bring a depth back (the proposer found a way to write new ones).
+        for _ in 0..10 {
+            c.observe_copy(&Target::depth(1), false);
+        }
+        assert_eq!(c.exhausted_depths(0), vec![3]);
+        // Every depth exhausted: the highest is asked.
+        for d in 1..=6 {
+            for _ in 0..20 {
+                c.observe_copy(&Target::depth(d), true);
+            }
+        }
+        assert!(c.targets(100, &mut rng).iter().all(|t| t.depth == 6));
+        // Off at 1; the state survives a save and a reconfiguration that keeps its bound.
+        let off = c.clone().reconfigured(ControllerConfig { exhausted: 1.0, ..cfg.clone() });
+        assert!(off.exhausted_depths(0).is_empty() && off.copies == c.copies);
+        let again: DifficultyController = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+        // Copies are counted per literal bound; a bound not asked for is ignored.
+        let mut b =
+            DifficultyController::new(ControllerConfig { literals: bounds(), exhausted_window: 1, ..cfg });
+        b.observe_copy(&Target { depth: 1, max_literal: Some(99) }, true);
+        b.observe_copy(&Target { depth: 1, max_literal: Some(50) }, true);
+        assert_eq!((b.exhausted_depths(0), b.exhausted_depths(1)), (vec![], vec![1]));
+        let bad = ControllerConfig { exhausted: 0.0, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err(), "exhausted must be in (0, 1], got 0");
     }
 
     #[test]

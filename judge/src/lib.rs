@@ -139,6 +139,13 @@ pub enum Repetition {
 /// Taking the reward away alone leaves a copy earning what a fresh problem outside the band earns
 /// (nothing) — and most proposals are outside the band, so copying the archive's easy problems
 /// costs a proposer nothing. The charge makes a copy worse than any fresh valid problem.
+///
+/// A copy's penalty alone does not keep a proposer from copying: it cannot know which of a
+/// family's problems are archived, so a family whose fresh problems pay well is worth writing
+/// from even when a third of what it writes there are copies. The crowding term prices that in:
+/// a fresh problem's penalty is `crowding` times the share of copies among the recent problems of
+/// its shape ([`problem::Domain::shape`], [`Crowding`]) — what writing from that shape is
+/// expected to repeat — so a family pays less as the archive fills it, before its copies do.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RepetitionPenalty {
@@ -149,22 +156,63 @@ pub struct RepetitionPenalty {
     /// Charged at the penalty's rate: a copy with penalty 1 earns `−cost` besides any
     /// interestingness (an invalid problem earns `invalid`, −1 by default).
     pub cost: f64,
+    /// For a fresh problem: the weight in `[0, 1]` of its shape's share of copies (0: off).
+    pub crowding: f64,
+    /// Problems of a shape seen before its share of copies is used; the share is a moving
+    /// average over about this many of its latest problems.
+    pub crowding_window: u32,
 }
 
 impl Default for RepetitionPenalty {
     fn default() -> Self {
-        RepetitionPenalty { batch: 1.0, archive: 1.0, cost: 0.25 }
+        RepetitionPenalty { batch: 1.0, archive: 1.0, cost: 0.25, crowding: 1.0, crowding_window: 32 }
     }
 }
 
 impl RepetitionPenalty {
-    /// The penalty in `[0, 1]` for a repetition status.
-    pub fn penalty(&self, r: Repetition) -> f64 {
+    /// The penalty in `[0, 1]` for a repetition status and, for a fresh problem, its shape's
+    /// share of copies ([`Crowding::share`]) when known.
+    pub fn penalty(&self, r: Repetition, crowding: Option<f64>) -> f64 {
         match r {
-            Repetition::Fresh => 0.0,
+            Repetition::Fresh => {
+                crowding.filter(|c| c.is_finite()).map_or(0.0, |c| self.crowding * c.clamp(0.0, 1.0))
+            }
             Repetition::Batch { .. } => self.batch,
             Repetition::Archive => self.archive,
         }
+    }
+}
+
+/// The share of copies among the recent valid problems of each shape: a moving average per shape
+/// (the first `window` problems of a shape averaged plainly, later ones at rate `1 / window`),
+/// fed every valid proposal each round. Saved with the curriculum.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Crowding {
+    /// `shape → (share of copies, problems seen)`.
+    shapes: HashMap<String, (f64, u64)>,
+}
+
+impl Crowding {
+    /// Takes in one valid problem of `shape`, a copy or not.
+    pub fn observe(&mut self, shape: &str, copy: bool, window: u32) {
+        let (share, n) = self.shapes.entry(shape.to_owned()).or_insert((0.0, 0));
+        *n += 1;
+        let step = (1.0 / *n as f64).max(1.0 / f64::from(window.max(1)));
+        *share += step * (f64::from(u8::from(copy)) - *share);
+    }
+
+    /// The share of copies of `shape`, once `window` of its problems were seen.
+    pub fn share(&self, shape: &str, window: u32) -> Option<f64> {
+        self.shapes.get(shape).filter(|(_, n)| *n >= u64::from(window)).map(|(s, _)| *s)
+    }
+
+    /// Shapes seen.
+    pub fn len(&self) -> usize {
+        self.shapes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shapes.is_empty()
     }
 }
 
@@ -373,12 +421,16 @@ impl RewardConfig {
             ("repetition.batch", self.repetition.batch, 0.0, 1.0),
             ("repetition.archive", self.repetition.archive, 0.0, 1.0),
             ("repetition.cost", self.repetition.cost, 0.0, f64::MAX),
+            ("repetition.crowding", self.repetition.crowding, 0.0, 1.0),
             ("length.weight", self.length.weight, 0.0, 1.0),
             ("length.rate", self.length.rate, 0.0, 1.0),
             ("target.cost", self.target.cost, 0.0, f64::MAX),
             ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
             ("invalid", self.invalid, -f64::MAX, 0.0),
         ];
+        if self.repetition.crowding_window == 0 {
+            return Err("repetition.crowding_window must be at least 1, got 0".into());
+        }
         for (key, v, lo, hi) in checks {
             if !v.is_finite() || v < lo || v > hi {
                 let range = match (lo == -f64::MAX, hi == f64::MAX) {
@@ -446,15 +498,15 @@ impl RewardConfig {
         }
     }
 
-    /// The reward of a valid problem with solve rate `p`, padding and repetition status, its
-    /// target miss ([`TargetPenalty::miss`]), the length curve's solve rate at its length when
-    /// known, and an interestingness score when one is known (a missing score drops its term, it
-    /// does not count as 0).
+    /// The reward of a valid problem with solve rate `p`, padding, repetition penalty
+    /// ([`RepetitionPenalty::penalty`]), its target miss ([`TargetPenalty::miss`]), the length
+    /// curve's solve rate at its length when known, and an interestingness score when one is
+    /// known (a missing score drops its term, it does not count as 0).
     pub fn reward(
         &self,
         p: f64,
         padding: f64,
-        repetition: Repetition,
+        repetition: f64,
         target_miss: f64,
         length_baseline: Option<f64>,
         interestingness: Option<f64>,
@@ -462,7 +514,7 @@ impl RewardConfig {
         let frontier = frontier(p, self.frontier);
         let padding_factor = self.padding.factor(padding);
         let length_factor = self.length.factor(p, length_baseline);
-        let repetition = self.repetition.penalty(repetition);
+        let repetition = if repetition.is_finite() { repetition.clamp(0.0, 1.0) } else { 0.0 };
         let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
         let base = frontier * padding_factor * length_factor * (1.0 - repetition);
         let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
@@ -629,14 +681,16 @@ mod tests {
     #[test]
     fn reward_keeps_every_term() {
         // A partial archive penalty, so that every factor shows in the product.
-        let repetition = RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.25 };
+        let repetition =
+            RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.25, ..RepetitionPenalty::default() };
         let cfg = RewardConfig {
             interestingness_weight: 0.5,
             interestingness_mode: InterestMode::Additive,
             repetition,
             ..RewardConfig::default()
         };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, 0.0, None, Some(0.8));
+        let r =
+            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
@@ -645,7 +699,7 @@ mod tests {
         // at padding 0.25).
         assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5 - 0.5 * 0.25)).abs() < 1e-12);
         // A missing score drops its term.
-        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, None, None);
+        let r = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.5), -1.5, None));
@@ -655,16 +709,16 @@ mod tests {
     fn padding_an_easy_problem_into_the_band_earns_less_than_nothing_past_the_floor() {
         let cfg = RewardConfig::default();
         // `7` (always solved, earns 0) padded to `7*1+0`: solved half the time, padding 2/3.
-        assert_eq!(cfg.reward(1.0, 0.0, Repetition::Fresh, 0.0, None, None).total, 0.0);
-        let padded = cfg.reward(0.5, 2.0 / 3.0, Repetition::Fresh, 0.0, None, None);
+        assert_eq!(cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total, 0.0);
+        let padded = cfg.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None);
         assert_eq!(padded.padding_factor, 0.0);
         assert!((padded.total + cfg.padding.cost * 2.0 / 3.0).abs() < 1e-12);
         // Below the floor the discounted frontier term is paid, less the charge.
-        let light = cfg.reward(0.5, 0.25, Repetition::Fresh, 0.0, None, None);
+        let light = cfg.reward(0.5, 0.25, 0.0, 0.0, None, None);
         assert!((light.total - (0.5625 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Without the charge, padding past the floor earns what the unpadded problem earns.
         let free = RewardConfig { padding: PaddingPenalty { cost: 0.0, ..cfg.padding }, ..cfg };
-        assert_eq!(free.reward(0.5, 2.0 / 3.0, Repetition::Fresh, 0.0, None, None).total, 0.0);
+        assert_eq!(free.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None).total, 0.0);
         let bad = RewardConfig { padding: PaddingPenalty { cost: f64::NAN, ..cfg.padding }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("padding.cost must be"));
     }
@@ -673,7 +727,7 @@ mod tests {
     fn a_copy_earns_less_than_any_fresh_valid_problem() {
         let cfg = RewardConfig::default();
         let fresh_worst = [0.0, 1.0]
-            .map(|p| cfg.reward(p, 0.0, Repetition::Fresh, 0.0, None, None).total)
+            .map(|p| cfg.reward(p, 0.0, 0.0, 0.0, None, None).total)
             .into_iter()
             .fold(f64::INFINITY, f64::min);
         assert_eq!(fresh_worst, 0.0);
@@ -683,16 +737,63 @@ mod tests {
             (1.0, Repetition::Batch { first: 0 }),
             (0.5, Repetition::Batch { first: 3 }),
         ] {
-            let r = cfg.reward(p, 0.0, copy, 0.0, None, None);
+            let r = cfg.reward(p, 0.0, cfg.repetition.penalty(copy, None), 0.0, None, None);
             assert_eq!((r.repetition, r.total), (1.0, -cfg.repetition.cost), "{p} {copy:?}");
             assert!(r.total < fresh_worst && r.total > cfg.invalid);
         }
         // With the penalty off a copy is paid as a fresh problem, whatever the cost.
-        let off =
-            RewardConfig { repetition: RepetitionPenalty { batch: 0.0, archive: 0.0, cost: 0.25 }, ..cfg };
-        assert_eq!(off.reward(0.5, 0.0, Repetition::Archive, 0.0, None, None).total, 1.0);
+        let off = RewardConfig {
+            repetition: RepetitionPenalty {
+                batch: 0.0,
+                archive: 0.0,
+                cost: 0.25,
+                crowding: 0.0,
+                ..cfg.repetition
+            },
+            ..cfg
+        };
+        assert_eq!(
+            off.reward(0.5, 0.0, off.repetition.penalty(Repetition::Archive, None), 0.0, None, None).total,
+            1.0
+        );
         let bad = RewardConfig { repetition: RepetitionPenalty { cost: -0.5, ..cfg.repetition }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("repetition.cost must be"));
+    }
+
+    #[test]
+    fn a_fresh_problem_of_a_crowded_shape_is_paid_as_a_likely_copy() {
+        let cfg = RewardConfig::default();
+        let window = cfg.repetition.crowding_window;
+        let mut c = Crowding::default();
+        // Too few problems of a shape: no share yet, nothing taken.
+        for _ in 0..window - 1 {
+            c.observe("#*#", true, window);
+        }
+        assert_eq!(c.share("#*#", window), None);
+        assert_eq!(cfg.repetition.penalty(Repetition::Fresh, c.share("#*#", window)), 0.0);
+        c.observe("#*#", false, window);
+        let share = c.share("#*#", window).unwrap();
+        assert!((share - f64::from(window - 1) / f64::from(window)).abs() < 1e-12);
+        // A fresh problem of that shape loses that share of its frontier reward and is charged
+        // for it; a copy's penalty is its own, whatever its shape's share.
+        let fresh =
+            cfg.reward(0.5, 0.0, cfg.repetition.penalty(Repetition::Fresh, Some(share)), 0.0, None, None);
+        assert!((fresh.total - ((1.0 - share) - cfg.repetition.cost * share)).abs() < 1e-12);
+        assert_eq!(cfg.repetition.penalty(Repetition::Archive, Some(0.1)), 1.0);
+        assert_eq!(cfg.repetition.penalty(Repetition::Fresh, Some(f64::NAN)), 0.0);
+        let off = RepetitionPenalty { crowding: 0.0, ..cfg.repetition };
+        assert_eq!(off.penalty(Repetition::Fresh, Some(share)), 0.0);
+        // Past the window the share moves at 1 / window: fresh problems bring it down.
+        for _ in 0..4 * window {
+            c.observe("#*#", false, window);
+        }
+        assert!(c.share("#*#", window).unwrap() < 0.02);
+        assert_eq!((c.share("##*#", window), c.len()), (None, 1));
+        let bad = RewardConfig { repetition: RepetitionPenalty { crowding: 1.5, ..cfg.repetition }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("repetition.crowding must be"));
+        let bad =
+            RewardConfig { repetition: RepetitionPenalty { crowding_window: 0, ..cfg.repetition }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("repetition.crowding_window must be"));
     }
 
     #[test]
@@ -713,27 +814,28 @@ mod tests {
         let a = problem::Arith.analyze("1+2", &Limits::default()).unwrap();
         assert_eq!(TargetPenalty::miss(&a, None), 0.0);
         let cfg = RewardConfig::default();
-        let on = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, None, None);
-        let off = cfg.reward(0.5, 0.0, Repetition::Fresh, 1.0, None, None);
+        let on = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
+        let off = cfg.reward(0.5, 0.0, 0.0, 1.0, None, None);
         assert_eq!((on.target_miss, on.total), (Some(0.0), 1.0));
         assert_eq!((off.target_miss, off.total), (Some(1.0), 1.0 - cfg.target.cost));
         // Off its target a problem still earns what the band pays beyond the charge: asked for a
         // depth the solver always solves, a proposer gains by another solved 60% of the time, not
         // by one solved 90% of the time.
-        let stay = cfg.reward(1.0, 0.0, Repetition::Fresh, 0.0, None, None).total;
-        let drift = cfg.reward(0.6, 0.0, Repetition::Fresh, 1.0, None, None).total;
+        let stay = cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total;
+        let drift = cfg.reward(0.6, 0.0, 0.0, 1.0, None, None).total;
         assert!((drift - (0.8 - cfg.target.cost)).abs() < 1e-12 && drift > stay);
-        assert!(cfg.reward(0.9, 0.0, Repetition::Fresh, 1.0, None, None).total < stay);
+        assert!(cfg.reward(0.9, 0.0, 0.0, 1.0, None, None).total < stay);
         // Off: no charge.
         let free = RewardConfig { target: TargetPenalty { cost: 0.0 }, ..cfg };
-        assert_eq!(free.reward(0.5, 0.0, Repetition::Fresh, 1.0, None, None).total, 1.0);
+        assert_eq!(free.reward(0.5, 0.0, 0.0, 1.0, None, None).total, 1.0);
         assert_eq!(cfg.invalid_reward().target_miss, None);
     }
 
     #[test]
     fn an_invalid_problem_earns_less_than_any_valid_one() {
         let cfg = RewardConfig::default();
-        let worst = cfg.reward(0.0, 1.0, Repetition::Archive, 1.0, None, None).total;
+        let worst =
+            cfg.reward(0.0, 1.0, cfg.repetition.penalty(Repetition::Archive, None), 1.0, None, None).total;
         assert!((worst + cfg.repetition.cost + cfg.padding.cost + cfg.target.cost).abs() < 1e-12);
         assert!(cfg.invalid < worst);
         let bad = RewardConfig { invalid: -1.0, ..cfg };
@@ -767,7 +869,7 @@ mod tests {
             last = f;
         }
         let cfg = RewardConfig::default();
-        let r = cfg.reward(0.5, 0.0, Repetition::Fresh, 0.0, Some(0.5), None);
+        let r = cfg.reward(0.5, 0.0, 0.0, 0.0, Some(0.5), None);
         assert_eq!((r.length_baseline, r.length_factor, r.total), (Some(0.5), 0.5, 0.5));
     }
 
@@ -795,22 +897,28 @@ mod tests {
         let cfg = RewardConfig {
             interestingness_weight: 1.0,
             interestingness_mode: InterestMode::Frontier,
-            repetition: RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.0 },
+            repetition: RepetitionPenalty {
+                batch: 1.0,
+                archive: 0.5,
+                cost: 0.0,
+                ..RepetitionPenalty::default()
+            },
             ..RewardConfig::default()
         };
-        let r = cfg.reward(0.5, 0.25, Repetition::Archive, 0.0, None, Some(0.8));
+        let r =
+            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
         assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Never or always solved, or padded past the floor: interestingness earns nothing (the
         // padded problem is charged for its padding).
         for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
             assert_eq!(
-                cfg.reward(p, padding, Repetition::Fresh, 0.0, None, Some(1.0)).total,
+                cfg.reward(p, padding, 0.0, 0.0, None, Some(1.0)).total,
                 -cfg.padding.cost * padding,
                 "{p} {padding}"
             );
         }
         // At a given frontier, more interesting pays more.
-        let pay = |s| cfg.reward(0.25, 0.0, Repetition::Fresh, 0.0, None, Some(s)).total;
+        let pay = |s| cfg.reward(0.25, 0.0, 0.0, 0.0, None, Some(s)).total;
         assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
     }
 
@@ -834,11 +942,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0, miss in prop::bool::ANY) {
+        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0, miss in prop::bool::ANY, crowd in proptest::option::of(0.0f64..=1.0)) {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
             let miss = f64::from(u8::from(miss));
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
-                let r = cfg.reward(p, pad, rep, miss, None, s);
+                let r = cfg.reward(p, pad, cfg.repetition.penalty(rep, crowd), miss, None, s);
                 // A repeat, padding and a missed target are charged at most their costs, and never
                 // fall to an invalid problem's reward.
                 let charges = cfg.repetition.cost + cfg.padding.cost * pad + cfg.target.cost * miss;

@@ -246,6 +246,14 @@ pub trait Domain: Send + Sync {
         None
     }
 
+    /// A valid problem's shape: what a proposer chooses when it writes it, short of the exact
+    /// problem — the family of problems it draws from. The judge's crowding term pays a problem
+    /// less the more of its shape's recent problems were copies. By default the canonical form
+    /// (every problem its own shape).
+    fn shape(&self, analysis: &Analysis) -> String {
+        analysis.canonical.clone()
+    }
+
     /// A tokenizer over this domain's alphabet with `difficulty_levels` difficulty-target tokens.
     fn tokenizer(&self, difficulty_levels: u32) -> Tokenizer {
         Tokenizer::new(self.alphabet(), difficulty_levels)

@@ -53,7 +53,7 @@ fi
 # also stops padding: the padding terms are measured where nothing else does); the target term
 # off; the frontier reward alone (every charge off: padding, length, repetition, target).
 no_padding='[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\ncost = 0.0\n\n[reward.length]\nweight = 0.0\n'
-no_repetition='[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\n'
+no_repetition='[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\ncrowding = 0.0\n'
 # The target term off, and the invalid reward it lowered back where it was (-1): the defaults
 # before the term existed.
 no_target='[reward]\ninvalid = -1.0\n\n[reward.target]\ncost = 0.0\n'

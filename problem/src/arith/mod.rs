@@ -91,6 +91,13 @@ impl Domain for Arith {
         gen::pad(self, problem, identities, rng)
     }
 
+    /// The canonical form with each literal replaced by one `#` per digit: `9*(2+13)` is
+    /// `#*(#+##)`, the shape of every product of a one-digit number and a sum of a one-digit and
+    /// a two-digit one.
+    fn shape(&self, analysis: &Analysis) -> String {
+        analysis.canonical.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect()
+    }
+
     fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
         features::features(text, analysis)
     }
@@ -135,6 +142,18 @@ mod tests {
         assert!(a.padded());
         let b = Arith.analyze("7 + 12", &Limits::default()).unwrap();
         assert_eq!((b.hash, b.padding, b.padded()), (a.hash, 0.0, false));
+    }
+
+    #[test]
+    fn a_shape_keeps_the_operations_and_the_literals_digits() {
+        let shape = |t: &str| Arith.shape(&Arith.analyze(t, &Limits::default()).unwrap());
+        assert_eq!(shape("9*(2+13)"), "#*(#+##)");
+        // Padding and the order of commutative operands are the canonical form's: gone.
+        assert_eq!(shape("(13+2)*9*1+0"), shape("9*(2+13)"));
+        assert_eq!(shape("3*5"), shape("7*4"));
+        assert_ne!(shape("3*5"), shape("3*15"));
+        assert_ne!(shape("3*5"), shape("3+5"));
+        assert_eq!(shape("120-7"), "###-#");
     }
 
     #[test]
