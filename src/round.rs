@@ -94,10 +94,10 @@ pub struct RoundMetrics {
     /// The controller's level for each literal bound it asks for, by bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty_levels: Option<BTreeMap<u32, f64>>,
-    /// The depths the controller skips as exhausted (of its first literal bound, as
-    /// `difficulty_level`).
+    /// The depths the controller skips as exhausted, below its level (of its first literal bound,
+    /// as `difficulty_level`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exhausted_depths: Vec<u32>,
+    pub skipped_depths: Vec<u32>,
     /// The median solve rate of the valid proposals asked for each literal bound, by bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_solve_rates: Option<BTreeMap<u32, f64>>,
@@ -674,7 +674,7 @@ impl Lab {
             difficulty_level: self.controller.level(),
             difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
             median_solve_rates: by_bound(&medians),
-            exhausted_depths: self.controller.exhausted_depths(0),
+            skipped_depths: self.controller.skipped_depths(0),
             on_target_fraction: mean(&|r| Some(1.0 - r.rewards.as_ref()?.target_miss?)),
             replay_size: self.replay.len(),
             held_out,

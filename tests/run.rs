@@ -62,6 +62,110 @@ fn literal_bounds_are_asked_for_and_kept_across_a_resume() {
     assert_eq!(metrics(&run).len(), 5);
 }
 
+/// The share of copies by key, as the judge's crowding term and the controller keep it: the
+/// first `window` problems averaged plainly, later ones at `1 / window`.
+#[derive(Default)]
+struct Shares(std::collections::HashMap<String, (f64, u64)>);
+
+impl Shares {
+    fn observe(&mut self, key: String, copy: bool, window: u32) {
+        let (share, n) = self.0.entry(key).or_insert((0.0, 0));
+        *n += 1;
+        *share += (1.0 / *n as f64).max(1.0 / f64::from(window)) * (f64::from(u8::from(copy)) - *share);
+    }
+
+    fn share(&self, key: &str, window: u32) -> Option<f64> {
+        self.0.get(key).filter(|(_, n)| *n >= u64::from(window)).map(|(s, _)| *s)
+    }
+}
+
+#[test]
+fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let cfg = dir.path().join("crowding.toml");
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    let (window, exhausted_window, exhausted) = (2, 4, 0.25);
+    std::fs::write(
+        &cfg,
+        format!(
+            "{tiny}\n[reward.repetition]\ncrowding_window = {window}\n\
+             [controller]\nexhausted = {exhausted}\nexhausted_window = {exhausted_window}\n"
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    ok(&["run", "--config", c, "--run-dir", r, "--rounds", "10"]);
+    let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "6"]);
+    assert!(out.contains("resumed; ran rounds 11..16"), "{out}");
+    let records: Vec<_> = Archive::open_existing(run.join("archive"))
+        .unwrap()
+        .scan(&Filter::default(), Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect();
+    let lines = metrics(&run);
+    assert_eq!(lines.len(), 16);
+    // Replayed round by round from the archive: each round is paid on what the rounds before it
+    // left, then taken in — the resume included.
+    let (mut shapes, mut depths) = (Shares::default(), Shares::default());
+    let mut skipped_before: Vec<u64> = Vec::new();
+    let (mut crowded, mut skipped) = (0, 0);
+    for (round, line) in (1..=16u64).zip(&lines) {
+        let this: Vec<_> = records.iter().filter(|x| x.round == round).collect();
+        for x in this.iter().filter(|x| x.valid) {
+            let shape: String = x
+                .canonical
+                .as_ref()
+                .unwrap()
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect();
+            let paid = x.rewards.as_ref().unwrap().repetition;
+            if x.repetition.as_deref() == Some("fresh") {
+                let expected = shapes.share(&shape, window).unwrap_or(0.0);
+                assert!(
+                    (paid - expected).abs() < 1e-12,
+                    "round {round}: {x:?} paid {paid}, expected {expected}"
+                );
+                crowded += usize::from(expected > 0.0);
+            } else {
+                assert_eq!(paid, 1.0, "{x:?}");
+            }
+        }
+        // No target asks for a depth the round before skipped.
+        for x in &this {
+            let d = u64::from(x.difficulty_target.unwrap());
+            assert!(!skipped_before.contains(&d), "round {round} asked for {d}: {skipped_before:?}");
+        }
+        for x in this.iter().filter(|x| x.valid) {
+            let copy = x.repetition.as_deref() != Some("fresh");
+            let shape: String = x
+                .canonical
+                .as_ref()
+                .unwrap()
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect();
+            shapes.observe(shape, copy, window);
+            depths.observe(x.difficulty_target.unwrap().to_string(), copy, exhausted_window);
+        }
+        // Exhausted and below the level's floor.
+        let floor = line["difficulty_level"].as_f64().unwrap().floor() as u64;
+        let expected: Vec<u64> = (1..floor.min(7))
+            .filter(|d| depths.share(&d.to_string(), exhausted_window).is_some_and(|s| s > exhausted))
+            .collect();
+        let reported: Vec<u64> = line["skipped_depths"]
+            .as_array()
+            .map_or(Vec::new(), |a| a.iter().map(|d| d.as_u64().unwrap()).collect());
+        assert_eq!(reported, expected, "round {round}: {line}");
+        skipped += usize::from(!expected.is_empty());
+        skipped_before = expected;
+    }
+    // What is checked happened: fresh problems paid less for their shape, depths skipped.
+    assert!(crowded > 0 && skipped > 0, "crowded {crowded}, rounds with skipped depths {skipped}");
+}
+
 #[test]
 fn a_run_writes_everything_and_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,14 +9,17 @@
 //! or ceiling by its fractional part, plus a uniform jitter of `spread` so the proposer keeps
 //! seeing neighbouring depths.
 //!
-//! A depth whose space the archive has filled is not asked for: the controller keeps, for each
-//! bound and depth, the share of copies among the recent valid proposals asked for it, and a
-//! depth where it is above `exhausted` is skipped for the next one up (and the level kept at or
-//! above the lowest depth that is not). Arithmetic on literals up to 20 has about 800
-//! one-operation problems; once the archive holds them, everything a proposer asked for one
-//! operation can write is a copy, which no reward can change, and the solver learns nothing new
-//! from them. The share is of the proposer's own proposals, so a depth it can still write fresh
-//! problems at (wider literals, say) is not skipped.
+//! An easy depth whose space the archive has filled is not asked for: the controller keeps, for
+//! each bound and depth, the share of copies among the recent valid proposals asked for it, and
+//! a depth below the level where it is above `exhausted` is skipped for the next one up.
+//! Arithmetic on literals up to 20 has about 800 one-operation problems; once the archive holds
+//! them, everything a proposer asked for one operation can write is a copy, which no reward can
+//! change, and the solver learns nothing new from them. Only depths the spread reaches below the
+//! level's floor are skipped: the median is held by the depths at the level, and skipping one of
+//! those would leave the controller nothing easier to ask (measured: with the repetition terms
+//! off, copies of two-operation problems passed one half, and a controller that skipped depth 2
+//! at level 2.9 held the median at 0.2–0.3). The share is of the proposer's own proposals, so a
+//! depth it can still write fresh problems at (wider literals, say) is not skipped.
 
 use std::collections::BTreeMap;
 
@@ -38,8 +41,8 @@ pub struct ControllerConfig {
     pub spread: u32,
     /// The literal bounds asked for (empty: none, for a proposer taught none).
     pub literals: Vec<LiteralBound>,
-    /// A depth whose share of copies among the recent proposals asked for it is above this is
-    /// exhausted and skipped (1: never).
+    /// A depth below the level's floor whose share of copies among the recent proposals asked
+    /// for it is above this is exhausted and skipped (1: never).
     pub exhausted: f64,
     /// Proposals asked for a depth before its share of copies is used; the share is a moving
     /// average over about this many of the latest.
@@ -233,16 +236,14 @@ impl DifficultyController {
 
     /// Moves each level after a round whose problems asked for its bound had median solve rate
     /// `medians[i]` (no move where none was attempted).
-    /// Each level is then kept at or above the lowest depth of its bound not exhausted.
     pub fn update(&mut self, medians: &[Option<f64>]) {
         assert_eq!(medians.len(), self.levels.len(), "one median per level");
         let classes = self.cfg.classes();
         for (i, (class, m)) in classes.iter().zip(medians).enumerate() {
-            let mut level = self.levels[i];
             if let Some(m) = m.filter(|m| m.is_finite()) {
-                level = self.cfg.bound(class, level + self.cfg.gain * (m - self.cfg.target));
+                self.levels[i] =
+                    self.cfg.bound(class, self.levels[i] + self.cfg.gain * (m - self.cfg.target));
             }
-            self.levels[i] = level.max(f64::from(self.floor(i, class)));
         }
     }
 
@@ -265,17 +266,15 @@ impl DifficultyController {
         })
     }
 
-    /// The exhausted depths of level `i` (within its depths), in order.
-    pub fn exhausted_depths(&self, i: usize) -> Vec<u32> {
-        let class = self.cfg.classes()[i];
-        (class.min_depth..=self.cfg.max_depth).filter(|&d| self.is_exhausted(i, d)).collect()
+    /// Whether depth `depth` of level `i` is skipped: exhausted, and below the level's floor.
+    pub fn is_skipped(&self, i: usize, depth: u32) -> bool {
+        f64::from(depth) < self.levels[i].floor() && self.is_exhausted(i, depth)
     }
 
-    /// The lowest depth of level `i` not exhausted (its highest when all are).
-    fn floor(&self, i: usize, class: &Class) -> u32 {
-        (class.min_depth..=self.cfg.max_depth)
-            .find(|&d| !self.is_exhausted(i, d))
-            .unwrap_or(self.cfg.max_depth)
+    /// The depths of level `i` skipped now, in order.
+    pub fn skipped_depths(&self, i: usize) -> Vec<u32> {
+        let class = self.cfg.classes()[i];
+        (class.min_depth..=self.cfg.max_depth).filter(|&d| self.is_skipped(i, d)).collect()
     }
 
     /// The index in [`levels`](Self::levels) of the bound `target` asks for.
@@ -303,15 +302,16 @@ impl DifficultyController {
                         .unwrap_or(classes.len() - 1)
                 };
                 let (class, level) = (&classes[i], self.levels[i]);
-                let floor = self.floor(i, class);
                 let whole = level.floor();
                 let frac = level - whole;
                 let base = if rng.random::<f64>() < frac { whole + 1.0 } else { whole } as i64;
                 let s = i64::from(self.cfg.spread);
                 let jitter = if s > 0 { rng.random_range(-s..=s) } else { 0 };
-                let mut depth = (base + jitter).clamp(i64::from(floor), i64::from(self.cfg.max_depth)) as u32;
-                // An exhausted depth above the floor is skipped for the next one up.
-                while depth < self.cfg.max_depth && self.is_exhausted(i, depth) {
+                let mut depth =
+                    (base + jitter).clamp(i64::from(class.min_depth), i64::from(self.cfg.max_depth)) as u32;
+                // An exhausted depth below the level's floor is skipped for the next one up (at
+                // most the floor, which is never skipped).
+                while self.is_skipped(i, depth) {
                     depth += 1;
                 }
                 Target { depth, max_literal: class.max_literal }
@@ -435,10 +435,10 @@ mod tests {
     }
 
     #[test]
-    fn an_exhausted_depth_is_skipped_and_the_level_kept_above_it() {
+    fn an_exhausted_depth_below_the_level_is_skipped() {
         let cfg = ControllerConfig { exhausted_window: 10, ..Default::default() };
         let mut c = DifficultyController::new(cfg.clone());
-        c.levels = vec![1.5];
+        c.levels = vec![2.5];
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         assert!(c.targets(500, &mut rng).iter().any(|t| t.depth == 1));
         // Copies at depth 1, and at depth 3 too few to judge by; fresh problems at depth 2.
@@ -449,42 +449,40 @@ mod tests {
         for _ in 0..9 {
             c.observe_copy(&Target::depth(3), true);
         }
-        assert_eq!(c.exhausted_depths(0), vec![1]);
         assert!((c.copies[0][&1].0 - 0.9).abs() < 1e-12);
-        let t = c.targets(2000, &mut rng);
-        assert!(t.iter().all(|t| (2..=3).contains(&t.depth)), "{t:?}");
-        // A hard round would take the level below 2: it stays at the lowest depth left.
+        assert_eq!(c.skipped_depths(0), vec![1]);
+        let depths: Vec<u32> = c.targets(2000, &mut rng).iter().map(|t| t.depth).collect();
+        assert!(depths.iter().all(|d| (2..=4).contains(d)) && depths.contains(&4));
+        // Below the level's floor only: at level 1.5 the median is held at depths 1 and 2, and
+        // depth 1 is asked, exhausted or not; the level itself moves as it always did.
         c.update(&[Some(0.0)]);
-        assert_eq!(c.level(), 2.0);
-        // A hole above the floor is skipped for the next depth up.
+        assert_eq!((c.level(), c.skipped_depths(0)), (1.5, vec![]));
+        assert!(c.is_exhausted(0, 1));
+        assert!(c.targets(500, &mut rng).iter().any(|t| t.depth == 1));
+        // Depth 3 exhausted too: at level 4.0 depths 1 and 3 are skipped for the next one up.
         c.observe_copy(&Target::depth(3), true);
-        assert_eq!(c.exhausted_depths(0), vec![1, 3]);
-        c.levels = vec![3.0];
-        let t = c.targets(2000, &mut rng);
-        assert!(t.iter().all(|t| t.depth == 2 || t.depth == 4), "{t:?}");
+        c.levels = vec![4.0];
+        assert_eq!(c.skipped_depths(0), vec![1, 3]);
+        let c4 = DifficultyController { cfg: ControllerConfig { spread: 3, ..cfg.clone() }, ..c.clone() };
+        let depths: Vec<u32> = c4.targets(3000, &mut rng).iter().map(|t| t.depth).collect();
+        assert!(depths.iter().all(|d| [2, 4, 5, 6].contains(d)) && depths.contains(&2));
         // Fresh problems bring a depth back (the proposer found a way to write new ones).
         for _ in 0..10 {
             c.observe_copy(&Target::depth(1), false);
         }
-        assert_eq!(c.exhausted_depths(0), vec![3]);
-        // Every depth exhausted: the highest is asked.
-        for d in 1..=6 {
-            for _ in 0..20 {
-                c.observe_copy(&Target::depth(d), true);
-            }
-        }
-        assert!(c.targets(100, &mut rng).iter().all(|t| t.depth == 6));
+        assert_eq!(c.skipped_depths(0), vec![3]);
         // Off at 1; the state survives a save and a reconfiguration that keeps its bound.
         let off = c.clone().reconfigured(ControllerConfig { exhausted: 1.0, ..cfg.clone() });
-        assert!(off.exhausted_depths(0).is_empty() && off.copies == c.copies);
+        assert!(off.skipped_depths(0).is_empty() && off.copies == c.copies);
         let again: DifficultyController = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(again, c);
         // Copies are counted per literal bound; a bound not asked for is ignored.
         let mut b =
             DifficultyController::new(ControllerConfig { literals: bounds(), exhausted_window: 1, ..cfg });
+        b.levels = vec![3.0, 2.0];
         b.observe_copy(&Target { depth: 1, max_literal: Some(99) }, true);
         b.observe_copy(&Target { depth: 1, max_literal: Some(50) }, true);
-        assert_eq!((b.exhausted_depths(0), b.exhausted_depths(1)), (vec![], vec![1]));
+        assert_eq!((b.skipped_depths(0), b.skipped_depths(1)), (vec![], vec![1]));
         let bad = ControllerConfig { exhausted: 0.0, ..Default::default() };
         assert_eq!(bad.validate().unwrap_err(), "exhausted must be in (0, 1], got 0");
     }

@@ -154,7 +154,7 @@ pub struct RepetitionPenalty {
     /// For a canonical duplicate of an archived problem.
     pub archive: f64,
     /// Charged at the penalty's rate: a copy with penalty 1 earns `−cost` besides any
-    /// interestingness (an invalid problem earns `invalid`, −1 by default).
+    /// interestingness (an invalid problem earns `invalid`, −1.5 by default).
     pub cost: f64,
     /// For a fresh problem: the weight in `[0, 1]` of its shape's share of copies (0: off).
     pub crowding: f64,

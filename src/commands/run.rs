@@ -56,11 +56,19 @@ fn progress_line(m: &RoundMetrics) -> String {
         Some(levels) => levels.iter().map(|(b, l)| format!("{l:.2} (≤{b})")).collect::<Vec<_>>().join(" "),
         None => format!("{:.2}", m.difficulty_level),
     };
+    // Depths the controller skips as exhausted (`level 2.40 (skipping 1)`).
+    let skipping = if m.skipped_depths.is_empty() {
+        String::new()
+    } else {
+        let d: Vec<String> = m.skipped_depths.iter().map(u32::to_string).collect();
+        format!(" (skipping {})", d.join(", "))
+    };
     format!(
-        "round {:>5}  valid {:.2}  padded {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {level}  {:.1} problems/s{scorers}{held_out}",
+        "round {:>5}  valid {:.2}  padded {:.2}  copies {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {level}{skipping}  {:.1} problems/s{scorers}{held_out}",
         m.round,
         m.valid_fraction,
         m.padded_fraction,
+        m.duplicate_fraction,
         fmt(m.median_solve_rate),
         m.band_fraction,
         m.mean_reward,

@@ -21,6 +21,7 @@ ARMS = [
     "no-padding",
     "no-repetition",
     "no-penalties",
+    "no-crowding",
     "no-target",
     "frontier-only",
     "anchor",
@@ -28,7 +29,7 @@ ARMS = [
 ]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
           "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",
-          "difficulty_level", "on_target_fraction"]
+          "difficulty_level", "on_target_fraction", "mean_crowding"]
 START = 25
 # Problems this small are the ones padding can push into the band: the solver solves them nearly
 # always unpadded.
@@ -157,6 +158,10 @@ def run_summary(d, windows, warm_items):
             str(b): surface_at_essential([r for r in valid if r.get("literal_target") == b], windows)
             for b in bounds
         } if valid else None,
+        "copies_by_target": copies_by_target(valid, windows),
+        "copies_last_tenth": copies_summary(valid, windows),
+        "shape_spread": shape_spread(valid, windows),
+        "skipped_depths": skipped_by_window(rows, windows),
         "padded_easy": padded_easy_curve(valid, windows),
         "padded_easy_target": padded_easy_curve(valid, windows, size="difficulty_target"),
         "padding_by_target": padding_by_size(valid, "difficulty_target"),
@@ -199,6 +204,25 @@ def padded_summary(tried):
     return out
 
 
+def copies_summary(tried, windows):
+    """What copies and fresh problems were, over the last tenth of the rounds: how many, their
+    mean p̂, the share in the band and their mean reward. Copies that pay sit in the band; copies
+    that cost are accidents of a space the archive fills."""
+    if not tried:
+        return None
+    last = by_window(tried, windows)[-1]
+    out = {}
+    for name, keep in [("copies", lambda r: r["repetition"] != "fresh"), ("fresh", lambda r: r["repetition"] == "fresh")]:
+        rs = [r for r in last if keep(r)]
+        out[name] = {
+            "problems": len(rs),
+            "mean_solve_rate": mean(rs, lambda r: r["solve_rate"]),
+            "in_band": share(rs, lambda r: 0.2 <= r["solve_rate"] <= 0.8),
+            "mean_reward": mean(rs, lambda r: r["rewards"]["total"]),
+        }
+    return out
+
+
 def valid_problems(path):
     """The run's valid proposals that the solver tried (`selfplay archive export --valid`)."""
     if not os.path.exists(path):
@@ -235,6 +259,46 @@ def surface_at_essential(rows, windows, sizes=SIZES):
                           "solve_rate_unpadded": mean([r for r in span if not r["padding"]], lambda r: r["solve_rate"])})
         out[str(e)] = curve
     return out
+
+
+def shape(r):
+    """A problem's shape, as the judge's crowding term reads it: its canonical form with each
+    literal's digits as `#`."""
+    return re.sub(r"[0-9]", "#", r["canonical"])
+
+
+def copies_by_target(rows, windows, sizes=SIZES):
+    """By depth asked for and tenth of the rounds: how many valid proposals were asked for it, and
+    the share of them that are canonical copies."""
+    if not rows:
+        return None
+    spans = by_window(rows, windows)
+    return {str(d): [{"problems": len(span), "copies": share(span, lambda r: r["repetition"] != "fresh")}
+                     for span in ([r for r in w if r.get("difficulty_target") == d] for w in spans)]
+            for d in sizes}
+
+
+def shape_spread(rows, windows, essential=EASY, top=5):
+    """How widely the proposer writes at `essential` operations: by tenth of the rounds, the
+    valid proposals of that size, their distinct shapes, and the share of them in the span's `top`
+    most frequent shapes."""
+    if not rows:
+        return None
+    out = []
+    for w in by_window(rows, windows):
+        span = [shape(r) for r in w if r.get("essential_ops") == essential]
+        counts = sorted((span.count(s) for s in set(span)), reverse=True)
+        out.append({"problems": len(span), "shapes": len(counts),
+                    "top_share": round(sum(counts[:top]) / len(span), 4) if span else None})
+    return out
+
+
+def skipped_by_window(rows, windows):
+    """The depths the controller skipped as exhausted at the last round of each tenth."""
+    n = len(rows)
+    last = [rows[min(n, (w + 1) * n // windows) - 1] for w in range(windows)]
+    # `exhausted_depths`: the key of the version measured before depths were skipped only below the level.
+    return [r.get("skipped_depths") or r.get("exhausted_depths") or [] for r in last]
 
 
 def padded_easy_curve(rows, windows, most=EASY, size="essential_ops"):
@@ -340,7 +404,10 @@ def main():
                        ("median_solve_rate", "Controller: median p̂ of the proposals (its target 0.5)"),
                        ("difficulty_level", "Controller: difficulty level (target depth)"),
                        ("on_target_fraction", "Controller: valid proposals on the target asked for (its depth, "
-                                              "literals within its bound)")]:
+                                              "literals within its bound)"),
+                       ("mean_crowding", "Repetition: mean crowding penalty of the fresh valid proposals")]:
+        if all(r["start"][key] is None and not any(r["curves"][key]) for r in runs.values()):
+            continue
         print(f"\n{title}: the first {START} rounds, then by tenth of the run\n")
         print(f"| run | 1–{START} | " + " | ".join(str(i + 1) for i in range(a.windows)) + " |")
         print("|---|---|" + "---|" * a.windows)
@@ -383,6 +450,39 @@ def main():
                 cell = lambda w: " / ".join("–" if by_size[str(e)][w].get(key) is None
                                             else f"{by_size[str(e)][w][key]:.2f}" for e in SIZES)
                 print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    print("\nRepetition by depth asked: canonical-copy share of valid proposals asked for "
+          + " / ".join(str(e) for e in SIZES) + " operations (their number), by tenth of the run\n")
+    print(tenths_header(a.windows))
+    for name, r in runs.items():
+        by_target = r.get("copies_by_target")
+        if by_target:
+            cell = lambda w: " / ".join("–" if by_target[str(d)][w]["copies"] is None
+                                        else f"{by_target[str(d)][w]['copies']:.2f} ({by_target[str(d)][w]['problems']})"
+                                        for d in SIZES)
+            print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    print("\nRepetition: copies and fresh valid proposals of the last tenth of the run: problems, mean p̂, "
+          "in band, mean reward\n")
+    print("| run | copies | fresh |")
+    print("|---|---|---|")
+    for name, r in runs.items():
+        c = r.get("copies_last_tenth")
+        if c:
+            cell = lambda k: "–" if not c[k]["problems"] else (f"{c[k]['problems']}, {c[k]['mean_solve_rate']:.2f}, "
+                                                               f"{c[k]['in_band']:.2f}, {c[k]['mean_reward']:+.3f}")
+            print(f"| {name} | {cell('copies')} | {cell('fresh')} |")
+    print(f"\nRepetition: valid proposals with {EASY} essential operations, their distinct shapes, and the share "
+          "in the tenth's five most frequent shapes, by tenth of the run\n")
+    print(tenths_header(a.windows))
+    for name, r in runs.items():
+        if r.get("shape_spread"):
+            print(f"| {name} | " + " | ".join("–" if c["top_share"] is None else
+                                             f"{c['problems']}, {c['shapes']}, {c['top_share']:.2f}"
+                                             for c in r["shape_spread"]) + " |")
+    if any(any(r["skipped_depths"]) for r in runs.values()):
+        print("\nController: depths skipped as exhausted at the end of each tenth of the run\n")
+        print(tenths_header(a.windows))
+        for name, r in runs.items():
+            print(f"| {name} | " + " | ".join(", ".join(map(str, e)) or "–" for e in r["skipped_depths"]) + " |")
     bounded = {b for r in runs.values() for b in (r.get("surface_at_essential_by_bound") or {})}
     for b in sorted(bounded, key=int):
         for key, what in [("surface", "mean surface operators (padded share)"), ("copies", "canonical-copy share")]:

@@ -3,7 +3,7 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-target, frontier-only, anchor, target-baseline), JOBS
+# no-crowding, no-target, frontier-only, anchor, target-baseline), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
 # each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
@@ -18,8 +18,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-target|frontier-only|anchor|target-baseline) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-target, frontier-only, anchor, target-baseline)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -54,6 +54,8 @@ fi
 # off; the frontier reward alone (every charge off: padding, length, repetition, target).
 no_padding='[reward.padding]\nexponent = 0.0\nhard_floor = 1.0\ncost = 0.0\n\n[reward.length]\nweight = 0.0\n'
 no_repetition='[reward.repetition]\nbatch = 0.0\narchive = 0.0\ncost = 0.0\ncrowding = 0.0\n'
+# The crowding term alone off: copies still cost what they cost.
+no_crowding='[reward.repetition]\ncrowding = 0.0\n'
 # The target term off, and the invalid reward it lowered back where it was (-1): the defaults
 # before the term existed.
 no_target='[reward]\ninvalid = -1.0\n\n[reward.target]\ncost = 0.0\n'
@@ -69,6 +71,7 @@ arm_config() {
     no-padding) printf "$no_padding" ;;
     no-repetition) printf "$no_repetition" ;;
     no-penalties) printf "$no_padding\n$no_repetition" ;;
+    no-crowding) printf "$no_crowding" ;;
     no-target) printf "$no_target" ;;
     frontier-only) printf "$no_padding\n$no_repetition\n$no_target_cost" ;;
     anchor) printf "$anchor" ;;
