@@ -86,32 +86,34 @@ fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
     let r = run.to_str().unwrap();
     let cfg = dir.path().join("crowding.toml");
     let tiny = std::fs::read_to_string(TINY).unwrap();
+    // A level held at 4 and a wide spread, so that depths 1–3 are asked below the level's floor.
     let (window, exhausted_window, exhausted) = (2, 4, 0.25);
     std::fs::write(
         &cfg,
         format!(
             "{tiny}\n[reward.repetition]\ncrowding_window = {window}\n\
-             [controller]\nexhausted = {exhausted}\nexhausted_window = {exhausted_window}\n"
+             [controller]\nexhausted = {exhausted}\nexhausted_window = {exhausted_window}\n\
+             start = 4.0\ngain = 0.0\nspread = 3\n"
         ),
     )
     .unwrap();
     let c = cfg.to_str().unwrap();
-    ok(&["run", "--config", c, "--run-dir", r, "--rounds", "10"]);
-    let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "6"]);
-    assert!(out.contains("resumed; ran rounds 11..16"), "{out}");
+    ok(&["run", "--config", c, "--run-dir", r, "--rounds", "30"]);
+    let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "10"]);
+    assert!(out.contains("resumed; ran rounds 31..40"), "{out}");
     let records: Vec<_> = Archive::open_existing(run.join("archive"))
         .unwrap()
         .scan(&Filter::default(), Order::Ascending, None)
         .map(Result::unwrap)
         .collect();
     let lines = metrics(&run);
-    assert_eq!(lines.len(), 16);
+    assert_eq!(lines.len(), 40);
     // Replayed round by round from the archive: each round is paid on what the rounds before it
     // left, then taken in — the resume included.
     let (mut shapes, mut depths) = (Shares::default(), Shares::default());
     let mut skipped_before: Vec<u64> = Vec::new();
     let (mut crowded, mut skipped) = (0, 0);
-    for (round, line) in (1..=16u64).zip(&lines) {
+    for (round, line) in (1..=40u64).zip(&lines) {
         let this: Vec<_> = records.iter().filter(|x| x.round == round).collect();
         for x in this.iter().filter(|x| x.valid) {
             let shape: String = x
