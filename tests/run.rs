@@ -20,6 +20,20 @@ fn metrics(run: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Every problem of the run's archive, in the order written.
+fn records(run: &Path) -> Vec<store::ProblemRecord> {
+    Archive::open_existing(run.join("archive"))
+        .unwrap()
+        .scan(&Filter::default(), Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A valid problem's shape, as `Arith::shape` writes it: its canonical form, digits as `#`.
+fn shape(r: &store::ProblemRecord) -> String {
+    r.canonical.as_ref().unwrap().chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect()
+}
+
 #[test]
 fn literal_bounds_are_asked_for_and_kept_across_a_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,11 +50,7 @@ fn literal_bounds_are_asked_for_and_kept_across_a_resume() {
     ok(&["run", "--config", c, "--run-dir", r, "--rounds", "3"]);
     let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "2"]);
     assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
-    let records: Vec<_> = Archive::open_existing(run.join("archive"))
-        .unwrap()
-        .scan(&Filter::default(), Order::Ascending, None)
-        .map(Result::unwrap)
-        .collect();
+    let records = records(&run);
     assert_eq!(records.len(), 5 * 8);
     // Both bounds were asked for, the narrow one from two operations on.
     let asked = |b| records.iter().filter(|r| r.literal_target == Some(b)).count();
@@ -101,11 +111,7 @@ fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
     ok(&["run", "--config", c, "--run-dir", r, "--rounds", "30"]);
     let out = ok(&["run", "--config", c, "--run-dir", r, "--rounds", "10"]);
     assert!(out.contains("resumed; ran rounds 31..40"), "{out}");
-    let records: Vec<_> = Archive::open_existing(run.join("archive"))
-        .unwrap()
-        .scan(&Filter::default(), Order::Ascending, None)
-        .map(Result::unwrap)
-        .collect();
+    let records = records(&run);
     let lines = metrics(&run);
     assert_eq!(lines.len(), 40);
     // Replayed round by round from the archive: each round is paid on what the rounds before it
@@ -116,13 +122,7 @@ fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
     for (round, line) in (1..=40u64).zip(&lines) {
         let this: Vec<_> = records.iter().filter(|x| x.round == round).collect();
         for x in this.iter().filter(|x| x.valid) {
-            let shape: String = x
-                .canonical
-                .as_ref()
-                .unwrap()
-                .chars()
-                .map(|c| if c.is_ascii_digit() { '#' } else { c })
-                .collect();
+            let shape = shape(x);
             let paid = x.rewards.as_ref().unwrap().repetition;
             if x.repetition.as_deref() == Some("fresh") {
                 let expected = shapes.share(&shape, window).unwrap_or(0.0);
@@ -142,14 +142,7 @@ fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
         }
         for x in this.iter().filter(|x| x.valid) {
             let copy = x.repetition.as_deref() != Some("fresh");
-            let shape: String = x
-                .canonical
-                .as_ref()
-                .unwrap()
-                .chars()
-                .map(|c| if c.is_ascii_digit() { '#' } else { c })
-                .collect();
-            shapes.observe(shape, copy, window);
+            shapes.observe(shape(x), copy, window);
             depths.observe(x.difficulty_target.unwrap().to_string(), copy, exhausted_window);
         }
         // Exhausted and below the level's floor.
