@@ -421,6 +421,7 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
                 metric_series(m, "valid_fraction", "valid", w),
                 metric_series(m, "padded_fraction", "padded", w),
                 metric_series(m, "duplicate_fraction", "duplicate", w),
+                metric_series(m, "generator_duplicate_fraction", "duplicate by the generator", w),
                 metric_series(m, "band_fraction", "in frontier band", w),
             ],
         )?,

@@ -60,6 +60,12 @@ pub struct RoundMetrics {
     pub padded_fraction: f64,
     /// Of valid problems: canonical repeats within the round or of the archive.
     pub duplicate_fraction: f64,
+    /// Of as many problems drawn from the domain's generator at the same targets (one a target),
+    /// judged as the proposals are against the same archive: the copies a proposer that writes
+    /// its warm start's distribution would make. The archive's growth raises it; a proposer
+    /// above it repeats itself more than its warm start would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_duplicate_fraction: Option<f64>,
     /// Of the fresh valid problems: the mean repetition penalty their shapes' copies cost them
     /// (the crowding term).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +182,45 @@ fn is_copy(r: &ProblemRecord) -> bool {
 /// A problem's length for the length curve: its tokens, one a character.
 fn problem_length(text: &str) -> u32 {
     text.chars().count().try_into().unwrap_or(u32::MAX)
+}
+
+/// Seed offset of the generator problems each round measures copies against.
+const GENERATOR_SEED: u64 = 0x6765_6e65;
+
+/// The generator's stream for `round`: its own, so that measuring what the generator would copy
+/// changes nothing else a run draws.
+fn generator_rng(seed: u64, round: u64) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ GENERATOR_SEED);
+    rng.set_stream(round);
+    rng
+}
+
+/// The share of copies (of each other or of `known`) among the valid problems of one draw from
+/// the domain's generator per target, of the target's depth and literal bound (`max_literal`
+/// without one); `None` when none is valid. A target the generator cannot draw is left out.
+fn generator_duplicates(
+    domain: &dyn Domain,
+    limits: &Limits,
+    targets: &[problem::Target],
+    max_literal: u32,
+    rng: &mut ChaCha8Rng,
+    known: &dyn judge::KnownHashes,
+) -> Option<f64> {
+    let texts: Vec<String> = targets
+        .iter()
+        .filter_map(|t| {
+            let spec = problem::GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
+            domain.generate(&spec, rng).ok().map(|g| g.problem)
+        })
+        .collect();
+    let valid: Vec<judge::Repetition> = judge::judge_batch(domain, limits, &texts, known)
+        .into_iter()
+        .filter(|c| c.analysis.is_ok())
+        .map(|c| c.repetition)
+        .collect();
+    let copies = valid.iter().filter(|r| **r != judge::Repetition::Fresh).count();
+    (!valid.is_empty()).then(|| copies as f64 / valid.len() as f64)
 }
 
 /// Mastery threshold and evidence of the skill graph.
@@ -343,6 +388,14 @@ impl Lab {
         };
         let known = &self.known;
         let candidates = judge::judge_batch(self.domain, &limits, &texts, &|h: u64| known.contains(&h));
+        let generator_duplicate_fraction = generator_duplicates(
+            self.domain,
+            &limits,
+            &targets,
+            cfg.warm_start.proposer.max_literal,
+            &mut generator_rng(cfg.seed, round),
+            &|h: u64| known.contains(&h),
+        );
         timings.judge = t.elapsed().as_secs_f64();
 
         // 4. Solve: fresh valid problems and replayed ones, `k` attempts each.
@@ -653,6 +706,7 @@ impl Lab {
             valid_fraction: valid.len() as f64 / n as f64,
             padded_fraction: valid.iter().filter(|r| r.essential_ops < r.surface_ops).count() as f64 / nv,
             duplicate_fraction: valid.iter().filter(|r| is_copy(r)).count() as f64 / nv,
+            generator_duplicate_fraction,
             mean_crowding: mean(&|r| (!is_copy(r)).then(|| r.rewards.as_ref().map_or(0.0, |w| w.repetition))),
             mean_surface_ops: mean(&|r| r.surface_ops.map(f64::from)),
             mean_essential_ops: mean(&|r| r.essential_ops.map(f64::from)),
@@ -839,5 +893,49 @@ mod tests {
             let sum = |d: u32| (0..6).filter(|&i| targets[i].depth == d).map(|i| target[i]).sum::<f32>();
             assert!(sum(1).abs() < 1e-5 && sum(3).abs() < 1e-5, "{target:?}");
         }
+    }
+
+    #[test]
+    fn the_generator_copies_what_the_archive_holds_at_the_targets_asked() {
+        use rand::RngCore;
+        let domain: &dyn Domain = &problem::Arith;
+        let limits = Limits::default();
+        let hash = |text: &str| domain.analyze(text, &limits).expect("generated problems are valid").hash;
+        // Every one-operation problem with literals up to 1, from a stream of its own.
+        let mut rng = generator_rng(7, 0);
+        let small = problem::GenSpec { depth: 1, max_literal: 1 };
+        let tiny: HashSet<u64> =
+            (0..2000).map(|_| hash(&domain.generate(&small, &mut rng).unwrap().problem)).collect();
+        let copies = |targets: &[problem::Target], known: &HashSet<u64>, round: u64| {
+            generator_duplicates(domain, &limits, targets, 20, &mut generator_rng(1, round), known)
+        };
+        // Asked for literals up to 1, the generator writes nothing the archive does not hold;
+        // without a bound it keeps to `max_literal` (20), and most of its problems are new.
+        let bounded = vec![problem::Target { depth: 1, max_literal: Some(1) }; 64];
+        assert_eq!(copies(&bounded, &tiny, 1), Some(1.0));
+        let unbounded = vec![problem::Target::depth(1); 64];
+        let share = copies(&unbounded, &tiny, 1).unwrap();
+        assert!(share < 0.2, "{share}");
+        // With nothing archived, a copy is one of the round's own: many among 64 problems from a
+        // handful, none among 32 four-operation problems.
+        let none = HashSet::new();
+        let share = copies(&bounded, &none, 1).unwrap();
+        assert!(share > 1.0 - tiny.len() as f64 / 64.0 - 1e-9 && share < 1.0, "{share} of {}", tiny.len());
+        assert_eq!(copies(&vec![problem::Target::depth(4); 32], &none, 1), Some(0.0));
+        // Depth 2 against half of a depth-2 archive: between nothing and everything.
+        let two = problem::GenSpec { depth: 2, max_literal: 20 };
+        let half: HashSet<u64> =
+            (0..3000).map(|_| hash(&domain.generate(&two, &mut rng).unwrap().problem)).collect();
+        let share = copies(&vec![problem::Target::depth(2); 256], &half, 3).unwrap();
+        assert!(share > 0.02 && share < 0.5, "{share}");
+        // Problems the judge refuses are not counted, and none valid gives no share.
+        let short = Limits { max_tokens: 2, ..Limits::default() };
+        let mut r = generator_rng(1, 1);
+        assert_eq!(generator_duplicates(domain, &short, &unbounded, 20, &mut r, &none), None);
+        assert_eq!(generator_duplicates(domain, &limits, &[], 20, &mut r, &none), None);
+        // Each round has its own stream, the same on every run with the seed.
+        assert_eq!(generator_rng(1, 5).next_u64(), generator_rng(1, 5).next_u64());
+        assert_ne!(generator_rng(1, 5).next_u64(), generator_rng(1, 6).next_u64());
+        assert_ne!(generator_rng(1, 5).next_u64(), generator_rng(2, 5).next_u64());
     }
 }

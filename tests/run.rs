@@ -159,6 +159,11 @@ fn crowded_shapes_are_paid_less_and_exhausted_depths_skipped_across_a_resume() {
     }
     // What is checked happened: fresh problems paid less for their shape, depths skipped.
     assert!(crowded > 0 && skipped > 0, "crowded {crowded}, rounds with skipped depths {skipped}");
+    // Every round measures what the generator would copy at its targets.
+    for line in &lines {
+        let g = line["generator_duplicate_fraction"].as_f64().expect("every round draws");
+        assert!((0.0..=1.0).contains(&g), "{line}");
+    }
 }
 
 #[test]

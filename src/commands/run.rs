@@ -63,8 +63,10 @@ fn progress_line(m: &RoundMetrics) -> String {
         let d: Vec<String> = m.skipped_depths.iter().map(u32::to_string).collect();
         format!(" (skipping {})", d.join(", "))
     };
+    // What the generator would have copied at the same targets (`copies 0.12 (generator 0.10)`).
+    let generator = m.generator_duplicate_fraction.map_or(String::new(), |g| format!(" (generator {g:.2})"));
     format!(
-        "round {:>5}  valid {:.2}  padded {:.2}  copies {:.2}  median p {}  in band {:.2}  reward {:+.3}  level {level}{skipping}  {:.1} problems/s{scorers}{held_out}",
+        "round {:>5}  valid {:.2}  padded {:.2}  copies {:.2}{generator}  median p {}  in band {:.2}  reward {:+.3}  level {level}{skipping}  {:.1} problems/s{scorers}{held_out}",
         m.round,
         m.valid_fraction,
         m.padded_fraction,

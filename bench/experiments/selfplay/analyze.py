@@ -29,7 +29,8 @@ ARMS = [
 ]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
           "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",
-          "difficulty_level", "on_target_fraction", "mean_crowding"]
+          "difficulty_level", "on_target_fraction", "mean_crowding", "generator_duplicate_fraction",
+          "excess_duplicate_fraction"]
 START = 25
 # Problems this small are the ones padding can push into the band: the solver solves them nearly
 # always unpadded.
@@ -110,6 +111,9 @@ def run_summary(d, windows, warm_items):
     bounds = bounds_of(rows)
     for r in rows:
         r["surface_per_essential"] = ratio(r)
+        # Copies beyond what the generator, at the same targets and against the same archive, makes.
+        g = r.get("generator_duplicate_fraction")
+        r["excess_duplicate_fraction"] = None if g is None else r["duplicate_fraction"] - g
         # Each literal bound's level and median as curves of their own.
         for b in bounds:
             r[f"difficulty_level_{b}"] = (r.get("difficulty_levels") or {}).get(str(b))
@@ -405,7 +409,11 @@ def main():
                        ("difficulty_level", "Controller: difficulty level (target depth)"),
                        ("on_target_fraction", "Controller: valid proposals on the target asked for (its depth, "
                                               "literals within its bound)"),
-                       ("mean_crowding", "Repetition: mean crowding penalty of the fresh valid proposals")]:
+                       ("mean_crowding", "Repetition: mean crowding penalty of the fresh valid proposals"),
+                       ("generator_duplicate_fraction", "Repetition: canonical-duplicate fraction of one generator "
+                                                        "problem per target, against the same archive"),
+                       ("excess_duplicate_fraction", "Repetition: the proposals' duplicate fraction less the "
+                                                     "generator's")]:
         if all(r["start"][key] is None and not any(r["curves"][key]) for r in runs.values()):
             continue
         print(f"\n{title}: the first {START} rounds, then by tenth of the run\n")
