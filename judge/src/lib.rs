@@ -187,28 +187,54 @@ impl RepetitionPenalty {
 
 /// The share of copies among the recent valid problems of each shape: a moving average per shape
 /// (the first `window` problems of a shape averaged plainly, later ones at rate `1 / window`),
-/// fed every valid proposal each round. Saved with the curriculum.
+/// fed every valid proposal each round. Saved with the curriculum. It keeps at most
+/// [`Crowding::SHAPES`] shapes: past them, those seen longest ago are forgotten (one that comes
+/// back gathers its evidence again), so that a run of days keeps a bounded state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Crowding {
-    /// `shape → (share of copies, problems seen)`.
-    shapes: HashMap<String, (f64, u64)>,
+    shapes: HashMap<String, ShapeCopies>,
+    /// Problems taken in: the clock `ShapeCopies::last` is read on (absent from older states).
+    #[serde(default)]
+    clock: u64,
 }
 
+/// One shape's copies; written `[share, seen, last]` (older states have no `last`: 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct ShapeCopies(f64, u64, #[serde(default)] u64);
+
 impl Crowding {
+    /// Shapes kept: those of the whole of a 700-round run are about 2,300.
+    pub const SHAPES: usize = 1 << 14;
+
     /// Takes in one valid problem of `shape`, a copy or not.
     pub fn observe(&mut self, shape: &str, copy: bool, window: u32) {
-        let (share, n) = self.shapes.entry(shape.to_owned()).or_insert((0.0, 0));
+        self.observe_keeping(shape, copy, window, Self::SHAPES);
+    }
+
+    /// [`Crowding::observe`], keeping at most `keep` shapes (once a quarter more were seen, the
+    /// shapes seen longest ago are dropped down to `keep`).
+    fn observe_keeping(&mut self, shape: &str, copy: bool, window: u32, keep: usize) {
+        self.clock += 1;
+        let ShapeCopies(share, n, last) =
+            self.shapes.entry(shape.to_owned()).or_insert(ShapeCopies(0.0, 0, 0));
         *n += 1;
+        *last = self.clock;
         let step = (1.0 / *n as f64).max(1.0 / f64::from(window.max(1)));
         *share += step * (f64::from(u8::from(copy)) - *share);
+        if self.shapes.len() > keep + keep.div_ceil(4) {
+            let mut lasts: Vec<u64> = self.shapes.values().map(|s| s.2).collect();
+            let cut = lasts.len() - keep;
+            let (_, &mut oldest_kept, _) = lasts.select_nth_unstable(cut);
+            self.shapes.retain(|_, s| s.2 >= oldest_kept);
+        }
     }
 
     /// The share of copies of `shape`, once `window` of its problems were seen.
     pub fn share(&self, shape: &str, window: u32) -> Option<f64> {
-        self.shapes.get(shape).filter(|(_, n)| *n >= u64::from(window)).map(|(s, _)| *s)
+        self.shapes.get(shape).filter(|s| s.1 >= u64::from(window)).map(|s| s.0)
     }
 
-    /// Shapes seen.
+    /// Shapes kept.
     pub fn len(&self) -> usize {
         self.shapes.len()
     }
@@ -791,11 +817,37 @@ mod tests {
         }
         assert!(c.share("#*#", window).unwrap() < 0.02);
         assert_eq!((c.share("##*#", window), c.len()), (None, 1));
+        // A state written before shapes were forgotten reads back, every shape seen at time 0.
+        let old: Crowding = serde_json::from_str(r##"{"shapes": {"#*#": [0.5, 40]}}"##).unwrap();
+        assert_eq!(old.share("#*#", window), Some(0.5));
+        let again: Crowding = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
         let bad = RewardConfig { repetition: RepetitionPenalty { crowding: 1.5, ..cfg.repetition }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("repetition.crowding must be"));
         let bad =
             RewardConfig { repetition: RepetitionPenalty { crowding_window: 0, ..cfg.repetition }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("repetition.crowding_window must be"));
+    }
+
+    #[test]
+    fn the_shapes_seen_longest_ago_are_forgotten() {
+        let mut c = Crowding::default();
+        // One shape seen all along, many seen once: at most a quarter more than kept, and the
+        // one seen all along is never among those dropped.
+        for i in 0..1000 {
+            c.observe_keeping(&format!("#+{i}"), false, 4, 40);
+            c.observe_keeping("#*#", true, 4, 40);
+            assert!(c.len() <= 50, "{} shapes", c.len());
+        }
+        assert_eq!(c.share("#*#", 4), Some(1.0));
+        // Those kept are the latest: the last one alone of the shapes seen once is still known.
+        assert!(c.shapes.contains_key("#+999") && !c.shapes.contains_key("#+900"));
+        assert!(c.len() >= 40, "{} shapes", c.len());
+        // A forgotten shape starts its evidence again.
+        for _ in 0..3 {
+            c.observe_keeping("#+0", true, 4, 40);
+        }
+        assert_eq!(c.share("#+0", 4), None);
     }
 
     #[test]
