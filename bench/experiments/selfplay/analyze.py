@@ -106,7 +106,7 @@ def bounds_of(rows):
     return sorted({int(b) for r in rows for b in (r.get("difficulty_levels") or {})})
 
 
-def run_summary(d, windows, warm_items):
+def run_summary(d, windows, warm_items, pool):
     rows = metrics(f"{d}/metrics.jsonl")
     bounds = bounds_of(rows)
     for r in rows:
@@ -163,6 +163,7 @@ def run_summary(d, windows, warm_items):
             for b in bounds
         } if valid else None,
         "copies_by_target": copies_by_target(valid, windows),
+        "generator_by_target": generator_by_target(valid, windows, pool),
         "copies_last_tenth": copies_summary(valid, windows),
         "shape_spread": shape_spread(valid, windows),
         "skipped_depths": skipped_by_window(rows, windows),
@@ -282,6 +283,37 @@ def copies_by_target(rows, windows, sizes=SIZES):
             for d in sizes}
 
 
+def generator_pool(path):
+    """Canonical hashes of generator problems by depth (run.sh's generator.jsonl: `selfplay gen
+    --text` judged by `selfplay judge --json`); None without the file."""
+    if not os.path.isfile(path):
+        return None
+    pool = {}
+    for g in metrics(path):
+        if g["valid"]:
+            pool.setdefault(g["essential_ops"], []).append(g["hash"])
+    return pool
+
+
+def generator_by_target(rows, windows, pool, sizes=SIZES):
+    """By depth asked for and tenth of the rounds: the share of the generator's problems of that
+    depth that the archive held at the tenth's middle round — what a proposer writing its warm
+    start's distribution would copy there — beside the proposals' own copies (copies_by_target)."""
+    if not rows or not pool:
+        return None
+    last = max(r["round"] for r in rows)
+    ordered = sorted(rows, key=lambda r: r["round"])
+    archived, i, out = set(), 0, {str(d): [] for d in sizes}
+    for w in range(windows):
+        middle = (w + 0.5) * last / windows
+        while i < len(ordered) and ordered[i]["round"] < middle:
+            archived.add(ordered[i]["canonical_hash"])
+            i += 1
+        for d in sizes:
+            out[str(d)].append(share(pool.get(d, []), lambda h: h in archived))
+    return out
+
+
 def shape_spread(rows, windows, essential=EASY, top=5):
     """How widely the proposer writes at `essential` operations: by tenth of the rounds, the
     valid proposals of that size, their distinct shapes, and the share of them in the span's `top`
@@ -375,11 +407,12 @@ def main():
     warm, warm_pass = by_depth(warm_eval), by_depth(warm_eval, "pass_at_k")
     warm_sampled = by_depth(warm_eval, "sampled")
     warm_items = items(f"{a.out}/warmstart-items.jsonl")
+    pool = generator_pool(f"{a.out}/generator.jsonl")
     runs = {}
     for arm in ARMS:
         for s in a.seeds if arm == "default" else a.ablation_seeds:
             if os.path.isfile(f"{a.out}/{arm}-{s}/eval.json"):
-                runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows, warm_items)
+                runs[f"{arm}-{s}"] = run_summary(f"{a.out}/{arm}-{s}", a.windows, warm_items, pool)
     result = {"warm_start_accuracy_by_depth": warm, "warm_start_pass_at_k_by_depth": warm_pass,
               "warm_start_sampled_by_depth": warm_sampled, "runs": runs}
     if not a.markdown:
@@ -468,6 +501,18 @@ def main():
                                         else f"{by_target[str(d)][w]['copies']:.2f} ({by_target[str(d)][w]['problems']})"
                                         for d in SIZES)
             print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
+    if any(r.get("generator_by_target") for r in runs.values()):
+        print("\nRepetition by depth asked, against the generator: canonical-copy share of valid proposals asked "
+              "for " + " / ".join(str(e) for e in SIZES) + " operations, and (after the bar) of generator problems "
+              "of that depth in the archive at the tenth's middle round, by tenth of the run\n")
+        print(tenths_header(a.windows))
+        for name, r in runs.items():
+            by_target, gen = r.get("copies_by_target"), r.get("generator_by_target")
+            if by_target and gen:
+                cell = lambda w: " / ".join("–" if by_target[str(d)][w]["copies"] is None
+                                            else f"{by_target[str(d)][w]['copies']:.2f}" for d in SIZES) + " \\| " + \
+                    " / ".join(f"{gen[str(d)][w]:.2f}" for d in SIZES)
+                print(f"| {name} | " + " | ".join(cell(w) for w in range(a.windows)) + " |")
     print("\nRepetition: copies and fresh valid proposals of the last tenth of the run: problems, mean p̂, "
           "in band, mean reward\n")
     print("| run | copies | fresh |")

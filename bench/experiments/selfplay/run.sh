@@ -45,6 +45,13 @@ if [ ! -f "$out/benchmark.jsonl" ]; then
     "$SELFPLAY" gen --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
   done > "$out/benchmark.jsonl"
 fi
+# The generator's problems of depths 1-3, judged: what a proposer that writes its warm start's
+# distribution would copy of each run's archive (analyze.py, "against the generator").
+if [ ! -f "$out/generator.jsonl" ]; then
+  for d in 1 2 3; do
+    "$SELFPLAY" gen --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
+  done | "$SELFPLAY" judge --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
+fi
 "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
   --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
 
