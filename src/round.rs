@@ -386,15 +386,14 @@ impl Lab {
                 .min(solver_ctx.saturating_sub(2 + self.solver_format.max_answer_tokens).max(1)),
             max_nesting: Limits::default().max_nesting,
         };
-        let known = &self.known;
-        let candidates = judge::judge_batch(self.domain, &limits, &texts, &|h: u64| known.contains(&h));
+        let candidates = judge::judge_batch(self.domain, &limits, &texts, &self.known);
         let generator_duplicate_fraction = generator_duplicates(
             self.domain,
             &limits,
             &targets,
             cfg.warm_start.proposer.max_literal,
             &mut generator_rng(cfg.seed, round),
-            &|h: u64| known.contains(&h),
+            &self.known,
         );
         timings.judge = t.elapsed().as_secs_f64();
 
