@@ -595,7 +595,7 @@ fn train(
         } else {
             let vars: Vec<_> = t.model.named_vars().into_iter().map(|(_, v)| v).collect();
             let (loss, grads) = cross_entropy_grads(&t.model, &vars, &pairs, pad)?;
-            t.optim.step_with(&grads, loss)?
+            t.optim.step_with(&grads, &loss)?
         };
         last_loss = r.loss;
         if r.skipped {

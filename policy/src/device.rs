@@ -1,6 +1,6 @@
 //! Where the models run: `cpu` (default) or `cuda[:N]` when built with the `cuda` feature.
 
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 
 /// Parses `cpu`, `cuda` or `cuda:N` into a device.
 pub fn parse(spec: &str) -> Result<Device, String> {
@@ -17,7 +17,30 @@ pub fn parse(spec: &str) -> Result<Device, String> {
             "device {spec:?} needs CUDA, but this selfplay was built without it (rebuild with --features cuda)"
         ));
     }
-    Device::new_cuda(cuda_index).map_err(|e| format!("device {spec:?}: {e}"))
+    // One explicit stream for every thread: candle's `new_cuda` gives each host thread CUDA's
+    // per-thread default stream, and kernels queued from two threads on two streams are not
+    // ordered against each other (a gradient summed before the worker that computes it is done).
+    Device::new_cuda_with_stream(cuda_index).map_err(|e| format!("device {spec:?}: {e}"))
+}
+
+/// The values of scalar tensors, as `f64`, read back in one transfer.
+///
+/// On a GPU every read-back waits for all the work queued before it; a training step reads its
+/// loss, gradient norm and statistics once, together, instead of one wait per value.
+pub fn read_scalars(scalars: &[Tensor]) -> candle_core::Result<Vec<f64>> {
+    if scalars.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wide = scalars
+        .iter()
+        .map(|s| {
+            if s.elem_count() != 1 {
+                candle_core::bail!("read_scalars: a tensor of shape {:?} is not a scalar", s.dims());
+            }
+            s.to_dtype(DType::F64)?.reshape(1)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&wide, 0)?.to_vec1::<f64>()
 }
 
 /// Keeps freed memory in the process instead of handing it back to the kernel at once.
@@ -64,6 +87,19 @@ pub fn fix_thread_count() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalars_are_read_in_order_and_exactly() {
+        let dev = Device::Cpu;
+        let a = Tensor::new(0.1f32, &dev).unwrap();
+        let b = Tensor::new(&[[2.5f64]], &dev).unwrap();
+        let c = Tensor::new(&[-3i64], &dev).unwrap();
+        let values = read_scalars(&[a, b, c]).unwrap();
+        assert_eq!(values, vec![f64::from(0.1f32), 2.5, -3.0]);
+        assert!(read_scalars(&[]).unwrap().is_empty());
+        let wide = Tensor::new(&[1f32, 2.0], &dev).unwrap();
+        assert!(read_scalars(&[wide]).unwrap_err().to_string().contains("not a scalar"));
+    }
 
     #[test]
     fn device_specs() {

@@ -318,7 +318,8 @@ impl CustomOp1 for Softmax {
 /// the cores.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
-        return linear_t(x, &w.t()?.contiguous()?, b);
+        // cuBLAS reads the transposed weight in place: no copy of it per call.
+        return linear_t(x, &w.t()?, b);
     }
     let dims = x.dims();
     let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
@@ -570,15 +571,15 @@ impl CustomOp2 for AddBias {
 /// One node where the composition is three (a scalar product, a broadcast add whose backward
 /// also fills a gradient for the mask, the softmax), each the size of the attention matrix.
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
-    if !scores.device().is_cpu() {
-        return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(mask)?, D::Minus1);
-    }
     let (b, _, t, k) = scores.dims4()?;
     let (mb, mh, mt, mk) = mask.dims4()?;
     if !(mb == 1 || mb == b) || mh != 1 || mt != t || mk != k {
         candle_core::bail!("masked softmax: mask {:?} does not fit scores {:?}", mask.dims(), scores.dims());
     }
-    let mask = mask.to_dtype(scores.dtype())?;
+    let mask = mask.to_dtype(scores.dtype())?.detach();
+    if !scores.device().is_cpu() {
+        return candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&mask)?, D::Minus1);
+    }
     scores.contiguous()?.apply_op2(&mask.contiguous()?, MaskedSoftmax { scale })
 }
 
@@ -670,20 +671,56 @@ pub fn causal_attention(qkv: &Tensor, heads: usize, rope: Option<(&Tensor, &Tens
         candle_core::bail!("causal attention: width {c3} is not 3 × heads {heads} × head width");
     }
     let dh = c3 / 3 / heads;
+    if let Some((cos, sin)) = rope {
+        if cos.dims() != [t, dh / 2] || sin.dims() != [t, dh / 2] || dh % 2 != 0 {
+            candle_core::bail!(
+                "causal attention: rotary tables {:?} do not fit {t} positions of width {dh}",
+                cos.dims()
+            );
+        }
+    }
+    // The fused op is CPU code: elsewhere the composition, whose every node has a backward there.
+    if !qkv.device().is_cpu() {
+        return causal_attention_by_composition(qkv, heads, rope);
+    }
     let rope = match rope {
         Some((cos, sin)) => {
-            if cos.dims() != [t, dh / 2] || sin.dims() != [t, dh / 2] || dh % 2 != 0 {
-                candle_core::bail!(
-                    "causal attention: rotary tables {:?} do not fit {t} positions of width {dh}",
-                    cos.dims()
-                );
-            }
             let v = |x: &Tensor| x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
             Some((v(cos)?, v(sin)?))
         }
         None => None,
     };
     qkv.contiguous()?.apply_op1(CausalAttention { heads, rope })
+}
+
+/// What [`causal_attention`] computes, as a composition of candle's differentiable ops: split,
+/// rotate, scaled causal softmax, weighted values, heads side by side. The fused op's path on any
+/// device but the CPU, and the reference its tests compare it with.
+pub fn causal_attention_by_composition(
+    qkv: &Tensor,
+    heads: usize,
+    rope: Option<(&Tensor, &Tensor)>,
+) -> Result<Tensor> {
+    let (b, t, c3) = qkv.dims3()?;
+    let (d, dh) = (c3 / 3, c3 / 3 / heads);
+    let qkv = qkv.reshape((b, t, 3, heads, dh))?.permute((2, 0, 3, 1, 4))?;
+    let (mut q, mut k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+    if let Some((cos, sin)) = rope {
+        let rotate = |x: &Tensor| -> Result<Tensor> {
+            let half = dh / 2;
+            let (x1, x2) = (x.narrow(3, 0, half)?, x.narrow(3, half, half)?);
+            let r1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+            let r2 = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+            Tensor::cat(&[&r1, &r2], 3)
+        };
+        q = rotate(&q)?;
+        k = rotate(&k)?;
+    }
+    let m: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(m, (1, 1, t, t), qkv.device())?.to_dtype(qkv.dtype())?;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?, D::Minus1)?;
+    att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))
 }
 
 struct CausalAttention {
@@ -941,8 +978,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
         );
     }
     if !q.device().is_cpu() {
-        let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?, D::Minus1)?;
-        return att.matmul(v);
+        // Nothing is differentiated here: candle's fused softmax kernel, which has no backward.
+        // The keys and values may be views of a longer cache: the products want them whole.
+        let scores = (q.contiguous()?.matmul(&k.contiguous()?.t()?)? * scale)?
+            .broadcast_add(&mask.to_dtype(q.dtype())?)?;
+        return candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v.contiguous()?);
     }
     let mask: Vec<f64> = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     // Keys and values may be views of a longer cache (`[B, H, capacity, dh]` narrowed): each
@@ -1555,36 +1595,6 @@ pub(crate) mod tests {
         Ok(())
     }
 
-    /// The composition [`causal_attention`] replaces, as the model wrote it: split, rotate,
-    /// scaled causal softmax, weighted values, heads side by side.
-    fn attention_by_composition(
-        qkv: &Tensor,
-        heads: usize,
-        rope: Option<(&Tensor, &Tensor)>,
-    ) -> Result<Tensor> {
-        let (b, t, c3) = qkv.dims3()?;
-        let (d, dh) = (c3 / 3, c3 / 3 / heads);
-        let qkv = qkv.reshape((b, t, 3, heads, dh))?.permute((2, 0, 3, 1, 4))?;
-        let (mut q, mut k, v) =
-            (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-        if let Some((cos, sin)) = rope {
-            let rotate = |x: &Tensor| -> Result<Tensor> {
-                let half = dh / 2;
-                let (x1, x2) = (x.narrow(3, 0, half)?, x.narrow(3, half, half)?);
-                let r1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
-                let r2 = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
-                Tensor::cat(&[&r1, &r2], 3)
-            };
-            q = rotate(&q)?;
-            k = rotate(&k)?;
-        }
-        let m: Vec<f64> = (0..t * t).map(|i| if i % t > i / t { -1e9 } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(m, (1, 1, t, t), qkv.device())?;
-        let scale = 1.0 / (dh as f64).sqrt();
-        let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?, D::Minus1)?;
-        att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))
-    }
-
     #[test]
     fn causal_attention_matches_the_composition_and_finite_differences() -> Result<()> {
         let (b, t, heads, dh) = (2, 5, 2, 4);
@@ -1596,7 +1606,7 @@ pub(crate) mod tests {
         let (cos, sin) = (angles.cos()?, angles.sin()?);
         for rope in [None, Some((&cos, &sin))] {
             let ours = causal_attention(&qkv, heads, rope)?;
-            let reference = attention_by_composition(&qkv, heads, rope)?;
+            let reference = causal_attention_by_composition(&qkv, heads, rope)?;
             let diff = (&ours - reference)?.abs()?.max_all()?.to_scalar::<f64>()?;
             assert!(diff < 1e-12, "forward differs by {diff}");
             let loss = |x: &Tensor| causal_attention(x, heads, rope)?.mul(&r)?.sum_all();

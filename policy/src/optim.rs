@@ -120,35 +120,63 @@ impl AdamW {
     /// Backpropagates `loss` and takes one step, unless the loss or the gradient norm is not
     /// finite: then nothing changes but the skip count.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<StepReport> {
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let lr = self.cfg.lr_at(self.step);
-        if !value.is_finite() {
-            self.skipped += 1;
-            return Ok(StepReport { loss: value, grad_norm: f64::NAN, lr, skipped: true });
-        }
         let grads = loss.backward()?;
-        self.step_with(&grads, value)
+        self.step_with(&grads, loss)
     }
 
-    /// One step from computed gradients of `loss`, unless the loss or the gradient norm is not
-    /// finite: then nothing changes but the skip count.
-    pub fn step_with(&mut self, grads: &GradStore, loss: f64) -> Result<StepReport> {
+    /// One step from computed gradients of the scalar `loss`, unless the loss or the gradient
+    /// norm is not finite: then nothing changes but the skip count.
+    pub fn step_with(&mut self, grads: &GradStore, loss: &Tensor) -> Result<StepReport> {
+        Ok(self.step_with_stats(grads, loss, &[])?.0)
+    }
+
+    /// [`AdamW::step_with`], reading back `stats` (scalar tensors: what the caller wants to
+    /// report of the step) together with the loss and the gradient norm.
+    ///
+    /// On a GPU a value read back waits for every kernel queued before it: the loss, the norm
+    /// (which decides the clipping) and the statistics are read in one transfer, once per step.
+    /// On the CPU the norm is the fused `f64` sum of squares.
+    pub fn step_with_stats(
+        &mut self,
+        grads: &GradStore,
+        loss: &Tensor,
+        stats: &[Tensor],
+    ) -> Result<(StepReport, Vec<f64>)> {
         let lr = self.cfg.lr_at(self.step);
+        let gradients = || self.params.iter().filter_map(|(_, p)| grads.get(p.as_tensor()));
+        let mut scalars = vec![loss.clone()];
+        let on_cpu = loss.device().is_cpu();
+        if !on_cpu {
+            let mut sq = Tensor::zeros((), DType::F64, loss.device())?;
+            for g in gradients() {
+                sq = (sq + g.sqr()?.sum_all()?.to_dtype(DType::F64)?)?;
+            }
+            scalars.push(sq);
+        }
+        scalars.extend(stats.iter().cloned());
+        let mut values = crate::device::read_scalars(&scalars)?;
+        let loss = values.remove(0);
+        let device_sq = if on_cpu { None } else { Some(values.remove(0)) };
         if !loss.is_finite() {
             self.skipped += 1;
-            return Ok(StepReport { loss, grad_norm: f64::NAN, lr, skipped: true });
+            return Ok((StepReport { loss, grad_norm: f64::NAN, lr, skipped: true }, values));
         }
-        let mut sq = 0.0;
-        for (_, p) in &self.params {
-            if let Some(g) = grads.get(p.as_tensor()) {
-                sq += crate::ops::sum_of_squares(g)?;
-            }
-        }
+        let sq = match device_sq {
+            Some(sq) => sq,
+            None => gradients()
+                .try_fold(0.0, |sq, g| Ok::<_, candle_core::Error>(sq + crate::ops::sum_of_squares(g)?))?,
+        };
         let norm = sq.sqrt();
         if !norm.is_finite() {
             self.skipped += 1;
-            return Ok(StepReport { loss, grad_norm: norm, lr, skipped: true });
+            return Ok((StepReport { loss, grad_norm: norm, lr, skipped: true }, values));
         }
+        self.apply(grads, norm, lr)?;
+        Ok((StepReport { loss, grad_norm: norm, lr, skipped: false }, values))
+    }
+
+    /// The AdamW update of every parameter with a gradient, clipped by the global `norm`.
+    fn apply(&mut self, grads: &GradStore, norm: f64, lr: f64) -> Result<()> {
         let scale = if self.cfg.grad_clip > 0.0 && norm > self.cfg.grad_clip {
             self.cfg.grad_clip / norm
         } else {
@@ -176,7 +204,7 @@ impl AdamW {
             self.v[i] = v;
             p.set(&next)?;
         }
-        Ok(StepReport { loss, grad_norm: norm, lr, skipped: false })
+        Ok(())
     }
 
     /// The optimizer's state as named tensors (`m.NAME`, `v.NAME`) and its counters.

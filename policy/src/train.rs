@@ -71,40 +71,51 @@ pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> R
     logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)
 }
 
-/// Mean of `x` over the positions where `mask` is 1.
-fn masked_mean(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let n = mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    (x * mask)?.sum_all()? / n.max(1.0)
+/// Mean of `x` `[B, T-1]` over the batch's completion positions (where its mask is 1: as many as
+/// its completion tokens, so the count needs no read-back from the device).
+fn masked_mean(x: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let n = batch.lengths.iter().sum::<usize>() as f64;
+    (x * &batch.mask)?.sum_all()? / n.max(1.0)
 }
 
-/// The gradient of `Σ loss(part)` over `parts` for `vars`, each part's forward and backward pass
-/// run side by side on the thread pool and their gradients summed in the parts' order: what one
-/// backward pass over the sum gives, up to rounding, and the same from run to run.
+/// The gradient of `Σ loss(part)` over `parts` for `vars`, and their gradients summed in the
+/// parts' order: what one backward pass over the sum gives, up to rounding, and the same from run
+/// to run. On the CPU each part's forward and backward pass run side by side on the thread pool;
+/// on any other device one after the other, on the calling thread.
 ///
-/// Much of a training step is not matrix products but candle's bookkeeping around them —
-/// allocations, zero-filled gradients, copies — on one thread; parts in parallel spread that
-/// over the cores as well. Returns the summed loss, the gradients, and what `loss` returned
-/// besides each part's loss.
+/// Much of a training step on the CPU is not matrix products but candle's bookkeeping around
+/// them — allocations, zero-filled gradients, copies — on one thread; parts in parallel spread
+/// that over the cores as well. A GPU queues kernels on one stream per host thread, and nothing
+/// would order a worker's backward kernels against the thread that sums the gradients and steps
+/// the optimizer: there the parts run in order, and their kernels queue on one stream.
+///
+/// Returns the summed loss as a scalar tensor (read back by the caller, together with whatever
+/// else the step reads: [`crate::optim::AdamW::step_pending`]), the gradients, and what `loss`
+/// returned besides each part's loss.
 pub fn grads_in_parallel<P: Sync, S: Send>(
     vars: &[candle_core::Var],
     parts: &[P],
     loss: impl Fn(&P) -> Result<(Tensor, S)> + Sync,
-) -> Result<(f64, GradStore, Vec<S>)> {
+) -> Result<(Tensor, GradStore, Vec<S>)> {
     use rayon::prelude::*;
-    let done: Vec<(f64, GradStore, S)> = parts
-        .par_iter()
-        .map(|p| {
-            let (l, extra) = loss(p)?;
-            let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            Ok((value, l.backward()?, extra))
-        })
-        .collect::<Result<_>>()?;
+    let one = |p: &P| -> Result<(Tensor, GradStore, S)> {
+        let (l, extra) = loss(p)?;
+        let grads = l.backward()?;
+        Ok((l.detach(), grads, extra))
+    };
+    let on_cpu = vars.first().is_none_or(|v| v.device().is_cpu());
+    let done: Vec<(Tensor, GradStore, S)> = if on_cpu {
+        parts.par_iter().map(one).collect::<Result<_>>()?
+    } else {
+        parts.iter().map(one).collect::<Result<_>>()?
+    };
     let mut done = done.into_iter();
-    let (mut total, mut grads, first) =
+    let (first_loss, mut grads, first) =
         done.next().ok_or_else(|| candle_core::Error::Msg("no parts to differentiate".into()))?;
+    let mut losses = vec![first_loss];
     let mut extras = vec![first];
-    for (value, g, extra) in done {
-        total += value;
+    for (l, g, extra) in done {
+        losses.push(l);
         for v in vars {
             let sum = match (grads.get(v.as_tensor()), g.get(v.as_tensor())) {
                 (Some(a), Some(b)) => (a + b)?,
@@ -115,7 +126,22 @@ pub fn grads_in_parallel<P: Sync, S: Send>(
         }
         extras.push(extra);
     }
-    Ok((total, grads, extras))
+    Ok((sum_in_f64(&losses)?, grads, extras))
+}
+
+/// `Σ xs` of scalar tensors, added in `f64` in their order, as a scalar `f64` tensor.
+fn sum_in_f64(xs: &[Tensor]) -> Result<Tensor> {
+    let wide = xs.iter().map(|x| x.to_dtype(DType::F64)?.reshape(1)).collect::<Result<Vec<_>>>()?;
+    if wide.len() == 1 {
+        return wide[0].reshape(());
+    }
+    // One element at a time, in order: `sum_all` would add in its own order, and the CPU's
+    // figures would move in the last bits against the sum of the parts as read before.
+    let mut total = wide[0].clone();
+    for x in &wide[1..] {
+        total = (total + x)?;
+    }
+    total.reshape(())
 }
 
 /// Sequences per part when [`cross_entropy_grads`] splits a batch: a fixed count, not one part
@@ -130,7 +156,7 @@ pub fn cross_entropy_grads(
     vars: &[candle_core::Var],
     pairs: &[(Vec<u32>, Vec<u32>)],
     pad: u32,
-) -> Result<(f64, GradStore)> {
+) -> Result<(Tensor, GradStore)> {
     let tokens = pairs.iter().map(|(_, c)| c.len()).sum::<usize>().max(1) as f64;
     let parts: Vec<&[(Vec<u32>, Vec<u32>)]> = pairs.chunks(SUPERVISED_PART).collect();
     let (loss, grads, _) = grads_in_parallel(vars, &parts, |part| {
@@ -143,7 +169,7 @@ pub fn cross_entropy_grads(
 
 /// Masked next-token cross-entropy (mean over completion tokens).
 pub fn cross_entropy(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> Result<Tensor> {
-    masked_mean(&token_logprobs(model, batch, dropout)?, &batch.mask)?.neg()
+    masked_mean(&token_logprobs(model, batch, dropout)?, batch)?.neg()
 }
 
 /// Group-relative advantages: each reward minus its group's mean, divided by the group's standard
@@ -257,13 +283,23 @@ impl std::str::FromStr for Estimator {
     }
 }
 
-/// What one evaluation of the policy-gradient loss saw.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// What one evaluation of the policy-gradient loss saw, as scalar tensors still on the model's
+/// device (read them with [`crate::device::read_scalars`], together with whatever else a step
+/// reads).
+#[derive(Debug, Clone)]
 pub struct PpoStats {
     /// Fraction of completion tokens whose ratio was clipped.
-    pub clip_fraction: f64,
+    pub clip_fraction: Tensor,
     /// Mean KL estimate to the reference (0 without one).
-    pub kl: f64,
+    pub kl: Tensor,
+}
+
+impl PpoStats {
+    /// `(clip_fraction, kl)` read back, in one transfer.
+    pub fn read(&self) -> Result<(f64, f64)> {
+        let v = crate::device::read_scalars(&[self.clip_fraction.clone(), self.kl.clone()])?;
+        Ok((v[0], v[1]))
+    }
 }
 
 /// The clipped-ratio loss (to minimize):
@@ -298,13 +334,15 @@ pub fn ppo_loss(
     let surr1 = ratio.broadcast_mul(&adv)?;
     let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)?.broadcast_mul(&adv)?;
     let mut objective = surr1.minimum(&surr2)?;
-    let mut stats = PpoStats::default();
     let clipped = surr1.ne(&surr2)?.to_dtype(model.dtype())?;
-    stats.clip_fraction = masked_mean(&clipped, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
+    let mut stats = PpoStats {
+        clip_fraction: masked_mean(&clipped, batch)?.detach(),
+        kl: Tensor::zeros((), model.dtype(), model.device())?,
+    };
     if let (Some(ref_logp), true) = (reference_logprobs, cfg.kl_coef > 0.0) {
         let diff = (ref_logp.detach() - &logp)?;
         let kl = ((diff.exp()? - &diff)? - 1.0)?;
-        stats.kl = masked_mean(&kl, &batch.mask)?.to_dtype(DType::F64)?.to_scalar()?;
+        stats.kl = masked_mean(&kl, batch)?.detach();
         objective = (objective - (kl * cfg.kl_coef)?)?;
     }
     // Per sequence: the mean over its completion tokens (GRPO) or their sum over the longest
@@ -346,8 +384,9 @@ pub const UPDATE_PART: usize = 32;
 /// in self-play; `usize::MAX`: one part, every sequence padded to the longest), each padded to
 /// its own longest sequence; the parts' losses, weighted by their share of the sequences, add up to
 /// exactly the loss of the whole batch (Dr. GRPO's constant is the whole update's longest
-/// completion); the parts' forward and backward passes run side by side ([`grads_in_parallel`])
-/// and their gradients are summed.
+/// completion); the parts' forward and backward passes run side by side on the CPU, one after
+/// the other elsewhere ([`grads_in_parallel`]), and their gradients are summed. Each epoch
+/// reads its loss, gradient norm and statistics back once.
 pub fn ppo_update(
     t: &mut crate::Trainable,
     reference: Option<&Gpt>,
@@ -376,25 +415,26 @@ pub fn ppo_update(
     }
     let chunks: Vec<&[usize]> = order.chunks(part.max(1)).collect();
     let model = &t.model;
-    let parts: Vec<Part> = {
+    let prepare = |chunk: &&[usize]| -> Result<Part> {
+        let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
+        let mut batch = Batch::new(model, &part_pairs, pad)?;
+        batch.longest = longest;
+        let old = token_logprobs(model, &batch, None)?.detach();
+        let reference = match reference {
+            Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
+            _ => None,
+        };
+        let advantages = chunk.iter().map(|&i| advantages[i]).collect();
+        let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
+        let share = chunk.len() as f64 / pairs.len() as f64;
+        Ok(Part { batch, old, reference, advantages, share, token_share })
+    };
+    // Side by side on the CPU; in order on a GPU, where threads would queue on separate streams.
+    let parts: Vec<Part> = if model.device().is_cpu() {
         use rayon::prelude::*;
-        chunks
-            .par_iter()
-            .map(|chunk| {
-                let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
-                let mut batch = Batch::new(model, &part_pairs, pad)?;
-                batch.longest = longest;
-                let old = token_logprobs(model, &batch, None)?.detach();
-                let reference = match reference {
-                    Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
-                    _ => None,
-                };
-                let advantages = chunk.iter().map(|&i| advantages[i]).collect();
-                let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
-                let share = chunk.len() as f64 / pairs.len() as f64;
-                Ok(Part { batch, old, reference, advantages, share, token_share })
-            })
-            .collect::<Result<_>>()?
+        chunks.par_iter().map(prepare).collect::<Result<_>>()?
+    } else {
+        chunks.iter().map(prepare).collect::<Result<_>>()?
     };
     let vars: Vec<candle_core::Var> = t.model.named_vars().into_iter().map(|(_, v)| v).collect();
     let mut outcome = PpoOutcome { loss: f64::NAN, kl: 0.0, clip_fraction: 0.0 };
@@ -402,11 +442,17 @@ pub fn ppo_update(
         let model = &t.model;
         let (total, grads, stats) = grads_in_parallel(&vars, &parts, |p| {
             let (loss, stats) = ppo_loss(model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
-            Ok(((loss * p.share)?, (stats, p.token_share)))
+            Ok(((loss * p.share)?, stats))
         })?;
-        let kl = stats.iter().map(|(s, share)| s.kl * share).sum();
-        let clipped = stats.iter().map(|(s, share)| s.clip_fraction * share).sum();
-        outcome = PpoOutcome { loss: t.optim.step_with(&grads, total)?.loss, kl, clip_fraction: clipped };
+        let scalars: Vec<Tensor> = stats.into_iter().flat_map(|s| [s.kl, s.clip_fraction]).collect();
+        let (report, values) = t.optim.step_with_stats(&grads, &total, &scalars)?;
+        // Weighted by each part's share of the tokens, added in the parts' order.
+        let (mut kl, mut clipped) = (0.0, 0.0);
+        for (p, v) in parts.iter().zip(values.chunks_exact(2)) {
+            kl += v[0] * p.token_share;
+            clipped += v[1] * p.token_share;
+        }
+        outcome = PpoOutcome { loss: report.loss, kl, clip_fraction: clipped };
     }
     Ok(outcome)
 }
@@ -455,6 +501,7 @@ mod tests {
             let whole = cross_entropy(&model, &Batch::new(&model, &pairs, 0).unwrap(), None).unwrap();
             let expected = whole.backward().unwrap();
             let (loss, grads) = cross_entropy_grads(&model, &vars, &pairs, 0).unwrap();
+            let loss = loss.to_scalar::<f64>().unwrap();
             assert!((loss - whole.to_scalar::<f64>().unwrap()).abs() < 1e-12);
             for (name, v) in model.named_vars() {
                 let (a, b) = (grads.get(v.as_tensor()).unwrap(), expected.get(v.as_tensor()).unwrap());
@@ -597,8 +644,9 @@ mod tests {
         let (name, var) = model.named_vars().into_iter().find(|(n, _)| n == "h.0.mlp.c_fc.weight").unwrap();
         let reference = token_logprobs(&reference, &batch, None).unwrap();
         let (loss, stats) = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg).unwrap();
-        assert!(stats.clip_fraction > 0.0 && stats.clip_fraction < 1.0, "{stats:?}");
-        assert!(stats.kl.abs() < 1e-12, "same weights: no divergence yet");
+        let (clip_fraction, kl) = stats.read().unwrap();
+        assert!(clip_fraction > 0.0 && clip_fraction < 1.0, "{clip_fraction}");
+        assert!(kl.abs() < 1e-12, "same weights: no divergence yet");
         let analytic: Vec<f64> =
             loss.backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let original = var.as_tensor().copy().unwrap();
@@ -713,7 +761,8 @@ mod tests {
             let got =
                 ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo, UPDATE_PART).unwrap();
             assert!((got.loss - f64::from(loss)).abs() < 1e-5, "{estimator:?}: {} vs {loss}", got.loss);
-            assert!(stats.kl > 0.0 && (got.kl - stats.kl).abs() < 1e-5, "{estimator:?}: {got:?} {stats:?}");
+            let (_, kl) = stats.read().unwrap();
+            assert!(kl > 0.0 && (got.kl - kl).abs() < 1e-5, "{estimator:?}: {got:?} {kl}");
             let after = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
             let moved: f32 = (after - before).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(moved > 0.0, "the update took a step");

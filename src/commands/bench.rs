@@ -66,15 +66,20 @@ fn train(a: &BenchTrainArgs) -> anyhow::Result<serde_json::Value> {
         })
         .collect();
     let vars: Vec<candle_core::Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-    // Per step: total, gradients (forward and backward, the batch's parts side by side as the
-    // lab's supervised steps take them), optimizer; two warm-up steps.
+    // Per step: total, gradients (forward and backward, the batch's parts side by side on the
+    // CPU as the lab's supervised steps take them), optimizer; two warm-up steps. A GPU runs
+    // queued kernels after the call that queued them returns: the clock stops only once the
+    // device has finished (`synchronize`), else it would time the queueing.
     let mut times: [Vec<f64>; 3] = Default::default();
     for i in 0..a.steps + 2 {
+        device.synchronize()?;
         let t = Instant::now();
         let (loss, grads) = cross_entropy_grads(&model, &vars, &pairs, 0)?;
+        device.synchronize()?;
         let gradients = t.elapsed();
-        opt.step_with(&grads, loss)?;
+        opt.step_with(&grads, &loss)?;
         drop(grads);
+        device.synchronize()?;
         let all = t.elapsed();
         if i >= 2 {
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -94,6 +99,7 @@ fn train(a: &BenchTrainArgs) -> anyhow::Result<serde_json::Value> {
         "parameters": cfg.parameters(),
         "tokens_per_step": a.batch * a.ctx,
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "device": a.model.device,
     }))
 }
 
@@ -112,8 +118,10 @@ fn sample(a: &BenchSampleArgs) -> anyhow::Result<serde_json::Value> {
     let mut rate = |cache: bool| -> anyhow::Result<f64> {
         let mut times = Vec::new();
         for _ in 0..a.reps.max(1) {
+            device.synchronize()?;
             let t = Instant::now();
             let out = policy::sample(&model, &requests, &SampleConfig::default(), &mut rng, cache)?;
+            device.synchronize()?;
             let tokens: usize = out.iter().map(|s| s.tokens.len()).sum();
             times.push(tokens as f64 / t.elapsed().as_secs_f64());
         }
@@ -129,5 +137,6 @@ fn sample(a: &BenchSampleArgs) -> anyhow::Result<serde_json::Value> {
         "prompt": a.prompt,
         "new": a.new,
         "parameters": cfg.parameters(),
+        "device": a.model.device,
     }))
 }
