@@ -6,7 +6,7 @@
 #
 # The toolkit comes from gpu/install-toolkit.sh (CUDA 13.0 from PyPI). Kernels are built for
 # compute capability $CUDA_COMPUTE_CAP (90, Hopper: H100, H200, unless set). The first build takes
-# about half an hour on two cores, most of it nvcc compiling candle's quantized-matmul kernels.
+# about 20 minutes on two cores, most of it nvcc compiling candle's quantized-matmul kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-target/gpu-bundle}"
@@ -17,10 +17,18 @@ source target/cuda-toolkit/env.sh
 
 # A target directory of its own: the CPU build in target/ keeps its artifacts.
 export CARGO_TARGET_DIR=target/cuda
-cargo build --release --features cuda --bin selfplay
-# The test binary's path is only known from cargo's messages.
-tests_json="$(cargo test --release -p selfplay-policy --features cuda --test cuda --no-run --message-format=json)"
-cuda_tests="$(printf '%s\n' "$tests_json" | grep '"executable":"[^"]' | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -1)"
+# One cargo invocation for the binary and the GPU tests: built apart, dev-dependencies change the
+# features of a few shared crates and candle is compiled twice. The binary comes with an
+# integration test of the root package (tests/cli.rs), which runs it; the test binary's path is
+# only known from cargo's messages.
+tests_json="$(cargo test --release --features cuda -p selfplay -p selfplay-policy --test cuda --test cli \
+  --no-run --message-format=json)"
+cuda_tests="$(printf '%s\n' "$tests_json" | grep '"executable":"[^"]*/cuda-[^"]*"' |
+  sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -1)"
+[[ -x "$cuda_tests" && -x "$CARGO_TARGET_DIR/release/selfplay" ]] || {
+  echo "gpu/build.sh: cargo did not leave the binary and the GPU tests where expected" >&2
+  exit 1
+}
 
 rm -rf "$bundle"
 mkdir -p "$bundle"
