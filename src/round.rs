@@ -1,4 +1,4 @@
-//! One round of self-play, as DESIGN §3 tells it:
+//! One round of self-play, as `docs/DESIGN.md` ("One round") tells it:
 //!
 //! 1. the curriculum picks difficulty targets and reference problems;
 //! 2. the proposer samples candidate problems;

@@ -323,7 +323,8 @@ impl TargetPenalty {
     }
 }
 
-/// The length-residual term (DESIGN §4): difficulty that length alone explains earns less.
+/// The length-residual term (`docs/DESIGN.md`, "The reward"): difficulty that length alone
+/// explains earns less.
 ///
 /// The solver's solve rate on the lab's problems by length in tokens (what a proposer inflates
 /// with long literals, repeated terms or `+0` alike) is the length curve, `b(L)`
