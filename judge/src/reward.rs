@@ -1,0 +1,524 @@
+//! The proposer's reward: the frontier, padding and target terms, the configuration of every
+//! term, and the reward of one problem with each term kept.
+
+use problem::Analysis;
+use serde::{Deserialize, Serialize};
+
+use crate::*;
+
+/// Which frontier reward to pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontierForm {
+    /// R-Zero's uncertainty reward `1 − 2|p − 0.5|`: highest at `p = 0.5`.
+    #[default]
+    RZero,
+    /// Absolute Zero's learnability reward `1 − p`: highest for the hardest problem still solved.
+    AbsoluteZero,
+}
+
+/// The frontier term for solve rate `p ∈ [0, 1]`: 0 for `p ∈ {0, 1}` (a problem nobody or
+/// everybody solves teaches nothing), otherwise `1 − 2|p − 0.5|` ([`FrontierForm::RZero`]) or
+/// `1 − p` ([`FrontierForm::AbsoluteZero`]).
+pub fn frontier(p: f64, form: FrontierForm) -> f64 {
+    if !(p > 0.0 && p < 1.0) {
+        return 0.0;
+    }
+    match form {
+        FrontierForm::RZero => 1.0 - 2.0 * (p - 0.5).abs(),
+        FrontierForm::AbsoluteZero => 1.0 - p,
+    }
+}
+
+/// What padding costs (`padding = 1 − essential/surface`): the frontier term is discounted, and
+/// `cost · padding` is charged besides.
+///
+/// The discount alone leaves a padded problem earning at least what its unpadded form earns
+/// when that form earns nothing — the case of an easy problem the solver always solves, which
+/// padding pushes into the band (`7*1+0` is solved less often than `7`): padding an easy problem
+/// then costs a proposer nothing. The charge makes it cost something there too.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaddingPenalty {
+    /// Exponent of the smooth discount `(1 − padding)^exponent`.
+    pub exponent: f64,
+    /// Padding at or above this is clear padding: the factor is 0.
+    pub hard_floor: f64,
+    /// Charged times the padding: a problem half padding earns `−cost / 2` besides its discounted
+    /// frontier term.
+    pub cost: f64,
+}
+
+impl Default for PaddingPenalty {
+    fn default() -> Self {
+        PaddingPenalty { exponent: 2.0, hard_floor: 0.5, cost: 0.5 }
+    }
+}
+
+impl PaddingPenalty {
+    /// `0` when `padding ≥ hard_floor`, else `(1 − padding)^exponent`: 1 for an unpadded problem,
+    /// decreasing in padding.
+    pub fn factor(&self, padding: f64) -> f64 {
+        let padding = padding.clamp(0.0, 1.0);
+        if padding >= self.hard_floor {
+            0.0
+        } else {
+            (1.0 - padding).powf(self.exponent)
+        }
+    }
+}
+
+/// What writing another problem than the one asked costs: `cost · miss` is charged, where the
+/// miss is 1 when the problem's essential depth (operations left in its canonical form) is not
+/// the difficulty target's depth the proposer was conditioned on, or a literal it wrote is larger
+/// than the target's literal bound, and 0 when it is on target ([`TargetPenalty::miss`]).
+///
+/// The difficulty controller acts only through the targets. Unpaid for following them, a proposer
+/// settles on the depth that pays best whatever it is asked (three operations, for the warm-start
+/// solver) and the controller ends at its bound with the median solve rate off its target. The
+/// miss is measured on the essential form, so padding cannot meet a target: held to the depth it
+/// is asked for, a proposer can make an easy target harder only by structure, literals — or
+/// padding, which is then what the padding terms must price. A proposer free to choose its
+/// literals makes problems hard with large ones that no depth can take back; asked for a literal
+/// bound, it is held to it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetPenalty {
+    /// Charged for a problem off its target (0: the term is off).
+    pub cost: f64,
+}
+
+impl Default for TargetPenalty {
+    fn default() -> Self {
+        TargetPenalty { cost: 0.5 }
+    }
+}
+
+impl TargetPenalty {
+    /// The miss of a problem analysed as `a` asked for `target`: 0 on target, 1 off it, 0 when
+    /// nothing was asked.
+    pub fn miss(a: &Analysis, target: Option<problem::Target>) -> f64 {
+        match target {
+            Some(t) if !t.met_by(a.depth, a.max_literal) => 1.0,
+            _ => 0.0,
+        }
+    }
+}
+
+/// How interestingness enters the reward of a valid problem with base reward
+/// `b = frontier · padding_factor · length_factor · (1 − repetition)` and score `s` (either way,
+/// `repetition.cost · repetition` is then charged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterestMode {
+    /// `b + w · s`: paid whatever the solver makes of the problem, so a proposer can earn it with
+    /// problems nobody solves.
+    Additive,
+    /// `b · (1 + w · s)`: paid only as far as the frontier pays, so interestingness cannot be
+    /// bought with problems the solver never (or always) solves, nor with padding.
+    #[default]
+    Frontier,
+}
+
+/// Everything that sets the proposer's reward.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    pub frontier: FrontierForm,
+    pub padding: PaddingPenalty,
+    pub repetition: RepetitionPenalty,
+    pub length: LengthResidual,
+    pub target: TargetPenalty,
+    /// Weight `w` of the interestingness score.
+    pub interestingness_weight: f64,
+    /// How the weighted score enters the reward.
+    pub interestingness_mode: InterestMode,
+    /// Reward of an invalid problem: below the most a valid problem can be charged, so that no
+    /// valid problem earns less than nonsense.
+    pub invalid: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            frontier: FrontierForm::default(),
+            padding: PaddingPenalty::default(),
+            repetition: RepetitionPenalty::default(),
+            length: LengthResidual::default(),
+            target: TargetPenalty::default(),
+            interestingness_weight: 0.0,
+            interestingness_mode: InterestMode::Frontier,
+            invalid: -1.5,
+        }
+    }
+}
+
+impl RewardConfig {
+    /// Checks that every number is finite and in its range; names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("padding.exponent", self.padding.exponent, 0.0, f64::MAX),
+            ("padding.hard_floor", self.padding.hard_floor, 0.0, 1.0),
+            ("padding.cost", self.padding.cost, 0.0, f64::MAX),
+            ("repetition.batch", self.repetition.batch, 0.0, 1.0),
+            ("repetition.archive", self.repetition.archive, 0.0, 1.0),
+            ("repetition.cost", self.repetition.cost, 0.0, f64::MAX),
+            ("repetition.crowding", self.repetition.crowding, 0.0, 1.0),
+            ("length.weight", self.length.weight, 0.0, 1.0),
+            ("length.rate", self.length.rate, 0.0, 1.0),
+            ("target.cost", self.target.cost, 0.0, f64::MAX),
+            ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
+            ("invalid", self.invalid, -f64::MAX, 0.0),
+        ];
+        if self.repetition.crowding_window == 0 {
+            return Err("repetition.crowding_window must be at least 1, got 0".into());
+        }
+        for (key, v, lo, hi) in checks {
+            if !v.is_finite() || v < lo || v > hi {
+                let range = match (lo == -f64::MAX, hi == f64::MAX) {
+                    (true, _) => format!("<= {hi}"),
+                    (_, true) => format!(">= {lo}"),
+                    _ => format!("in [{lo}, {hi}]"),
+                };
+                return Err(format!("{key} must be a finite number {range}, got {v}"));
+            }
+        }
+        // The most a valid problem can be charged: a copy, padding 1, off its target.
+        let charges = self.repetition.cost + self.padding.cost + self.target.cost;
+        if self.invalid >= -charges {
+            return Err(format!(
+                "invalid ({}) must be below -(repetition.cost + padding.cost + target.cost) = {}: \
+                 otherwise an invalid problem can earn more than a valid one",
+                self.invalid, -charges
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The proposer's reward for one problem, every term kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardTerms {
+    /// Frontier term from the solve rate; `None` for invalid or unsolved-for problems.
+    pub frontier: Option<f64>,
+    /// Padding discount in `[0, 1]`.
+    pub padding_factor: f64,
+    /// The length curve's solve rate at this problem's length, when it had one.
+    pub length_baseline: Option<f64>,
+    /// Length-residual discount in `[0, 1]` ([`LengthResidual`]).
+    pub length_factor: f64,
+    /// Repetition penalty in `[0, 1]`.
+    pub repetition: f64,
+    /// Interestingness score in `[0, 1]`; `None` when no scorer gave one.
+    pub interestingness: Option<f64>,
+    /// The weight the interestingness term was paid with.
+    pub interestingness_weight: f64,
+    /// Whether the problem missed its difficulty target: 0 or 1 ([`TargetPenalty::miss`]);
+    /// `None` for an invalid problem.
+    pub target_miss: Option<f64>,
+    /// The invalid reward, when the problem is invalid.
+    pub invalid: Option<f64>,
+    /// The reward paid: the product of the factors, interestingness by its mode, less
+    /// `repetition.cost · repetition`, `padding.cost · padding` and `target.cost · target_miss`.
+    pub total: f64,
+}
+
+impl RewardConfig {
+    /// The reward of an invalid problem.
+    pub fn invalid_reward(&self) -> RewardTerms {
+        RewardTerms {
+            frontier: None,
+            padding_factor: 0.0,
+            length_baseline: None,
+            length_factor: 0.0,
+            repetition: 0.0,
+            interestingness: None,
+            interestingness_weight: self.interestingness_weight,
+            target_miss: None,
+            invalid: Some(self.invalid),
+            total: self.invalid,
+        }
+    }
+
+    /// The reward of a valid problem with solve rate `p`, padding, repetition penalty
+    /// ([`RepetitionPenalty::penalty`]), its target miss ([`TargetPenalty::miss`]), the length
+    /// curve's solve rate at its length when known, and an interestingness score when one is
+    /// known (a missing score drops its term, it does not count as 0).
+    pub fn reward(
+        &self,
+        p: f64,
+        padding: f64,
+        repetition: f64,
+        target_miss: f64,
+        length_baseline: Option<f64>,
+        interestingness: Option<f64>,
+    ) -> RewardTerms {
+        let frontier = frontier(p, self.frontier);
+        let padding_factor = self.padding.factor(padding);
+        let length_factor = self.length.factor(p, length_baseline);
+        let repetition = if repetition.is_finite() { repetition.clamp(0.0, 1.0) } else { 0.0 };
+        let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
+        let base = frontier * padding_factor * length_factor * (1.0 - repetition);
+        let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
+        let paid = match self.interestingness_mode {
+            InterestMode::Additive => base + interest,
+            InterestMode::Frontier => base * (1.0 + interest),
+        };
+        let target_miss = target_miss.clamp(0.0, 1.0);
+        let total = paid
+            - self.repetition.cost * repetition
+            - self.padding.cost * padding.clamp(0.0, 1.0)
+            - self.target.cost * target_miss;
+        RewardTerms {
+            frontier: Some(frontier),
+            padding_factor,
+            length_baseline,
+            length_factor,
+            repetition,
+            interestingness,
+            interestingness_weight: self.interestingness_weight,
+            target_miss: Some(target_miss),
+            invalid: None,
+            total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use problem::{Domain, Limits};
+    use proptest::prelude::*;
+
+    #[test]
+    fn frontier_forms() {
+        for form in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
+            assert_eq!(frontier(0.0, form), 0.0);
+            assert_eq!(frontier(1.0, form), 0.0);
+            assert_eq!(frontier(f64::NAN, form), 0.0);
+        }
+        assert_eq!(frontier(0.5, FrontierForm::RZero), 1.0);
+        assert_eq!(frontier(0.25, FrontierForm::RZero), 0.5);
+        assert_eq!(frontier(0.875, FrontierForm::RZero), 0.25);
+        assert_eq!(frontier(0.125, FrontierForm::AbsoluteZero), 0.875);
+        assert_eq!(frontier(0.75, FrontierForm::AbsoluteZero), 0.25);
+    }
+
+    #[test]
+    fn padding_factor_decreases_to_a_hard_floor() {
+        let p = PaddingPenalty::default();
+        assert_eq!(p.factor(0.0), 1.0);
+        assert_eq!(p.factor(0.25), 0.5625);
+        assert_eq!(p.factor(0.5), 0.0);
+        assert_eq!(p.factor(0.9), 0.0);
+        let mut last = f64::INFINITY;
+        for i in 0..=100 {
+            let f = p.factor(f64::from(i) / 100.0);
+            assert!(f <= last && (0.0..=1.0).contains(&f));
+            last = f;
+        }
+    }
+
+    #[test]
+    fn reward_keeps_every_term() {
+        // A partial archive penalty, so that every factor shows in the product.
+        let repetition =
+            RepetitionPenalty { batch: 1.0, archive: 0.5, cost: 0.25, ..RepetitionPenalty::default() };
+        let cfg = RewardConfig {
+            interestingness_weight: 0.5,
+            interestingness_mode: InterestMode::Additive,
+            repetition,
+            ..RewardConfig::default()
+        };
+        let r =
+            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
+        assert_eq!(r.frontier, Some(1.0));
+        assert_eq!(r.padding_factor, 0.5625);
+        assert_eq!(r.repetition, 0.5);
+        assert_eq!(r.interestingness, Some(0.8));
+        // Less the repetition charge (cost 0.25 at penalty 0.5) and the padding charge (cost 0.5
+        // at padding 0.25).
+        assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5 - 0.5 * 0.25)).abs() < 1e-12);
+        // A missing score drops its term.
+        let r = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
+        assert_eq!((r.interestingness, r.total), (None, 1.0));
+        let r = cfg.invalid_reward();
+        assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.5), -1.5, None));
+    }
+
+    #[test]
+    fn padding_an_easy_problem_into_the_band_earns_less_than_nothing_past_the_floor() {
+        let cfg = RewardConfig::default();
+        // `7` (always solved, earns 0) padded to `7*1+0`: solved half the time, padding 2/3.
+        assert_eq!(cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total, 0.0);
+        let padded = cfg.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None);
+        assert_eq!(padded.padding_factor, 0.0);
+        assert!((padded.total + cfg.padding.cost * 2.0 / 3.0).abs() < 1e-12);
+        // Below the floor the discounted frontier term is paid, less the charge.
+        let light = cfg.reward(0.5, 0.25, 0.0, 0.0, None, None);
+        assert!((light.total - (0.5625 - cfg.padding.cost * 0.25)).abs() < 1e-12);
+        // Without the charge, padding past the floor earns what the unpadded problem earns.
+        let free = RewardConfig { padding: PaddingPenalty { cost: 0.0, ..cfg.padding }, ..cfg };
+        assert_eq!(free.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None).total, 0.0);
+        let bad = RewardConfig { padding: PaddingPenalty { cost: f64::NAN, ..cfg.padding }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("padding.cost must be"));
+    }
+
+    #[test]
+    fn a_copy_earns_less_than_any_fresh_valid_problem() {
+        let cfg = RewardConfig::default();
+        let fresh_worst = [0.0, 1.0]
+            .map(|p| cfg.reward(p, 0.0, 0.0, 0.0, None, None).total)
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(fresh_worst, 0.0);
+        for (p, copy) in [
+            (0.0, Repetition::Archive),
+            (0.5, Repetition::Archive),
+            (1.0, Repetition::Batch { first: 0 }),
+            (0.5, Repetition::Batch { first: 3 }),
+        ] {
+            let r = cfg.reward(p, 0.0, cfg.repetition.penalty(copy, None), 0.0, None, None);
+            assert_eq!((r.repetition, r.total), (1.0, -cfg.repetition.cost), "{p} {copy:?}");
+            assert!(r.total < fresh_worst && r.total > cfg.invalid);
+        }
+        // With the penalty off a copy is paid as a fresh problem, whatever the cost.
+        let off = RewardConfig {
+            repetition: RepetitionPenalty {
+                batch: 0.0,
+                archive: 0.0,
+                cost: 0.25,
+                crowding: 0.0,
+                ..cfg.repetition
+            },
+            ..cfg
+        };
+        assert_eq!(
+            off.reward(0.5, 0.0, off.repetition.penalty(Repetition::Archive, None), 0.0, None, None).total,
+            1.0
+        );
+        let bad = RewardConfig { repetition: RepetitionPenalty { cost: -0.5, ..cfg.repetition }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("repetition.cost must be"));
+    }
+
+    #[test]
+    fn a_problem_off_its_target_is_charged() {
+        let miss = |text: &str, depth, max_literal| {
+            let a = problem::Arith.analyze(text, &Limits::default()).unwrap();
+            TargetPenalty::miss(&a, Some(problem::Target { depth, max_literal }))
+        };
+        assert_eq!(miss("(1+2)*3", 2, None), 0.0);
+        assert_eq!(miss("(1+2)*3+0", 2, None), 0.0);
+        assert_eq!(miss("(1+2)*3", 1, None), 1.0);
+        assert_eq!(miss("4", 6, None), 1.0);
+        // A literal bound is met by literals up to it, padding's included.
+        assert_eq!(miss("20*3", 1, Some(20)), 0.0);
+        assert_eq!(miss("21*3", 1, Some(20)), 1.0);
+        assert_eq!(miss("2*3*1", 1, Some(0)), 1.0);
+        assert_eq!(miss("93*17", 1, Some(99)), 0.0);
+        let a = problem::Arith.analyze("1+2", &Limits::default()).unwrap();
+        assert_eq!(TargetPenalty::miss(&a, None), 0.0);
+        let cfg = RewardConfig::default();
+        let on = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
+        let off = cfg.reward(0.5, 0.0, 0.0, 1.0, None, None);
+        assert_eq!((on.target_miss, on.total), (Some(0.0), 1.0));
+        assert_eq!((off.target_miss, off.total), (Some(1.0), 1.0 - cfg.target.cost));
+        // Off its target a problem still earns what the band pays beyond the charge: asked for a
+        // depth the solver always solves, a proposer gains by another solved 60% of the time, not
+        // by one solved 90% of the time.
+        let stay = cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total;
+        let drift = cfg.reward(0.6, 0.0, 0.0, 1.0, None, None).total;
+        assert!((drift - (0.8 - cfg.target.cost)).abs() < 1e-12 && drift > stay);
+        assert!(cfg.reward(0.9, 0.0, 0.0, 1.0, None, None).total < stay);
+        // Off: no charge.
+        let free = RewardConfig { target: TargetPenalty { cost: 0.0 }, ..cfg };
+        assert_eq!(free.reward(0.5, 0.0, 0.0, 1.0, None, None).total, 1.0);
+        assert_eq!(cfg.invalid_reward().target_miss, None);
+    }
+
+    #[test]
+    fn an_invalid_problem_earns_less_than_any_valid_one() {
+        let cfg = RewardConfig::default();
+        let worst =
+            cfg.reward(0.0, 1.0, cfg.repetition.penalty(Repetition::Archive, None), 1.0, None, None).total;
+        assert!((worst + cfg.repetition.cost + cfg.padding.cost + cfg.target.cost).abs() < 1e-12);
+        assert!(cfg.invalid < worst);
+        let bad = RewardConfig { invalid: -1.0, ..cfg };
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "invalid (-1) must be below -(repetition.cost + padding.cost + target.cost) = -1.25: \
+             otherwise an invalid problem can earn more than a valid one"
+        );
+        let bad = RewardConfig { target: TargetPenalty { cost: -1.0 }, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("target.cost must be"));
+    }
+
+    #[test]
+    fn frontier_mode_pays_interestingness_only_where_the_frontier_pays() {
+        let cfg = RewardConfig {
+            interestingness_weight: 1.0,
+            interestingness_mode: InterestMode::Frontier,
+            repetition: RepetitionPenalty {
+                batch: 1.0,
+                archive: 0.5,
+                cost: 0.0,
+                ..RepetitionPenalty::default()
+            },
+            ..RewardConfig::default()
+        };
+        let r =
+            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
+        assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
+        // Never or always solved, or padded past the floor: interestingness earns nothing (the
+        // padded problem is charged for its padding).
+        for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
+            assert_eq!(
+                cfg.reward(p, padding, 0.0, 0.0, None, Some(1.0)).total,
+                -cfg.padding.cost * padding,
+                "{p} {padding}"
+            );
+        }
+        // At a given frontier, more interesting pays more.
+        let pay = |s| cfg.reward(0.25, 0.0, 0.0, 0.0, None, Some(s)).total;
+        assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        let mut cfg = RewardConfig::default();
+        assert!(cfg.validate().is_ok());
+        cfg.padding.hard_floor = 1.5;
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            "padding.hard_floor must be a finite number in [0, 1], got 1.5"
+        );
+        cfg = RewardConfig { invalid: 1.0, ..RewardConfig::default() };
+        assert!(cfg.validate().unwrap_err().starts_with("invalid must be"));
+        let parsed: Result<RewardConfig, _> =
+            serde_json::from_str(r#"{"frontier":"absolute_zero","padding":{"exponent":1}}"#);
+        assert_eq!(parsed.unwrap().frontier, FrontierForm::AbsoluteZero);
+        let bad: Result<RewardConfig, _> = serde_json::from_str(r#"{"frontir":"r_zero"}"#);
+        assert!(bad.unwrap_err().to_string().contains("unknown field `frontir`"));
+    }
+
+    proptest! {
+        #[test]
+        fn reward_is_bounded(p in 0.0f64..=1.0, pad in 0.0f64..=1.0, s in proptest::option::of(-1.0f64..2.0), w in 0.0f64..2.0, miss in prop::bool::ANY, crowd in proptest::option::of(0.0f64..=1.0)) {
+            let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
+            let miss = f64::from(u8::from(miss));
+            for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
+                let r = cfg.reward(p, pad, cfg.repetition.penalty(rep, crowd), miss, None, s);
+                // A repeat, padding and a missed target are charged at most their costs, and never
+                // fall to an invalid problem's reward.
+                let charges = cfg.repetition.cost + cfg.padding.cost * pad + cfg.target.cost * miss;
+                prop_assert!(r.total >= -charges - 1e-12);
+                prop_assert!(r.total <= 1.0 + w + 1e-12);
+                prop_assert!(r.total > cfg.invalid);
+                for f in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
+                    let v = frontier(p, f);
+                    prop_assert!((0.0..=1.0).contains(&v));
+                }
+            }
+        }
+    }
+}
