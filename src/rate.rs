@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use anyhow::{anyhow, bail, Context};
-use judge::scorer::{Comparison, PreferenceModel, RatingOutcome};
 use problem::Domain;
 use rand::seq::IndexedRandom;
 use rand::SeedableRng;
@@ -19,6 +18,7 @@ use ratatui::style::Stylize;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
+use scorers::{Comparison, PreferenceModel, RatingOutcome};
 use store::{Archive, Filter, Order, ProblemRecord, Rated, Rating, Winner};
 
 use crate::cli::{RateArgs, RateCommand};

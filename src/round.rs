@@ -122,7 +122,7 @@ pub struct RoundMetrics {
     pub mean_interestingness: Option<f64>,
     /// Each scorer's health so far, by `name@version` (when scorers are configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scorers: Option<BTreeMap<String, judge::scorer::Health>>,
+    pub scorers: Option<BTreeMap<String, scorers::Health>>,
     pub problems_per_s: f64,
     pub timings: Timings,
 }
@@ -434,13 +434,13 @@ impl Lab {
 
         // 5. Interestingness of the fresh valid problems, now that their solve rates are known.
         let t = Instant::now();
-        let mut interest: Vec<Option<judge::scorer::Combined>> = vec![None; n];
+        let mut interest: Vec<Option<scorers::Combined>> = vec![None; n];
         if let Some(scoring) = &mut self.scoring {
             let mut batch = Vec::new();
             let mut which = Vec::new();
             for (i, c) in candidates.iter().enumerate() {
                 if let (Ok(a), Some(p)) = (&c.analysis, fresh_index[i]) {
-                    batch.push(judge::scorer::ScoreRequest {
+                    batch.push(scorers::ScoreRequest {
                         id: format!("{round}-{i}"),
                         problem: c.text.clone(),
                         answer: a.answer.clone(),
@@ -454,13 +454,9 @@ impl Lab {
             for (i, combined) in which.iter().zip(scoring.score(&batch)) {
                 interest[*i] = Some(combined);
             }
-            let seen: Vec<judge::scorer::Seen> = batch
+            let seen: Vec<scorers::Seen> = batch
                 .into_iter()
-                .map(|r| judge::scorer::Seen {
-                    problem: r.problem,
-                    features: r.features,
-                    solve_rate: r.solve_rate,
-                })
+                .map(|r| scorers::Seen { problem: r.problem, features: r.features, solve_rate: r.solve_rate })
                 .collect();
             scoring.observe(&seen);
         }

@@ -1,14 +1,14 @@
-//! Interestingness in the lab: the configured scorers, built into a [`judge::scorer::Panel`] with
+//! Interestingness in the lab: the configured scorers, built into a [`scorers::Panel`] with
 //! its own small async runtime, so that the synchronous round can call it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use judge::scorer::{
+use problem::{Domain, Limits};
+use scorers::{
     Combined, Guarded, Health, HttpScorer, Novelty, NoveltyConfig, Panel, Preference, PreferenceModel,
     ProcessScorer, RetryPolicy, ScoreRequest, Scorer, Seen,
 };
-use problem::{Domain, Limits};
 use serde::{Deserialize, Serialize};
 use store::{Archive, Filter, Order};
 

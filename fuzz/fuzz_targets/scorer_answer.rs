@@ -2,7 +2,7 @@
 //! Never a panic; whatever passes the checks is a score in [0, 1] for the right problem.
 #![no_main]
 
-use judge::scorer::{answer_body, answer_line, check_responses, check_score, ScoreRequest};
+use scorers::{answer_body, answer_line, check_responses, check_score, ScoreRequest};
 use libfuzzer_sys::fuzz_target;
 
 fn request(id: &str) -> ScoreRequest {
@@ -18,7 +18,7 @@ fn request(id: &str) -> ScoreRequest {
 
 fuzz_target!(|data: &[u8]| {
     let batch: Vec<ScoreRequest> = ["0", "1", "2"].map(request).into();
-    let checked = |results: Vec<judge::scorer::ItemResult>| {
+    let checked = |results: Vec<scorers::ItemResult>| {
         assert_eq!(results.len(), batch.len());
         for r in results.into_iter().map(check_score) {
             if let Ok(s) = r {

@@ -21,7 +21,6 @@ pub mod batch;
 pub mod length;
 pub mod repetition;
 pub mod reward;
-pub mod scorer;
 pub mod verify;
 
 pub use batch::{judge_batch, Candidate};
