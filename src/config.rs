@@ -62,6 +62,8 @@ pub enum ProposerBaseline {
 pub struct RunConfig {
     /// Name of the run in the archive.
     pub name: String,
+    /// The problem domain, by name (`problem::domain_by_name`): `arith`.
+    pub domain: String,
     pub seed: u64,
     pub round: RoundConfig,
     pub reward: judge::RewardConfig,
@@ -90,6 +92,11 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The problem domain the configuration names (checked by [`RunConfig::validate`]).
+    pub fn domain(&self) -> &'static dyn problem::Domain {
+        problem::domain_by_name(&self.domain).expect("a validated configuration names a known domain")
+    }
+
     /// The embedded default.
     pub fn default_config() -> RunConfig {
         Self::from_toml(DEFAULT_TOML).expect("the embedded default configuration is valid")
@@ -115,13 +122,20 @@ impl RunConfig {
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let check = |key: &str, r: Result<(), String>| r.map_err(|e| anyhow::anyhow!("{key}: {e}"));
+        let domain = problem::domain_by_name(&self.domain).ok_or_else(|| {
+            anyhow::anyhow!(
+                "domain: no domain is named {:?}; the domains are {}",
+                self.domain,
+                problem::DOMAINS.join(", ")
+            )
+        })?;
         check("reward", self.reward.validate())?;
         check("frontier", self.frontier.validate())?;
         check("controller", self.controller.validate())?;
         check("replay", self.replay.validate())?;
         check("solver_optim", self.solver_optim.validate())?;
         check("proposer_optim", self.proposer_optim.validate())?;
-        self.warm_start.validate()?;
+        self.warm_start.validate(domain)?;
         self.check_targets()?;
         let r = &self.round;
         for (key, v) in [
@@ -338,6 +352,8 @@ mod tests {
         for (text, want) in [
             ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
             ("bogus = 1\n", "unknown key `bogus`"),
+            ("domain = \"chess\"\n", "domain: no domain is named \"chess\"; the domains are arith"),
+            ("[warm_start.solver]\nmax_literal = 1000\n", "warm_start.solver.max_literal must be at most 999"),
             ("[reward.padding]\nhard_floor = 2.0\n", "reward: padding.hard_floor must be"),
             ("[round]\nattempts = 0\n", "round.attempts must be positive"),
             ("[round]\nattempts = \"many\"\n", "invalid type"),

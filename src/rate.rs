@@ -160,7 +160,8 @@ pub fn held_out(id: u64, fraction: f64) -> bool {
 
 /// The ratings as comparisons over problem features: (fitting, held out, skipped).
 fn comparisons(archive: &Archive, holdout: f64) -> anyhow::Result<(Vec<Comparison>, Vec<Comparison>, usize)> {
-    let domain: &dyn Domain = &problem::Arith;
+    // Ratings name problems by text: read in the domain the lab's commands default to.
+    let domain: &dyn Domain = problem::default_domain();
     let (mut train, mut test, mut skipped) = (Vec::new(), Vec::new(), 0);
     for r in archive.ratings()? {
         let (Some(a), Some(b)) =

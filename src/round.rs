@@ -654,9 +654,7 @@ impl Lab {
             let (Some(p), Some(h)) = (fresh_index[i], r.canonical_hash) else { continue };
             self.known.insert(h);
             let correct = verdicts[p].iter().filter(|(a, _)| a.correct).count() as u64;
-            if let Ok(expr) = problem::arith::parse(&r.text, &Limits::default()) {
-                self.skills.observe(&expr, k as u64, correct);
-            }
+            self.skills.observe(&self.domain.skills(&r.text), k as u64, correct);
             if !self.held_out_hashes.contains(&h) {
                 self.replay.insert(ReplayItem {
                     id: r.id,

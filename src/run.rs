@@ -290,7 +290,7 @@ pub fn run(
     log: &mut dyn FnMut(&str),
     on_round: &mut dyn FnMut(&RoundMetrics),
 ) -> anyhow::Result<RunSummary> {
-    let domain: &'static dyn Domain = &problem::Arith;
+    let domain = cfg.domain();
     // Scorers first: a missing model or command stops the run before the warm start.
     let scoring = crate::scoring::Scoring::build(&cfg.scorers, run_dir, archive, domain)?;
     let (mut lab, resumed) = match open_lab(cfg, domain, run_dir, archive, device, stop, log) {

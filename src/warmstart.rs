@@ -115,7 +115,7 @@ impl PlayerTraining {
         domain.generate(&GenSpec { depth, max_literal }, rng)
     }
 
-    pub fn validate(&self, name: &str) -> anyhow::Result<()> {
+    pub fn validate(&self, name: &str, domain: &dyn Domain) -> anyhow::Result<()> {
         let fail = |what: String| anyhow::anyhow!("{name}.{what}");
         self.model(1).validate().map_err(fail)?;
         self.optim.validate().map_err(fail)?;
@@ -128,8 +128,8 @@ impl PlayerTraining {
         if self.max_new_tokens + 3 > self.context {
             bail!("{name}.context must leave room for a prompt and {name}.max_new_tokens");
         }
-        if self.max_literal > problem::arith::MAX_LITERAL {
-            bail!("{name}.max_literal must be at most {}", problem::arith::MAX_LITERAL);
+        if let Some(most) = domain.max_literal().filter(|&m| self.max_literal > m) {
+            bail!("{name}.max_literal must be at most {most}");
         }
         Ok(())
     }
@@ -243,19 +243,19 @@ impl WarmStartConfig {
     }
 
     /// Checks every value; the error names the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.solver.validate("warm_start.solver")?;
-        self.proposer.validate("warm_start.proposer")?;
+    /// Checks every value against `domain`; the error names the key.
+    pub fn validate(&self, domain: &dyn Domain) -> anyhow::Result<()> {
+        self.solver.validate("warm_start.solver", domain)?;
+        self.proposer.validate("warm_start.proposer", domain)?;
         if !(0.0..=1.0).contains(&self.proposer_padding) {
             bail!("warm_start.proposer_padding must be in [0, 1], got {}", self.proposer_padding);
         }
         if !(0.0..=1.0).contains(&self.proposer_wide_literals) {
             bail!("warm_start.proposer_wide_literals must be in [0, 1], got {}", self.proposer_wide_literals);
         }
-        if self.proposer_wide_max_literal > problem::arith::MAX_LITERAL {
+        if let Some(most) = domain.max_literal().filter(|&m| self.proposer_wide_max_literal > m) {
             bail!(
-                "warm_start.proposer_wide_max_literal must be at most {}, got {}",
-                problem::arith::MAX_LITERAL,
+                "warm_start.proposer_wide_max_literal must be at most {most}, got {}",
                 self.proposer_wide_max_literal
             );
         }
@@ -353,7 +353,7 @@ pub fn run(
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<WarmStartReport> {
-    cfg.validate()?;
+    cfg.validate(domain)?;
     // A finished warm start is not redone; a partial one is not overwritten.
     if finished(out) {
         log(&format!("warm start already done in {}", out.display()));
@@ -730,7 +730,7 @@ mod tests {
 
     #[test]
     fn proposer_padding_is_validated() {
-        let bad = |cfg: WarmStartConfig| cfg.validate().unwrap_err().to_string();
+        let bad = |cfg: WarmStartConfig| cfg.validate(&problem::Arith).unwrap_err().to_string();
         let base = WarmStartConfig::default();
         assert!(bad(WarmStartConfig { proposer_padding: 1.5, ..base.clone() })
             .contains("warm_start.proposer_padding"));
@@ -739,7 +739,7 @@ mod tests {
         assert!(bad(WarmStartConfig { proposer_padding_ops: 0, ..base.clone() })
             .contains("warm_start.proposer_padding_ops"));
         WarmStartConfig { proposer_padding: 0.0, proposer_padding_ops: 0, ..base.clone() }
-            .validate()
+            .validate(&problem::Arith)
             .unwrap();
         assert!(bad(WarmStartConfig { proposer_wide_literals: -0.1, ..base.clone() })
             .contains("warm_start.proposer_wide_literals"));
@@ -752,10 +752,10 @@ mod tests {
         assert_eq!(wide.proposer_literal_bounds(), vec![20, 99]);
         assert!(bad(WarmStartConfig { proposer_wide_max_literal: 20, ..wide.clone() })
             .contains("must be above warm_start.proposer.max_literal (20)"));
-        WarmStartConfig { proposer_wide_max_literal: 20, ..base }.validate().unwrap();
+        WarmStartConfig { proposer_wide_max_literal: 20, ..base }.validate(&problem::Arith).unwrap();
         let untold =
             WarmStartConfig { proposer_wide_max_literal: 20, proposer_literal_tokens: false, ..wide };
-        untold.validate().unwrap();
+        untold.validate(&problem::Arith).unwrap();
         assert_eq!(untold.proposer_literal_bounds(), Vec::<u32>::new());
     }
 }

@@ -1,10 +1,10 @@
-//! The skill graph of the arithmetic domain.
+//! The skill graph: what the solver has mastered, and what it is ready to learn next.
 //!
-//! *Atomic skills* are one operator on literals of one size (`*` on 2-digit numbers). *Compositions*
-//! are one operator applied to the result of another, on one side (`+` with a `*` on its left:
-//! `a*b+c`). Every solved-for problem counts its attempts and successes toward each skill it uses;
-//! each composition has edges from the two atomic skills it composes (at the problem's literal
-//! size), so the graph says what a composition is made of.
+//! Skills ([`Skill`]) are atomic (one operator on literals of one size) or compositions (one
+//! operator applied to the result of another); the domain says which a problem uses
+//! ([`problem::Domain::skills`]). Every solved-for problem counts its attempts and successes
+//! toward each skill it uses; each composition has edges from the two atomic skills it composes
+//! (at the problem's literal size), so the graph says what a composition is made of.
 //!
 //! A skill is *mastered* when its solve rate is at least `mastery` over at least `min_attempts`
 //! attempts. The *frontier* is the compositions not yet mastered whose parts all are: what the
@@ -14,27 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use problem::arith::Expr;
+pub use problem::Skill;
 use serde::{Deserialize, Serialize};
-
-/// One skill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Skill {
-    /// An operator on literals of `digits` digits (the problem's largest literal).
-    Atomic { op: char, digits: u8 },
-    /// `outer` applied to the result of `inner`, found on the `left` or right of `outer`.
-    Composition { outer: char, inner: char, left: bool },
-}
-
-impl std::fmt::Display for Skill {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Skill::Atomic { op, digits } => write!(f, "{op} on {digits}-digit"),
-            Skill::Composition { outer, inner, left: true } => write!(f, "(a{inner}b){outer}c"),
-            Skill::Composition { outer, inner, left: false } => write!(f, "a{outer}(b{inner}c)"),
-        }
-    }
-}
 
 /// Attempts and successes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,59 +41,6 @@ pub struct SkillGraph {
     pub min_attempts: u64,
 }
 
-fn digits(v: u32) -> u8 {
-    if v >= 100 {
-        3
-    } else if v >= 10 {
-        2
-    } else {
-        1
-    }
-}
-
-fn largest_literal(e: &Expr) -> u32 {
-    match e {
-        Expr::Lit { value, .. } => *value,
-        Expr::Bin { lhs, rhs, .. } => largest_literal(lhs).max(largest_literal(rhs)),
-    }
-}
-
-/// The skills a problem exercises, each with the atomic skills it is made of.
-///
-/// A single operation exercises its atomic skill; a longer problem exercises its compositions
-/// (whose parts are the atomic skills at the problem's literal size). Atomic mastery is thus
-/// measured on atomic problems alone, not blurred by the compositions around it.
-pub fn skills_of(e: &Expr) -> BTreeMap<Skill, Vec<Skill>> {
-    let size = digits(largest_literal(e));
-    let mut out = BTreeMap::new();
-    if let Expr::Bin { op, lhs, rhs, .. } = e {
-        if matches!((lhs.as_ref(), rhs.as_ref()), (Expr::Lit { .. }, Expr::Lit { .. })) {
-            out.insert(Skill::Atomic { op: op.symbol(), digits: size }, Vec::new());
-            return out;
-        }
-    }
-    fn walk(e: &Expr, size: u8, out: &mut BTreeMap<Skill, Vec<Skill>>) {
-        if let Expr::Bin { op, lhs, rhs, .. } = e {
-            let outer = op.symbol();
-            for (child, left) in [(lhs, true), (rhs, false)] {
-                if let Expr::Bin { op: inner, .. } = child.as_ref() {
-                    let inner = inner.symbol();
-                    out.insert(
-                        Skill::Composition { outer, inner, left },
-                        vec![
-                            Skill::Atomic { op: outer, digits: size },
-                            Skill::Atomic { op: inner, digits: size },
-                        ],
-                    );
-                }
-                walk(child, size, out);
-            }
-        }
-    }
-    walk(e, size, &mut out);
-    out
-}
-
 impl SkillGraph {
     pub fn new(mastery: f64, min_attempts: u64) -> Self {
         SkillGraph { mastery, min_attempts, ..Default::default() }
@@ -127,14 +55,15 @@ impl SkillGraph {
         n
     }
 
-    /// Counts `correct` of `attempts` toward every skill of `problem`.
-    pub fn observe(&mut self, problem: &Expr, attempts: u64, correct: u64) {
-        for (skill, parts) in skills_of(problem) {
+    /// Counts `correct` of `attempts` toward every skill a problem uses (`skills`, each with the
+    /// atomic skills it is made of: [`problem::Domain::skills`]).
+    pub fn observe(&mut self, skills: &BTreeMap<Skill, Vec<Skill>>, attempts: u64, correct: u64) {
+        for (&skill, parts) in skills {
             let n = self.node(skill);
             let stats = &mut self.graph[n].1;
             stats.attempts += attempts;
             stats.correct += correct;
-            for part in parts {
+            for &part in parts {
                 let p = self.node(part);
                 if self.graph.find_edge(p, n).is_none() {
                     self.graph.add_edge(p, n, ());
@@ -231,27 +160,10 @@ impl SkillGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use problem::arith::parse;
-    use problem::Limits;
+    use problem::{Arith, Domain};
 
-    fn expr(s: &str) -> Expr {
-        parse(s, &Limits::default()).unwrap()
-    }
-
-    #[test]
-    fn skills_of_a_problem() {
-        let s = skills_of(&expr("(12+3)*4-5"));
-        let names: Vec<String> = s.keys().map(|k| k.to_string()).collect();
-        assert_eq!(names, vec!["(a+b)*c", "(a*b)-c"], "{names:?}");
-        let atomic: Vec<String> = skills_of(&expr("12*3")).keys().map(|k| k.to_string()).collect();
-        assert_eq!(atomic, vec!["* on 2-digit"]);
-        assert_eq!(s[&Skill::Composition { outer: '*', inner: '+', left: true }].len(), 2);
-        assert!(skills_of(&expr("7")).is_empty());
-        assert!(skills_of(&expr("1-(2*3)")).contains_key(&Skill::Composition {
-            outer: '-',
-            inner: '*',
-            left: false
-        }));
+    fn expr(s: &str) -> BTreeMap<Skill, Vec<Skill>> {
+        Arith.skills(s)
     }
 
     #[test]

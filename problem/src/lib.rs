@@ -10,9 +10,11 @@
 
 pub mod arith;
 pub mod input;
+mod skill;
 mod tokenizer;
 
 pub use arith::Arith;
+pub use skill::Skill;
 pub use tokenizer::{Special, TokenizeError, Tokenizer};
 
 use rand::RngCore;
@@ -254,10 +256,30 @@ pub trait Domain: Send + Sync {
         analysis.canonical.clone()
     }
 
+    /// The skills a problem uses, each with the atomic skills it is made of, for the curriculum's
+    /// skill graph. None by default (and for an invalid problem).
+    fn skills(&self, _problem: &str) -> std::collections::BTreeMap<Skill, Vec<Skill>> {
+        std::collections::BTreeMap::new()
+    }
+
+    /// The largest literal the domain's language allows, where it has literals: a generator or
+    /// warm start asked for larger ones is misconfigured.
+    fn max_literal(&self) -> Option<u32> {
+        None
+    }
+
     /// A tokenizer over this domain's alphabet with `difficulty_levels` difficulty-target tokens.
     fn tokenizer(&self, difficulty_levels: u32) -> Tokenizer {
         Tokenizer::new(self.alphabet(), difficulty_levels)
     }
+}
+
+/// The names of the built-in domains, for messages.
+pub const DOMAINS: &[&str] = &["arith"];
+
+/// The domain a command without a configuration works in: the first built-in one.
+pub fn default_domain() -> &'static dyn Domain {
+    &Arith
 }
 
 /// Looks a built-in domain up by name.

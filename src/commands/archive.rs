@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use problem::Domain;
 use store::{parse_range, Archive, Filter, Order, ProblemRecord, Stats, StoreError};
 
 use crate::cli::{ArchiveArgs, ArchiveCommand, ExportFormat, FilterArgs, SortKey};
@@ -197,7 +196,7 @@ pub fn query(
                     (r.canonical.unwrap_or_default(), hash)
                 }
                 (None, Some(text)) => {
-                    let a = problem::Arith
+                    let a = problem::default_domain()
                         .analyze(text, &problem::Limits::default())
                         .map_err(|e| anyhow!("--problem {text:?} is not a valid problem: {e}"))?;
                     (a.canonical, a.hash)

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use problem::{Arith, Domain, GenSpec};
+use problem::GenSpec;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -14,7 +14,7 @@ pub fn run(args: &GenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let spec = GenSpec { depth: args.depth, max_literal: args.max_literal };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     for _ in 0..args.count {
-        let g = Arith.generate(&spec, &mut rng)?;
+        let g = problem::default_domain().generate(&spec, &mut rng)?;
         if args.text {
             out.write_all(g.problem.as_bytes())?;
         } else {

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use problem::{Analysis, Arith, Domain, Limits};
+use problem::{Analysis, Domain, Limits};
 use serde::Serialize;
 
 use crate::cli::JudgeArgs;
@@ -130,7 +130,7 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             JudgeLine::too_long(&line, len, &limits)
         } else {
             let raw = line.strip_suffix(b"\r").unwrap_or(&line);
-            JudgeLine::judge(&Arith, &limits, raw)
+            JudgeLine::judge(problem::default_domain(), &limits, raw)
         };
         if args.json {
             serde_json::to_writer(&mut *out, &judged)?;

@@ -4,14 +4,14 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use problem::Arith;
-
 use crate::cli::PretrainArgs;
 use crate::warmstart;
 
 pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;
-    let mut cfg = super::run::load_config(args.config.as_deref())?.warm_start;
+    let run_cfg = super::run::load_config(args.config.as_deref())?;
+    let domain = run_cfg.domain();
+    let mut cfg = run_cfg.warm_start;
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
@@ -42,8 +42,8 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             p.optim.warmup_steps = p.optim.warmup_steps.min(s / 4 + 1);
         }
     }
-    cfg.validate().context("the warm start with the flags applied")?;
-    let report = warmstart::run(&cfg, &Arith, &args.out, &device, &Default::default(), &mut |line| {
+    cfg.validate(domain).context("the warm start with the flags applied")?;
+    let report = warmstart::run(&cfg, domain, &args.out, &device, &Default::default(), &mut |line| {
         tracing::info!("{line}")
     })?;
     if args.json {

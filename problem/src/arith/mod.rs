@@ -11,6 +11,7 @@ pub mod canon;
 pub mod features;
 mod gen;
 pub mod parse;
+pub mod skills;
 pub mod steps;
 
 pub use canon::Canonical;
@@ -110,6 +111,16 @@ impl Domain for Arith {
             Some((value, _)) => value.to_string() == expected,
             None => false,
         }
+    }
+
+    /// Atomic skills of one-operation problems, compositions of longer ones
+    /// ([`skills::skills_of`]).
+    fn skills(&self, problem: &str) -> BTreeMap<crate::Skill, Vec<crate::Skill>> {
+        parse(problem, &Limits::default()).map(|e| skills::skills_of(&e)).unwrap_or_default()
+    }
+
+    fn max_literal(&self) -> Option<u32> {
+        Some(MAX_LITERAL)
     }
 
     /// The rewrite chain of [`steps`]: one operation evaluated per step.
