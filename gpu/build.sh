@@ -6,7 +6,8 @@
 #
 # The toolkit comes from gpu/install-toolkit.sh (CUDA 13.0 from PyPI). Kernels are built for
 # compute capability $CUDA_COMPUTE_CAP (90, Hopper: H100, H200, unless set). The first build takes
-# about 20 minutes on two cores, most of it nvcc compiling candle's quantized-matmul kernels.
+# about a quarter of an hour on two cores, most of it nvcc compiling candle's quantized-matmul
+# kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle="${1:-target/gpu-bundle}"
