@@ -353,7 +353,10 @@ mod tests {
             ("[round]\nproposal = 3\n", "unknown key `round.proposal`"),
             ("bogus = 1\n", "unknown key `bogus`"),
             ("domain = \"chess\"\n", "domain: no domain is named \"chess\"; the domains are arith"),
-            ("[warm_start.solver]\nmax_literal = 1000\n", "warm_start.solver.max_literal must be at most 999"),
+            (
+                "[warm_start.solver]\nmax_literal = 1000\n",
+                "warm_start.solver.max_literal must be at most 999",
+            ),
             ("[reward.padding]\nhard_floor = 2.0\n", "reward: padding.hard_floor must be"),
             ("[round]\nattempts = 0\n", "round.attempts must be positive"),
             ("[round]\nattempts = \"many\"\n", "invalid type"),

@@ -1,0 +1,178 @@
+//! What a round did, as one line of `metrics.jsonl`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use store::ProblemRecord;
+
+use super::judged::Judged;
+use super::pay::{is_copy, Paid};
+use super::propose::Proposals;
+use super::solve::{Attempts, Source, Tasks};
+use super::update::Updates;
+use super::{Lab, Timings};
+
+/// What a round did: one line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundMetrics {
+    pub round: u64,
+    pub proposals: usize,
+    pub valid_fraction: f64,
+    /// Of valid problems: padded (canonical form shorter than the text).
+    pub padded_fraction: f64,
+    /// Of valid problems: canonical repeats within the round or of the archive.
+    pub duplicate_fraction: f64,
+    /// Of as many problems drawn from the domain's generator at the same targets (one a target),
+    /// judged as the proposals are against the same archive: the copies a proposer that writes
+    /// its warm start's distribution would make. The archive's growth raises it; a proposer
+    /// above it repeats itself more than its warm start would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_duplicate_fraction: Option<f64>,
+    /// Of the fresh valid problems: the mean repetition penalty their shapes' copies cost them
+    /// (the crowding term).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_crowding: Option<f64>,
+    pub mean_surface_ops: Option<f64>,
+    pub mean_essential_ops: Option<f64>,
+    pub median_solve_rate: Option<f64>,
+    /// Of valid problems: solve rate inside the frontier band.
+    pub band_fraction: f64,
+    pub mean_reward: f64,
+    pub mean_frontier: Option<f64>,
+    /// Of valid problems: the mean length-residual factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_length_factor: Option<f64>,
+    pub proposer_output_tokens: f64,
+    /// Mean solve rate of the rehearsal problems (of the warm start's kind): falls when the
+    /// solver forgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal_solve_rate: Option<f64>,
+    pub solver_problems_trained: usize,
+    /// Rehearsal problems solved every time, trained on with `round.anchor`.
+    #[serde(default)]
+    pub solver_problems_anchored: usize,
+    pub solver_loss: Option<f64>,
+    pub proposer_loss: Option<f64>,
+    /// KL estimate to the frozen warm-start reference (when `kl_coef` > 0).
+    pub solver_kl: Option<f64>,
+    pub proposer_kl: Option<f64>,
+    pub skipped_updates: u64,
+    /// The controller's level (of its first literal bound, when it asks for bounds).
+    pub difficulty_level: f64,
+    /// The controller's level for each literal bound it asks for, by bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty_levels: Option<BTreeMap<u32, f64>>,
+    /// The depths the controller skips as exhausted, below its level (of its first literal bound,
+    /// as `difficulty_level`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_depths: Vec<u32>,
+    /// The median solve rate of the valid proposals asked for each literal bound, by bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_solve_rates: Option<BTreeMap<u32, f64>>,
+    /// Of valid problems: those on the target the controller asked for (exactly its depth, and
+    /// literals within its bound) — how closely the proposer follows its targets, through which
+    /// the controller acts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_target_fraction: Option<f64>,
+    pub replay_size: usize,
+    /// Held-out greedy accuracy by depth, on evaluation rounds.
+    pub held_out: Option<BTreeMap<u32, f64>>,
+    /// Of valid problems: those given an interestingness score; and its mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored_fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_interestingness: Option<f64>,
+    /// Each scorer's health so far, by `name@version` (when scorers are configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorers: Option<BTreeMap<String, scorers::Health>>,
+    pub problems_per_s: f64,
+    pub timings: Timings,
+}
+
+/// Everything a round's metrics are drawn from.
+pub(super) struct Outcome<'a> {
+    pub round: u64,
+    pub proposals: &'a Proposals,
+    pub judged: &'a Judged,
+    pub tasks: &'a Tasks,
+    pub attempts: &'a Attempts,
+    pub paid: &'a Paid,
+    pub updates: &'a Updates,
+    /// The median solve rate of the proposals asked for each literal bound.
+    pub medians: &'a [Option<f64>],
+    pub held_out: Option<BTreeMap<u32, f64>>,
+    pub timings: Timings,
+}
+
+impl Lab {
+    /// The metrics line of a round, after the curriculum took it in.
+    pub(super) fn metrics(&self, o: Outcome) -> RoundMetrics {
+        let cfg = &self.cfg;
+        let n = o.proposals.texts.len();
+        let rates = |keep: fn(Source) -> bool| -> Vec<f64> {
+            o.tasks.indices(keep).map(|t| o.attempts.rate(t)).collect()
+        };
+        let fresh_rates = rates(|s| matches!(s, Source::Fresh { .. }));
+        let rehearsal_rates = rates(|s| s == Source::Rehearsed);
+        let valid: Vec<(&ProblemRecord, &judge::Candidate)> =
+            o.paid.records.iter().zip(&o.judged.candidates).filter(|(r, _)| r.valid).collect();
+        let nv = valid.len().max(1) as f64;
+        let bounds = self.controller.bounds();
+        // Values by literal bound, when the controller asks for bounds.
+        let by_bound = |values: &[Option<f64>]| -> Option<BTreeMap<u32, f64>> {
+            let m: BTreeMap<u32, f64> =
+                bounds.iter().zip(values).filter_map(|(b, v)| Some(((*b)?, (*v)?))).collect();
+            (!m.is_empty()).then_some(m)
+        };
+        let mean = |f: &dyn Fn(&ProblemRecord, &judge::Candidate) -> Option<f64>| -> Option<f64> {
+            let v: Vec<f64> = valid.iter().filter_map(|(r, c)| f(r, c)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let (solver, proposer) = (o.updates.solver, o.updates.proposer);
+        RoundMetrics {
+            round: o.round,
+            proposals: n,
+            valid_fraction: valid.len() as f64 / n as f64,
+            padded_fraction: valid.iter().filter(|(r, _)| r.essential_ops < r.surface_ops).count() as f64
+                / nv,
+            duplicate_fraction: valid.iter().filter(|(_, c)| is_copy(c)).count() as f64 / nv,
+            generator_duplicate_fraction: o.judged.generator_duplicate_fraction,
+            mean_crowding: mean(&|r, c| {
+                (!is_copy(c)).then(|| r.rewards.as_ref().map_or(0.0, |w| w.repetition))
+            }),
+            mean_surface_ops: mean(&|r, _| r.surface_ops.map(f64::from)),
+            mean_essential_ops: mean(&|r, _| r.essential_ops.map(f64::from)),
+            median_solve_rate: curriculum::median(&fresh_rates),
+            band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
+            mean_reward: o.paid.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
+            mean_frontier: mean(&|r, _| r.rewards.as_ref().and_then(|w| w.frontier)),
+            mean_length_factor: mean(&|r, _| r.rewards.as_ref().and_then(|w| w.length_factor)),
+            proposer_output_tokens: o.proposals.sampled.iter().map(|s| s.tokens.len() as f64).sum::<f64>()
+                / n as f64,
+            rehearsal_solve_rate: (!rehearsal_rates.is_empty())
+                .then(|| rehearsal_rates.iter().sum::<f64>() / rehearsal_rates.len() as f64),
+            solver_problems_trained: o.updates.trained,
+            solver_problems_anchored: o.updates.anchored,
+            solver_loss: solver.map(|l| l.loss),
+            proposer_loss: proposer.map(|l| l.loss),
+            solver_kl: solver.map(|l| l.kl),
+            proposer_kl: proposer.map(|l| l.kl),
+            skipped_updates: o.updates.skipped,
+            difficulty_level: self.controller.level(),
+            difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
+            median_solve_rates: by_bound(o.medians),
+            skipped_depths: self.controller.skipped_depths(0),
+            on_target_fraction: mean(&|r, _| Some(1.0 - r.rewards.as_ref()?.target_miss?)),
+            replay_size: self.replay.len(),
+            held_out: o.held_out,
+            scored_fraction: self
+                .scoring
+                .is_some()
+                .then(|| valid.iter().filter(|(r, _)| r.interestingness.is_some()).count() as f64 / nv),
+            mean_interestingness: mean(&|r, _| r.interestingness),
+            scorers: self.scoring.as_ref().map(|s| s.health()),
+            problems_per_s: n as f64 / o.timings.total,
+            timings: o.timings,
+        }
+    }
+}

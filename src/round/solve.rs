@@ -1,0 +1,228 @@
+//! Solving: the problems the solver tries this round — the valid proposals, replayed problems,
+//! rehearsal problems of the warm start's kind — its attempts, each verified exactly, and which
+//! of them it learns from.
+
+use curriculum::ReplayItem;
+use policy::{group_advantages, SampleConfig};
+use problem::Limits;
+use store::Attempt;
+
+use super::judged::Judged;
+use super::Lab;
+
+/// A problem the solver tries this round, and where it came from.
+pub(super) struct Task {
+    pub text: String,
+    pub answer: String,
+    pub source: Source,
+}
+
+/// The round's problems for the solver, in order: the valid proposals, the replayed problems,
+/// the rehearsal problems.
+pub(super) struct Tasks {
+    pub tasks: Vec<Task>,
+    /// For each proposal, its task when it is valid.
+    pub of_proposal: Vec<Option<usize>>,
+    /// The replayed items, in the order of their tasks.
+    pub replayed: Vec<ReplayItem>,
+}
+
+impl Tasks {
+    /// The indices of the tasks whose source `keep` accepts, in order.
+    pub fn indices(&self, keep: fn(Source) -> bool) -> impl Iterator<Item = usize> + '_ {
+        self.tasks.iter().enumerate().filter(move |(_, t)| keep(t.source)).map(|(i, _)| i)
+    }
+}
+
+/// Each task's attempts: the solver's output, checked, and the tokens it sampled.
+pub(super) struct Attempts {
+    pub per_task: Vec<Vec<(Attempt, Vec<u32>)>>,
+    /// Attempts per task.
+    pub k: usize,
+}
+
+impl Attempts {
+    /// Task `t`'s correct attempts.
+    pub fn correct(&self, t: usize) -> u64 {
+        self.per_task[t].iter().filter(|(a, _)| a.correct).count() as u64
+    }
+
+    /// Task `t`'s solve rate p̂.
+    pub fn rate(&self, t: usize) -> f64 {
+        self.correct(t) as f64 / self.k as f64
+    }
+
+    /// Whether each attempt of each task was right.
+    pub fn outcomes(&self) -> Vec<Vec<bool>> {
+        self.per_task.iter().map(|v| v.iter().map(|(a, _)| a.correct).collect()).collect()
+    }
+}
+
+impl Lab {
+    /// The round's tasks: the valid proposals (marked when one copies a held-out problem), then
+    /// `round.replay` problems drawn from replay and `round.rehearsal` fresh ones of the warm
+    /// start's kind.
+    pub(super) fn draw_tasks(&mut self, judged: &Judged, round: u64) -> anyhow::Result<Tasks> {
+        let replayed = self.replay.sample(self.cfg.round.replay, round, &mut self.rng);
+        let rehearsed = self.rehearsal_problems(self.cfg.round.rehearsal)?;
+        let mut tasks = Vec::new();
+        let mut of_proposal = vec![None; judged.candidates.len()];
+        for (i, c) in judged.candidates.iter().enumerate() {
+            if let Ok(a) = &c.analysis {
+                of_proposal[i] = Some(tasks.len());
+                let held_out = self.held_out_hashes.contains(&a.hash);
+                tasks.push(Task {
+                    text: c.text.clone(),
+                    answer: a.answer.clone(),
+                    source: Source::Fresh { held_out },
+                });
+            }
+        }
+        for r in &replayed {
+            tasks.push(Task { text: r.problem.clone(), answer: r.answer.clone(), source: Source::Replayed });
+        }
+        for (text, answer) in rehearsed {
+            tasks.push(Task { text, answer, source: Source::Rehearsed });
+        }
+        Ok(Tasks { tasks, of_proposal, replayed })
+    }
+
+    /// `round.attempts` tries at every task, each verified against its exact answer.
+    pub(super) fn attempt(&mut self, tasks: &Tasks, sampling: &SampleConfig) -> anyhow::Result<Attempts> {
+        let k = self.cfg.round.attempts;
+        let mut requests = Vec::with_capacity(tasks.tasks.len() * k);
+        for task in &tasks.tasks {
+            requests.extend(self.solver_format.requests(&task.text, k)?);
+        }
+        let sampled = policy::sample(&self.solver.model, &requests, sampling, &mut self.rng, true)?;
+        let mut per_task: Vec<Vec<(Attempt, Vec<u32>)>> = vec![Vec::with_capacity(k); tasks.tasks.len()];
+        for (j, s) in sampled.iter().enumerate() {
+            let t = j / k;
+            let output = self.solver_format.output_text(s);
+            let v = judge::verify(self.domain, &tasks.tasks[t].answer, &output);
+            per_task[t].push((Attempt { output, answer: v.answer, correct: v.correct }, s.tokens.clone()));
+        }
+        Ok(Attempts { per_task, k })
+    }
+
+    /// `n` fresh problems of the warm start's kind (its depths and literal bound), none of them a
+    /// held-out problem, as `(text, answer)`.
+    fn rehearsal_problems(&mut self, n: usize) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::with_capacity(n);
+        // Held-out problems are few among the generator's: a bounded number of redraws.
+        for _ in 0..n * 4 {
+            if out.len() == n {
+                break;
+            }
+            let g = self.cfg.warm_start.solver.draw(self.domain, &mut self.rng)?;
+            let held_out = self
+                .domain
+                .analyze(&g.problem, &Limits::default())
+                .is_ok_and(|a| self.held_out_hashes.contains(&a.hash));
+            if !held_out {
+                out.push((g.problem, g.answer));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where a problem the solver tried this round came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// Written by the proposer this round (`held_out`: a copy of a held-out problem).
+    Fresh { held_out: bool },
+    /// Replayed from the archive.
+    Replayed,
+    /// A fresh problem of the warm start's kind.
+    Rehearsed,
+}
+
+/// The problems of a round the solver is trained on, each with one advantage per attempt.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct SolverPlan {
+    pub problems: Vec<(usize, Vec<f32>)>,
+    /// Problems trained on for their group-relative advantages.
+    pub trained: usize,
+    /// Rehearsal problems solved every time, trained on with the anchor advantage.
+    pub anchored: usize,
+}
+
+/// Which problems the solver learns from, given whether each attempt was right: fresh problems in
+/// the frontier band (never a held-out copy), replayed and rehearsed ones solved sometimes but not
+/// always — with group-relative advantages — and, when `anchor > 0`, rehearsal problems solved
+/// every time, each attempt with advantage `anchor` (their group advantage would be 0).
+pub(super) fn solver_plan(
+    outcomes: &[Vec<bool>],
+    sources: &[Source],
+    band: &curriculum::FrontierBand,
+    anchor: f64,
+    normalize_std: bool,
+) -> SolverPlan {
+    let mut plan = SolverPlan::default();
+    for (p, (attempts, source)) in outcomes.iter().zip(sources).enumerate() {
+        if attempts.is_empty() {
+            continue;
+        }
+        let p_hat = attempts.iter().filter(|&&c| c).count() as f64 / attempts.len() as f64;
+        let usable = match source {
+            Source::Fresh { held_out } => band.contains(p_hat) && !held_out,
+            Source::Replayed | Source::Rehearsed => p_hat > 0.0 && p_hat < 1.0,
+        };
+        if usable {
+            let rewards: Vec<f32> = attempts.iter().map(|&c| if c { 1.0 } else { 0.0 }).collect();
+            plan.problems.push((p, group_advantages(&rewards, rewards.len(), normalize_std)));
+            plan.trained += 1;
+        } else if anchor > 0.0 && *source == Source::Rehearsed && p_hat == 1.0 {
+            plan.problems.push((p, vec![anchor as f32; attempts.len()]));
+            plan.anchored += 1;
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BAND: curriculum::FrontierBand = curriculum::FrontierBand { low: 0.2, high: 0.8 };
+
+    fn attempts(right: usize, of: usize) -> Vec<bool> {
+        (0..of).map(|i| i < right).collect()
+    }
+
+    #[test]
+    fn the_solver_learns_from_the_band_and_from_what_it_sometimes_solves() {
+        let outcomes = [
+            attempts(2, 4), // fresh, p̂ 0.5: in the band
+            attempts(4, 4), // fresh, always solved: nothing to learn
+            attempts(2, 4), // fresh, but a copy of a held-out problem
+            attempts(1, 8), // replayed, p̂ 0.125: below the band, solved sometimes
+            attempts(0, 4), // rehearsed, never solved
+            attempts(4, 4), // rehearsed, always solved
+        ];
+        let sources = [
+            Source::Fresh { held_out: false },
+            Source::Fresh { held_out: false },
+            Source::Fresh { held_out: true },
+            Source::Replayed,
+            Source::Rehearsed,
+            Source::Rehearsed,
+        ];
+        let plan = solver_plan(&outcomes, &sources, &BAND, 0.0, true);
+        assert_eq!(plan.problems.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 3]);
+        assert_eq!((plan.trained, plan.anchored), (1 + 1, 0));
+        // Group-relative: right attempts above the group's mean, wrong ones below, summing to 0.
+        let (_, adv) = &plan.problems[0];
+        assert!(adv[0] > 0.0 && adv[1] > 0.0 && adv[2] < 0.0 && adv[3] < 0.0);
+        assert!(adv.iter().sum::<f32>().abs() < 1e-5);
+        assert_eq!(plan.problems[1].1, group_advantages(&[1., 0., 0., 0., 0., 0., 0., 0.], 8, true));
+
+        // With an anchor, the rehearsal problem solved every time enters with that advantage;
+        // fresh problems solved every time and unsolved ones still do not.
+        let plan = solver_plan(&outcomes, &sources, &BAND, 0.5, true);
+        assert_eq!(plan.problems.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![0, 3, 5]);
+        assert_eq!((plan.trained, plan.anchored), (2, 1));
+        assert_eq!(plan.problems[2].1, vec![0.5; 4]);
+    }
+}

@@ -1,0 +1,152 @@
+//! Learning: the solver's policy-gradient update on the problems it sometimes solves, and the
+//! proposer's on its rewards.
+
+use policy::{group_advantages, keyed_advantages, ppo_update, PpoOutcome};
+use problem::Special;
+
+use super::pay::Paid;
+use super::propose::Proposals;
+use super::solve::{solver_plan, Attempts, Tasks};
+use super::Lab;
+use crate::config::ProposerBaseline;
+
+/// What the round's updates did.
+pub(super) struct Updates {
+    pub solver: Option<PpoOutcome>,
+    pub proposer: Option<PpoOutcome>,
+    /// Problems the solver was trained on for their group-relative advantages.
+    pub trained: usize,
+    /// Rehearsal problems solved every time, trained on with the anchor advantage.
+    pub anchored: usize,
+    /// Updates skipped this round for a non-finite loss or gradient, both players.
+    pub skipped: u64,
+}
+
+impl Lab {
+    /// The solver trained on the plan's problems (`solver_plan`), every attempt with its
+    /// advantage; the proposer on its rewards against their baseline (`round.proposer_baseline`),
+    /// unless every advantage is 0.
+    pub(super) fn update(
+        &mut self,
+        tasks: &Tasks,
+        attempts: &Attempts,
+        proposals: &Proposals,
+        paid: &Paid,
+    ) -> anyhow::Result<Updates> {
+        let cfg = self.cfg.clone();
+        let skipped_before = self.solver.optim.skipped() + self.proposer.optim.skipped();
+        let sources: Vec<_> = tasks.tasks.iter().map(|t| t.source).collect();
+        let plan = solver_plan(
+            &attempts.outcomes(),
+            &sources,
+            &cfg.frontier,
+            cfg.round.anchor,
+            cfg.solver_ppo.estimator.normalizes_std(),
+        );
+        let mut solver_pairs = Vec::new();
+        let mut solver_adv = Vec::new();
+        for (t, advantages) in &plan.problems {
+            let prompt = self.solver_format.prompt(&tasks.tasks[*t].text)?;
+            for ((_, tokens), a) in attempts.per_task[*t].iter().zip(advantages) {
+                solver_pairs.push((prompt.clone(), tokens.clone()));
+                solver_adv.push(*a);
+            }
+        }
+        let pad = self.solver_format.tokenizer().special(Special::Pad);
+        let solver = if solver_pairs.is_empty() {
+            None
+        } else {
+            Some(ppo_update(
+                &mut self.solver,
+                self.solver_reference.as_ref(),
+                &solver_pairs,
+                &solver_adv,
+                pad,
+                &cfg.solver_ppo,
+                policy::UPDATE_PART,
+            )?)
+        };
+        let proposer_pairs: Vec<(Vec<u32>, Vec<u32>)> = proposals
+            .requests
+            .iter()
+            .zip(&proposals.sampled)
+            .map(|(req, s)| (req.prompt.clone(), s.tokens.clone()))
+            .collect();
+        let proposer_adv = proposer_advantages(
+            &paid.rewards,
+            &proposals.targets,
+            cfg.round.proposer_baseline,
+            cfg.proposer_ppo.estimator.normalizes_std(),
+        );
+        let proposer = if proposer_adv.iter().all(|a| *a == 0.0) {
+            None
+        } else {
+            Some(ppo_update(
+                &mut self.proposer,
+                self.proposer_reference.as_ref(),
+                &proposer_pairs,
+                &proposer_adv,
+                pad,
+                &cfg.proposer_ppo,
+                policy::UPDATE_PART,
+            )?)
+        };
+        Ok(Updates {
+            solver,
+            proposer,
+            trained: plan.trained,
+            anchored: plan.anchored,
+            skipped: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
+        })
+    }
+}
+
+/// The proposer's advantages: each proposal's reward against its baseline (see
+/// [`ProposerBaseline`]); `targets` are the difficulty targets the proposals were asked for.
+fn proposer_advantages(
+    rewards: &[f32],
+    targets: &[problem::Target],
+    baseline: ProposerBaseline,
+    normalize_std: bool,
+) -> Vec<f32> {
+    match baseline {
+        ProposerBaseline::Target => keyed_advantages(rewards, targets, normalize_std),
+        ProposerBaseline::Batch => group_advantages(rewards, rewards.len(), normalize_std),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+
+    #[test]
+    fn a_fresh_problem_beats_the_copies_asked_for_its_target() {
+        // Rewards from the default judge: for one operation, a fresh problem solved every time
+        // and two archive copies; for three, problems in the band.
+        let cfg = RunConfig::default_config().reward;
+        let reward =
+            |p: f64, r| cfg.reward(p, 0.0, cfg.repetition.penalty(r, None), 0.0, None, None).total as f32;
+        let rewards = [
+            reward(1.0, judge::Repetition::Fresh),
+            reward(1.0, judge::Repetition::Archive),
+            reward(0.5, judge::Repetition::Fresh),
+            reward(1.0, judge::Repetition::Archive),
+            reward(0.375, judge::Repetition::Fresh),
+            reward(0.875, judge::Repetition::Fresh),
+        ];
+        let targets = [1, 1, 3, 1, 3, 3].map(problem::Target::depth);
+        for std in [false, true] {
+            // Against the whole round the fresh one-operation problem is discouraged too.
+            let batch = proposer_advantages(&rewards, &targets, ProposerBaseline::Batch, std);
+            assert!(batch[0] < 0.0 && batch[1] < batch[0], "{batch:?}");
+            // Against its target's proposals it is encouraged, and the copies still are not.
+            let target = proposer_advantages(&rewards, &targets, ProposerBaseline::Target, std);
+            assert!(target[0] > 0.0 && target[1] < 0.0 && target[3] < 0.0, "{target:?}");
+            // At three operations, the nearer to one half the better, as before.
+            assert!(target[2] > target[4] && target[4] > target[5], "{target:?}");
+            let sum = |d: u32| (0..6).filter(|&i| targets[i].depth == d).map(|i| target[i]).sum::<f32>();
+            assert!(sum(1).abs() < 1e-5 && sum(3).abs() < 1e-5, "{target:?}");
+        }
+    }
+}
