@@ -90,7 +90,7 @@ fn masked_mean(x: &Tensor, batch: &Batch) -> Result<Tensor> {
 /// the optimizer: there the parts run in order, and their kernels queue on one stream.
 ///
 /// Returns the summed loss as a scalar tensor (read back by the caller, together with whatever
-/// else the step reads: [`crate::optim::AdamW::step_pending`]), the gradients, and what `loss`
+/// else the step reads: [`crate::optim::AdamW::step_with_stats`]), the gradients, and what `loss`
 /// returned besides each part's loss.
 pub fn grads_in_parallel<P: Sync, S: Send>(
     vars: &[candle_core::Var],
