@@ -25,12 +25,11 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::Device;
 use policy::Trainable;
-use problem::Domain;
 use store::Archive;
 
 use crate::config::RunConfig;
 use crate::players::{self, Player, PlayerMeta};
-use crate::round::{CurriculumState, Lab, RoundMetrics};
+use crate::round::{CurriculumState, Lab, LabParts, RoundMetrics};
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -112,15 +111,15 @@ fn latest_loadable(
 
 /// Writes a round checkpoint atomically: both players and the curriculum into a temporary
 /// directory, renamed into place.
-fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
+fn save_round(run_dir: &Path, lab: &Lab, keep_checkpoints: usize) -> anyhow::Result<()> {
     let root = run_dir.join("checkpoints");
-    let final_dir = round_dir(run_dir, lab.round);
+    let final_dir = round_dir(run_dir, lab.completed_rounds());
     if final_dir.exists() {
         return Ok(());
     }
-    let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.round, std::process::id()));
+    let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.completed_rounds(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let written = write_round(&tmp, lab).and_then(|()| {
+    let written = lab.write_checkpoint(&tmp).and_then(|()| {
         // The players' files are synced by their own save; the renamed entry is synced here.
         std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
         std::fs::File::open(&root)
@@ -133,30 +132,7 @@ fn save_round(run_dir: &Path, lab: &Lab) -> anyhow::Result<()> {
     }
     written?;
     // Keep round-000000 and the latest `keep_checkpoints`.
-    policy::Checkpoints { root, prefix: "round".into(), keep: lab.cfg.keep_checkpoints.max(1) }.prune(&[0]);
-    Ok(())
-}
-
-/// Both players and the curriculum into `tmp`, each file synced.
-fn write_round(tmp: &Path, lab: &Lab) -> anyhow::Result<()> {
-    std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let meta = |player, max_new| PlayerMeta::new(player, lab.domain, max_new);
-    lab.solver
-        .save(&tmp.join("solver"), meta(Player::Solver, lab.solver_format.max_answer_tokens).to_value())?;
-    let proposer = PlayerMeta {
-        literal_bounds: lab.proposer_format.literal_bounds().to_vec(),
-        ..meta(Player::Proposer, lab.proposer_format.max_problem_tokens)
-    };
-    lab.proposer.save(&tmp.join("proposer"), proposer.to_value())?;
-    for (name, bytes) in [
-        ("curriculum.json", serde_json::to_vec(&lab.curriculum_state())?),
-        ("skills.dot", lab.skills.to_dot().into()),
-    ] {
-        let path = tmp.join(name);
-        std::fs::write(&path, bytes)
-            .and_then(|()| std::fs::File::open(&path)?.sync_all())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    policy::Checkpoints { root, prefix: "round".into(), keep: keep_checkpoints.max(1) }.prune(&[0]);
     Ok(())
 }
 
@@ -175,13 +151,14 @@ fn load_player(dir: &Path, player: Player, device: &Device) -> anyhow::Result<(T
 /// Opens the lab at the latest checkpoint of `run_dir`, warm-starting first when there is none.
 fn open_lab(
     cfg: &RunConfig,
-    domain: &'static dyn Domain,
     run_dir: &Path,
     archive: &Archive,
     device: &Device,
     stop: &AtomicBool,
+    scoring: Option<crate::scoring::Scoring>,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<(Lab, bool)> {
+    let domain = cfg.domain();
     let (dir, resumed, (mut solver, solver_meta), (mut proposer, proposer_meta), state) =
         match latest_loadable(run_dir, device, log)? {
             Some((n, loaded)) => {
@@ -208,35 +185,41 @@ fn open_lab(
         solver.optim = policy::AdamW::new(solver.model.named_vars(), cfg.solver_optim)?;
         proposer.optim = policy::AdamW::new(proposer.model.named_vars(), cfg.proposer_optim)?;
     }
-    let mut lab = Lab::new(
-        cfg.clone(),
-        domain,
-        (solver, players::solver_format(&solver_meta, domain)),
-        (proposer, players::proposer_format(&proposer_meta, domain)),
-        state,
-        archive,
-    )?;
     // KL penalties hold each player near its warm start (round 0), whatever round this resumes.
     let warm_dir = if resumed { round_dir(run_dir, 0) } else { dir.clone() };
-    if cfg.solver_ppo.kl_coef > 0.0 {
-        lab.solver_reference = Some(players::load(&warm_dir, Player::Solver, device)?.0);
-    }
-    if cfg.proposer_ppo.kl_coef > 0.0 {
-        lab.proposer_reference = Some(players::load(&warm_dir, Player::Proposer, device)?.0);
-    }
+    let reference = |kl_coef: f64, player| -> anyhow::Result<Option<policy::Gpt>> {
+        Ok(if kl_coef > 0.0 { Some(players::load(&warm_dir, player, device)?.0) } else { None })
+    };
+    let solver_reference = reference(cfg.solver_ppo.kl_coef, Player::Solver)?;
+    let proposer_reference = reference(cfg.proposer_ppo.kl_coef, Player::Proposer)?;
     // Never reuse a round number the archive already holds (rounds run after the last checkpoint).
+    let checkpointed = state.as_ref().map_or(0, |s| s.round);
     let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
-    if let Some((_, max)) = archive.stats(&filter)?.rounds {
-        if max > lab.round {
+    let completed_rounds = match archive.stats(&filter)?.rounds {
+        Some((_, max)) if max > checkpointed => {
             log(&format!(
-                "the archive holds rounds up to {max}, past checkpoint {}: continuing from {max}",
-                lab.round
+                "the archive holds rounds up to {max}, past checkpoint {checkpointed}: continuing from {max}"
             ));
-            lab.round = max;
+            Some(max)
         }
-    }
+        _ => None,
+    };
+    let lab = Lab::new(
+        LabParts {
+            cfg: cfg.clone(),
+            domain,
+            solver: (solver, players::solver_format(&solver_meta, domain)),
+            proposer: (proposer, players::proposer_format(&proposer_meta, domain)),
+            solver_reference,
+            proposer_reference,
+            state,
+            completed_rounds,
+            scoring,
+        },
+        archive,
+    )?;
     if !resumed {
-        save_round(run_dir, &lab)?;
+        save_round(run_dir, &lab, cfg.keep_checkpoints)?;
     }
     Ok((lab, resumed))
 }
@@ -293,7 +276,7 @@ pub fn run(
     let domain = cfg.domain();
     // Scorers first: a missing model or command stops the run before the warm start.
     let scoring = crate::scoring::Scoring::build(&cfg.scorers, run_dir, archive, domain)?;
-    let (mut lab, resumed) = match open_lab(cfg, domain, run_dir, archive, device, stop, log) {
+    let (mut lab, resumed) = match open_lab(cfg, run_dir, archive, device, stop, scoring, log) {
         Err(e) if e.is::<crate::warmstart::Stopped>() => {
             log("stopped on request during the warm start: the next run starts it again");
             return Ok(RunSummary {
@@ -307,10 +290,9 @@ pub fn run(
         }
         opened => opened?,
     };
-    lab.scoring = scoring;
-    let first_round = lab.round;
+    let first_round = lab.completed_rounds();
     if resumed {
-        log(&format!("resumed {} at round {}", run_dir.display(), lab.round));
+        log(&format!("resumed {} at round {}", run_dir.display(), lab.completed_rounds()));
     }
     let metrics_path = run_dir.join("metrics.jsonl");
     drop_partial_line(&metrics_path)?;
@@ -327,7 +309,7 @@ pub fn run(
             stopped_by_request = true;
             break;
         }
-        if budget.rounds.is_some_and(|r| lab.round - first_round >= r)
+        if budget.rounds.is_some_and(|r| lab.completed_rounds() - first_round >= r)
             || budget.minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0)
         {
             break;
@@ -338,12 +320,19 @@ pub fn run(
         line.push(b'\n');
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
         on_round(&m);
-        if lab.round % cfg.checkpoint_every == 0 {
-            save_round(run_dir, &lab)?;
+        if lab.completed_rounds() % cfg.checkpoint_every == 0 {
+            save_round(run_dir, &lab, cfg.keep_checkpoints)?;
         }
     }
-    save_round(run_dir, &lab)?;
+    save_round(run_dir, &lab, cfg.keep_checkpoints)?;
     archive.flush()?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(RunSummary { first_round, last_round: lab.round, resumed, seconds, problems, stopped_by_request })
+    Ok(RunSummary {
+        first_round,
+        last_round: lab.completed_rounds(),
+        resumed,
+        seconds,
+        problems,
+        stopped_by_request,
+    })
 }

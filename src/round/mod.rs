@@ -103,30 +103,49 @@ pub struct CurriculumState {
     pub round: u64,
 }
 
-/// Both players, the curriculum, and what a round needs to run.
+/// Both players, the curriculum, and what a round needs to run. Built whole by [`Lab::new`];
+/// what is outside reads it through its methods.
 pub struct Lab {
-    pub cfg: RunConfig,
-    pub domain: &'static dyn Domain,
-    pub solver: Trainable,
-    pub proposer: Trainable,
-    pub solver_format: SolverFormat,
-    pub proposer_format: ProposerFormat,
-    pub controller: DifficultyController,
-    pub replay: Replay,
-    pub skills: SkillGraph,
-    pub length_curve: judge::LengthCurve,
-    pub crowding: judge::Crowding,
-    pub rng: ChaCha8Rng,
+    cfg: RunConfig,
+    domain: &'static dyn Domain,
+    solver: Trainable,
+    proposer: Trainable,
+    solver_format: SolverFormat,
+    proposer_format: ProposerFormat,
+    controller: DifficultyController,
+    replay: Replay,
+    skills: SkillGraph,
+    length_curve: judge::LengthCurve,
+    crowding: judge::Crowding,
+    rng: ChaCha8Rng,
     /// Rounds completed.
-    pub round: u64,
+    round: u64,
     /// Held-out problems (fixed seed) and their canonical hashes, never trained on.
-    pub held_out: Vec<Item>,
+    held_out: Vec<Item>,
     held_out_hashes: HashSet<u64>,
     /// Canonical hashes in the archive.
     known: HashSet<u64>,
     /// Frozen warm-start players, the references of the KL penalties (when their `kl_coef` > 0).
+    solver_reference: Option<Gpt>,
+    proposer_reference: Option<Gpt>,
+    /// Interestingness scorers, when configured.
+    scoring: Option<crate::scoring::Scoring>,
+}
+
+/// What a [`Lab`] is built from.
+pub struct LabParts {
+    pub cfg: RunConfig,
+    pub domain: &'static dyn Domain,
+    pub solver: (Trainable, SolverFormat),
+    pub proposer: (Trainable, ProposerFormat),
+    /// Frozen warm-start players, the references of the KL penalties (when their `kl_coef` > 0).
     pub solver_reference: Option<Gpt>,
     pub proposer_reference: Option<Gpt>,
+    /// The curriculum of a checkpoint, or `None` for a fresh one.
+    pub state: Option<CurriculumState>,
+    /// Rounds completed, when more than the state says: rounds the archive holds past the last
+    /// checkpoint, whose numbers are never reused.
+    pub completed_rounds: Option<u64>,
     /// Interestingness scorers, when configured.
     pub scoring: Option<crate::scoring::Scoring>,
 }
@@ -138,15 +157,20 @@ const MIN_ATTEMPTS: u64 = 16;
 const HELD_OUT_SEED: u64 = 0x00c0_ffee;
 
 impl Lab {
-    /// A lab over two trained players, the curriculum from `state` (or fresh).
-    pub fn new(
-        cfg: RunConfig,
-        domain: &'static dyn Domain,
-        solver: (Trainable, SolverFormat),
-        proposer: (Trainable, ProposerFormat),
-        state: Option<CurriculumState>,
-        archive: &Archive,
-    ) -> anyhow::Result<Lab> {
+    /// A lab over two trained players, the curriculum from `parts.state` (or fresh), the
+    /// archive's canonical hashes known.
+    pub fn new(parts: LabParts, archive: &Archive) -> anyhow::Result<Lab> {
+        let LabParts {
+            cfg,
+            domain,
+            solver,
+            proposer,
+            solver_reference,
+            proposer_reference,
+            state,
+            completed_rounds,
+            scoring,
+        } = parts;
         use rand::SeedableRng;
         crate::config::literal_bounds_fit(
             &cfg.controller,
@@ -185,7 +209,7 @@ impl Lab {
             length_curve: state.length_curve,
             crowding: state.crowding,
             rng: state.rng,
-            round: state.round,
+            round: state.round.max(completed_rounds.unwrap_or(0)),
             cfg,
             domain,
             solver: solver.0,
@@ -195,12 +219,45 @@ impl Lab {
             held_out,
             held_out_hashes,
             known,
-            solver_reference: None,
-            proposer_reference: None,
-            scoring: None,
+            solver_reference,
+            proposer_reference,
+            scoring,
         })
     }
 
+    /// Rounds completed.
+    pub fn completed_rounds(&self) -> u64 {
+        self.round
+    }
+
+    /// Writes both players and the curriculum into `dir` (a new directory), each file synced:
+    /// the contents of a round checkpoint.
+    pub fn write_checkpoint(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use crate::players::{Player, PlayerMeta};
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let meta = |player, max_new| PlayerMeta::new(player, self.domain, max_new);
+        self.solver.save(
+            &dir.join("solver"),
+            meta(Player::Solver, self.solver_format.max_answer_tokens).to_value(),
+        )?;
+        let proposer = PlayerMeta {
+            literal_bounds: self.proposer_format.literal_bounds().to_vec(),
+            ..meta(Player::Proposer, self.proposer_format.max_problem_tokens)
+        };
+        self.proposer.save(&dir.join("proposer"), proposer.to_value())?;
+        for (name, bytes) in [
+            ("curriculum.json", serde_json::to_vec(&self.curriculum_state())?),
+            ("skills.dot", self.skills.to_dot().into()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)
+                .and_then(|()| std::fs::File::open(&path)?.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The curriculum as a checkpoint keeps it.
     pub fn curriculum_state(&self) -> CurriculumState {
         CurriculumState {
             controller: self.controller.clone(),
