@@ -17,10 +17,10 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use clap::Parser;
+use lab::players::PlayerMeta;
 use policy::{group_advantages, ppo_update, Estimator, PpoConfig, SampleConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use selfplay::players::PlayerMeta;
 
 #[derive(Parser)]
 struct Args {
@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         estimator,
         ..PpoConfig::default()
     };
-    let format = selfplay::players::solver_format(&meta, domain);
+    let format = lab::players::solver_format(&meta, domain);
     let pad = format.tokenizer().special(problem::Special::Pad);
     let sampling = SampleConfig { temperature: 1.0, top_k: None, top_p: None };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
@@ -86,12 +86,12 @@ fn main() -> anyhow::Result<()> {
         "--depths: one or more depths from 1 to 8"
     );
     let per_depth = 64 / args.depths.len();
-    let problems = |i: u64| -> anyhow::Result<Vec<selfplay::evaluate::Item>> {
+    let problems = |i: u64| -> anyhow::Result<Vec<lab::evaluate::Item>> {
         let mut items = Vec::new();
         for &d in &args.depths {
             // Seeds 1000 + i and 5000 + i for depths 1 and 2, as before this option.
             let seed = 1000 + 4000 * u64::from(d - 1) + i;
-            items.extend(selfplay::warmstart::problems(domain, d, 20, per_depth, seed)?);
+            items.extend(lab::warmstart::problems(domain, d, 20, per_depth, seed)?);
         }
         Ok(items)
     };

@@ -90,7 +90,7 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(RateCommand::Eval { model, json }) => {
             let archive = open()?;
             let path = model.unwrap_or_else(|| args.run_dir.join("preference.json"));
-            let model = crate::scoring::read_model(&path)?;
+            let model = lab::scoring::read_model(&path)?;
             let (_, test, _) = comparisons(&archive, model.holdout)?;
             let (agree, n) = model.agreement(&test);
             let (lo, hi) = wilson(agree, n);
@@ -165,7 +165,7 @@ fn comparisons(archive: &Archive, holdout: f64) -> anyhow::Result<(Vec<Compariso
     let (mut train, mut test, mut skipped) = (Vec::new(), Vec::new(), 0);
     for r in archive.ratings()? {
         let (Some(a), Some(b)) =
-            (crate::scoring::features_of(domain, &r.a.text), crate::scoring::features_of(domain, &r.b.text))
+            (lab::scoring::features_of(domain, &r.a.text), lab::scoring::features_of(domain, &r.b.text))
         else {
             skipped += 1;
             continue;

@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::cli::EvalArgs;
-use crate::evaluate::{load_benchmark, outcomes, Report};
-use crate::players::{self, Player};
+use lab::evaluate::{load_benchmark, outcomes, Report};
+use lab::players::{self, Player};
 
 pub fn run(args: &EvalArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::cli::PretrainArgs;
-use crate::warmstart;
+use lab::warmstart;
 
 pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::cli::{ConfigArgs, RunArgs};
-use crate::config::{RunConfig, DEFAULT_TOML};
-use crate::round::RoundMetrics;
-use crate::run::{self, Budget};
+use lab::config::{RunConfig, DEFAULT_TOML};
+use lab::round::RoundMetrics;
+use lab::run::{self, Budget};
 
 /// The configuration in `path`, or the embedded defaults; validated.
 pub(super) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {

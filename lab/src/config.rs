@@ -321,7 +321,7 @@ mod tests {
             plain.controller.literals.is_empty() && plain.warm_start.proposer_literal_bounds().is_empty()
         );
         // The configuration of the experiment with literal bounds.
-        let text = include_str!("../bench/experiments/selfplay/results/literal-bounds/config.toml");
+        let text = include_str!("../../bench/experiments/selfplay/results/literal-bounds/config.toml");
         let cfg = RunConfig::from_toml(text).unwrap();
         let bounds: Vec<u32> = cfg.controller.literals.iter().map(|l| l.max_literal).collect();
         assert_eq!((bounds, cfg.warm_start.proposer_literal_bounds()), (vec![20, 99], vec![20, 99]));
