@@ -1,9 +1,9 @@
-//! What a round did, as one line of `metrics.jsonl`.
+//! What a round did, as one line of `metrics.jsonl`: drawn from the round's own values (the
+//! judge's analyses, the reward terms, the solve rates), not read back from the archive records.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use store::ProblemRecord;
 
 use super::judged::Judged;
 use super::pay::{is_copy, Paid};
@@ -114,8 +114,24 @@ impl Lab {
         };
         let fresh_rates = rates(|s| matches!(s, Source::Fresh { .. }));
         let rehearsal_rates = rates(|s| s == Source::Rehearsed);
-        let valid: Vec<(&ProblemRecord, &judge::Candidate)> =
-            o.paid.records.iter().zip(&o.judged.candidates).filter(|(r, _)| r.valid).collect();
+        // The valid proposals: their analysis, their copies, their reward terms, their score.
+        struct Valid<'a> {
+            analysis: &'a problem::Analysis,
+            copy: bool,
+            terms: &'a judge::RewardTerms,
+            interestingness: Option<f64>,
+        }
+        let valid: Vec<Valid> = o
+            .judged
+            .candidates
+            .iter()
+            .zip(&o.paid.terms)
+            .zip(&o.paid.interestingness)
+            .filter_map(|((c, terms), &interestingness)| {
+                let analysis = c.analysis.as_ref().ok()?;
+                Some(Valid { analysis, copy: is_copy(c), terms, interestingness })
+            })
+            .collect();
         let nv = valid.len().max(1) as f64;
         let bounds = self.controller.bounds();
         // Values by literal bound, when the controller asks for bounds.
@@ -124,8 +140,8 @@ impl Lab {
                 bounds.iter().zip(values).filter_map(|(b, v)| Some(((*b)?, (*v)?))).collect();
             (!m.is_empty()).then_some(m)
         };
-        let mean = |f: &dyn Fn(&ProblemRecord, &judge::Candidate) -> Option<f64>| -> Option<f64> {
-            let v: Vec<f64> = valid.iter().filter_map(|(r, c)| f(r, c)).collect();
+        let mean = |f: &dyn Fn(&Valid) -> Option<f64>| -> Option<f64> {
+            let v: Vec<f64> = valid.iter().filter_map(f).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
         let (solver, proposer) = (o.updates.solver, o.updates.proposer);
@@ -133,20 +149,21 @@ impl Lab {
             round: o.round,
             proposals: n,
             valid_fraction: valid.len() as f64 / n as f64,
-            padded_fraction: valid.iter().filter(|(r, _)| r.essential_ops < r.surface_ops).count() as f64
+            padded_fraction: valid
+                .iter()
+                .filter(|v| v.analysis.essential_ops < v.analysis.surface_ops)
+                .count() as f64
                 / nv,
-            duplicate_fraction: valid.iter().filter(|(_, c)| is_copy(c)).count() as f64 / nv,
+            duplicate_fraction: valid.iter().filter(|v| v.copy).count() as f64 / nv,
             generator_duplicate_fraction: o.judged.generator_duplicate_fraction,
-            mean_crowding: mean(&|r, c| {
-                (!is_copy(c)).then(|| r.rewards.as_ref().map_or(0.0, |w| w.repetition))
-            }),
-            mean_surface_ops: mean(&|r, _| r.surface_ops.map(f64::from)),
-            mean_essential_ops: mean(&|r, _| r.essential_ops.map(f64::from)),
+            mean_crowding: mean(&|v| (!v.copy).then_some(v.terms.repetition)),
+            mean_surface_ops: mean(&|v| Some(f64::from(v.analysis.surface_ops))),
+            mean_essential_ops: mean(&|v| Some(f64::from(v.analysis.essential_ops))),
             median_solve_rate: curriculum::median(&fresh_rates),
             band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
             mean_reward: o.paid.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
-            mean_frontier: mean(&|r, _| r.rewards.as_ref().and_then(|w| w.frontier)),
-            mean_length_factor: mean(&|r, _| r.rewards.as_ref().and_then(|w| w.length_factor)),
+            mean_frontier: mean(&|v| v.terms.frontier),
+            mean_length_factor: mean(&|v| Some(v.terms.length_factor)),
             proposer_output_tokens: o.proposals.sampled.iter().map(|s| s.tokens.len() as f64).sum::<f64>()
                 / n as f64,
             rehearsal_solve_rate: (!rehearsal_rates.is_empty())
@@ -162,14 +179,14 @@ impl Lab {
             difficulty_levels: by_bound(&self.controller.levels.iter().map(|&l| Some(l)).collect::<Vec<_>>()),
             median_solve_rates: by_bound(o.medians),
             skipped_depths: self.controller.skipped_depths(0),
-            on_target_fraction: mean(&|r, _| Some(1.0 - r.rewards.as_ref()?.target_miss?)),
+            on_target_fraction: mean(&|v| Some(1.0 - v.terms.target_miss?)),
             replay_size: self.replay.len(),
             held_out: o.held_out,
             scored_fraction: self
                 .scoring
                 .is_some()
-                .then(|| valid.iter().filter(|(r, _)| r.interestingness.is_some()).count() as f64 / nv),
-            mean_interestingness: mean(&|r, _| r.interestingness),
+                .then(|| valid.iter().filter(|v| v.interestingness.is_some()).count() as f64 / nv),
+            mean_interestingness: mean(&|v| v.interestingness),
             scorers: self.scoring.as_ref().map(|s| s.health()),
             problems_per_s: n as f64 / o.timings.total,
             timings: o.timings,

@@ -12,8 +12,12 @@ use super::Lab;
 pub(super) struct Paid {
     /// The archive records (their ids are set once the archive has taken them).
     pub records: Vec<ProblemRecord>,
+    /// Each proposal's reward, term by term.
+    pub terms: Vec<judge::RewardTerms>,
     /// Each proposal's total reward: the proposer's policy-gradient signal.
     pub rewards: Vec<f32>,
+    /// Each valid proposal's interestingness, as its scorers gave it.
+    pub interestingness: Vec<Option<f64>>,
     /// Each valid proposal's shape, for the crowding term.
     pub shapes: Vec<Option<String>>,
 }
@@ -74,8 +78,13 @@ impl Lab {
         let proposer_version = format!("proposer@{}", self.proposer.optim.step_count());
         let solver_version = format!("solver@{}", self.solver.optim.step_count());
         let window = cfg.reward.repetition.crowding_window;
-        let mut paid =
-            Paid { records: Vec::with_capacity(n), rewards: Vec::with_capacity(n), shapes: vec![None; n] };
+        let mut paid = Paid {
+            records: Vec::with_capacity(n),
+            terms: Vec::with_capacity(n),
+            rewards: Vec::with_capacity(n),
+            interestingness: vec![None; n],
+            shapes: vec![None; n],
+        };
         for (i, c) in judged.candidates.iter().enumerate() {
             let target = proposals.targets[i];
             let mut r = ProblemRecord {
@@ -106,6 +115,7 @@ impl Lab {
                     r.solve_rate = Some(p_hat);
                     r.solver_version = Some(solver_version.clone());
                     let score = interest[i].as_ref().and_then(|c| c.interestingness);
+                    paid.interestingness[i] = score;
                     if let Some(c) = interest[i].take() {
                         r.interestingness = c.interestingness;
                         r.scorer = c.scorer;
@@ -140,6 +150,7 @@ impl Lab {
             };
             paid.rewards.push(terms.total as f32);
             r.rewards = Some(stored_rewards(&terms));
+            paid.terms.push(terms);
             paid.records.push(r);
         }
         paid
