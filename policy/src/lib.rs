@@ -5,7 +5,8 @@
 //! * [`model`]: a small GPT (config, layers, forward with an optional KV cache);
 //! * [`ops`]: fused LayerNorm, softmax and GELU with hand-written backward passes;
 //! * [`sample`]: batched KV-cache sampling with temperature, top-k, top-p, stop tokens;
-//! * [`train`]: completion log-probs, cross-entropy, group advantages, the clipped PG loss;
+//! * [`train`]: completion log-probs, cross-entropy, gradients of a batch in parts, advantages;
+//! * [`ppo`]: the clipped policy-gradient loss and update;
 //! * [`optim`]: AdamW with warmup and cosine decay, clipping, non-finite guard;
 //! * [`checkpoint`]: atomic checkpoints that resume bit-exactly;
 //! * [`device`]: `cpu` or `cuda[:N]`, and the allocator setting training wants.
@@ -15,14 +16,16 @@ pub mod device;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod ppo;
 pub mod sample;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, Checkpoints, Trainable};
 pub use model::{Dropout, Gpt, KvCache, ModelConfig, Positions};
 pub use optim::{AdamW, OptimConfig, StepReport};
+pub use ppo::{ppo_loss, ppo_update, Estimator, PpoConfig, PpoOutcome, PpoStats, UPDATE_PART};
 pub use sample::{sample, Request, SampleConfig, Sampled};
 pub use train::{
-    cross_entropy, cross_entropy_grads, grads_in_parallel, group_advantages, keyed_advantages, ppo_loss,
-    ppo_update, token_logprobs, Batch, Estimator, PpoConfig, PpoOutcome, SUPERVISED_PART, UPDATE_PART,
+    cross_entropy, cross_entropy_grads, grads_in_parallel, group_advantages, keyed_advantages,
+    token_logprobs, Batch, SUPERVISED_PART,
 };
