@@ -207,7 +207,6 @@ fn open_lab(
     let lab = Lab::new(
         LabParts {
             cfg: cfg.clone(),
-            domain,
             solver: (solver, players::solver_format(&solver_meta, domain)),
             proposer: (proposer, players::proposer_format(&proposer_meta, domain)),
             solver_reference,

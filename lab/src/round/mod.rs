@@ -134,8 +134,8 @@ pub struct Lab {
 
 /// What a [`Lab`] is built from.
 pub struct LabParts {
+    /// The configuration, which names the domain too.
     pub cfg: RunConfig,
-    pub domain: &'static dyn Domain,
     pub solver: (Trainable, SolverFormat),
     pub proposer: (Trainable, ProposerFormat),
     /// Frozen warm-start players, the references of the KL penalties (when their `kl_coef` > 0).
@@ -162,7 +162,6 @@ impl Lab {
     pub fn new(parts: LabParts, archive: &Archive) -> anyhow::Result<Lab> {
         let LabParts {
             cfg,
-            domain,
             solver,
             proposer,
             solver_reference,
@@ -171,6 +170,7 @@ impl Lab {
             completed_rounds,
             scoring,
         } = parts;
+        let domain = cfg.domain();
         use rand::SeedableRng;
         crate::config::literal_bounds_fit(
             &cfg.controller,
