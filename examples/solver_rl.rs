@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use clap::Parser;
-use lab::players::PlayerMeta;
 use policy::{group_advantages, ppo_update, Estimator, PpoConfig, SampleConfig};
+use problem::player::PlayerMeta;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         estimator,
         ..PpoConfig::default()
     };
-    let format = lab::players::solver_format(&meta, domain);
+    let format = solver::SolverFormat::of(&meta, domain);
     let pad = format.tokenizer().special(problem::Special::Pad);
     let sampling = SampleConfig { temperature: 1.0, top_k: None, top_p: None };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);

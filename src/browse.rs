@@ -7,18 +7,18 @@
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
-use anyhow::anyhow;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
-use serde_json::Value;
-use store::ProblemRecord;
+use store::lineage::Direction;
+use store::query::PageOrder;
+use store::{Filter, ProblemRecord, Query};
 
-use crate::cli::{ArchiveCommand, FilterArgs};
-use crate::commands::archive::Access;
+use crate::access::Access;
+use crate::filter_args::FilterArgs;
 
 /// Problems fetched per request.
 const PAGE: usize = 200;
@@ -27,7 +27,7 @@ const PREFETCH: usize = 40;
 
 /// What the worker is asked for.
 enum Request {
-    Page { generation: u64, filter: Box<FilterArgs>, after: Option<u64>, newest: bool },
+    Page { generation: u64, filter: Box<Filter>, after: Option<u64>, newest: bool },
     Lineage { id: u64 },
     Show { id: u64 },
 }
@@ -35,48 +35,41 @@ enum Request {
 /// What the worker answers.
 enum Response {
     Page { generation: u64, records: Vec<ProblemRecord>, last: bool },
-    Lineage { id: u64, tree: Value },
+    Lineage { id: u64, related: Vec<Relative> },
     Show { record: Box<ProblemRecord> },
     Failed(String),
 }
 
 /// Answers requests in order on its own thread.
 fn worker(access: Access, requests: Receiver<Request>, responses: Sender<Response>) {
-    let query = |command: ArchiveCommand| -> anyhow::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        access.query(&command, &mut out)?;
-        Ok(out)
-    };
-    let records = |bytes: &[u8]| -> anyhow::Result<Vec<ProblemRecord>> {
-        bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).map_err(|e| anyhow!("unreadable record: {e}")))
-            .collect()
-    };
     for request in requests {
         let response = match request {
             Request::Page { generation, filter, after, newest } => {
-                let command = ArchiveCommand::List {
+                let query = Query::Page {
                     filter: *filter,
-                    limit: PAGE,
-                    after,
-                    newest,
-                    sort: None,
-                    desc: false,
-                    offset: 0,
-                    json: true,
+                    order: PageOrder::Id { newest, after },
+                    limit: Some(PAGE),
                 };
-                query(command).and_then(|b| records(&b)).map(|records| Response::Page {
+                access.records(&query).map(|records| Response::Page {
                     generation,
                     last: records.len() < PAGE,
                     records,
                 })
             }
-            Request::Lineage { id } => query(ArchiveCommand::Lineage { id, depth: 3, json: true })
-                .and_then(|b| Ok(Response::Lineage { id, tree: serde_json::from_slice(&b)? })),
-            Request::Show { id } => query(ArchiveCommand::Show { id, json: true })
-                .and_then(|b| Ok(Response::Show { record: Box::new(serde_json::from_slice(&b)?) })),
+            Request::Lineage { id } => access.lineage(id, 3).map(|lineage| {
+                let mut related = Vec::new();
+                for (side, dir) in [("ancestor", Direction::Incoming), ("descendant", Direction::Outgoing)] {
+                    for rid in lineage.relatives(dir) {
+                        let text =
+                            lineage.records().get(&rid).map_or("(not in the archive)", |r| r.text.as_str());
+                        related.push((side.to_string(), rid, text.to_string()));
+                    }
+                }
+                Response::Lineage { id, related }
+            }),
+            Request::Show { id } => {
+                access.record(id).map(|record| Response::Show { record: Box::new(record) })
+            }
         };
         let response = response.unwrap_or_else(|e| Response::Failed(format!("{e:#}")));
         if responses.send(response).is_err() {
@@ -102,7 +95,7 @@ enum Focus {
 pub struct App {
     requests: Sender<Request>,
     responses: Receiver<Response>,
-    filter: FilterArgs,
+    filter: Filter,
     filter_text: String,
     prompt: String,
     newest: bool,
@@ -136,7 +129,7 @@ impl App {
         let mut app = App {
             requests,
             responses,
-            filter: FilterArgs::default(),
+            filter: Filter::default(),
             filter_text: String::new(),
             prompt: String::new(),
             newest: false,
@@ -209,14 +202,7 @@ impl App {
                     self.status.clear();
                 }
                 Response::Page { .. } => {} // for a filter since replaced
-                Response::Lineage { id, tree } => {
-                    let mut related = Vec::new();
-                    for (side, key) in [("ancestor", "ancestors"), ("descendant", "descendants")] {
-                        for n in tree[key].as_array().into_iter().flatten() {
-                            let text = n["text"].as_str().unwrap_or("(not in the archive)").to_string();
-                            related.push((side.to_string(), n["id"].as_u64().unwrap_or(0), text));
-                        }
-                    }
+                Response::Lineage { id, related } => {
                     self.lineage = Some((id, related));
                     self.lineage_selected = 0;
                     self.status.clear();
@@ -414,7 +400,7 @@ impl App {
             Row::new([
                 Cell::from(r.id.to_string()),
                 Cell::from(r.round.to_string()),
-                Cell::from(crate::commands::archive::status(r)),
+                Cell::from(crate::show::status(r)),
                 Cell::from(p),
                 Cell::from(depth),
                 Cell::from(r.text.escape_debug().to_string()),
@@ -439,7 +425,7 @@ impl App {
         let text = match self.current() {
             Some(r) => {
                 let mut out = Vec::new();
-                let _ = crate::commands::archive::write_record(r, &mut out);
+                let _ = crate::show::write_record(r, &mut out);
                 String::from_utf8_lossy(&out).into_owned()
             }
             None if self.loading => "loading…".into(),
@@ -501,7 +487,7 @@ any key closes this";
 
 /// Parses the filter prompt: space-separated `valid`, `invalid`, or `key=value` with the keys of
 /// `archive list`'s filter flags (and the short forms `p`, `int`, `text`).
-pub fn parse_filter(text: &str) -> Result<FilterArgs, String> {
+pub fn parse_filter(text: &str) -> Result<Filter, String> {
     let mut f = FilterArgs::default();
     for word in text.split_whitespace() {
         match word.split_once('=') {
@@ -530,8 +516,7 @@ pub fn parse_filter(text: &str) -> Result<FilterArgs, String> {
         return Err("valid and invalid together match nothing".into());
     }
     // The same checks `archive list` makes, with the same messages.
-    f.to_filter().map_err(|e| e.to_string())?;
-    Ok(f)
+    f.to_filter().map_err(|e| e.to_string())
 }
 
 /// Runs the browser on the terminal until the user quits.
@@ -565,12 +550,12 @@ mod tests {
     #[test]
     fn the_filter_prompt_reads_what_list_flags_mean() {
         let f = parse_filter("valid p=0.2..0.8 depth=2 text=+0 scorer=novelty").unwrap();
-        assert!(f.valid);
-        assert_eq!(f.solve_rate.as_deref(), Some("0.2..0.8"));
-        assert_eq!(f.depth.as_deref(), Some("2"));
+        assert_eq!(f.valid, Some(true));
+        assert_eq!(f.solve_rate, Some((0.2, 0.8)));
+        assert_eq!(f.depth, Some((2, 2)));
         assert_eq!(f.contains.as_deref(), Some("+0"));
         assert_eq!(f.scorer.as_deref(), Some("novelty"));
-        assert!(parse_filter("").unwrap().to_filter().unwrap().is_empty());
+        assert!(parse_filter("").unwrap().is_empty());
         assert!(parse_filter("colour=red").unwrap_err().contains("unknown filter \"colour\""));
         assert!(parse_filter("p=2..3").unwrap_err().contains("--solve-rate"));
         assert!(parse_filter("valid invalid").is_err());

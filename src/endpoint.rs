@@ -1,20 +1,21 @@
-//! The daemon's query endpoint: `selfplay archive` answered by the process that holds the archive.
+//! The daemon's query endpoint: archive queries answered by the process that holds the archive.
 //!
 //! sled lets one process open a database. While `selfplay run` holds its archive it listens on a
 //! Unix socket beside it, `<archive dir>.sock` (`RUN_DIR/archive.sock`), readable by its owner
 //! only; it is never a network socket. Each query is one connection:
 //!
 //! ```text
-//! request   one JSON line: {"version": 1, "command": <the archive subcommand, as JSON>}
+//! request   one JSON line: {"version": 2, "query": <a store::Query>}
 //! answer    frames, each a tag byte, a big-endian u32 length, and that many bytes:
-//!             b'o'  output: the next bytes of what the command prints (any number of frames)
-//!             b'k'  done: the line meant for standard error (UTF-8, may be empty); last frame
+//!             b'r'  reply: one store::Reply as JSON (a page is one frame per record)
+//!             b'k'  done: the answer is complete (empty body); last frame
 //!             b'e'  failed: the error message (UTF-8); last frame
 //! ```
 //!
-//! The daemon runs [`crate::commands::archive::query`], the same function the CLI runs on a database
-//! it opened, so the output is the same byte for byte. A connection that closes before its last
-//! frame is a daemon that stopped mid-answer, and the client says so.
+//! The request and the replies are the archive's own query types ([`store::query`]), versioned by
+//! [`store::QUERY_VERSION`]; the daemon answers with [`store::query::answer`], the function a
+//! process that opened the database runs itself. A connection that closes before its last frame
+//! is a daemon that stopped mid-answer, and the client says so.
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -24,16 +25,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
-use store::Archive;
+use store::{Archive, Query, Reply, QUERY_VERSION};
 
-use crate::cli::ArchiveCommand;
-
-/// Version of the request and frame format.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// Output is sent in frames of at most this many bytes.
-const CHUNK: usize = 64 << 10;
 /// Largest frame a client accepts.
-const MAX_FRAME: usize = 16 << 20;
+const MAX_FRAME: usize = 64 << 20;
 /// Longest request line the daemon reads.
 const MAX_REQUEST: u64 = 64 << 10;
 /// Queries the daemon answers at once; more wait for a turn.
@@ -43,14 +38,16 @@ const MAX_CONNECTIONS: usize = 64;
 /// A connection that has not sent its whole request line by then is closed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-const OUTPUT: u8 = b'o';
+const REPLY: u8 = b'r';
 const DONE: u8 = b'k';
 const FAILED: u8 = b'e';
 
+/// A request line. The version comes first and is read on its own, so that a request of another
+/// version is refused as such, not as a malformed query.
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
+struct Request<Q> {
     version: u32,
-    command: ArchiveCommand,
+    query: Q,
 }
 
 /// The endpoint of the archive at `db`: `<db>.sock`, beside the database directory.
@@ -93,16 +90,20 @@ impl Client {
         &self.path
     }
 
-    /// Sends `command`, copies the output to `out` as it comes, and returns the line meant for
-    /// standard error. Every failure names the endpoint.
-    pub fn query(&self, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
+    /// Sends `query` and hands each part of the answer to `reply` as it comes. Every failure names
+    /// the endpoint.
+    pub fn ask(
+        &self,
+        query: &Query,
+        reply: &mut dyn FnMut(Reply) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let at = self.path.display();
         let stream = connect(&self.path)?
             .ok_or_else(|| anyhow!("the daemon at {at} stopped answering (no one listens there now)"))?;
         let mut stream = &stream;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
-        let mut line = serde_json::to_vec(&Request { version: PROTOCOL_VERSION, command: command.clone() })?;
+        let mut line = serde_json::to_vec(&Request { version: QUERY_VERSION, query })?;
         line.push(b'\n');
         stream.write_all(&line).with_context(|| format!("cannot send the query to the daemon at {at}"))?;
         let mut reader = BufReader::new(stream);
@@ -120,11 +121,10 @@ impl Client {
                 bail!("{}", self.describe(&e));
             }
             match header[0] {
-                OUTPUT => out.write_all(&body)?,
-                DONE => {
-                    let note = String::from_utf8_lossy(&body).into_owned();
-                    return Ok((!note.is_empty()).then_some(note));
-                }
+                REPLY => reply(serde_json::from_slice(&body).with_context(|| {
+                    format!("the daemon at {at} sent a reply this build cannot read: is it another version?")
+                })?)?,
+                DONE => return Ok(()),
                 FAILED => bail!("{}", String::from_utf8_lossy(&body)),
                 tag => bail!(
                     "the daemon at {at} answered with an unknown frame {tag:#04x}: is it another version?"
@@ -209,13 +209,18 @@ impl Server {
     }
 }
 
-/// A request line as the daemon reads it: the command, or why it is refused.
-pub fn parse_request(line: &str) -> Result<ArchiveCommand, String> {
-    match serde_json::from_str::<Request>(line) {
-        Ok(r) if r.version == PROTOCOL_VERSION => Ok(r.command),
-        Ok(r) => Err(format!("the daemon speaks query protocol {PROTOCOL_VERSION}, not {}", r.version)),
-        Err(e) => Err(format!("malformed query: {e}")),
+/// A request line as the daemon reads it: the query, or why it is refused.
+pub fn parse_request(line: &str) -> Result<Query, String> {
+    /// The version alone, whatever else the line holds.
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
     }
+    let version = serde_json::from_str::<Version>(line).map_err(|e| format!("malformed query: {e}"))?.version;
+    if version != QUERY_VERSION {
+        return Err(format!("the daemon speaks query protocol {QUERY_VERSION}, not {version}"));
+    }
+    serde_json::from_str::<Request<Query>>(line).map(|r| r.query).map_err(|e| format!("malformed query: {e}"))
 }
 
 /// Reads one request and streams the answer. The query runs on the blocking pool; its output
@@ -240,19 +245,20 @@ async fn answer(
         let msg = format!("query longer than {MAX_REQUEST} bytes");
         return write_frame(&mut write, FAILED, msg.as_bytes()).await;
     }
-    let command = match parse_request(&line) {
-        Ok(command) => command,
+    let query = match parse_request(&line) {
+        Ok(query) => query,
         Err(msg) => return write_frame(&mut write, FAILED, msg.as_bytes()).await,
     };
     // A turn only once the request is in: idle connections hold no turn.
     let Ok(_turn) = turns.acquire_owned().await else { return Ok(()) };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
     tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
-        let result = crate::commands::archive::query(&archive, &command, &mut sink)
-            .and_then(|note| sink.flush().map(|()| note).map_err(Into::into));
-        let last = match result {
-            Ok(note) => (DONE, note.unwrap_or_default().into_bytes()),
+        let send = |reply: Reply| -> anyhow::Result<()> {
+            let body = serde_json::to_vec(&reply)?;
+            tx.blocking_send((REPLY, body)).map_err(|_| anyhow!("the client went away"))
+        };
+        let last = match store::query::answer(&archive, &query, send) {
+            Ok(()) => (DONE, Vec::new()),
             Err(e) => (FAILED, format!("{e:#}").into_bytes()),
         };
         let _ = tx.blocking_send(last);
@@ -286,30 +292,4 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = header(tag, body.len()).expect("a small body").to_vec();
     out.extend_from_slice(body);
     out
-}
-
-/// Output frames into the channel, [`CHUNK`] bytes at a time.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send((OUTPUT, chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
-    }
 }

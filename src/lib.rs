@@ -6,10 +6,13 @@
 //! streams, so it can be driven and tested without a process; `main.rs` only parses the command
 //! line.
 
+pub mod access;
 pub mod browse;
 pub mod cli;
 pub mod commands;
 pub mod endpoint;
-pub mod lineage;
+pub mod filter_args;
+pub mod logging;
 pub mod rate;
 pub mod report;
+pub mod show;

@@ -5,10 +5,13 @@
 //! the rating's id (the same split for `train` and `eval`), so that `eval` measures agreement on
 //! judgements the model never saw.
 
+use std::path::PathBuf;
+
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand};
 use problem::Domain;
 use rand::seq::IndexedRandom;
 use rand::SeedableRng;
@@ -21,7 +24,48 @@ use ratatui::Frame;
 use scorers::{Comparison, PreferenceModel, RatingOutcome};
 use store::{Archive, Filter, Order, ProblemRecord, Rated, Rating, Winner};
 
-use crate::cli::{RateArgs, RateCommand};
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// The run directory: ratings go to its archive, the model to DIR/preference.json.
+    #[arg(long, value_name = "DIR", default_value = "runs/default", global = true)]
+    pub run_dir: PathBuf,
+    /// Without a subcommand: compare problems two at a time in the terminal.
+    #[command(subcommand)]
+    pub command: Option<RateCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RateCommand {
+    /// Add ratings from JSON lines `{"a": "...", "b": "...", "winner": "a"|"b"|"tie"}`; a side that
+    /// is all digits is an archive id, anything else a problem's text. All or nothing; judgements
+    /// an earlier import stored are not stored again.
+    Import {
+        /// Input file; `-` reads standard input.
+        input: PathBuf,
+    },
+    /// Fit the preference scorer to the ratings, except the held-out ones.
+    Train {
+        /// Fraction of ratings held out for `rate eval` (by a fixed hash of their ids).
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 0.01)]
+        l2: f64,
+        /// Where to write the model (default: DIR/preference.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// How often the fitted model picks the winner of held-out ratings, with a 95% interval.
+    Eval {
+        /// The model (default: DIR/preference.json).
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// Problems offered for rating: the most recent valid ones, one per canonical form.
 const POOL: usize = 5000;

@@ -12,12 +12,26 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use lab::round::RoundMetrics;
 use plotters::prelude::*;
-use serde_json::Value;
-use store::{Histogram, Stats};
+use store::{Filter, Histogram, Stats};
 
-use crate::cli::{ArchiveCommand, FilterArgs};
-use crate::commands::archive::Access;
+use crate::access::Access;
+use crate::commands::positive_seconds;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: PathBuf,
+    /// Where to write the page (default: DIR/report.html).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// While a daemon holds the archive: seconds to wait for each part of its answer.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+}
 
 /// Windows of rounds the archive plots are drawn over, at most.
 const MAX_WINDOWS: u64 = 60;
@@ -28,8 +42,8 @@ const HEIGHT: u32 = 320;
 pub struct RunData {
     pub run_dir: PathBuf,
     pub config_name: Option<String>,
-    /// Metrics lines, in file order; lines that are not JSON objects are counted, not kept.
-    pub metrics: Vec<Value>,
+    /// Metrics lines, in file order; lines that are not a round's metrics are counted, not kept.
+    pub metrics: Vec<RoundMetrics>,
     pub bad_metric_lines: usize,
     pub stats: Stats,
     pub window: u64,
@@ -64,32 +78,17 @@ impl RunData {
             .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_string)));
         let (metrics, bad_metric_lines) = read_metrics(&run_dir.join("metrics.jsonl"))?;
         let access = Access::open(&archive_dir, timeout)?;
-        let stats_of = |window: Option<u64>| -> anyhow::Result<Value> {
-            let mut out = Vec::new();
-            let command = ArchiveCommand::Stats { filter: FilterArgs::default(), window, json: true };
-            access.query(&command, &mut out)?;
-            serde_json::from_slice(&out).context("the archive's statistics are unreadable")
-        };
+        let everything = Filter::default();
         // The window follows the rounds the metrics cover (one pass over the archive); without
         // metrics, the archive's own round range (two passes).
         let rounds = match (metrics.first(), metrics.last()) {
-            (Some(a), Some(b)) => Some((a["round"].as_u64().unwrap_or(0), b["round"].as_u64().unwrap_or(0))),
-            _ => serde_json::from_value::<Stats>(stats_of(None)?)?.rounds,
+            (Some(a), Some(b)) => Some((a.round, b.round)),
+            _ => access.stats(&everything, None)?.0.rounds,
         };
         let (lo, hi) = rounds.unwrap_or((0, 0));
         let window = ((hi.saturating_sub(lo) + 1).div_ceil(MAX_WINDOWS)).max(1);
-        let mut whole = stats_of(Some(window))?;
-        let windows = whole["windows"]
-            .as_array_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| {
-                let range = (w["window"][0].as_u64().unwrap_or(0), w["window"][1].as_u64().unwrap_or(0));
-                Ok((range, serde_json::from_value(w)?))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let stats: Stats = serde_json::from_value(whole)?;
+        let (stats, windows) = access.stats(&everything, Some(window))?;
+        let windows = windows.unwrap_or_default();
         let (skills, skills_round) = read_skills(run_dir)?;
         Ok(RunData {
             run_dir: run_dir.to_path_buf(),
@@ -105,7 +104,7 @@ impl RunData {
     }
 }
 
-fn read_metrics(path: &Path) -> anyhow::Result<(Vec<Value>, usize)> {
+fn read_metrics(path: &Path) -> anyhow::Result<(Vec<RoundMetrics>, usize)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -115,9 +114,9 @@ fn read_metrics(path: &Path) -> anyhow::Result<(Vec<Value>, usize)> {
     let metrics = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| match serde_json::from_str::<Value>(l) {
-            Ok(v) if v.is_object() && v["round"].is_u64() => Some(v),
-            _ => {
+        .filter_map(|l| match serde_json::from_str::<RoundMetrics>(l) {
+            Ok(m) => Some(m),
+            Err(_) => {
                 bad += 1;
                 None
             }
@@ -349,16 +348,11 @@ fn skill_graph(skills: &[SkillNode]) -> Option<String> {
 }
 
 /// Held-out accuracy by depth over rounds.
-fn held_out_series(metrics: &[Value]) -> Vec<Series> {
+fn held_out_series(metrics: &[RoundMetrics]) -> Vec<Series> {
     let mut by_depth: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
     for m in metrics {
-        let round = m["round"].as_u64().unwrap_or(0) as f64;
-        if let Some(accs) = m["held_out"].as_object() {
-            for (d, a) in accs {
-                if let (Ok(d), Some(a)) = (d.parse::<u32>(), a.as_f64()) {
-                    by_depth.entry(d).or_default().push((round, a));
-                }
-            }
+        for (d, a) in m.held_out.iter().flatten() {
+            by_depth.entry(*d).or_default().push((m.round as f64, *a));
         }
     }
     by_depth.into_iter().map(|(d, pts)| (format!("depth {d}"), pts)).collect()
@@ -366,16 +360,17 @@ fn held_out_series(metrics: &[Value]) -> Vec<Series> {
 
 /// One metric over rounds, skipping rounds without it; averaged per window of `window` rounds
 /// (at the window's middle) so that long runs stay readable.
-/// The mean of metric `key` per window of rounds; `key` may name a nested value as a path
-/// (`difficulty_levels/20`).
-fn metric_series(metrics: &[Value], key: &str, name: &str, window: u64) -> Series {
+fn metric_series(
+    metrics: &[RoundMetrics],
+    name: &str,
+    window: u64,
+    metric: impl Fn(&RoundMetrics) -> Option<f64>,
+) -> Series {
     let mut sums: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
-    let pointer = format!("/{key}");
     for m in metrics {
-        let y = m.pointer(&pointer).and_then(Value::as_f64);
-        let (Some(round), Some(y)) = (m["round"].as_u64(), y) else { continue };
+        let Some(y) = metric(m) else { continue };
         if y.is_finite() {
-            let slot = sums.entry(round / window).or_default();
+            let slot = sums.entry(m.round / window).or_default();
             slot.0 += y;
             slot.1 += 1;
         }
@@ -418,11 +413,11 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             "fraction",
             Some((0.0, 1.0)),
             &[
-                metric_series(m, "valid_fraction", "valid", w),
-                metric_series(m, "padded_fraction", "padded", w),
-                metric_series(m, "duplicate_fraction", "duplicate", w),
-                metric_series(m, "generator_duplicate_fraction", "duplicate by the generator", w),
-                metric_series(m, "band_fraction", "in frontier band", w),
+                metric_series(m, "valid", w, |m| Some(m.valid_fraction)),
+                metric_series(m, "padded", w, |m| Some(m.padded_fraction)),
+                metric_series(m, "duplicate", w, |m| Some(m.duplicate_fraction)),
+                metric_series(m, "duplicate by the generator", w, |m| m.generator_duplicate_fraction),
+                metric_series(m, "in frontier band", w, |m| Some(m.band_fraction)),
             ],
         )?,
     ));
@@ -452,37 +447,34 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
             "tokens / operations",
             None,
             &[
-                metric_series(m, "proposer_output_tokens", "output tokens", w),
-                metric_series(m, "mean_surface_ops", "operations written", w),
-                metric_series(m, "mean_essential_ops", "essential operations", w),
+                metric_series(m, "output tokens", w, |m| Some(m.proposer_output_tokens)),
+                metric_series(m, "operations written", w, |m| m.mean_surface_ops),
+                metric_series(m, "essential operations", w, |m| m.mean_essential_ops),
             ],
         )?,
     ));
     // With literal bounds, each bound's level and median p̂.
-    let bounds: std::collections::BTreeSet<String> =
-        m.iter().filter_map(|v| v["difficulty_levels"].as_object()).flat_map(|o| o.keys().cloned()).collect();
+    let bounds: std::collections::BTreeSet<u32> = m
+        .iter()
+        .filter_map(|m| m.difficulty_levels.as_ref())
+        .flat_map(|levels| levels.keys().copied())
+        .collect();
     let mut difficulty = if bounds.is_empty() {
-        vec![metric_series(m, "difficulty_level", "difficulty level", w)]
+        vec![metric_series(m, "difficulty level", w, |m| Some(m.difficulty_level))]
     } else {
         let mut series = Vec::new();
-        for b in &bounds {
-            series.push(metric_series(
-                m,
-                &format!("difficulty_levels/{b}"),
-                &format!("level, literals ≤ {b}"),
-                w,
-            ));
-            series.push(metric_series(
-                m,
-                &format!("median_solve_rates/{b}"),
-                &format!("median p̂, literals ≤ {b}"),
-                w,
-            ));
+        for b in bounds {
+            series.push(metric_series(m, &format!("level, literals ≤ {b}"), w, |m| {
+                m.difficulty_levels.as_ref()?.get(&b).copied()
+            }));
+            series.push(metric_series(m, &format!("median p̂, literals ≤ {b}"), w, |m| {
+                m.median_solve_rates.as_ref()?.get(&b).copied()
+            }));
         }
         series
     };
-    difficulty.push(metric_series(m, "median_solve_rate", "median p̂", w));
-    difficulty.push(metric_series(m, "rehearsal_solve_rate", "rehearsal p̂", w));
+    difficulty.push(metric_series(m, "median p̂", w, |m| m.median_solve_rate));
+    difficulty.push(metric_series(m, "rehearsal p̂", w, |m| m.rehearsal_solve_rate));
     figures.push((
         "difficulty",
         format!("Difficulty controller level, median p̂ and rehearsal p̂, mean per {w} rounds"),
@@ -591,6 +583,15 @@ const SELF_CHECK: &str = r#"<script>
 "#;
 
 /// `selfplay report`: writes the page to `out` atomically.
+/// `selfplay report`: writes the page and says what it holds.
+pub fn run(args: &ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let path = args.out.clone().unwrap_or_else(|| args.run_dir.join("report.html"));
+    let summary = write(&args.run_dir, &path, Duration::from_secs_f64(args.timeout))?;
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
+
+/// Writes the page about the run at `run_dir` to `out`; returns a line saying what it holds.
 pub fn write(run_dir: &Path, out: &Path, timeout: Duration) -> anyhow::Result<String> {
     let data = RunData::read(run_dir, timeout)?;
     let html = render(&data)?;

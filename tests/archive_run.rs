@@ -13,8 +13,8 @@ use common::{fails, ok, ok_with};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
+use selfplay::access::Access;
 use selfplay::browse::App;
-use selfplay::commands::archive::Access;
 use serde_json::Value;
 use store::{Archive, ProblemRecord};
 
@@ -368,9 +368,10 @@ fn a_daemon_that_dies_hangs_or_babbles_is_reported_clearly() {
             };
             match behaviour {
                 Misbehaviour::DiesMidAnswer => {
-                    let part = b"      id  run";
-                    let mut frame = vec![b'o'];
-                    frame.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                    // A reply frame cut short: its header promises more than comes.
+                    let part = b"{\"record\": {\"id\": 1";
+                    let mut frame = vec![b'r'];
+                    frame.extend_from_slice(&(4 * part.len() as u32).to_be_bytes());
                     frame.extend_from_slice(part);
                     conn.write_all(&frame).unwrap();
                 }

@@ -366,15 +366,26 @@ fn hostile_queries_leave_the_daemon_running_and_answering() {
 
     for (request, want) in [
         (b"this is not json\n".to_vec(), "malformed query"),
-        (b"{\"version\": 1, \"command\": {\"drop\": {}}}\n".to_vec(), "malformed query: unknown variant"),
-        (b"{\"version\": 99, \"command\": {\"show\": {\"id\": 1, \"json\": true}}}\n".to_vec(), "protocol 1, not 99"),
+        (b"{\"version\": 2, \"query\": {\"drop\": {}}}\n".to_vec(), "malformed query: unknown variant"),
+        (b"{\"version\": 2, \"query\": {\"record\": {\"id\": 1, \"json\": true}}}\n".to_vec(), "unknown field `json`"),
+        (b"{\"version\": 99, \"query\": {\"record\": {\"id\": 1}}}\n".to_vec(), "protocol 2, not 99"),
         (vec![b'['; 200_000], "query longer than 65536 bytes"),
-        (b"{\"version\": 1, \"command\": {\"import\": {\"input\": \"/etc/passwd\", \"renumber\": false}}}\n".to_vec(), "`archive import` is not a query"),
+        // A client of the first protocol, which sent command-line subcommands, is told so.
+        (b"{\"version\": 1, \"command\": {\"import\": {\"input\": \"/etc/passwd\", \"renumber\": false}}}\n".to_vec(), "protocol 2, not 1"),
+        (b"{\"version\": 2, \"query\": {\"record\": {\"id\": 999999999}}}\n".to_vec(), "no problem with id 999999999"),
     ] {
         let (tag, body) = ask_raw(&socket, &request);
         assert_eq!(tag, b'e', "{body}");
         assert!(body.contains(want), "{want:?} in {body:?}");
     }
+    // A well-formed query is answered with typed replies: the first record of the archive.
+    let (tag, body) = ask_raw(
+        &socket,
+        b"{\"version\": 2, \"query\": {\"page\": {\"order\": {\"id\": {}}, \"limit\": 1}}}\n",
+    );
+    assert_eq!(tag, b'r', "{body}");
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["record"]["id"], 1, "{body}");
     // Many connections that never send a request: the extra ones are turned away at once, and
     // once they are gone, queries are answered again.
     let idle: Vec<UnixStream> = (0..100).map(|_| UnixStream::connect(&socket).unwrap()).collect();

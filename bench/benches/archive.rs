@@ -151,12 +151,14 @@ fn scale_bench(dir: &std::path::Path, n: usize) -> serde_json::Value {
             .fold(0, |n, r| n + u64::from(r.unwrap().id > 0))
     }));
     // The CLI's own code paths, output written to memory as it would be to a terminal.
-    use selfplay::cli::{ArchiveCommand, FilterArgs, SortKey};
-    let held = &archive;
+    use selfplay::commands::archive::{ArchiveCommand, SortKey};
+    use selfplay::filter_args::FilterArgs;
+    let access = selfplay::access::Access::Local(archive);
+    let held = &access;
     let cli = |cmd: ArchiveCommand| {
         move || {
             let mut out = Vec::new();
-            selfplay::commands::archive::query(held, &cmd, &mut out).unwrap();
+            selfplay::commands::archive::print(held, &cmd, &mut out).unwrap();
             out.iter().filter(|&&b| b == b'\n').count() as u64
         }
     };
@@ -187,12 +189,12 @@ fn scale_bench(dir: &std::path::Path, n: usize) -> serde_json::Value {
         "cli_list_sorted_by_padding",
         &mut cli(list(FilterArgs::default(), Some(SortKey::Padding))),
     ));
-    drop(archive);
+    drop(access);
     // browse: from start to the first page on screen, then 20 pages down, each drawn.
     {
         use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
         let archive = Archive::open_existing(&path).unwrap();
-        let mut app = selfplay::browse::App::new(selfplay::commands::archive::Access::Local(archive));
+        let mut app = selfplay::browse::App::new(selfplay::access::Access::Local(archive));
         let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 45)).unwrap();
         // One frame: take the worker's answers, draw, return the screen's text.
         let mut frame = |app: &mut selfplay::browse::App| -> String {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use problem::{Arith, Domain, GenSpec, Limits};
+use problem::{GenSpec, Limits};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use store::{Attempt, ProblemRecord, Rewards};
@@ -14,7 +14,11 @@ use store::{Attempt, ProblemRecord, Rewards};
 pub fn problems(depth: u32, n: usize, seed: u64) -> Vec<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let spec = GenSpec { depth, max_literal: 99 };
-    (0..n).map(|_| Arith.generate(&spec, &mut rng).expect("depth-limited specs generate").problem).collect()
+    (0..n)
+        .map(|_| {
+            problem::default_domain().generate(&spec, &mut rng).expect("depth-limited specs generate").problem
+        })
+        .collect()
 }
 
 /// A record like one a self-play round writes: judged, attempted 8 times, rewarded; one in ten
@@ -22,10 +26,10 @@ pub fn problems(depth: u32, n: usize, seed: u64) -> Vec<String> {
 pub fn record(rng: &mut ChaCha8Rng, run: &str, round: u64) -> ProblemRecord {
     let depth = rng.random_range(1..=6);
     let spec = GenSpec { depth, max_literal: 99 };
-    let text = Arith.generate(&spec, rng).expect("depth-limited specs generate").problem;
+    let text = problem::default_domain().generate(&spec, rng).expect("depth-limited specs generate").problem;
     if rng.random_ratio(1, 10) {
         let text = format!("{text}+");
-        let err = Arith.analyze(&text, &Limits::default()).unwrap_err();
+        let err = problem::default_domain().analyze(&text, &Limits::default()).unwrap_err();
         return ProblemRecord {
             run: run.into(),
             round,
@@ -38,7 +42,8 @@ pub fn record(rng: &mut ChaCha8Rng, run: &str, round: u64) -> ProblemRecord {
             ..Default::default()
         };
     }
-    let a = Arith.analyze(&text, &Limits::default()).expect("generated problems are valid");
+    let a =
+        problem::default_domain().analyze(&text, &Limits::default()).expect("generated problems are valid");
     let attempts: Vec<Attempt> = (0..8)
         .map(|_| {
             let correct = rng.random_bool(0.5);

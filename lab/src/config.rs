@@ -32,28 +32,13 @@ pub struct RoundConfig {
     #[serde(default)]
     pub anchor: f64,
     /// What the proposer's rewards are compared with to make its advantages.
-    pub proposer_baseline: ProposerBaseline,
+    pub proposer_baseline: proposer::objective::Baseline,
     /// Reference problems shown to the proposer (0 to this many).
     pub references: usize,
     /// Token budget of a problem.
     pub max_problem_tokens: usize,
     /// Sampling temperature of both players.
     pub temperature: f64,
-}
-
-/// The baseline of the proposer's policy gradient: what a proposal's reward is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProposerBaseline {
-    /// The mean reward of the whole round's proposals (one group).
-    Batch,
-    /// The mean reward of the proposals asked for the same difficulty target this round. The
-    /// proposer does not choose its target, and what a target can earn differs: problems of one
-    /// operation are solved nearly always, so they earn little, and their archive fills first. A
-    /// fresh one-operation problem is then below the round's mean and is discouraged with the
-    /// copies beside it, only less; compared with its own target's proposals it is credited for
-    /// beating them.
-    Target,
 }
 
 /// Everything a run needs.
@@ -195,7 +180,7 @@ impl RunConfig {
     /// start teaches only depths that have a target token of their own.
     fn check_targets(&self) -> anyhow::Result<()> {
         let taught = &self.warm_start.proposer;
-        let last = crate::players::DIFFICULTY_LEVELS - 1;
+        let last = problem::player::DIFFICULTY_LEVELS - 1;
         if taught.max_depth > last {
             anyhow::bail!(
                 "warm_start.proposer.max_depth must be at most {last} (the deepest target the proposer's \

@@ -4,14 +4,12 @@
 //! * [`config`]: the run configuration, its embedded defaults and validation;
 //! * [`warmstart`]: teaching both players before self-play;
 //! * [`evaluate`]: a solver's accuracy on a set of problems;
-//! * [`players`]: loading and describing the players' checkpoints;
 //! * [`scoring`]: the configured interestingness scorers, wired for a round;
 //! * [`round`]: one round of self-play;
 //! * [`run`]: the resumable run loop over rounds, with its checkpoints and metrics.
 
 pub mod config;
 pub mod evaluate;
-pub mod players;
 pub mod round;
 pub mod run;
 pub mod scoring;

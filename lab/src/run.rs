@@ -28,8 +28,10 @@ use policy::Trainable;
 use store::Archive;
 
 use crate::config::RunConfig;
-use crate::players::{self, Player, PlayerMeta};
 use crate::round::{CurriculumState, Lab, LabParts, RoundMetrics};
+use problem::player::{checkpoint_dir, Player, PlayerMeta};
+use proposer::ProposerFormat;
+use solver::SolverFormat;
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -137,14 +139,10 @@ fn save_round(run_dir: &Path, lab: &Lab, keep_checkpoints: usize) -> anyhow::Res
 }
 
 fn load_player(dir: &Path, player: Player, device: &Device) -> anyhow::Result<(Trainable, PlayerMeta)> {
-    let dir = players::checkpoint_dir(dir, player)?;
+    let dir = checkpoint_dir(dir, player)?;
     let (t, state) = Trainable::load(&dir, None, device)?;
-    let meta: PlayerMeta = serde_json::from_value(state.extra)
-        .with_context(|| format!("{} is not a player checkpoint", dir.display()))?;
     // What its tokens mean must be what the model reads (a hand-edited or mismatched state).
-    if let Some(domain) = problem::domain_by_name(&meta.domain) {
-        players::check_vocabulary(&dir, &meta, domain, &t.model)?;
-    }
+    let (meta, _) = PlayerMeta::read(&dir, &state.extra, player, t.model.config().vocab)?;
     Ok((t, meta))
 }
 
@@ -187,11 +185,10 @@ fn open_lab(
     }
     // KL penalties hold each player near its warm start (round 0), whatever round this resumes.
     let warm_dir = if resumed { round_dir(run_dir, 0) } else { dir.clone() };
-    let reference = |kl_coef: f64, player| -> anyhow::Result<Option<policy::Gpt>> {
-        Ok(if kl_coef > 0.0 { Some(players::load(&warm_dir, player, device)?.0) } else { None })
-    };
-    let solver_reference = reference(cfg.solver_ppo.kl_coef, Player::Solver)?;
-    let proposer_reference = reference(cfg.proposer_ppo.kl_coef, Player::Proposer)?;
+    let solver_reference =
+        if cfg.solver_ppo.kl_coef > 0.0 { Some(solver::load(&warm_dir, device)?.model) } else { None };
+    let proposer_reference =
+        if cfg.proposer_ppo.kl_coef > 0.0 { Some(proposer::load(&warm_dir, device)?.model) } else { None };
     // Never reuse a round number the archive already holds (rounds run after the last checkpoint).
     let checkpointed = state.as_ref().map_or(0, |s| s.round);
     let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
@@ -207,8 +204,8 @@ fn open_lab(
     let lab = Lab::new(
         LabParts {
             cfg: cfg.clone(),
-            solver: (solver, players::solver_format(&solver_meta, domain)),
-            proposer: (proposer, players::proposer_format(&proposer_meta, domain)),
+            solver: (solver, SolverFormat::of(&solver_meta, domain)),
+            proposer: (proposer, ProposerFormat::of(&proposer_meta, domain)),
             solver_reference,
             proposer_reference,
             state,

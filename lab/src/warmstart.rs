@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{evaluate, Item};
-use crate::players::{Player, PlayerMeta, DIFFICULTY_LEVELS};
+use problem::player::{Player, PlayerMeta, DIFFICULTY_LEVELS};
 
 /// How one player is shaped and trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 
 pub mod arith;
 pub mod input;
+pub mod player;
 mod skill;
 mod tokenizer;
 

@@ -14,9 +14,31 @@
 //! Whatever it writes is read back as text, stray special tokens included, and goes to the judge:
 //! a malformed proposal is recorded with its reason, never dropped.
 
-use policy::{Request, Sampled};
+pub mod objective;
+
+use std::path::Path;
+
+use candle_core::Device;
+use policy::{Gpt, Request, Sampled};
+use problem::player::{checkpoint_dir, Player, PlayerMeta};
 pub use problem::Target;
-use problem::{Special, TokenizeError, Tokenizer};
+use problem::{Domain, Special, TokenizeError, Tokenizer};
+
+/// A proposer checkpoint, ready to ask: its model, its format and its domain.
+pub struct Loaded {
+    pub model: Gpt,
+    pub format: ProposerFormat,
+    pub meta: PlayerMeta,
+    pub domain: &'static dyn Domain,
+}
+
+/// The proposer checkpoint at `dir` (or in `dir/proposer`), its card checked against its model.
+pub fn load(dir: &Path, device: &Device) -> anyhow::Result<Loaded> {
+    let dir = checkpoint_dir(dir, Player::Proposer)?;
+    let (model, state) = policy::checkpoint::load_model(&dir, device)?;
+    let (meta, domain) = PlayerMeta::read(&dir, &state.extra, Player::Proposer, model.config().vocab)?;
+    Ok(Loaded { model, format: ProposerFormat::of(&meta, domain), meta, domain })
+}
 
 /// Prompts and targets for the proposer.
 #[derive(Debug, Clone)]
@@ -58,6 +80,11 @@ impl ProposerFormat {
     }
 
     /// The literal bounds the proposer can be asked for, narrowest first (empty: none).
+    /// The format a proposer checkpoint's card describes.
+    pub fn of(meta: &PlayerMeta, domain: &dyn Domain) -> Self {
+        ProposerFormat::new(meta.tokenizer(domain), meta.max_new_tokens, meta.literal_bounds.clone())
+    }
+
     pub fn literal_bounds(&self) -> &[u32] {
         &self.literal_bounds
     }

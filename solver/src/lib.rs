@@ -11,9 +11,31 @@
 //! last `=`, see `judge::extract_answer`) and checks that every step before it holds (see
 //! `judge::verify`). What the warm start teaches it to write is its [`AnswerStyle`].
 
-use policy::{Request, Sampled};
+pub mod plan;
+
+use std::path::Path;
+
+use candle_core::Device;
+use policy::{Gpt, Request, Sampled};
+use problem::player::{checkpoint_dir, Player, PlayerMeta};
 use problem::{Domain, Special, TokenizeError, Tokenizer};
 use serde::{Deserialize, Serialize};
+
+/// A solver checkpoint, ready to answer: its model, its format and its domain.
+pub struct Loaded {
+    pub model: Gpt,
+    pub format: SolverFormat,
+    pub meta: PlayerMeta,
+    pub domain: &'static dyn Domain,
+}
+
+/// The solver checkpoint at `dir` (or in `dir/solver`), its card checked against its model.
+pub fn load(dir: &Path, device: &Device) -> anyhow::Result<Loaded> {
+    let dir = checkpoint_dir(dir, Player::Solver)?;
+    let (model, state) = policy::checkpoint::load_model(&dir, device)?;
+    let (meta, domain) = PlayerMeta::read(&dir, &state.extra, Player::Solver, model.config().vocab)?;
+    Ok(Loaded { model, format: SolverFormat::of(&meta, domain), meta, domain })
+}
 
 /// What a solver is taught to write after the problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,6 +85,11 @@ pub struct SolverFormat {
 impl SolverFormat {
     pub fn new(tokenizer: Tokenizer, max_answer_tokens: usize) -> Self {
         SolverFormat { tokenizer, max_answer_tokens }
+    }
+
+    /// The format a solver checkpoint's card describes.
+    pub fn of(meta: &PlayerMeta, domain: &dyn Domain) -> Self {
+        SolverFormat::new(meta.tokenizer(domain), meta.max_new_tokens)
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

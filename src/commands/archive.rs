@@ -1,87 +1,170 @@
 //! `selfplay archive`: list, show, equivalents, lineage, stats, export, import and browse.
 //!
-//! Readers never write to the archive; only `import` does (and creates the archive when there is
-//! none). sled lets one process hold a database: while a daemon holds it, queries go to the
-//! daemon's endpoint ([`crate::endpoint`]), which runs the same [`query`] and streams back the same
-//! output.
+//! Each read-only subcommand is one or two [`store::Query`]s, asked of the database this process
+//! opens or of the daemon holding it ([`Access`]); the answer is printed here, so the output is the
+//! same either way. Only `import` writes (and creates the archive when there is none).
 
-use std::collections::BinaryHeap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use store::{parse_range, Archive, Filter, Order, ProblemRecord, Stats, StoreError};
+use clap::{Args, Subcommand, ValueEnum};
+use store::query::{PageOrder, SortKey as StoreSortKey};
+use store::{Archive, Filter, ProblemRecord, Query};
 
-use crate::cli::{ArchiveArgs, ArchiveCommand, ExportFormat, FilterArgs, SortKey};
+use super::positive_seconds;
+use crate::access::Access;
 use crate::endpoint::{self, Client};
+use crate::filter_args::FilterArgs;
+use crate::show;
 
-impl FilterArgs {
-    /// The store filter these flags describe; errors name the flag.
-    pub fn to_filter(&self) -> anyhow::Result<Filter> {
-        fn range<T>(flag: &str, v: &Option<String>, min: T, max: T) -> anyhow::Result<Option<(T, T)>>
-        where
-            T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display,
-        {
-            v.as_deref().map(|s| parse_range(s, min, max).map_err(|e| anyhow!("--{flag}: {e}"))).transpose()
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("where").required(true).args(["db", "run_dir"])))]
+pub struct ArchiveArgs {
+    /// The archive database directory.
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// A run directory (its archive is DIR/archive).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// While a daemon holds the archive: seconds to wait for each part of its answer.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+    #[command(subcommand)]
+    pub command: ArchiveCommand,
+}
+
+impl ArchiveArgs {
+    /// The database directory these flags name.
+    pub fn db_path(&self) -> PathBuf {
+        match (&self.db, &self.run_dir) {
+            (Some(db), _) => db.clone(),
+            (None, Some(run)) => run.join("archive"),
+            (None, None) => unreachable!("clap requires one of --db and --run-dir"),
         }
-        Ok(Filter {
-            run: self.run.clone(),
-            rounds: range("rounds", &self.rounds, 0, u64::MAX)?,
-            valid: if self.valid {
-                Some(true)
-            } else if self.invalid {
-                Some(false)
-            } else {
-                None
-            },
-            reason: self.reason.clone(),
-            solve_rate: range("solve-rate", &self.solve_rate, 0.0, 1.0)?,
-            padding: range("padding", &self.padding, 0.0, 1.0)?,
-            depth: range("depth", &self.depth, 0, u32::MAX)?,
-            interestingness: range("interestingness", &self.interestingness, 0.0, 1.0)?,
-            scorer: self.scorer.clone(),
-            contains: self.contains.clone(),
-            hash: self
-                .hash
-                .as_deref()
-                .map(|h| store::hex_u64::parse(h).map_err(|e| anyhow!("--hash: {e}")))
-                .transpose()?,
-        })
     }
 }
 
-/// How this process reaches an archive: it opened the database, or a daemon holding it answers.
-pub enum Access {
-    Local(Archive),
-    Daemon(Client),
+#[derive(Debug, Clone, Subcommand)]
+pub enum ArchiveCommand {
+    /// List problems a page at a time: oldest first, newest first, or sorted by a field.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Problems per page.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// In id order: start after this id (the last id of the previous page).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["sort", "offset"])]
+        after: Option<u64>,
+        /// Newest first (id order).
+        #[arg(long, conflicts_with = "sort")]
+        newest: bool,
+        /// Sort by this field, ascending; problems without it come last. Reads every match.
+        #[arg(long, value_enum, value_name = "FIELD")]
+        sort: Option<SortKey>,
+        /// With --sort: descending.
+        #[arg(long, requires = "sort")]
+        desc: bool,
+        /// With --sort: skip this many (the pages before).
+        #[arg(long, default_value_t = 0, requires = "sort")]
+        offset: usize,
+        /// One JSON record per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one problem with everything known about it.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Problems with the same canonical form as problem ID, or as a problem given as text.
+    Equivalents {
+        #[arg(required_unless_present = "problem", conflicts_with = "problem")]
+        id: Option<u64>,
+        /// A problem's text instead of an id, e.g. `"2*(3+4)"`: its canonical form is searched.
+        #[arg(long, value_name = "TEXT")]
+        problem: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reference problems ID came from, and the problems it was a reference for, as trees.
+    Lineage {
+        id: u64,
+        /// Generations to follow each way.
+        #[arg(long, default_value_t = 3)]
+        depth: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts and histograms.
+    Stats {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Also per window of this many rounds (JSON: a `windows` list).
+        #[arg(long, value_name = "ROUNDS")]
+        window: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write problems as JSON lines or CSV.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Output file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A terminal UI: scroll the problems, filter, read one whole, follow its lineage.
+    Browse,
+    /// Read problems from JSON lines as written by `export --format jsonl` (creates the archive).
+    Import {
+        /// Input file; `-` reads standard input.
+        input: PathBuf,
+        /// Give the problems fresh ids after the archive's last instead of keeping theirs.
+        #[arg(long)]
+        renumber: bool,
+    },
 }
 
-impl Access {
-    /// The daemon's endpoint when one answers, else the database itself. An archive locked by a
-    /// process that does not answer is an error naming both.
-    pub fn open(db: &Path, timeout: Duration) -> anyhow::Result<Access> {
-        let socket = endpoint::socket_path(db);
-        if let Some(client) = Client::find(&socket, timeout)? {
-            return Ok(Access::Daemon(client));
-        }
-        match Archive::open_existing(db) {
-            Ok(a) => Ok(Access::Local(a)),
-            Err(StoreError::Locked(p)) => Err(anyhow!(
-                "archive at {} is in use by another process, and no daemon answers at {}",
-                p.display(),
-                socket.display()
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
 
-    /// Runs one query, writing what `selfplay archive` prints to `out`; returns the line meant
-    /// for standard error, if any.
-    pub fn query(&self, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
-        match self {
-            Access::Local(archive) => query(archive, command, out),
-            Access::Daemon(client) => client.query(command, out),
+/// Fields `archive list --sort` orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortKey {
+    Id,
+    Round,
+    SolveRate,
+    Padding,
+    Depth,
+    Interestingness,
+    /// Proposer reward.
+    Reward,
+    /// Text length in characters.
+    Length,
+}
+
+impl From<SortKey> for StoreSortKey {
+    fn from(key: SortKey) -> Self {
+        match key {
+            SortKey::Id => StoreSortKey::Id,
+            SortKey::Round => StoreSortKey::Round,
+            SortKey::SolveRate => StoreSortKey::SolveRate,
+            SortKey::Padding => StoreSortKey::Padding,
+            SortKey::Depth => StoreSortKey::Depth,
+            SortKey::Interestingness => StoreSortKey::Interestingness,
+            SortKey::Reward => StoreSortKey::Reward,
+            SortKey::Length => StoreSortKey::Length,
         }
     }
 }
@@ -98,17 +181,12 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
             );
-            let note = access.query(&ArchiveCommand::Export { format, filter, out: None }, &mut file)?;
+            let n = export(&access, format, &filter.to_filter()?, &mut file)?;
             file.flush().with_context(|| format!("cannot write {}", path.display()))?;
-            if let Some(note) = note {
-                eprintln!("{note} to {}", path.display());
-            }
+            eprintln!("exported {n} problems to {}", path.display());
             Ok(())
         }
-        command => {
-            Access::open(&db, timeout)?.query(&command, out)?;
-            Ok(())
-        }
+        command => print(&Access::open(&db, timeout)?, &command, out),
     }
 }
 
@@ -140,56 +218,45 @@ fn import(db: &Path, input: &Path, renumber: bool, out: &mut dyn Write) -> anyho
     Ok(())
 }
 
-/// Answers one read-only command from an open archive: what the CLI prints, and the line meant for
-/// standard error, if any. The daemon's endpoint runs this same function.
-pub fn query(
-    archive: &Archive,
-    command: &ArchiveCommand,
-    out: &mut dyn Write,
-) -> anyhow::Result<Option<String>> {
+/// The query behind `archive list`'s flags.
+pub fn list_query(
+    filter: Filter,
+    limit: usize,
+    after: Option<u64>,
+    newest: bool,
+    sort: Option<SortKey>,
+    desc: bool,
+    offset: usize,
+) -> Query {
+    let order = match sort {
+        Some(key) => PageOrder::Field { key: key.into(), descending: desc, offset },
+        None => PageOrder::Id { newest, after },
+    };
+    Query::Page { filter, order, limit: Some(limit) }
+}
+
+/// Answers one read-only subcommand and prints the answer: as text, or one JSON value a line.
+pub fn print(access: &Access, command: &ArchiveCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         ArchiveCommand::List { filter, limit, after, newest, sort, desc, offset, json } => {
-            let filter = filter.to_filter()?;
+            let query = list_query(filter.to_filter()?, *limit, *after, *newest, *sort, *desc, *offset);
             if !json {
-                writeln!(
-                    out,
-                    "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5} {:>5}  text",
-                    "id", "run", "round", "status", "p", "pad", "depth", "int"
-                )?;
+                writeln!(out, "{}", show::list_header())?;
             }
-            match sort {
-                Some(key) => {
-                    let ids = sorted_ids(archive, &filter, *key, *desc, *offset, *limit)?;
-                    let records = ids.into_iter().map(|id| {
-                        archive.get(id).and_then(|r| {
-                            r.ok_or_else(|| StoreError::Corrupt {
-                                path: archive.path().to_path_buf(),
-                                id,
-                                reason: "removed while listing".into(),
-                            })
-                        })
-                    });
-                    write_page(records, *json, out)?;
-                }
-                None => {
-                    let order = if *newest { Order::Descending } else { Order::Ascending };
-                    write_page(archive.scan(&filter, order, *after).take(*limit), *json, out)?;
-                }
-            }
+            access.for_each_record(&query, |r| write_page_line(&r, *json, out))?;
         }
         ArchiveCommand::Show { id, json } => {
-            let r = get(archive, *id)?;
+            let r = access.record(*id)?;
             if *json {
-                serde_json::to_writer(&mut *out, &r)?;
-                writeln!(out)?;
+                write_json(&r, out)?;
             } else {
-                write_record(&r, out)?;
+                show::write_record(&r, out)?;
             }
         }
         ArchiveCommand::Equivalents { id, problem, limit, json } => {
             let (canonical, hash) = match (id, problem) {
                 (Some(id), _) => {
-                    let r = get(archive, *id)?;
+                    let r = access.record(*id)?;
                     let Some(hash) = r.canonical_hash else {
                         bail!("problem {id} is invalid: it has no canonical form");
                     };
@@ -203,17 +270,21 @@ pub fn query(
                 }
                 (None, None) => bail!("give a problem id or --problem TEXT"),
             };
-            let filter = Filter { hash: Some(hash), ..Filter::default() };
             if !json {
                 writeln!(out, "canonical form {canonical} ({})", store::hex_u64::format(hash))?;
             }
-            write_page(archive.scan(&filter, Order::Ascending, None).take(*limit), *json, out)?;
+            let filter = Filter { hash: Some(hash), ..Filter::default() };
+            let query = Query::Page {
+                filter,
+                order: PageOrder::Id { newest: false, after: None },
+                limit: Some(*limit),
+            };
+            access.for_each_record(&query, |r| write_page_line(&r, *json, out))?;
         }
         ArchiveCommand::Lineage { id, depth, json } => {
-            let lineage = crate::lineage::Lineage::of(archive, *id, *depth)?;
+            let lineage = access.lineage(*id, *depth)?;
             if *json {
-                serde_json::to_writer(&mut *out, &lineage.to_json())?;
-                writeln!(out)?;
+                write_json(&lineage.to_json(), out)?;
             } else {
                 write!(out, "{}", lineage.render())?;
             }
@@ -222,9 +293,7 @@ pub fn query(
             if *window == Some(0) {
                 bail!("--window must be at least 1 round");
             }
-            let filter = filter.to_filter()?;
-            let (stats, windows) = archive.stats_with_windows(&filter, *window)?;
-            let windows = window.map(|_| windows);
+            let (stats, windows) = access.stats(&filter.to_filter()?, *window)?;
             if *json {
                 let mut v = serde_json::to_value(&stats)?;
                 if let Some(windows) = &windows {
@@ -238,313 +307,67 @@ pub fn query(
                         .collect::<serde_json::Result<Vec<_>>>()?
                         .into();
                 }
-                serde_json::to_writer(&mut *out, &v)?;
-                writeln!(out)?;
+                write_json(&v, out)?;
             } else {
-                write_stats(&stats, out)?;
+                show::write_stats(&stats, out)?;
                 if let Some(windows) = &windows {
-                    write_windows(windows, out)?;
+                    show::write_windows(windows, out)?;
                 }
             }
         }
         ArchiveCommand::Export { format, filter, out: _ } => {
-            let filter = filter.to_filter()?;
-            let n = match format {
-                ExportFormat::Jsonl => store::export_jsonl(archive, &filter, out)?,
-                ExportFormat::Csv => store::export_csv(archive, &filter, out)?,
-            };
-            return Ok(Some(format!("exported {n} problems")));
+            export(access, *format, &filter.to_filter()?, out)?;
         }
         ArchiveCommand::Import { .. } | ArchiveCommand::Browse => {
-            bail!("`archive {}` is not a query", command.name())
+            unreachable!("`archive import` and `archive browse` are run, not printed")
         }
     }
-    Ok(None)
+    Ok(())
 }
 
-impl ArchiveCommand {
-    /// The subcommand's name as typed.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ArchiveCommand::List { .. } => "list",
-            ArchiveCommand::Show { .. } => "show",
-            ArchiveCommand::Equivalents { .. } => "equivalents",
-            ArchiveCommand::Lineage { .. } => "lineage",
-            ArchiveCommand::Stats { .. } => "stats",
-            ArchiveCommand::Export { .. } => "export",
-            ArchiveCommand::Import { .. } => "import",
-            ArchiveCommand::Browse => "browse",
-        }
-    }
-}
-
-/// The value a record is sorted by; `None` sorts last.
-fn sort_value(r: &ProblemRecord, key: SortKey) -> Option<f64> {
-    match key {
-        SortKey::Id => Some(r.id as f64),
-        SortKey::Round => Some(r.round as f64),
-        SortKey::SolveRate => r.solve_rate,
-        SortKey::Padding => r.padding,
-        SortKey::Depth => r.depth.map(f64::from),
-        SortKey::Interestingness => r.interestingness,
-        SortKey::Reward => r.rewards.as_ref().map(|w| w.total),
-        SortKey::Length => Some(r.text.chars().count() as f64),
-    }
-}
-
-/// Ids of the page `offset..offset + limit` of the matches sorted by `key` (ties by id), in one
-/// streamed pass that keeps only the best `offset + limit` keys.
-fn sorted_ids(
-    archive: &Archive,
+/// Writes the matches as JSON lines or CSV; returns how many.
+fn export(
+    access: &Access,
+    format: ExportFormat,
     filter: &Filter,
-    key: SortKey,
-    desc: bool,
-    offset: usize,
-    limit: usize,
-) -> anyhow::Result<Vec<u64>> {
-    /// Position in the wanted order: smaller comes first. Missing values come last either way.
-    #[derive(PartialEq)]
-    struct Rank(bool, f64, u64);
-    impl Eq for Rank {}
-    impl Ord for Rank {
-        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-            self.0.cmp(&o.0).then(self.1.total_cmp(&o.1)).then(self.2.cmp(&o.2))
-        }
-    }
-    impl PartialOrd for Rank {
-        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(o))
-        }
-    }
-    let keep = offset.saturating_add(limit);
-    if keep == 0 {
-        return Ok(Vec::new());
-    }
-    // A max-heap of the best `keep` ranks: its top is the worst kept.
-    let mut heap = BinaryHeap::with_capacity(keep.min(1 << 20) + 1);
-    for r in archive.scan(filter, Order::Ascending, None) {
-        let r = r?;
-        let value = sort_value(&r, key).filter(|v| v.is_finite());
-        let rank = Rank(value.is_none(), value.map_or(0.0, |v| if desc { -v } else { v }), r.id);
-        if heap.len() < keep {
-            heap.push(rank);
-        } else if heap.peek().is_some_and(|worst| rank < *worst) {
-            heap.pop();
-            heap.push(rank);
-        }
-    }
-    Ok(heap.into_sorted_vec().into_iter().skip(offset).map(|Rank(_, _, id)| id).collect())
-}
-
-/// Records one per line: JSON, or the list table's rows.
-fn write_page(
-    records: impl Iterator<Item = store::Result<ProblemRecord>>,
-    json: bool,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    for r in records {
-        let r = r?;
-        if json {
-            serde_json::to_writer(&mut *out, &r)?;
-            writeln!(out)?;
-        } else {
-            writeln!(out, "{}", list_line(&r))?;
+) -> anyhow::Result<u64> {
+    let query = Query::Page {
+        filter: filter.clone(),
+        order: PageOrder::Id { newest: false, after: None },
+        limit: None,
+    };
+    match format {
+        ExportFormat::Jsonl => {
+            let mut n = 0;
+            access.for_each_record(&query, |r| {
+                n += 1;
+                write_json(&r, out)
+            })?;
+            out.flush()?;
+            Ok(n)
+        }
+        ExportFormat::Csv => {
+            let mut csv = store::CsvWriter::new(&mut *out)?;
+            access.for_each_record(&query, |r| Ok(csv.write(&r)?))?;
+            Ok(csv.finish()?)
         }
     }
-    Ok(())
 }
 
-/// The record with this id, or an error naming the archive.
-fn get(archive: &Archive, id: u64) -> anyhow::Result<ProblemRecord> {
-    archive.get(id)?.ok_or_else(|| anyhow!("no problem with id {id} in {}", archive.path().display()))
-}
-
-fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
-}
-
-/// `valid`, or why not (`syntax`, `range`, ...).
-pub(crate) fn status(r: &ProblemRecord) -> &str {
-    if r.valid {
-        "valid"
+/// A record of a page: its JSON, or its row of the list table.
+fn write_page_line(r: &ProblemRecord, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if json {
+        write_json(r, out)
     } else {
-        r.reason.as_deref().unwrap_or("invalid")
+        writeln!(out, "{}", show::list_line(r))?;
+        Ok(())
     }
 }
 
-fn list_line(r: &ProblemRecord) -> String {
-    let mut text: String = r.text.chars().take(60).collect();
-    if text.len() < r.text.len() {
-        text.push('…');
-    }
-    let run: String = r.run.chars().take(12).collect();
-    format!(
-        "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5} {:>5}  {}",
-        r.id,
-        run,
-        r.round,
-        status(r),
-        fmt_opt(r.solve_rate, 2),
-        fmt_opt(r.padding, 2),
-        fmt_opt(r.depth, 0),
-        fmt_opt(r.interestingness, 2),
-        text.escape_debug()
-    )
-}
-
-pub(crate) fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<()> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    writeln!(out, "problem {}  (run {}, round {}, domain {})", r.id, r.run, r.round, r.domain)?;
-    writeln!(out, "  text            {}", r.text.escape_debug())?;
-    if r.valid {
-        writeln!(out, "  valid           yes")?;
-    } else {
-        writeln!(out, "  valid           no: {} ({})", opt(&r.error), opt(&r.reason))?;
-    }
-    writeln!(out, "  answer          {}", opt(&r.answer))?;
-    writeln!(out, "  canonical       {}", opt(&r.canonical))?;
-    writeln!(out, "  canonical hash  {}", r.canonical_hash.map_or("-".into(), store::hex_u64::format))?;
-    writeln!(
-        out,
-        "  operations      {} written, {} essential, depth {}, padding {}",
-        fmt_opt(r.surface_ops, 0),
-        fmt_opt(r.essential_ops, 0),
-        fmt_opt(r.depth, 0),
-        fmt_opt(r.padding, 3)
-    )?;
-    writeln!(out, "  repetition      {}", opt(&r.repetition))?;
-    let literals = r.literal_target.map_or(String::new(), |b| format!(", literals up to {b}"));
-    writeln!(out, "  difficulty      {}{literals}", fmt_opt(r.difficulty_target, 0))?;
-    let refs: Vec<String> = r.references.iter().map(u64::to_string).collect();
-    writeln!(out, "  references      {}", if refs.is_empty() { "-".into() } else { refs.join(", ") })?;
-    writeln!(out, "  solve rate      {} over {} attempts", fmt_opt(r.solve_rate, 3), r.attempts.len())?;
-    for (i, a) in r.attempts.iter().enumerate() {
-        let mark = if a.correct { "right" } else { "wrong" };
-        writeln!(
-            out,
-            "    {:>3}. {mark}  answer {}  output {}",
-            i + 1,
-            a.answer.escape_debug(),
-            a.output.escape_debug()
-        )?;
-    }
-    match &r.rewards {
-        None => writeln!(out, "  reward          -")?,
-        Some(w) => {
-            writeln!(out, "  reward          {:.4}", w.total)?;
-            writeln!(out, "    frontier        {}", fmt_opt(w.frontier, 4))?;
-            writeln!(out, "    padding factor  {:.4}", w.padding_factor)?;
-            writeln!(
-                out,
-                "    length factor   {} (length curve {})",
-                fmt_opt(w.length_factor, 4),
-                fmt_opt(w.length_baseline, 3)
-            )?;
-            writeln!(out, "    repetition      {:.4}", w.repetition)?;
-            writeln!(
-                out,
-                "    interestingness {} × weight {}",
-                fmt_opt(w.interestingness, 4),
-                w.interestingness_weight
-            )?;
-            writeln!(
-                out,
-                "    target miss     {} (target {})",
-                fmt_opt(w.target_miss, 0),
-                r.difficulty_target.map_or("-".into(), |t| t.to_string())
-            )?;
-            writeln!(out, "    invalid         {}", fmt_opt(w.invalid, 4))?;
-        }
-    }
-    writeln!(
-        out,
-        "  interestingness {} by {}{}",
-        fmt_opt(r.interestingness, 4),
-        opt(&r.scorer),
-        r.scorer_error.as_ref().map(|e| format!(" (scorer error: {e})")).unwrap_or_default()
-    )?;
-    writeln!(
-        out,
-        "  models          proposer {}, solver {}",
-        opt(&r.proposer_version),
-        opt(&r.solver_version)
-    )?;
-    writeln!(out, "  created         {} ms, updated {} ms (Unix time)", r.created_ms, r.updated_ms)
-}
-
-fn write_windows(windows: &[((u64, u64), Stats)], out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "by rounds {:>15} {:>8} {:>6} {:>8} {:>7} {:>6}",
-        "", "problems", "valid", "mean p", "padded", "depth"
-    )?;
-    for ((lo, hi), s) in windows {
-        let depth_sum: u64 = s.depth.iter().map(|(d, n)| u64::from(*d) * n).sum();
-        let depth_n: u64 = s.depth.values().sum();
-        let mean_depth = (depth_n > 0).then(|| depth_sum as f64 / depth_n as f64);
-        writeln!(
-            out,
-            "  {:>12}..{:<12} {:>8} {:>6.3} {:>8} {:>7.3} {:>6}",
-            lo,
-            hi,
-            s.total,
-            s.valid as f64 / s.total.max(1) as f64,
-            fmt_opt(s.mean_solve_rate, 3),
-            s.padded as f64 / s.valid.max(1) as f64,
-            fmt_opt(mean_depth, 2)
-        )?;
-    }
-    Ok(())
-}
-
-fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "problems   {} ({} valid, {} invalid)", s.total, s.valid, s.invalid)?;
-    for (reason, n) in &s.invalid_reasons {
-        writeln!(out, "  invalid: {reason:<10} {n}")?;
-    }
-    if let Some((lo, hi)) = s.rounds {
-        writeln!(out, "rounds     {lo}..{hi}")?;
-    }
-    for (run, n) in &s.runs {
-        writeln!(out, "  run {run}: {n}")?;
-    }
-    if let (Some(d), Some(dup)) = (s.distinct_canonical, s.canonical_duplicates) {
-        writeln!(out, "canonical  {d} distinct, {dup} duplicates")?;
-    }
-    writeln!(out, "padded     {} (mean padding {})", s.padded, fmt_opt(s.mean_padding, 3))?;
-    writeln!(out, "attempted  {} (mean solve rate {})", s.attempted, fmt_opt(s.mean_solve_rate, 3))?;
-    writeln!(
-        out,
-        "scored     {} (mean interestingness {}), {} scorer errors",
-        s.scored,
-        fmt_opt(s.mean_interestingness, 3),
-        s.scorer_errors
-    )?;
-    let w = &s.rewards;
-    writeln!(
-        out,
-        "reward     mean {} over {}: frontier {}, padding factor {}, repetition {}, interestingness {}, off target {}, invalid {}",
-        fmt_opt(w.total, 3),
-        w.rewarded,
-        fmt_opt(w.frontier, 3),
-        fmt_opt(w.padding_factor, 3),
-        fmt_opt(w.repetition, 3),
-        fmt_opt(w.interestingness, 3),
-        fmt_opt(w.target_miss, 3),
-        fmt_opt(w.invalid, 3)
-    )?;
-    for (name, h) in [("solve rate", &s.solve_rate), ("padding", &s.padding)] {
-        writeln!(out, "{name} histogram")?;
-        let max = h.counts.iter().copied().max().unwrap_or(0).max(1);
-        for (i, (&edge, &n)) in h.edges.iter().zip(&h.counts).enumerate() {
-            let hi = h.edges.get(i + 1).copied().unwrap_or(1.0);
-            let bar = "#".repeat((n * 40).div_ceil(max) as usize);
-            writeln!(out, "  {edge:.1}-{hi:.1} {n:>9} {bar}")?;
-        }
-    }
-    writeln!(out, "depth")?;
-    for (d, n) in &s.depth {
-        writeln!(out, "  {d:>3} {n:>9}")?;
-    }
+/// One value as one line of JSON.
+fn write_json(value: &impl serde::Serialize, out: &mut dyn Write) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
     Ok(())
 }

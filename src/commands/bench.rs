@@ -9,11 +9,64 @@ use std::io::Write;
 use std::time::Instant;
 
 use candle_core::DType;
+use clap::{Args, Subcommand};
 use policy::{cross_entropy_grads, AdamW, Gpt, ModelConfig, OptimConfig, Request, SampleConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::cli::{BenchCommand, BenchModelArgs, BenchSampleArgs, BenchTrainArgs};
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Median milliseconds per training step (AdamW, f32, forward + backward + update).
+    Train(BenchTrainArgs),
+    /// New tokens per second, with the KV cache and recomputing the prefix.
+    Sample(BenchSampleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchModelArgs {
+    #[arg(long, default_value_t = 128)]
+    pub d_model: usize,
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 32)]
+    pub vocab: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    #[command(flatten)]
+    pub model: BenchModelArgs,
+    #[arg(long, default_value_t = 64)]
+    pub ctx: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Timed steps (after 2 untimed ones).
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSampleArgs {
+    #[command(flatten)]
+    pub model: BenchModelArgs,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 16)]
+    pub prompt: usize,
+    /// New tokens per sequence.
+    #[arg(long, default_value_t = 48)]
+    pub new: usize,
+    /// Timed repetitions of each mode.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+}
 
 pub fn run(cmd: &BenchCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     let report = match cmd {

@@ -6,13 +6,29 @@
 //! short error kind) and `distinct_ops`. Fields that need a valid problem are null for invalid
 //! ones. A malformed line never stops the command: it gets `valid: false` and its error.
 
+use std::path::PathBuf;
+
 use std::io::Write;
 
 use anyhow::Context;
+use clap::Args;
 use problem::{Analysis, Domain, Limits};
 use serde::Serialize;
 
-use crate::cli::JudgeArgs;
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// File with one problem per line; `-` or nothing reads standard input.
+    pub input: Option<PathBuf>,
+    /// One JSON object per input line, in order.
+    #[arg(long)]
+    pub json: bool,
+    /// Token budget: longer problems are invalid.
+    #[arg(long, default_value_t = problem::Limits::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Deepest nesting of parentheses allowed.
+    #[arg(long, default_value_t = problem::Limits::default().max_nesting)]
+    pub max_nesting: usize,
+}
 
 /// One output line of `judge --json`. Field order is part of the contract's readability.
 #[derive(Debug, Serialize)]

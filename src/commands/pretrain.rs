@@ -1,11 +1,55 @@
 //! `selfplay pretrain`: the warm start of both players.
 
+use std::path::PathBuf;
+
 use std::io::Write;
 
 use anyhow::Context;
+use clap::Args;
 
-use crate::cli::PretrainArgs;
 use lab::warmstart;
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// A run configuration (as `selfplay run --config` takes): its `[warm_start]` is trained;
+    /// the flags below override it. Without it, the embedded defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the checkpoints go: DIR/solver, DIR/proposer, and DIR/report.json.
+    #[arg(long, value_name = "DIR", default_value = "runs/warmstart")]
+    pub out: PathBuf,
+    /// The warm start's seed (default: `warm_start.seed` of the configuration, 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Step budget of the solver.
+    #[arg(long)]
+    pub solver_steps: Option<u64>,
+    /// Step budget of the proposer.
+    #[arg(long)]
+    pub proposer_steps: Option<u64>,
+    /// Examples per step, both players.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Largest literal in training problems.
+    #[arg(long)]
+    pub max_literal: Option<u32>,
+    /// Model width, both players.
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Validate every this many steps.
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let device = super::device(&args.device)?;

@@ -1,15 +1,49 @@
 //! `selfplay run` and `selfplay config`.
 
+use std::path::PathBuf;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::Args;
 
-use crate::cli::{ConfigArgs, RunArgs};
 use lab::config::{RunConfig, DEFAULT_TOML};
 use lab::round::RoundMetrics;
 use lab::run::{self, Budget};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration, read over the embedded default (`selfplay config --default`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The run directory: archive, checkpoints, metrics.
+    #[arg(long, value_name = "DIR", default_value = "runs/default")]
+    pub run_dir: PathBuf,
+    /// Stop after this many minutes (the round under way finishes).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Stop after this many rounds in this invocation.
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// Replaces the configuration's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the embedded default configuration.
+    #[arg(long)]
+    pub default: bool,
+    /// Check a configuration file and print it complete.
+    #[arg(long, value_name = "FILE", conflicts_with = "default")]
+    pub check: Option<PathBuf>,
+}
 
 /// The configuration in `path`, or the embedded defaults; validated.
 pub(super) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
@@ -86,8 +120,10 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let device = super::device(&args.device)?;
     let terminal = std::io::stderr().is_terminal();
-    let _log_guard =
-        crate::cli::init_tracing(Some(&args.run_dir.join("logs")), if terminal { "warn" } else { "info" })?;
+    let _log_guard = crate::logging::init_tracing(
+        Some(&args.run_dir.join("logs")),
+        if terminal { "warn" } else { "info" },
+    )?;
     let archive = Arc::new(run::open_run_dir(&cfg, &args.run_dir)?);
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -60,19 +60,41 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Writes the records matching `filter` as CSV with a header row; returns how many.
 pub fn export_csv(archive: &Archive, filter: &Filter, out: &mut dyn Write) -> Result<u64> {
-    let mut w = csv::Writer::from_writer(out);
-    let csv_err = |e: csv::Error| StoreError::Io(e.into());
-    w.write_record(CSV_HEADER).map_err(csv_err)?;
-    let mut n = 0;
+    let mut w = CsvWriter::new(out)?;
     for r in archive.scan(filter, Order::Ascending, None) {
-        let r = r?;
+        w.write(&r?)?;
+    }
+    w.finish()
+}
+
+/// CSV rows of records, one at a time, under the header row: for records that arrive one by one
+/// (from a daemon's answer) as well as from a scan.
+pub struct CsvWriter<W: Write> {
+    w: csv::Writer<W>,
+    rows: u64,
+}
+
+fn csv_err(e: csv::Error) -> StoreError {
+    StoreError::Io(e.into())
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// A writer that has written the header row.
+    pub fn new(out: W) -> Result<Self> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(CSV_HEADER).map_err(csv_err)?;
+        Ok(CsvWriter { w, rows: 0 })
+    }
+
+    /// One record's row.
+    pub fn write(&mut self, r: &ProblemRecord) -> Result<()> {
         let refs: Vec<String> = r.references.iter().map(u64::to_string).collect();
         let row = [
             r.id.to_string(),
-            r.run,
+            r.run.clone(),
             r.round.to_string(),
-            r.domain,
-            r.text,
+            r.domain.clone(),
+            r.text.clone(),
             r.valid.to_string(),
             opt(&r.reason),
             opt(&r.error),
@@ -97,11 +119,16 @@ pub fn export_csv(archive: &Archive, filter: &Filter, out: &mut dyn Write) -> Re
             r.created_ms.to_string(),
             opt(&r.literal_target),
         ];
-        w.write_record(&row).map_err(csv_err)?;
-        n += 1;
+        self.w.write_record(&row).map_err(csv_err)?;
+        self.rows += 1;
+        Ok(())
     }
-    w.flush()?;
-    Ok(n)
+
+    /// Flushes; returns how many rows were written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.w.flush()?;
+        Ok(self.rows)
+    }
 }
 
 /// What an import did.

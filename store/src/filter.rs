@@ -15,7 +15,8 @@ use crate::{id_from_suffix, record_key, Archive, ProblemRecord, Result, StoreErr
 use crate::{HASH, RECORD, SOLVE};
 
 /// Which records to read. Every field that is set must match; ranges are inclusive.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Filter {
     pub run: Option<String>,
     pub rounds: Option<(u64, u64)>,

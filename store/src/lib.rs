@@ -26,12 +26,16 @@ mod export;
 mod filter;
 pub mod hex_u64;
 mod index;
+pub mod lineage;
+pub mod query;
 mod ratings;
 pub mod record;
 mod stats;
 
-pub use export::{export_csv, export_jsonl, import_jsonl, ImportReport, CSV_HEADER};
+pub use export::{export_csv, export_jsonl, import_jsonl, CsvWriter, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
+pub use lineage::Lineage;
+pub use query::{Query, Reply, QUERY_VERSION};
 pub use ratings::{Rated, Rating, Winner};
 pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore};
 pub use stats::{Histogram, RewardMeans, Stats, Windows};
@@ -71,6 +75,10 @@ pub enum StoreError {
     Sled { path: PathBuf, cause: sled::Error },
     #[error("archive at {path}: index entry {key:?} is unreadable: {reason}")]
     CorruptIndex { path: PathBuf, key: String, reason: String },
+    #[error("no problem with id {id} in {}", path.display())]
+    NoSuchProblem { path: PathBuf, id: u64 },
+    #[error("{0}")]
+    BadQuery(String),
     #[error("record {id}: {reason}")]
     InvalidRecord { id: u64, reason: String },
     #[error("line {line}: {reason}")]

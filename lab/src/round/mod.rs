@@ -233,7 +233,7 @@ impl Lab {
     /// Writes both players and the curriculum into `dir` (a new directory), each file synced:
     /// the contents of a round checkpoint.
     pub fn write_checkpoint(&self, dir: &std::path::Path) -> anyhow::Result<()> {
-        use crate::players::{Player, PlayerMeta};
+        use problem::player::{Player, PlayerMeta};
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let meta = |player, max_new| PlayerMeta::new(player, self.domain, max_new);
         self.solver.save(

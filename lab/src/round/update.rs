@@ -1,14 +1,14 @@
 //! Learning: the solver's policy-gradient update on the problems it sometimes solves, and the
 //! proposer's on its rewards.
 
-use policy::{group_advantages, keyed_advantages, ppo_update, PpoOutcome};
+use policy::{ppo_update, PpoOutcome};
 use problem::Special;
 
 use super::pay::Paid;
 use super::propose::Proposals;
-use super::solve::{solver_plan, Attempts, Tasks};
+use super::solve::{Attempts, Tasks};
 use super::Lab;
-use crate::config::ProposerBaseline;
+use proposer::objective;
 
 /// What the round's updates did.
 pub(super) struct Updates {
@@ -23,8 +23,8 @@ pub(super) struct Updates {
 }
 
 impl Lab {
-    /// The solver trained on the plan's problems (`solver_plan`), every attempt with its
-    /// advantage; the proposer on its rewards against their baseline (`round.proposer_baseline`),
+    /// The solver trained on the plan's problems (`solver::plan::plan`), every attempt with its
+    /// advantage; the proposer on its rewards against their baseline (`round.proposer_baseline`, see `proposer::objective`),
     /// unless every advantage is 0.
     pub(super) fn update(
         &mut self,
@@ -36,10 +36,10 @@ impl Lab {
         let cfg = self.cfg.clone();
         let skipped_before = self.solver.optim.skipped() + self.proposer.optim.skipped();
         let sources: Vec<_> = tasks.tasks.iter().map(|t| t.source).collect();
-        let plan = solver_plan(
+        let plan = solver::plan::plan(
             &attempts.outcomes(),
             &sources,
-            &cfg.frontier,
+            &(cfg.frontier.low..=cfg.frontier.high),
             cfg.round.anchor,
             cfg.solver_ppo.estimator.normalizes_std(),
         );
@@ -72,7 +72,7 @@ impl Lab {
             .zip(&proposals.sampled)
             .map(|(req, s)| (req.prompt.clone(), s.tokens.clone()))
             .collect();
-        let proposer_adv = proposer_advantages(
+        let proposer_adv = objective::advantages(
             &paid.rewards,
             &proposals.targets,
             cfg.round.proposer_baseline,
@@ -101,22 +101,10 @@ impl Lab {
     }
 }
 
-/// The proposer's advantages: each proposal's reward against its baseline (see
-/// [`ProposerBaseline`]); `targets` are the difficulty targets the proposals were asked for.
-fn proposer_advantages(
-    rewards: &[f32],
-    targets: &[problem::Target],
-    baseline: ProposerBaseline,
-    normalize_std: bool,
-) -> Vec<f32> {
-    match baseline {
-        ProposerBaseline::Target => keyed_advantages(rewards, targets, normalize_std),
-        ProposerBaseline::Batch => group_advantages(rewards, rewards.len(), normalize_std),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use proposer::objective::Baseline;
+
     use super::*;
     use crate::config::RunConfig;
 
@@ -138,10 +126,10 @@ mod tests {
         let targets = [1, 1, 3, 1, 3, 3].map(problem::Target::depth);
         for std in [false, true] {
             // Against the whole round the fresh one-operation problem is discouraged too.
-            let batch = proposer_advantages(&rewards, &targets, ProposerBaseline::Batch, std);
+            let batch = objective::advantages(&rewards, &targets, Baseline::Batch, std);
             assert!(batch[0] < 0.0 && batch[1] < batch[0], "{batch:?}");
             // Against its target's proposals it is encouraged, and the copies still are not.
-            let target = proposer_advantages(&rewards, &targets, ProposerBaseline::Target, std);
+            let target = objective::advantages(&rewards, &targets, Baseline::Target, std);
             assert!(target[0] > 0.0 && target[1] < 0.0 && target[3] < 0.0, "{target:?}");
             // At three operations, the nearer to one half the better, as before.
             assert!(target[2] > target[4] && target[4] > target[5], "{target:?}");

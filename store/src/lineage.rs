@@ -7,12 +7,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::anyhow;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::Direction;
-use store::{Archive, Filter, Order, ProblemRecord};
+pub use petgraph::Direction;
+use serde::{Deserialize, Serialize};
 
-/// The lineage of one problem, `depth` generations each way.
+use crate::{query, Archive, Filter, Order, ProblemRecord, Result};
+
+/// The lineage of one problem, `depth` generations each way. It travels (a [`query::Reply`]) as
+/// its records and edges; the graph is built again on arrival.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "LineageParts", from = "LineageParts")]
 pub struct Lineage {
     pub root: u64,
     graph: DiGraph<u64, ()>,
@@ -21,10 +25,8 @@ pub struct Lineage {
 }
 
 impl Lineage {
-    pub fn of(archive: &Archive, id: u64, depth: usize) -> anyhow::Result<Lineage> {
-        let root = archive
-            .get(id)?
-            .ok_or_else(|| anyhow!("no problem with id {id} in {}", archive.path().display()))?;
+    pub fn of(archive: &Archive, id: u64, depth: usize) -> Result<Lineage> {
+        let root = query::get(archive, id)?;
         let mut l =
             Lineage { root: id, graph: DiGraph::new(), nodes: BTreeMap::new(), records: BTreeMap::new() };
         l.add(root);
@@ -79,6 +81,11 @@ impl Lineage {
             generation = next;
         }
         Ok(l)
+    }
+
+    /// The problems found, by id (a reference to a problem not in the archive has none).
+    pub fn records(&self) -> &BTreeMap<u64, ProblemRecord> {
+        &self.records
     }
 
     fn node(&mut self, id: u64) -> NodeIndex {
@@ -140,19 +147,26 @@ impl Lineage {
         out
     }
 
+    /// Every problem reached by following references from the root (`Incoming`), or by following
+    /// what referenced it (`Outgoing`), the root aside.
+    pub fn relatives(&self, dir: Direction) -> BTreeSet<u64> {
+        let mut seen = BTreeSet::new();
+        let mut queue = vec![self.root];
+        while let Some(id) = queue.pop() {
+            for n in self.next(id, dir) {
+                if seen.insert(n) {
+                    queue.push(n);
+                }
+            }
+        }
+        seen
+    }
+
     /// `{"id", "ancestors": [{id, round, text, references}], "descendants": [...]}`.
     pub fn to_json(&self) -> serde_json::Value {
         let side = |dir: Direction| {
-            let mut seen = BTreeSet::new();
-            let mut queue = vec![self.root];
-            while let Some(id) = queue.pop() {
-                for n in self.next(id, dir) {
-                    if seen.insert(n) {
-                        queue.push(n);
-                    }
-                }
-            }
-            seen.into_iter()
+            self.relatives(dir)
+                .into_iter()
                 .map(|id| match self.records.get(&id) {
                     Some(r) => serde_json::json!({"id": id, "round": r.round, "text": r.text, "references": r.references}),
                     None => serde_json::json!({"id": id, "missing": true}),
@@ -164,5 +178,53 @@ impl Lineage {
             "ancestors": side(Direction::Incoming),
             "descendants": side(Direction::Outgoing),
         })
+    }
+}
+
+/// A lineage as it travels: the root, the records found and the edges (reference, problem).
+#[derive(Serialize, Deserialize)]
+struct LineageParts {
+    root: u64,
+    records: Vec<ProblemRecord>,
+    edges: Vec<(u64, u64)>,
+}
+
+impl From<Lineage> for LineageParts {
+    fn from(l: Lineage) -> Self {
+        let edges = l.graph.raw_edges().iter().map(|e| (l.graph[e.source()], l.graph[e.target()])).collect();
+        LineageParts { root: l.root, records: l.records.into_values().collect(), edges }
+    }
+}
+
+impl From<LineageParts> for Lineage {
+    fn from(parts: LineageParts) -> Self {
+        let mut l = Lineage {
+            root: parts.root,
+            graph: DiGraph::new(),
+            nodes: BTreeMap::new(),
+            records: BTreeMap::new(),
+        };
+        l.node(parts.root);
+        for r in parts.records {
+            l.add(r);
+        }
+        for (parent, child) in parts.edges {
+            l.edge(parent, child);
+        }
+        l
+    }
+}
+
+impl PartialEq for Lineage {
+    /// The same problems joined the same way (node order inside the graph aside).
+    fn eq(&self, other: &Self) -> bool {
+        let edges = |l: &Lineage| {
+            l.graph
+                .raw_edges()
+                .iter()
+                .map(|e| (l.graph[e.source()], l.graph[e.target()]))
+                .collect::<BTreeSet<_>>()
+        };
+        self.root == other.root && self.records == other.records && edges(self) == edges(other)
     }
 }

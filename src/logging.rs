@@ -1,0 +1,39 @@
+//! Logging to standard error and to a run's log files.
+
+use std::path::Path;
+
+/// Logging: to standard error (`RUST_LOG` sets the filter; `info` for long-running commands,
+/// `warn` otherwise and under a progress bar) and, with `log_dir`, to daily rolling files there.
+/// The guard flushes the files on drop. Installs once per process; later calls do nothing. Fails
+/// when the log directory cannot be made or written.
+pub fn init_tracing(
+    log_dir: Option<&Path>,
+    stderr_default: &str,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let stderr_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(stderr_default))
+        .add_directive("logfile=off".parse().expect("a valid directive"));
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_filter(stderr_filter);
+    let (file_layer, guard) = match log_dir {
+        Some(dir) => {
+            let appender = tracing_appender::rolling::RollingFileAppender::builder()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix("selfplay.log")
+                .build(dir)
+                .map_err(|e| anyhow::anyhow!("cannot write logs in {}: {e}", dir.display()))?;
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(EnvFilter::new("info"));
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    Ok(tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init().ok().and(guard))
+}
