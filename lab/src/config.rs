@@ -15,6 +15,9 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoundConfig {
+    /// Who writes the round's problems (see [`Arm`]).
+    #[serde(default)]
+    pub arm: Arm,
     /// Problems the proposer writes per round.
     pub proposals: usize,
     /// Solver attempts per problem.
@@ -41,6 +44,22 @@ pub struct RoundConfig {
     pub temperature: f64,
 }
 
+/// Who writes a round's problems. Only `SelfPlay` trains the proposer; the other two are the
+/// controls a self-play result is stated against, with everything else of the round unchanged
+/// (judge, band filter, replay, rehearsal, the solver's update, the controller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    /// The proposer writes and learns from its rewards.
+    #[default]
+    SelfPlay,
+    /// The warm-start proposer writes and is never updated.
+    FrozenProposer,
+    /// The domain's generator writes at the controller's targets (the SFL baseline); the
+    /// proposer neither writes nor learns.
+    Generator,
+}
+
 /// Everything a run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +82,9 @@ pub struct RunConfig {
     pub checkpoint_every: u64,
     /// Checkpoints kept besides the warm start.
     pub keep_checkpoints: usize,
+    /// Checkpoints of rounds that are multiples of this are never pruned (0: none).
+    #[serde(default)]
+    pub milestone_every: u64,
     /// Held-out evaluation every this many rounds.
     pub eval_every: u64,
     /// Held-out problems per depth, depths 1 to `eval_max_depth`.

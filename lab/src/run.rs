@@ -113,7 +113,7 @@ fn latest_loadable(
 
 /// Writes a round checkpoint atomically: both players and the curriculum into a temporary
 /// directory, renamed into place.
-fn save_round(run_dir: &Path, lab: &Lab, keep_checkpoints: usize) -> anyhow::Result<()> {
+fn save_round(run_dir: &Path, lab: &Lab, cfg: &RunConfig) -> anyhow::Result<()> {
     let root = run_dir.join("checkpoints");
     let final_dir = round_dir(run_dir, lab.completed_rounds());
     if final_dir.exists() {
@@ -133,8 +133,14 @@ fn save_round(run_dir: &Path, lab: &Lab, keep_checkpoints: usize) -> anyhow::Res
         let _ = std::fs::remove_dir_all(&tmp);
     }
     written?;
-    // Keep round-000000 and the latest `keep_checkpoints`.
-    policy::Checkpoints { root, prefix: "round".into(), keep: keep_checkpoints.max(1) }.prune(&[0]);
+    // Keep round-000000, the milestones and the latest `keep_checkpoints`.
+    let checkpoints = policy::Checkpoints { root, prefix: "round".into(), keep: cfg.keep_checkpoints.max(1) };
+    let pinned: Vec<u64> = checkpoints
+        .list()
+        .into_iter()
+        .filter(|&n| n == 0 || (cfg.milestone_every > 0 && n % cfg.milestone_every == 0))
+        .collect();
+    checkpoints.prune(&pinned);
     Ok(())
 }
 
@@ -215,7 +221,7 @@ fn open_lab(
         archive,
     )?;
     if !resumed {
-        save_round(run_dir, &lab, cfg.keep_checkpoints)?;
+        save_round(run_dir, &lab, cfg)?;
     }
     Ok((lab, resumed))
 }
@@ -317,10 +323,10 @@ pub fn run(
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
         on_round(&m);
         if lab.completed_rounds() % cfg.checkpoint_every == 0 {
-            save_round(run_dir, &lab, cfg.keep_checkpoints)?;
+            save_round(run_dir, &lab, cfg)?;
         }
     }
-    save_round(run_dir, &lab, cfg.keep_checkpoints)?;
+    save_round(run_dir, &lab, cfg)?;
     archive.flush()?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RunSummary {

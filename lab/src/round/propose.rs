@@ -1,5 +1,6 @@
 //! Asking and proposing: the proposer's prompts (a difficulty target, reference problems from
-//! replay) and the problems it writes.
+//! replay) and the problems it writes; or, in the generator arm, the domain's generator's
+//! problems at the same targets.
 
 use policy::{Request, SampleConfig, Sampled};
 use problem::Target;
@@ -7,6 +8,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 
 use super::Lab;
+use crate::config::Arm;
 use curriculum::ReplayItem;
 
 /// The proposer's problems, with what each was asked.
@@ -15,6 +17,8 @@ pub(super) struct Proposals {
     pub targets: Vec<Target>,
     /// The archive ids of the reference problems each prompt showed.
     pub references: Vec<Vec<u64>>,
+    /// The proposer's prompts and what it sampled, one a proposal; empty when the generator
+    /// wrote the round's problems.
     pub requests: Vec<Request>,
     pub sampled: Vec<Sampled>,
     /// Each proposal's problem text, as the proposer's format reads it back.
@@ -29,6 +33,9 @@ impl Lab {
         targets: Vec<Target>,
         sampling: &SampleConfig,
     ) -> anyhow::Result<Proposals> {
+        if self.cfg.round.arm == Arm::Generator {
+            return Ok(self.generate(targets));
+        }
         let n = targets.len();
         let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
         let mut requests = Vec::with_capacity(n);
@@ -49,5 +56,22 @@ impl Lab {
         let sampled = policy::sample(&self.proposer.model, &requests, sampling, &mut self.rng, true)?;
         let texts = sampled.iter().map(|s| self.proposer_format.parse(s).text).collect();
         Ok(Proposals { targets, references, requests, sampled, texts })
+    }
+
+    /// The generator arm: one problem from the domain's generator per target, of the target's
+    /// depth and literal bound (the proposer's warm-start bound without one). A target the
+    /// generator cannot draw gives an empty problem, which the judge records as invalid.
+    fn generate(&mut self, targets: Vec<Target>) -> Proposals {
+        let max_literal = self.cfg.warm_start.proposer.max_literal;
+        let texts = targets
+            .iter()
+            .map(|t| {
+                let spec =
+                    problem::GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
+                self.domain.generate(&spec, &mut self.rng).map(|g| g.problem).unwrap_or_default()
+            })
+            .collect();
+        let references = vec![Vec::new(); targets.len()];
+        Proposals { targets, references, requests: Vec::new(), sampled: Vec::new(), texts }
     }
 }

@@ -10,6 +10,8 @@ use super::solve::{Attempts, Tasks};
 use super::Lab;
 use proposer::objective;
 
+use crate::config::Arm;
+
 /// What the round's updates did.
 pub(super) struct Updates {
     pub solver: Option<PpoOutcome>,
@@ -78,7 +80,9 @@ impl Lab {
             cfg.round.proposer_baseline,
             cfg.proposer_ppo.estimator.normalizes_std(),
         );
-        let proposer = if proposer_adv.iter().all(|a| *a == 0.0) {
+        // Only self-play trains the proposer: the controls keep it as the warm start left it.
+        let learns = cfg.round.arm == Arm::SelfPlay;
+        let proposer = if !learns || proposer_pairs.is_empty() || proposer_adv.iter().all(|a| *a == 0.0) {
             None
         } else {
             Some(ppo_update(

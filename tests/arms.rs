@@ -1,0 +1,86 @@
+//! The controls self-play is measured against (`round.arm`), and the milestone checkpoints kept
+//! for curves drawn afterwards.
+
+mod common;
+
+use std::path::Path;
+
+use common::ok;
+use serde_json::Value;
+use store::{Archive, Filter, Order};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
+
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+        .collect()
+}
+
+fn records(run: &Path) -> Vec<store::ProblemRecord> {
+    Archive::open_existing(run.join("archive"))
+        .unwrap()
+        .scan(&Filter::default(), Order::Ascending, None)
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The tiny configuration with `arm`, checkpoints every round, one kept, milestones every 2.
+fn config(dir: &Path, arm: &str) -> std::path::PathBuf {
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    let cfg = tiny
+        .replace(
+            "checkpoint_every = 2\n",
+            "checkpoint_every = 1\nkeep_checkpoints = 1\nmilestone_every = 2\n",
+        )
+        .replace("[round]\n", &format!("[round]\narm = \"{arm}\"\n"));
+    assert!(cfg.contains("milestone_every") && cfg.contains("arm ="), "tiny.toml changed shape");
+    let path = dir.join(format!("{arm}.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn proposer_weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("proposer/model.safetensors")).unwrap()
+}
+
+#[test]
+fn the_controls_run_the_same_round_with_a_proposer_that_never_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    for arm in ["generator", "frozen_proposer", "self_play"] {
+        let run = dir.path().join(arm);
+        let cfg = config(dir.path(), arm);
+        ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "5"]);
+        let lines = metrics(&run);
+        assert_eq!(lines.len(), 5);
+        let trained = lines.iter().filter(|m| !m["proposer_loss"].is_null()).count();
+        let unchanged = proposer_weights(&run.join("warmstart"))
+            == proposer_weights(&run.join("checkpoints/round-000005"));
+        let records = records(&run);
+        assert_eq!(records.len(), 5 * 8, "{arm}: every problem is archived");
+        match arm {
+            "generator" => {
+                assert_eq!((trained, unchanged), (0, true), "{arm}");
+                // The generator writes valid problems at the targets, with no prompt to show
+                // references in and no tokens sampled.
+                assert!(records.iter().all(|r| r.valid && r.references.is_empty()), "{arm}");
+                assert!(records.iter().all(|r| r.depth == r.difficulty_target), "{arm}: on target");
+                assert!(lines.iter().all(|m| m["proposer_output_tokens"] == 0.0), "{arm}");
+            }
+            "frozen_proposer" => {
+                assert_eq!((trained, unchanged), (0, true), "{arm}");
+                assert!(lines.iter().all(|m| m["proposer_output_tokens"].as_f64().unwrap() > 0.0));
+            }
+            _ => assert!(trained > 0 && !unchanged, "self-play trains its proposer"),
+        }
+        // Milestones (multiples of 2) stay beside round 0 and the latest.
+        let mut kept: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["round-000000", "round-000002", "round-000004", "round-000005"], "{arm}");
+    }
+}
