@@ -3,7 +3,8 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-crowding, no-target, frontier-only, anchor, target-baseline), JOBS
+# no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
+# frozen-proposer), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
 # each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
@@ -18,8 +19,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -72,6 +73,10 @@ anchor='[round]\nanchor = 0.5\n'
 # Not an ablation: the proposer's rewards compared with the mean of the proposals asked for the
 # same difficulty target, not with the whole round's.
 target_baseline='[round]\nproposer_baseline = "target"\n'
+# The controls: the domain's generator writes at the controller's targets (no proposer), or the
+# warm-start proposer writes and never learns; everything else of the round as in the defaults.
+generator='[round]\narm = "generator"\n'
+frozen_proposer='[round]\narm = "frozen_proposer"\n'
 arm_config() {
   case "$1" in
     default) : ;;
@@ -83,6 +88,8 @@ arm_config() {
     frontier-only) printf "$no_padding\n$no_repetition\n$no_target_cost" ;;
     anchor) printf "$anchor" ;;
     target-baseline) printf "$target_baseline" ;;
+    generator) printf "$generator" ;;
+    frozen-proposer) printf "$frozen_proposer" ;;
   esac
 }
 one_run() { # arm seed

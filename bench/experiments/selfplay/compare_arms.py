@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Self-play against its controls, paired over the same benchmark problems.
+
+    python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
+
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer": runs default-S,
+generator-S and frozen-proposer-S, each with items.jsonl (one benchmark problem a line, as
+`selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
+
+For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
+first and last tenth of its rounds, problems the solver trained on per round, and greedy and
+sampled accuracy by depth. For self-play against each control and against the warm start: the
+greedy difference by depth, paired problem by problem, with its standard error.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+ARMS = ["default", "generator", "frozen-proposer"]
+
+
+def read_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def items(path):
+    """Benchmark outcomes keyed by problem: (depth, greedy right, right samples / samples)."""
+    out = {}
+    for it in read_lines(path):
+        out[it["problem"]] = it
+    return out
+
+
+def tenth_mean(metrics, key, last):
+    n = max(1, len(metrics) // 10)
+    part = metrics[-n:] if last else metrics[:n]
+    values = [m[key] for m in part if m.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def paired(a, b):
+    """Mean and standard error of a - b by depth (greedy, 0/1), over the problems both have."""
+    by_depth = {}
+    for problem, x in a.items():
+        y = b.get(problem)
+        if y is None:
+            continue
+        by_depth.setdefault(x["depth"], []).append(float(x["greedy"]) - float(y["greedy"]))
+    out = {}
+    for d, diffs in sorted(by_depth.items()):
+        n = len(diffs)
+        mean = sum(diffs) / n
+        var = sum((v - mean) ** 2 for v in diffs) / (n - 1) if n > 1 else 0.0
+        out[d] = (mean, math.sqrt(var / n), n)
+    return out
+
+
+def accuracy(its):
+    by_depth = {}
+    for it in its.values():
+        slot = by_depth.setdefault(it["depth"], [0, 0, 0.0])
+        slot[0] += 1
+        slot[1] += int(it["greedy"])
+        slot[2] += it.get("correct_samples", 0) / max(1, it.get("samples", 8))
+    return {d: (g / n, s / n) for d, (n, g, s) in sorted(by_depth.items())}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--seeds", nargs="+", default=["1"])
+    p.add_argument("--markdown", action="store_true")
+    args = p.parse_args()
+    warm = items(os.path.join(args.out, "warmstart-items.jsonl"))
+    result = {"warm_start": {"accuracy": accuracy(warm)}, "runs": {}, "paired": {}}
+    for seed in args.seeds:
+        loaded = {}
+        for arm in ARMS:
+            run = os.path.join(args.out, f"{arm}-{seed}")
+            if not os.path.exists(os.path.join(run, "items.jsonl")):
+                print(f"{run}: no items.jsonl (not run, or not finished)", file=sys.stderr)
+                continue
+            metrics = read_lines(os.path.join(run, "metrics.jsonl"))
+            its = items(os.path.join(run, "items.jsonl"))
+            loaded[arm] = its
+            result["runs"][f"{arm}-{seed}"] = {
+                "rounds": len(metrics),
+                "band_first_tenth": tenth_mean(metrics, "band_fraction", last=False),
+                "band_last_tenth": tenth_mean(metrics, "band_fraction", last=True),
+                "valid_last_tenth": tenth_mean(metrics, "valid_fraction", last=True),
+                "trained_per_round": sum(m["solver_problems_trained"] for m in metrics) / max(1, len(metrics)),
+                "accuracy": accuracy(its),
+            }
+        if "default" in loaded:
+            for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:] if a in loaded]:
+                result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
+    if not args.markdown:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+        return
+    print("| run | rounds | in band, first tenth → last | valid, last tenth | trained / round | greedy d1 / d2 / d3 / d4 |")
+    print("|---|---|---|---|---|---|")
+    for name, r in result["runs"].items():
+        acc = " / ".join(f"{g:.3f}" for _, (g, _) in sorted(r["accuracy"].items()))
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"
+        print(f"| {name} | {r['rounds']} | {fmt(r['band_first_tenth'])} → {fmt(r['band_last_tenth'])} "
+              f"| {fmt(r['valid_last_tenth'])} | {r['trained_per_round']:.1f} | {acc} |")
+    acc = " / ".join(f"{g:.3f}" for _, (g, _) in sorted(result["warm_start"]["accuracy"].items()))
+    print(f"| warm start | | | | | {acc} |")
+    print()
+    print("| greedy difference, paired | depth 1 | depth 2 | depth 3 | depth 4 |")
+    print("|---|---|---|---|---|")
+    for name, by_depth in result["paired"].items():
+        cells = " | ".join(f"{m:+.3f} ± {se:.3f}" for _, (m, se, _) in sorted(by_depth.items()))
+        print(f"| {name} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
