@@ -24,18 +24,54 @@ const PROPOSALS: usize = 8;
 
 /// `selfplay run` on the tiny configuration in the background, its standard error into
 /// `stderr` (a file: a pipe nobody reads would stall a long run).
-fn spawn_run(run: &Path, rounds: u64, stderr: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_selfplay"))
-        .args(["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", &rounds.to_string()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr).unwrap())
-        .spawn()
-        .unwrap()
+fn spawn_run(run: &Path, rounds: u64, stderr: &Path) -> Daemon {
+    Daemon(
+        Command::new(env!("CARGO_BIN_EXE_selfplay"))
+            .args([
+                "run",
+                "--config",
+                TINY,
+                "--run-dir",
+                run.to_str().unwrap(),
+                "--rounds",
+                &rounds.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A daemon a test started: killed when the test ends, passed or failed, so a failing test
+/// leaves no run behind.
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Waits for `child` at most `limit` (killing it and failing the test past that); its exit
 /// status.
-fn wait_at_most(mut child: Child, limit: Duration) -> std::process::ExitStatus {
+fn wait_at_most(mut child: Daemon, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

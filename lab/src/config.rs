@@ -34,6 +34,11 @@ pub struct RoundConfig {
     /// updates on other problems move the arithmetic they share.
     #[serde(default)]
     pub anchor: f64,
+    /// Filtered self-training of the proposer (0: none): beside its policy gradient, a second
+    /// update raises the likelihood of its own fresh, on-target proposals whose solve rate fell in
+    /// the frontier band this round, each sample with this advantage. Self-play only.
+    #[serde(default)]
+    pub self_training: f64,
     /// What the proposer's rewards are compared with to make its advantages.
     pub proposer_baseline: proposer::objective::Baseline,
     /// Reference problems shown to the proposer (0 to this many).

@@ -3,8 +3,8 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer": runs default-S,
-generator-S and frozen-proposer-S, each with items.jsonl (one benchmark problem a line, as
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train": runs
+default-S, generator-S, frozen-proposer-S and self-train-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer"]
+ARMS = ["default", "generator", "frozen-proposer", "self-train"]
 
 
 def read_lines(path):
@@ -95,8 +95,12 @@ def main():
                 "accuracy": accuracy(its),
             }
         if "default" in loaded:
-            for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:] if a in loaded]:
+            for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
+        if "self-train" in loaded:
+            for other in ["default", "generator"]:
+                if other in loaded:
+                    result["paired"][f"self-train-{seed} - {other}"] = paired(loaded["self-train"], loaded[other])
     if not args.markdown:
         json.dump(result, sys.stdout, indent=1)
         print()

@@ -4,7 +4,7 @@
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
-# frozen-proposer), JOBS
+# frozen-proposer; the mechanism self-train), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
 # each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
@@ -19,8 +19,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -77,6 +77,8 @@ target_baseline='[round]\nproposer_baseline = "target"\n'
 # warm-start proposer writes and never learns; everything else of the round as in the defaults.
 generator='[round]\narm = "generator"\n'
 frozen_proposer='[round]\narm = "frozen_proposer"\n'
+# A mechanism: the proposer also self-trained on its own fresh, on-target in-band proposals.
+self_train='[round]\nself_training = 1.0\n'
 arm_config() {
   case "$1" in
     default) : ;;
@@ -90,6 +92,7 @@ arm_config() {
     target-baseline) printf "$target_baseline" ;;
     generator) printf "$generator" ;;
     frozen-proposer) printf "$frozen_proposer" ;;
+    self-train) printf "$self_train" ;;
   esac
 }
 one_run() { # arm seed

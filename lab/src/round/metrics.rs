@@ -51,6 +51,9 @@ pub struct RoundMetrics {
     /// Rehearsal problems solved every time, trained on with `round.anchor`.
     #[serde(default)]
     pub solver_problems_anchored: usize,
+    /// The proposer's own in-band proposals it was self-trained on (`round.self_training`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub proposer_self_trained: usize,
     pub solver_loss: Option<f64>,
     pub proposer_loss: Option<f64>,
     /// KL estimate to the frozen warm-start reference (when `kl_coef` > 0).
@@ -170,6 +173,7 @@ impl Lab {
                 .then(|| rehearsal_rates.iter().sum::<f64>() / rehearsal_rates.len() as f64),
             solver_problems_trained: o.updates.trained,
             solver_problems_anchored: o.updates.anchored,
+            proposer_self_trained: o.updates.self_trained,
             solver_loss: solver.map(|l| l.loss),
             proposer_loss: proposer.map(|l| l.loss),
             solver_kl: solver.map(|l| l.kl),
@@ -192,4 +196,8 @@ impl Lab {
             timings: o.timings,
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -308,7 +308,8 @@ impl Lab {
         clock
             .time(|t| &mut t.store, || archive.append(&mut paid.records))
             .context("writing the round to the archive")?;
-        let updates = clock.time(|t| &mut t.update, || self.update(&tasks, &attempts, &proposals, &paid))?;
+        let updates =
+            clock.time(|t| &mut t.update, || self.update(&judged, &tasks, &attempts, &proposals, &paid))?;
         let medians = clock.time(
             |t| &mut t.curriculum,
             || self.observe(round, &proposals, &judged, &tasks, &attempts, &paid),

@@ -4,6 +4,7 @@
 use policy::{ppo_update, PpoOutcome};
 use problem::Special;
 
+use super::judged::Judged;
 use super::pay::Paid;
 use super::propose::Proposals;
 use super::solve::{Attempts, Tasks};
@@ -18,6 +19,8 @@ pub(super) struct Updates {
     pub proposer: Option<PpoOutcome>,
     /// Problems the solver was trained on for their group-relative advantages.
     pub trained: usize,
+    /// The proposer's own in-band proposals it was self-trained on (`round.self_training`).
+    pub self_trained: usize,
     /// Rehearsal problems solved every time, trained on with the anchor advantage.
     pub anchored: usize,
     /// Updates skipped this round for a non-finite loss or gradient, both players.
@@ -30,6 +33,7 @@ impl Lab {
     /// unless every advantage is 0.
     pub(super) fn update(
         &mut self,
+        judged: &Judged,
         tasks: &Tasks,
         attempts: &Attempts,
         proposals: &Proposals,
@@ -95,14 +99,59 @@ impl Lab {
                 policy::UPDATE_PART,
             )?)
         };
+        // Filtered self-training: the proposer's fresh, on-target proposals in the band, made
+        // likelier whatever their reward's baseline said.
+        let mut self_trained = 0;
+        if learns && cfg.round.self_training > 0.0 {
+            let rates: Vec<Option<f64>> =
+                tasks.of_proposal.iter().map(|t| t.map(|t| attempts.rate(t))).collect();
+            let misses: Vec<Option<f64>> = paid.terms.iter().map(|t| t.target_miss).collect();
+            let chosen: Vec<(Vec<u32>, Vec<u32>)> =
+                self_training_picks(&judged.candidates, &misses, &rates, &cfg.frontier)
+                    .into_iter()
+                    .map(|i| proposer_pairs[i].clone())
+                    .collect();
+            if !chosen.is_empty() {
+                let advantages = vec![cfg.round.self_training as f32; chosen.len()];
+                ppo_update(
+                    &mut self.proposer,
+                    self.proposer_reference.as_ref(),
+                    &chosen,
+                    &advantages,
+                    pad,
+                    &cfg.proposer_ppo,
+                    policy::UPDATE_PART,
+                )?;
+                self_trained = chosen.len();
+            }
+        }
         Ok(Updates {
             solver,
             proposer,
             trained: plan.trained,
+            self_trained,
             anchored: plan.anchored,
             skipped: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
         })
     }
+}
+
+/// The proposals filtered self-training keeps: valid, fresh (no copy of the batch or the
+/// archive), on their target, and solved at a rate inside the frontier band.
+fn self_training_picks(
+    candidates: &[judge::Candidate],
+    target_misses: &[Option<f64>],
+    rates: &[Option<f64>],
+    band: &curriculum::FrontierBand,
+) -> Vec<usize> {
+    (0..candidates.len())
+        .filter(|&i| {
+            let c = &candidates[i];
+            let on_target = target_misses[i].unwrap_or(0.0) == 0.0;
+            let in_band = rates[i].is_some_and(|p| band.contains(p));
+            c.analysis.is_ok() && c.repetition == judge::Repetition::Fresh && on_target && in_band
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -140,5 +189,21 @@ mod tests {
             let sum = |d: u32| (0..6).filter(|&i| targets[i].depth == d).map(|i| target[i]).sum::<f32>();
             assert!(sum(1).abs() < 1e-5 && sum(3).abs() < 1e-5, "{target:?}");
         }
+    }
+
+    #[test]
+    fn self_training_keeps_fresh_on_target_problems_in_the_band() {
+        let domain = problem::default_domain();
+        let texts: Vec<String> =
+            ["2+3", "2+3", "4*5", "7-1", "9*9", "1+"].iter().map(|s| s.to_string()).collect();
+        let known =
+            std::collections::HashSet::from([domain.analyze("9*9", &Default::default()).unwrap().hash]);
+        let candidates = judge::judge_batch(domain, &Default::default(), &texts, &known);
+        let band = curriculum::FrontierBand { low: 0.2, high: 0.8 };
+        // 0: fresh, on target, p̂ 0.5 → kept; 1: a copy of 0; 2: off its target; 3: p̂ 1.0;
+        // 4: a copy of the archive; 5: invalid.
+        let misses = [Some(0.0), Some(0.0), Some(1.0), Some(0.0), Some(0.0), None];
+        let rates = [Some(0.5), Some(0.5), Some(0.5), Some(1.0), Some(0.5), None];
+        assert_eq!(self_training_picks(&candidates, &misses, &rates, &band), vec![0]);
     }
 }
