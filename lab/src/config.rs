@@ -172,6 +172,15 @@ impl RunConfig {
         if !(r.anchor >= 0.0 && r.anchor.is_finite()) {
             anyhow::bail!("round.anchor must be a non-negative number, got {}", r.anchor);
         }
+        if !(r.self_training >= 0.0 && r.self_training.is_finite()) {
+            anyhow::bail!("round.self_training must be a non-negative number, got {}", r.self_training);
+        }
+        if r.self_training > 0.0 && r.arm != Arm::SelfPlay {
+            anyhow::bail!(
+                "round.self_training trains the proposer, which the {:?} arm never updates: set it to 0",
+                r.arm
+            );
+        }
         for (key, ppo) in [("solver_ppo", &self.solver_ppo), ("proposer_ppo", &self.proposer_ppo)] {
             let valid = ppo.epochs > 0
                 && ppo.clip > 0.0
@@ -371,6 +380,12 @@ mod tests {
             ),
             ("[reward.padding]\nhard_floor = 2.0\n", "reward: padding.hard_floor must be"),
             ("[round]\nattempts = 0\n", "round.attempts must be positive"),
+            ("[round]\narm = \"oracle\"\n", "unknown variant `oracle`"),
+            ("[round]\nself_training = -1\n", "round.self_training must be a non-negative number"),
+            (
+                "[round]\narm = \"generator\"\nself_training = 1.0\n",
+                "round.self_training trains the proposer, which the Generator arm never updates",
+            ),
             ("[round]\nattempts = \"many\"\n", "invalid type"),
             ("[frontier]\nlow = 0.9\nhigh = 0.1\n", "frontier: frontier band"),
             (
