@@ -3,32 +3,14 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use common::ok;
-use serde_json::Value;
-use store::{Archive, Filter, Order};
+use common::{metrics, ok, run_records as records};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
 
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
-        .collect()
-}
-
-fn records(run: &Path) -> Vec<store::ProblemRecord> {
-    Archive::open_existing(run.join("archive"))
-        .unwrap()
-        .scan(&Filter::default(), Order::Ascending, None)
-        .map(Result::unwrap)
-        .collect()
-}
-
 /// The tiny configuration with `arm`, checkpoints every round, one kept, milestones every 2.
-fn config(dir: &Path, arm: &str) -> std::path::PathBuf {
+fn config(dir: &Path, arm: &str) -> PathBuf {
     let tiny = std::fs::read_to_string(TINY).unwrap();
     let cfg = tiny
         .replace(

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, fails, ok, selfplay};
+use common::{archive_records as all_records, copy_dir, fails, metrics, ok, selfplay};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use store::{Archive, Filter, Order, ProblemRecord};
+use store::ProblemRecord;
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
 /// Problems a round of the tiny configuration writes.
@@ -83,20 +83,6 @@ fn wait_at_most(mut child: Daemon, limit: Duration) -> std::process::ExitStatus 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn all_records(db: &Path) -> Vec<ProblemRecord> {
-    let archive = Archive::open_existing(db).unwrap_or_else(|e| panic!("the archive does not open: {e}"));
-    archive.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect()
-}
-
-/// Every line of `metrics.jsonl` as JSON: a line that is not whole fails the test.
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {l}")))
-        .collect()
 }
 
 /// A run directory after `rounds` rounds of the tiny configuration.

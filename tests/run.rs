@@ -2,32 +2,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok, selfplay};
+use common::{metrics, ok, run_records as records, selfplay};
 use serde_json::Value;
-use store::{Archive, Filter, Order};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
-
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
-        .collect()
-}
-
-/// Every problem of the run's archive, in the order written.
-fn records(run: &Path) -> Vec<store::ProblemRecord> {
-    Archive::open_existing(run.join("archive"))
-        .unwrap()
-        .scan(&Filter::default(), Order::Ascending, None)
-        .map(Result::unwrap)
-        .collect()
-}
 
 /// A valid problem's shape, as `Arith::shape` writes it: its canonical form, digits as `#`.
 fn shape(r: &store::ProblemRecord) -> String {
@@ -211,9 +192,7 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
     let out = ok(&["run", "--config", with_kl.to_str().unwrap(), "--run-dir", r, "--rounds", "2"]);
     assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
     assert_eq!(metrics(&run).len(), 5);
-    let archive = Archive::open_existing(run.join("archive")).unwrap();
-    let records: Vec<_> =
-        archive.scan(&Filter::default(), Order::Ascending, None).map(Result::unwrap).collect();
+    let records = records(&run);
     assert_eq!(records.len(), 5 * 8, "every proposal archived, valid or not");
     let rounds: Vec<u64> = records.iter().map(|r| r.round).collect();
     assert!(rounds.windows(2).all(|w| w[0] <= w[1]));
@@ -257,8 +236,6 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         let mean = p[0].as_f64().unwrap();
         assert!(mean >= lo - 1e-9 && mean <= hi + 1e-9, "size {size}: {mean} outside the rates {rates:?}");
     }
-    drop(archive);
-
     // Checkpoints: the warm start is kept, old rounds are pruned, any of them evaluates.
     let cks: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()

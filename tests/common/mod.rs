@@ -68,3 +68,24 @@ pub fn on_target(r: &store::ProblemRecord) -> bool {
     let a = problem::Arith.analyze(&r.text, &problem::Limits::default()).expect("a valid problem");
     r.difficulty_target == Some(a.depth) && r.literal_target.is_none_or(|b| a.max_literal <= b)
 }
+
+/// Every line of a run's `metrics.jsonl` as JSON: a line that is not whole fails the test.
+pub fn metrics(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// Every problem of the archive at `db`, in the order written.
+pub fn archive_records(db: &std::path::Path) -> Vec<store::ProblemRecord> {
+    let archive =
+        store::Archive::open_existing(db).unwrap_or_else(|e| panic!("the archive does not open: {e}"));
+    archive.scan(&store::Filter::default(), store::Order::Ascending, None).map(Result::unwrap).collect()
+}
+
+/// Every problem of the run directory's archive, in the order written.
+pub fn run_records(run: &std::path::Path) -> Vec<store::ProblemRecord> {
+    archive_records(&run.join("archive"))
+}
