@@ -27,8 +27,7 @@ pub struct Lineage {
 impl Lineage {
     pub fn of(archive: &Archive, id: u64, depth: usize) -> Result<Lineage> {
         let root = query::get(archive, id)?;
-        let mut l =
-            Lineage { root: id, graph: DiGraph::new(), nodes: BTreeMap::new(), records: BTreeMap::new() };
+        let mut l = Lineage::empty(id);
         l.add(root);
         // Ancestors: follow references.
         let mut generation = vec![id];
@@ -86,6 +85,16 @@ impl Lineage {
     /// The problems found, by id (a reference to a problem not in the archive has none).
     pub fn records(&self) -> &BTreeMap<u64, ProblemRecord> {
         &self.records
+    }
+
+    /// A lineage of `root` with nothing found yet.
+    fn empty(root: u64) -> Lineage {
+        Lineage { root, graph: DiGraph::new(), nodes: BTreeMap::new(), records: BTreeMap::new() }
+    }
+
+    /// The edges (reference, problem), by id.
+    fn edges(&self) -> BTreeSet<(u64, u64)> {
+        self.graph.raw_edges().iter().map(|e| (self.graph[e.source()], self.graph[e.target()])).collect()
     }
 
     fn node(&mut self, id: u64) -> NodeIndex {
@@ -191,19 +200,14 @@ struct LineageParts {
 
 impl From<Lineage> for LineageParts {
     fn from(l: Lineage) -> Self {
-        let edges = l.graph.raw_edges().iter().map(|e| (l.graph[e.source()], l.graph[e.target()])).collect();
+        let edges = l.edges().into_iter().collect();
         LineageParts { root: l.root, records: l.records.into_values().collect(), edges }
     }
 }
 
 impl From<LineageParts> for Lineage {
     fn from(parts: LineageParts) -> Self {
-        let mut l = Lineage {
-            root: parts.root,
-            graph: DiGraph::new(),
-            nodes: BTreeMap::new(),
-            records: BTreeMap::new(),
-        };
+        let mut l = Lineage::empty(parts.root);
         l.node(parts.root);
         for r in parts.records {
             l.add(r);
@@ -218,13 +222,33 @@ impl From<LineageParts> for Lineage {
 impl PartialEq for Lineage {
     /// The same problems joined the same way (node order inside the graph aside).
     fn eq(&self, other: &Self) -> bool {
-        let edges = |l: &Lineage| {
-            l.graph
-                .raw_edges()
-                .iter()
-                .map(|e| (l.graph[e.source()], l.graph[e.target()]))
-                .collect::<BTreeSet<_>>()
-        };
-        self.root == other.root && self.records == other.records && edges(self) == edges(other)
+        self.root == other.root && self.records == other.records && self.edges() == other.edges()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::rec;
+
+    #[test]
+    fn a_lineage_arrives_as_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path().join("a")).unwrap();
+        // 1 and 2 are references of 3; 3 of 4; 4 also names 99, a problem not in the archive.
+        let mut records: Vec<ProblemRecord> =
+            ["1+1", "2+2", "1+2", "3*3"].map(|t| rec("r", 1, t, true)).into();
+        records[2].references = vec![1, 2];
+        records[3].references = vec![3, 99];
+        archive.append(&mut records).unwrap();
+        let lineage = Lineage::of(&archive, 3, 3).unwrap();
+        assert_eq!(lineage.edges(), BTreeSet::from([(1, 3), (2, 3), (3, 4)]));
+        let back: Lineage = serde_json::from_str(&serde_json::to_string(&lineage).unwrap()).unwrap();
+        assert_eq!(back, lineage);
+        assert_eq!(back.render(), lineage.render());
+        assert_eq!(back.to_json(), lineage.to_json());
+        let from_4 = Lineage::of(&archive, 4, 1).unwrap();
+        assert_eq!(from_4.relatives(Direction::Incoming), BTreeSet::from([3, 99]));
+        assert!(from_4.render().contains("99  (not in this archive)"), "{}", from_4.render());
     }
 }
