@@ -4,7 +4,7 @@
 use problem::{Domain, Limits, Target};
 use rand_chacha::ChaCha8Rng;
 
-use super::propose::Proposals;
+use super::propose::{generator_problem, Proposals};
 use super::Lab;
 
 /// The judge's view of a round's proposals.
@@ -69,13 +69,8 @@ pub(super) fn generator_duplicates(
     rng: &mut ChaCha8Rng,
     known: &dyn judge::KnownHashes,
 ) -> Option<f64> {
-    let texts: Vec<String> = targets
-        .iter()
-        .filter_map(|t| {
-            let spec = problem::GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
-            domain.generate(&spec, rng).ok().map(|g| g.problem)
-        })
-        .collect();
+    let texts: Vec<String> =
+        targets.iter().filter_map(|t| generator_problem(domain, t, max_literal, rng)).collect();
     let valid: Vec<judge::Repetition> = judge::judge_batch(domain, limits, &texts, known)
         .into_iter()
         .filter(|c| c.analysis.is_ok())

@@ -65,13 +65,22 @@ impl Lab {
         let max_literal = self.cfg.warm_start.proposer.max_literal;
         let texts = targets
             .iter()
-            .map(|t| {
-                let spec =
-                    problem::GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
-                self.domain.generate(&spec, &mut self.rng).map(|g| g.problem).unwrap_or_default()
-            })
+            .map(|t| generator_problem(self.domain, t, max_literal, &mut self.rng).unwrap_or_default())
             .collect();
         let references = vec![Vec::new(); targets.len()];
         Proposals { targets, references, requests: Vec::new(), sampled: Vec::new(), texts }
     }
+}
+
+/// One problem from the domain's generator for `target`: of its depth and literal bound
+/// (`max_literal` without one); `None` where the generator cannot draw it.
+pub(super) fn generator_problem(
+    domain: &dyn problem::Domain,
+    target: &Target,
+    max_literal: u32,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Option<String> {
+    let spec =
+        problem::GenSpec { depth: target.depth, max_literal: target.max_literal.unwrap_or(max_literal) };
+    domain.generate(&spec, rng).ok().map(|g| g.problem)
 }

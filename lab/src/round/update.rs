@@ -29,8 +29,9 @@ pub(super) struct Updates {
 
 impl Lab {
     /// The solver trained on the plan's problems (`solver::plan::plan`), every attempt with its
-    /// advantage; the proposer on its rewards against their baseline (`round.proposer_baseline`, see `proposer::objective`),
-    /// unless every advantage is 0.
+    /// advantage; in self-play, the proposer on its rewards against their baseline
+    /// (`round.proposer_baseline`, see `proposer::objective`) unless every advantage is 0, and
+    /// on its own in-band proposals (`round.self_training`).
     pub(super) fn update(
         &mut self,
         judged: &Judged,
@@ -89,15 +90,7 @@ impl Lab {
         let proposer = if !learns || proposer_pairs.is_empty() || proposer_adv.iter().all(|a| *a == 0.0) {
             None
         } else {
-            Some(ppo_update(
-                &mut self.proposer,
-                self.proposer_reference.as_ref(),
-                &proposer_pairs,
-                &proposer_adv,
-                pad,
-                &cfg.proposer_ppo,
-                policy::UPDATE_PART,
-            )?)
+            Some(self.train_proposer(&proposer_pairs, &proposer_adv, pad)?)
         };
         // Filtered self-training: the proposer's fresh, on-target proposals in the band, made
         // likelier whatever their reward's baseline said.
@@ -113,15 +106,7 @@ impl Lab {
                     .collect();
             if !chosen.is_empty() {
                 let advantages = vec![cfg.round.self_training as f32; chosen.len()];
-                ppo_update(
-                    &mut self.proposer,
-                    self.proposer_reference.as_ref(),
-                    &chosen,
-                    &advantages,
-                    pad,
-                    &cfg.proposer_ppo,
-                    policy::UPDATE_PART,
-                )?;
+                self.train_proposer(&chosen, &advantages, pad)?;
                 self_trained = chosen.len();
             }
         }
@@ -133,6 +118,24 @@ impl Lab {
             anchored: plan.anchored,
             skipped: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
         })
+    }
+
+    /// One clipped policy-gradient update of the proposer on `pairs` (prompt, completion).
+    fn train_proposer(
+        &mut self,
+        pairs: &[(Vec<u32>, Vec<u32>)],
+        advantages: &[f32],
+        pad: u32,
+    ) -> anyhow::Result<PpoOutcome> {
+        Ok(ppo_update(
+            &mut self.proposer,
+            self.proposer_reference.as_ref(),
+            pairs,
+            advantages,
+            pad,
+            &self.cfg.proposer_ppo,
+            policy::UPDATE_PART,
+        )?)
     }
 }
 
