@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor, D};
 
 use crate::model::Gpt;
-use crate::train::{grads_in_parallel, masked_mean, token_logprobs, Batch};
+use crate::train::{grads_in_parallel, masked_mean, token_logprobs, token_logprobs_and_entropy, Batch};
 
 /// Settings of the clipped policy-gradient update.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -76,13 +76,20 @@ pub struct PpoStats {
     pub clip_fraction: Tensor,
     /// Mean KL estimate to the reference (0 without one).
     pub kl: Tensor,
+    /// Mean KL estimate of the current policy from the one that sampled (`old_logprobs`): 0 on
+    /// the first epoch over a batch, how far the earlier epochs moved the policy after it.
+    pub approx_kl: Tensor,
 }
 
 impl PpoStats {
-    /// `(clip_fraction, kl)` read back, in one transfer.
-    pub fn read(&self) -> Result<(f64, f64)> {
-        let v = crate::device::read_scalars(&[self.clip_fraction.clone(), self.kl.clone()])?;
-        Ok((v[0], v[1]))
+    /// `(clip_fraction, kl, approx_kl)` read back, in one transfer.
+    pub fn read(&self) -> Result<(f64, f64, f64)> {
+        let v = crate::device::read_scalars(&[
+            self.clip_fraction.clone(),
+            self.kl.clone(),
+            self.approx_kl.clone(),
+        ])?;
+        Ok((v[0], v[1], v[2]))
     }
 }
 
@@ -114,14 +121,18 @@ pub fn ppo_loss(
     let weighted: Vec<f32> =
         advantages.iter().map(|&a| if a < 0.0 { a * cfg.negative_weight as f32 } else { a }).collect();
     let adv = Tensor::from_vec(weighted, (b, 1), model.device())?.to_dtype(model.dtype())?;
-    let ratio = (&logp - old_logprobs.detach())?.exp()?;
+    let log_ratio = (&logp - old_logprobs.detach())?;
+    let ratio = log_ratio.exp()?;
     let surr1 = ratio.broadcast_mul(&adv)?;
     let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)?.broadcast_mul(&adv)?;
     let mut objective = surr1.minimum(&surr2)?;
     let clipped = surr1.ne(&surr2)?.to_dtype(model.dtype())?;
+    // k3 of the sampling policy from the current one: r − 1 − log r, ≥ 0.
+    let approx_kl = ((ratio.detach() - 1.0)? - log_ratio.detach())?;
     let mut stats = PpoStats {
         clip_fraction: masked_mean(&clipped, batch)?.detach(),
         kl: Tensor::zeros((), model.dtype(), model.device())?,
+        approx_kl: masked_mean(&approx_kl, batch)?,
     };
     if let (Some(ref_logp), true) = (reference_logprobs, cfg.kl_coef > 0.0) {
         let diff = (ref_logp.detach() - &logp)?;
@@ -146,7 +157,7 @@ pub fn ppo_loss(
     Ok((loss, stats))
 }
 
-/// What one [`ppo_update`] did.
+/// What one [`ppo_update`] did: the diagnostics a policy-gradient trainer reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PpoOutcome {
     /// The loss of the last epoch.
@@ -155,6 +166,17 @@ pub struct PpoOutcome {
     pub kl: f64,
     /// The fraction of completion tokens clipped in the last epoch.
     pub clip_fraction: f64,
+    /// The mean KL estimate of the last epoch's policy from the sampling one (0 with one epoch).
+    pub approx_kl: f64,
+    /// The mean entropy (nats) of the policy's next-token distribution over the completion
+    /// tokens, before the update.
+    pub entropy: f64,
+    /// The global gradient norm of the last epoch, before clipping.
+    pub grad_norm: f64,
+    /// The learning rate of the last epoch's step.
+    pub learning_rate: f64,
+    /// Epochs whose step was skipped for a non-finite loss or gradient.
+    pub skipped_steps: u64,
 }
 
 /// Sequences per part of a [`ppo_update`]: parts are sorted by length, so that a short sequence is
@@ -191,6 +213,8 @@ pub fn ppo_update(
         batch: Batch,
         old: Tensor,
         reference: Option<Tensor>,
+        /// The sampling policy's mean next-token entropy over the part's completion tokens.
+        entropy: Tensor,
         advantages: Vec<f32>,
         /// Shares of the update's sequences (the loss is a mean over them) and of its tokens
         /// (the statistics are means over those).
@@ -203,7 +227,8 @@ pub fn ppo_update(
         let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
         let mut batch = Batch::new(model, &part_pairs, pad)?;
         batch.longest = longest;
-        let old = token_logprobs(model, &batch, None)?.detach();
+        let (old, entropy) = token_logprobs_and_entropy(model, &batch)?;
+        let entropy = masked_mean(&entropy, &batch)?;
         let reference = match reference {
             Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
             _ => None,
@@ -211,7 +236,7 @@ pub fn ppo_update(
         let advantages = chunk.iter().map(|&i| advantages[i]).collect();
         let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
         let share = chunk.len() as f64 / pairs.len() as f64;
-        Ok(Part { batch, old, reference, advantages, share, token_share })
+        Ok(Part { batch, old, reference, entropy, advantages, share, token_share })
     };
     // Side by side on the CPU; in order on a GPU, where threads would queue on separate streams.
     let parts: Vec<Part> = if model.device().is_cpu() {
@@ -221,22 +246,46 @@ pub fn ppo_update(
         chunks.iter().map(prepare).collect::<Result<_>>()?
     };
     let vars: Vec<candle_core::Var> = t.model.named_vars().into_iter().map(|(_, v)| v).collect();
-    let mut outcome = PpoOutcome { loss: f64::NAN, kl: 0.0, clip_fraction: 0.0 };
+    let mut outcome = PpoOutcome {
+        loss: f64::NAN,
+        kl: 0.0,
+        clip_fraction: 0.0,
+        approx_kl: 0.0,
+        entropy: f64::NAN,
+        grad_norm: f64::NAN,
+        learning_rate: 0.0,
+        skipped_steps: 0,
+    };
     for _ in 0..cfg.epochs {
         let model = &t.model;
         let (total, grads, stats) = grads_in_parallel(&vars, &parts, |p| {
             let (loss, stats) = ppo_loss(model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
             Ok(((loss * p.share)?, stats))
         })?;
-        let scalars: Vec<Tensor> = stats.into_iter().flat_map(|s| [s.kl, s.clip_fraction]).collect();
+        let scalars: Vec<Tensor> = stats
+            .into_iter()
+            .zip(&parts)
+            .flat_map(|(s, p)| [s.kl, s.clip_fraction, s.approx_kl, p.entropy.clone()])
+            .collect();
         let (report, values) = t.optim.step_with_stats(&grads, &total, &scalars)?;
         // Weighted by each part's share of the tokens, added in the parts' order.
-        let (mut kl, mut clipped) = (0.0, 0.0);
-        for (p, v) in parts.iter().zip(values.chunks_exact(2)) {
+        let (mut kl, mut clipped, mut approx_kl, mut entropy) = (0.0, 0.0, 0.0, 0.0);
+        for (p, v) in parts.iter().zip(values.chunks_exact(4)) {
             kl += v[0] * p.token_share;
             clipped += v[1] * p.token_share;
+            approx_kl += v[2] * p.token_share;
+            entropy += v[3] * p.token_share;
         }
-        outcome = PpoOutcome { loss: report.loss, kl, clip_fraction: clipped };
+        outcome = PpoOutcome {
+            loss: report.loss,
+            kl,
+            clip_fraction: clipped,
+            approx_kl,
+            entropy,
+            grad_norm: report.grad_norm,
+            learning_rate: report.lr,
+            skipped_steps: outcome.skipped_steps + u64::from(report.skipped),
+        };
     }
     Ok(outcome)
 }
@@ -272,7 +321,8 @@ mod tests {
         let (name, var) = model.named_vars().into_iter().find(|(n, _)| n == "h.0.mlp.c_fc.weight").unwrap();
         let reference = token_logprobs(&reference, &batch, None).unwrap();
         let (loss, stats) = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg).unwrap();
-        let (clip_fraction, kl) = stats.read().unwrap();
+        let (clip_fraction, kl, approx_kl) = stats.read().unwrap();
+        assert!(approx_kl > 0.0, "old log-probs moved off the current ones: {approx_kl}");
         assert!(clip_fraction > 0.0 && clip_fraction < 1.0, "{clip_fraction}");
         assert!(kl.abs() < 1e-12, "same weights: no divergence yet");
         let analytic: Vec<f64> =
@@ -375,7 +425,7 @@ mod tests {
             let got =
                 ppo_update(&mut t, Some(&reference), &pairs, &advantages, 0, &ppo, UPDATE_PART).unwrap();
             assert!((got.loss - f64::from(loss)).abs() < 1e-5, "{estimator:?}: {} vs {loss}", got.loss);
-            let (_, kl) = stats.read().unwrap();
+            let (_, kl, _) = stats.read().unwrap();
             assert!(kl > 0.0 && (got.kl - kl).abs() < 1e-5, "{estimator:?}: {got:?} {kl}");
             let after = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
             let moved: f32 = (after - before).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();

@@ -71,6 +71,17 @@ pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> R
     logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)
 }
 
+/// [`token_logprobs`] (detached) and, `[B, T-1]`, the entropy in nats of each next-token
+/// distribution: `−Σ_v p(v) log p(v)` (also detached: a diagnostic, not part of any loss).
+pub fn token_logprobs_and_entropy(model: &Gpt, batch: &Batch) -> Result<(Tensor, Tensor)> {
+    let logits = model.forward(&batch.tokens, None)?.detach();
+    let t = logits.dim(1)?;
+    let logp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
+    let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+    let targets = batch.tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(D::Minus1)?;
+    Ok((logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?, entropy))
+}
+
 /// Mean of `x` `[B, T-1]` over the batch's completion positions (where its mask is 1: as many as
 /// its completion tokens, so the count needs no read-back from the device).
 pub(crate) fn masked_mean(x: &Tensor, batch: &Batch) -> Result<Tensor> {
@@ -238,6 +249,28 @@ pub(crate) mod tests {
 
     pub(crate) fn tiny(dtype: DType) -> Gpt {
         tiny_with(dtype, Positions::Learned)
+    }
+
+    #[test]
+    fn entropy_is_that_of_each_next_token_distribution() {
+        let model = tiny(DType::F64);
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let (logp, entropy) = token_logprobs_and_entropy(&model, &batch).unwrap();
+        let want = token_logprobs(&model, &batch, None).unwrap();
+        assert_eq!(logp.to_vec2::<f64>().unwrap(), want.to_vec2::<f64>().unwrap());
+        // Against −Σ p log p from the model's own softmax, position by position.
+        let logits = model.forward(&batch.tokens, None).unwrap();
+        let probs: Vec<Vec<Vec<f64>>> =
+            candle_nn::ops::softmax(&logits, D::Minus1).unwrap().to_vec3().unwrap();
+        let got: Vec<Vec<f64>> = entropy.to_vec2().unwrap();
+        let ln_vocab = (model.config().vocab as f64).ln();
+        for (b, row) in got.iter().enumerate() {
+            for (t, &h) in row.iter().enumerate() {
+                let direct: f64 = probs[b][t].iter().map(|&p| -p * p.ln()).sum();
+                assert!((h - direct).abs() < 1e-12, "[{b}, {t}]: {h} vs {direct}");
+                assert!(h > 0.0 && h <= ln_vocab + 1e-12, "{h}");
+            }
+        }
     }
 
     #[test]
