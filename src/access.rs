@@ -27,10 +27,17 @@ impl Access {
         }
         match Archive::open_existing(db) {
             Ok(a) => Ok(Access::Local(a)),
-            Err(StoreError::Locked(p)) => Err(anyhow!(
-                "archive at {} is in use by another process, and no daemon answers at {}",
-                p.display(),
-                socket.display()
+            Err(StoreError::Locked(p)) => Err(crate::exit::mark(
+                crate::exit::Kind::Unavailable,
+                anyhow!(
+                    "archive at {} is in use by another process, and no daemon answers at {}",
+                    p.display(),
+                    socket.display()
+                ),
+            )),
+            Err(StoreError::Missing(p)) => Err(anyhow!(
+                "no archive at {} (a run directory's is DIR/archive: name it with --run-dir DIR, or --db DIR)",
+                p.display()
             )),
             Err(e) => Err(e.into()),
         }

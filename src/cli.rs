@@ -51,6 +51,13 @@ pub enum Command {
     /// Speed of the policy: training steps and sampling.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Shell completions for `selfplay`, printed for bash, zsh or fish
+    /// (`selfplay completions bash > ~/.local/share/bash-completion/completions/selfplay`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs one command, writing its results to `out`.
@@ -66,6 +73,10 @@ pub fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Config(args) => run::config(&args, out),
         Command::Eval(args) => eval::run(&args, out),
         Command::Bench(args) => bench::run(&args, out),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "selfplay", out);
+            Ok(())
+        }
     }
 }
 
@@ -91,7 +102,7 @@ pub fn main() -> ExitCode {
             // To the log file only (run); standard error gets the one line below.
             tracing::error!(target: "logfile", "{e:#}");
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            crate::exit::code_of(&e)
         }
     }
 }
@@ -103,4 +114,35 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
                 |s| matches!(s, store::StoreError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
             )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, flag and argument says what it is in `--help`.
+    #[test]
+    fn every_command_flag_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(arg.get_id().as_str())));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() && sub.get_name() != "help" {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "selfplay", &mut missing);
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+    }
 }

@@ -76,8 +76,12 @@ fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
         {
             Ok(None)
         }
-        Err(e) => Err(anyhow!("cannot reach the daemon at {}: {e}", path.display())),
+        Err(e) => Err(unavailable(anyhow!("cannot reach the daemon at {}: {e}", path.display()))),
     }
+}
+
+fn unavailable(e: anyhow::Error) -> anyhow::Error {
+    crate::exit::mark(crate::exit::Kind::Unavailable, e)
 }
 
 impl Client {
@@ -98,19 +102,23 @@ impl Client {
         reply: &mut dyn FnMut(Reply) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let at = self.path.display();
-        let stream = connect(&self.path)?
-            .ok_or_else(|| anyhow!("the daemon at {at} stopped answering (no one listens there now)"))?;
+        let stream = connect(&self.path)?.ok_or_else(|| {
+            unavailable(anyhow!("the daemon at {at} stopped answering (no one listens there now)"))
+        })?;
         let mut stream = &stream;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         let mut line = serde_json::to_vec(&Request { version: QUERY_VERSION, query })?;
         line.push(b'\n');
-        stream.write_all(&line).with_context(|| format!("cannot send the query to the daemon at {at}"))?;
+        stream
+            .write_all(&line)
+            .with_context(|| format!("cannot send the query to the daemon at {at}"))
+            .map_err(unavailable)?;
         let mut reader = BufReader::new(stream);
         loop {
             let mut header = [0u8; 5];
             if let Err(e) = reader.read_exact(&mut header) {
-                bail!("{}", self.describe(&e));
+                return Err(unavailable(anyhow!("{}", self.describe(&e))));
             }
             let len = u32::from_be_bytes(header[1..].try_into().expect("4 bytes")) as usize;
             if len > MAX_FRAME {
@@ -118,7 +126,7 @@ impl Client {
             }
             let mut body = vec![0; len];
             if let Err(e) = reader.read_exact(&mut body) {
-                bail!("{}", self.describe(&e));
+                return Err(unavailable(anyhow!("{}", self.describe(&e))));
             }
             match header[0] {
                 REPLY => reply(serde_json::from_slice(&body).with_context(|| {

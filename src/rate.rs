@@ -42,6 +42,9 @@ pub enum RateCommand {
     Import {
         /// Input file; `-` reads standard input.
         input: PathBuf,
+        /// Say what was imported as one JSON object: `imported`, `already_imported`, `ratings`.
+        #[arg(long)]
+        json: bool,
     },
     /// Fit the preference scorer to the ratings, except the held-out ones.
     Train {
@@ -54,6 +57,7 @@ pub enum RateCommand {
         /// Where to write the model (default: DIR/preference.json).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +66,7 @@ pub enum RateCommand {
         /// The model (default: DIR/preference.json).
         #[arg(long, value_name = "FILE")]
         model: Option<PathBuf>,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -82,13 +87,22 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     match args.command {
         None => interactive(open()?),
-        Some(RateCommand::Import { input }) => {
+        Some(RateCommand::Import { input, json }) => {
             let archive = open()?;
             let reader = crate::commands::open_input(Some(&input))?;
             let read =
                 read_ratings(&archive, reader).with_context(|| format!("importing {}", input.display()))?;
             let (mut ratings, known) = not_yet_imported(&archive.ratings()?, read);
             let ids = archive.add_ratings(&mut ratings)?;
+            if json {
+                let said = serde_json::json!({
+                    "imported": ids.len(),
+                    "already_imported": known,
+                    "ratings": archive.ratings()?.len(),
+                });
+                writeln!(out, "{said}")?;
+                return Ok(());
+            }
             let skipped = if known > 0 { format!(", {known} imported before") } else { String::new() };
             writeln!(
                 out,

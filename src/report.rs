@@ -23,7 +23,7 @@ use crate::commands::positive_seconds;
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The run directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value = "runs/default")]
     pub run_dir: PathBuf,
     /// Where to write the page (default: DIR/report.html).
     #[arg(long, value_name = "FILE")]
@@ -51,6 +51,8 @@ pub struct RunData {
     /// Skills of the latest checkpoint: name, attempts, solve rate, parts.
     pub skills: Vec<SkillNode>,
     pub skills_round: Option<u64>,
+    /// The run's recorded configuration changes, oldest first.
+    pub config_changes: Vec<lab::settle::ChangeRecord>,
 }
 
 pub struct SkillNode {
@@ -90,6 +92,7 @@ impl RunData {
         let (stats, windows) = access.stats(&everything, Some(window))?;
         let windows = windows.unwrap_or_default();
         let (skills, skills_round) = read_skills(run_dir)?;
+        let config_changes = lab::settle::history(run_dir)?;
         Ok(RunData {
             run_dir: run_dir.to_path_buf(),
             config_name,
@@ -100,6 +103,7 @@ impl RunData {
             windows,
             skills,
             skills_round,
+            config_changes,
         })
     }
 }
@@ -547,6 +551,7 @@ p.empty {{ color: #777; font-style: italic; }}
             String::new()
         },
     );
+    html.push_str(&config_changes(&data.config_changes));
     for (id, caption, svg) in &figures {
         let _ = write!(html, "<figure class=\"plot\" id=\"{id}\"><figcaption>{}</figcaption>", esc(caption));
         match svg {
@@ -558,6 +563,35 @@ p.empty {{ color: #777; font-style: italic; }}
     html.push_str(SELF_CHECK);
     html.push_str("</body></html>\n");
     Ok(html)
+}
+
+/// The table of configuration changes: the round each took effect, how, and each key's values.
+fn config_changes(records: &[lab::settle::ChangeRecord]) -> String {
+    if records.is_empty() {
+        return "<p id=\"config-changes\">The configuration never changed.</p>\n".into();
+    }
+    let mut html = String::from(
+        "<h2>Configuration changes</h2>\n<table id=\"config-changes\">\n<tr><th>from round</th><th>how</th><th>key</th><th>was</th><th>became</th></tr>\n",
+    );
+    for r in records {
+        let how = match r.kind {
+            lab::settle::ChangeKind::Start => "--set at the start",
+            lab::settle::ChangeKind::Reconfigure => "--reconfigure",
+        };
+        for c in &r.changes {
+            let show = |v: &Option<String>| esc(v.as_deref().unwrap_or("(absent)"));
+            let _ = writeln!(
+                html,
+                "<tr><td class=\"n\">{}</td><td>{how}</td><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                r.round,
+                esc(&c.key),
+                show(&c.from),
+                show(&c.to)
+            );
+        }
+    }
+    html.push_str("</table>\n");
+    html
 }
 
 /// Marks on `<body>` what the browser drew, for headless checks.

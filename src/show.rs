@@ -123,7 +123,17 @@ pub fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<(
         opt(&r.proposer_version),
         opt(&r.solver_version)
     )?;
-    writeln!(out, "  created         {} ms, updated {} ms (Unix time)", r.created_ms, r.updated_ms)
+    writeln!(out, "  created         {}, updated {}", date(r.created_ms), date(r.updated_ms))
+}
+
+/// Unix milliseconds as a UTC date and time (RFC 3339: `2026-12-05T07:03:18.123Z`); what cannot be
+/// one, as the number.
+pub fn date(unix_ms: u64) -> String {
+    i128::from(unix_ms)
+        .checked_mul(1_000_000)
+        .and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{unix_ms} ms after 1970 (UTC)"))
 }
 
 pub fn write_windows(windows: &[((u64, u64), Stats)], out: &mut dyn Write) -> std::io::Result<()> {
@@ -201,4 +211,14 @@ pub fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "  {d:>3} {n:>9}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_shown_as_utc_dates() {
+        assert_eq!(super::date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::date(1_796_454_198_123), "2026-12-05T07:03:18.123Z");
+        assert!(super::date(u64::MAX).contains("ms after 1970"));
+    }
 }

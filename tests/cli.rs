@@ -271,8 +271,9 @@ fn archive_commands_on_a_real_archive() {
     ));
     assert_eq!(via_run.len(), 3);
     std::fs::rename(run_dir.join("archive"), db).unwrap();
+    // Without either, the default run directory's archive.
     let err = fails(&["archive", "list"], b"");
-    assert!(err.contains("--db") && err.contains("--run-dir"), "{err}");
+    assert!(err.contains("no archive at runs/default/archive") && err.contains("--run-dir DIR"), "{err}");
 
     let shown: Value =
         serde_json::from_str(&ok(&["archive", "--db", db, "show", "1", "--json"], b"")).unwrap();
@@ -347,7 +348,13 @@ fn archive_bad_input_gives_one_clear_line() {
     }
     let missing = dir.path().join("missing");
     let err = fails(&["archive", "--db", missing.to_str().unwrap(), "stats"], b"");
-    assert_eq!(err.trim_end(), format!("error: no archive at {}", missing.display()));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: no archive at {} (a run directory's is DIR/archive: name it with --run-dir DIR, or --db DIR)",
+            missing.display()
+        )
+    );
     assert!(!missing.exists());
     let plain = dir.path();
     let err = fails(&["archive", "--db", plain.to_str().unwrap(), "list"], b"");

@@ -239,3 +239,95 @@ fn bench_commands_print_their_contract_keys() {
     let err = fails(&["bench", "train", "--d-model", "30", "--heads", "4", "--steps", "1"]);
     assert!(err.contains("multiple of heads"), "{err}");
 }
+
+/// The tiny warm start's flags, with `steps` solver steps.
+fn tiny_flags(out: &Path, steps: u64) -> Vec<String> {
+    let mut args: Vec<String> = ["pretrain", "--out", out.to_str().unwrap()].map(String::from).to_vec();
+    args.extend(
+        ["--d-model", "32", "--layers", "1", "--heads", "2", "--batch", "16", "--eval-every", "50"]
+            .map(String::from),
+    );
+    args.extend(["--max-literal", "9", "--proposer-steps", "50", "--solver-steps"].map(String::from));
+    args.push(steps.to_string());
+    args
+}
+
+#[test]
+fn pretrain_shows_progress_on_a_terminal_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    // On a terminal (a pseudo-terminal from `script`): a bar with the time left.
+    let out = dir.path().join("shown");
+    let command = std::iter::once(env!("CARGO_BIN_EXE_selfplay").to_string())
+        .chain(tiny_flags(&out, 200))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let shown = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output();
+    let shown = shown.expect("`script` (util-linux) runs the command on a pseudo-terminal");
+    assert!(shown.status.success());
+    let screen = String::from_utf8_lossy(&shown.stdout);
+    assert!(screen.contains("ETA") && screen.contains("/250 steps"), "{screen}");
+    // Not on a terminal: no bar in what a script reads.
+    let plain = dir.path().join("plain");
+    let args = tiny_flags(&plain, 20);
+    let out = common::selfplay(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("ETA"));
+
+    // Ctrl-C: it stops at the next step and leaves nothing that blocks the next try.
+    let stopped = dir.path().join("stopped");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_selfplay"))
+        .args(tiny_flags(&stopped, 1_000_000))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !stopped.exists() {
+        assert!(started.elapsed().as_secs() < 60, "the warm start never began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped on request"));
+    assert!(!stopped.exists(), "the unfinished warm start is gone");
+    let args = tiny_flags(&stopped, 20);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(stopped.join("report.json").is_file());
+}
+
+#[test]
+fn a_run_starts_from_a_pretrained_warm_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let warm = dir.path().join("warm");
+    let args = tiny_flags(&warm, 40);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny.toml");
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let w = warm.to_str().unwrap();
+    ok(&["run", "--config", tiny, "--run-dir", r, "--warm-start", w, "--rounds", "1"]);
+    // Copied, not retrained: the run's warm start is the one given, and the run stands alone.
+    let report = |d: &Path| std::fs::read(d.join("report.json")).unwrap();
+    assert_eq!(report(&run.join("warmstart")), report(&warm));
+    let logs: String = std::fs::read_dir(run.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(logs.contains("warm start already done"), "{logs}");
+    // Given again on a resume: the same warm start is no change; another one is refused.
+    ok(&["run", "--run-dir", r, "--warm-start", w, "--rounds", "1"]);
+    let other = dir.path().join("other");
+    let args = tiny_flags(&other, 20);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = fails(&["run", "--run-dir", r, "--warm-start", other.to_str().unwrap(), "--rounds", "1"]);
+    assert!(err.contains("already has a warm start of its own"), "{err}");
+    let err = fails(&[
+        "run",
+        "--run-dir",
+        dir.path().join("new").to_str().unwrap(),
+        "--warm-start",
+        "/nonexistent",
+    ]);
+    assert!(err.contains("no finished warm start there"), "{err}");
+}

@@ -477,7 +477,9 @@ fn a_stop_request_during_the_warm_start_ends_it_and_the_next_run_starts_it_again
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("stopped on request before round 1"), "{said}");
-    let out = ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "1"]);
+    // Started again on the short warm start: a change of configuration, asked for.
+    let out =
+        ok(&["run", "--config", TINY, "--run-dir", run.to_str().unwrap(), "--rounds", "1", "--reconfigure"]);
     assert!(out.contains("ran rounds 1..1"), "{out}");
 }
 

@@ -47,8 +47,8 @@ fn literal_bounds_are_asked_for_and_kept_across_a_resume() {
         assert_eq!(levels.keys().collect::<Vec<_>>(), ["20", "99"], "{line}");
         assert_eq!(levels["20"], line["difficulty_level"]);
     }
-    // Without its bounds in the configuration, the same run directory is refused before any round.
-    let err = common::fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1"]);
+    // Reconfigured without its bounds, the same run directory is refused before any round.
+    let err = common::fails(&["run", "--config", TINY, "--run-dir", r, "--rounds", "1", "--reconfigure"]);
     assert!(err.contains("the proposer's checkpoint teaches the proposer literal bounds [20, 99]"), "{err}");
     assert_eq!(metrics(&run).len(), 5);
 }
@@ -189,8 +189,11 @@ fn a_run_writes_everything_and_resumes_where_it_stopped() {
         tiny.replace("[round]", "[solver_ppo]\nkl_coef = 0.1\n[proposer_ppo]\nkl_coef = 0.1\n[round]"),
     )
     .unwrap();
-    let out = ok(&["run", "--config", with_kl.to_str().unwrap(), "--run-dir", r, "--rounds", "2"]);
+    let out =
+        ok(&["run", "--config", with_kl.to_str().unwrap(), "--run-dir", r, "--rounds", "2", "--reconfigure"]);
     assert!(out.contains("resumed; ran rounds 4..5"), "{out}");
+    let changes = std::fs::read_to_string(run.join("config-changes.jsonl")).unwrap();
+    assert!(changes.contains("\"round\":4") && changes.contains("solver_ppo.kl_coef"), "{changes}");
     assert_eq!(metrics(&run).len(), 5);
     let records = records(&run);
     assert_eq!(records.len(), 5 * 8, "every proposal archived, valid or not");

@@ -55,6 +55,8 @@ struct Outcome {
     stdout: String,
     /// Bytes in the run's log files.
     log_bytes: u64,
+    /// Everything the run wrote that a person or a tool reads: logs, metrics, records, output.
+    everything: String,
 }
 
 /// `rounds` rounds with `scorers` configured; the run must end well whatever the scorers do.
@@ -70,6 +72,8 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
         run.to_str().unwrap(),
         "--rounds",
         &rounds.to_string(),
+        // The warm base was made without scorers.
+        "--reconfigure",
     ]);
     let archive = Archive::open_existing(run.join("archive")).unwrap();
     let valid: Vec<ProblemRecord> = archive
@@ -84,7 +88,13 @@ fn run_with(scorers: &str, rounds: u32) -> Outcome {
         .collect();
     let log_bytes =
         std::fs::read_dir(run.join("logs")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-    Outcome { valid, metrics, stdout, log_bytes }
+    let mut everything: String = std::fs::read_dir(run.join("logs"))
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap()).into_owned())
+        .collect();
+    everything += &std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    everything += &format!("{valid:?}{stdout}");
+    Outcome { valid, metrics, stdout, log_bytes, everything }
 }
 
 /// The reward without its interestingness term: the product of the factors less the repetition,
@@ -286,10 +296,81 @@ fn misbehaving_service(mode: &str) -> Service {
 }
 
 fn http(name: &str, port: u16) -> String {
+    http_at(name, &format!("http://127.0.0.1:{port}/score"), "")
+}
+
+/// An HTTP scorer at `url`, with `more` keys in its table.
+fn http_at(name: &str, url: &str, more: &str) -> String {
     format!(
-        "[[scorers]]\nkind = \"http\"\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/score\"\n\
+        "[[scorers]]\nkind = \"http\"\nname = \"{name}\"\nurl = \"{url}\"\n{more}\
          [scorers.retry]\ntimeout_s = 0.5\nretries = 1\nbackoff_s = 0.05\nbreaker_failures = 5\n"
     )
+}
+
+#[test]
+fn an_http_scorer_sends_its_token_follows_no_redirect_and_never_shows_credentials() {
+    // The bearer token comes from the variable the configuration names, and only from there.
+    std::env::set_var("SELFPLAY_TEST_SCORER_TOKEN", "s3cret-token");
+    let service = misbehaving_service("bearer");
+    let url = format!("http://127.0.0.1:{}/score", service.1);
+    let o = run_with(&http_at("auth", &url, "token_env = \"SELFPLAY_TEST_SCORER_TOKEN\"\n"), 2);
+    assert_scored(&o, "auth@1");
+    assert!(!o.everything.contains("s3cret-token"), "the token was written somewhere");
+    let o = run_with(&http_at("auth", &url, ""), 1);
+    assert_unscored(&o, "answered 401 Unauthorized: no token");
+    drop(service);
+
+    // A redirect is an answer, not an address to follow (the same server would have scored).
+    let service = misbehaving_service("redirect");
+    let o = run_with(&http("moved", service.1), 1);
+    assert_unscored(&o, "answered 307 Temporary Redirect (redirects are not followed");
+    drop(service);
+
+    // Credentials in the URL reach the server but never an error, a record, a metric or a log.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let o = run_with(&http_at("cred", &format!("http://alice:hunter2@127.0.0.1:{port}/score"), ""), 1);
+    assert_unscored(&o, &format!("POST http://127.0.0.1:{port}/score"));
+    for secret in ["hunter2", "alice"] {
+        if let Some(at) = o.everything.find(secret) {
+            let around = &o.everything[at.saturating_sub(300)..(at + 100).min(o.everything.len())];
+            panic!("credentials shown: …{around}…");
+        }
+    }
+}
+
+#[test]
+fn an_https_scorer_speaks_tls_and_verifies_the_server() {
+    // A server that takes the connection and reads what the scorer sends first, then hangs up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let first_bytes = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut seen = Vec::new();
+        while started.elapsed() < std::time::Duration::from_secs(120) && seen.is_empty() {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+                    let mut buf = [0u8; 3];
+                    if std::io::Read::read_exact(&mut stream, &mut buf).is_ok() {
+                        seen = buf.to_vec();
+                    }
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        seen
+    });
+    let o = run_with(&http_at("tls", &format!("https://127.0.0.1:{port}/score"), ""), 1);
+    assert_unscored(&o, &format!("POST https://127.0.0.1:{port}/score"));
+    // A TLS handshake record (0x16) of TLS 1.x (0x03 ..): the scorer spoke TLS, not plain HTTP.
+    let seen = first_bytes.join().unwrap();
+    assert_eq!(seen.first(), Some(&0x16), "the scorer's first bytes: {seen:?}");
+    assert_eq!(seen.get(1), Some(&0x03), "the scorer's first bytes: {seen:?}");
 }
 
 #[test]
@@ -329,12 +410,21 @@ fn scorer_configuration_errors_stop_before_any_work() {
     let run = dir.path().join("run");
     for (scorers, want) in [
         ("[[scorers]]\nkind = \"preference\"\n", "no preference model at"),
-        ("[[scorers]]\nkind = \"http\"\nurl = \"https://example.org\"\n", "must be http://"),
+        (
+            "[[scorers]]\nkind = \"http\"\nurl = \"ftp://u:hunter2@example.org\"\n",
+            "\"ftp://example.org/\" must be http:// or https://",
+        ),
+        (
+            "[[scorers]]\nkind = \"http\"\nurl = \"http://x\"\ntoken_env = \"SELFPLAY_NO_SUCH_VARIABLE\"\n",
+            "the environment variable SELFPLAY_NO_SUCH_VARIABLE is not set",
+        ),
+        ("[[scorers]]\nkind = \"novelty\"\ntoken_env = \"X\"\n", "token_env is for http scorers"),
         ("[[scorers]]\nkind = \"process\"\ncommand = []\n", "needs `command`"),
     ] {
         let cfg = config(dir.path(), scorers);
         let err = fails(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
         assert!(err.contains(want), "{err}");
+        assert!(!err.contains("hunter2"), "a URL's password shown: {err}");
         assert!(!run.join("warmstart").exists(), "no warm start for a run that cannot score");
     }
 }
@@ -410,7 +500,7 @@ fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
 
     // The run scores with it.
     let cfg = config(dir.path(), "[[scorers]]\nkind = \"preference\"\n");
-    ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", r, "--rounds", "2"]);
+    ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", r, "--rounds", "2", "--reconfigure"]);
     let archive = Archive::open_existing(run.join("archive")).unwrap();
     let scored: Vec<ProblemRecord> = archive
         .scan(

@@ -4,9 +4,49 @@
 //! `--config` is read over the defaults, so it only needs the keys it changes. Unknown keys and
 //! out-of-range values stop the run before any work, with the key named.
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::warmstart::WarmStartConfig;
+
+/// One `--set KEY=VALUE`: a dotted key of the configuration and a TOML value (`0.3`, `true`,
+/// `[2, 3]`, `"text"`); a value that is not TOML is taken as a string (`--set name=sweep-1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub key: String,
+    pub value: toml::Value,
+}
+
+impl FromStr for Override {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected KEY=VALUE (like round.proposals=32), got {s:?}"))?;
+        let key = key.trim();
+        if key.is_empty() || key.split('.').any(|part| part.trim().is_empty()) {
+            return Err(format!("{s:?}: the key must be a dotted name like reward.padding.cost"));
+        }
+        let value = value.trim();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        Ok(Override { key: key.to_string(), value: parsed })
+    }
+}
+
+impl Override {
+    /// The override as a nested table (`a.b = v` → `{a: {b: v}}`), to lay over a configuration.
+    fn as_table(&self) -> toml::Value {
+        self.key.rsplit('.').fold(self.value.clone(), |inner, part| {
+            let mut t = toml::Table::new();
+            t.insert(part.trim().to_string(), inner);
+            toml::Value::Table(t)
+        })
+    }
+}
 
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -116,12 +156,20 @@ impl RunConfig {
 
     /// Reads a configuration: the keys given replace the defaults'.
     pub fn from_toml(text: &str) -> anyhow::Result<RunConfig> {
+        Self::from_toml_with(text, &[])
+    }
+
+    /// [`RunConfig::from_toml`] with single keys replaced (`--set KEY=VALUE`), checked alike.
+    pub fn from_toml_with(text: &str, overrides: &[Override]) -> anyhow::Result<RunConfig> {
         let mut base: toml::Value = toml::from_str(DEFAULT_TOML).expect("the embedded default is TOML");
         let given: toml::Value = toml::from_str(text).map_err(|e| {
             let at = e.span().map(|s| line_column(text, s.start)).unwrap_or_default();
             anyhow::anyhow!("{at}{}", e.message().trim())
         })?;
         merge(&mut base, given, "")?;
+        for o in overrides {
+            merge(&mut base, o.as_table(), "")?;
+        }
         // Deserialized with its path, so that a value of the wrong type names its key.
         let cfg: RunConfig = serde_path_to_error::deserialize(base).map_err(|e| {
             let key = e.path().to_string();

@@ -6,6 +6,8 @@
 //! * [`evaluate`]: a solver's accuracy on a set of problems;
 //! * [`scoring`]: the configured interestingness scorers, wired for a round;
 //! * [`round`]: one round of self-play;
+//! * [`settle`]: the run directory's configuration, overrides and the record of changes;
+//! * [`tensorboard`]: the metrics as TensorBoard event files;
 //! * [`run`]: the resumable run loop over rounds, with its checkpoints and metrics.
 
 pub mod config;
@@ -13,4 +15,6 @@ pub mod evaluate;
 pub mod round;
 pub mod run;
 pub mod scoring;
+pub mod settle;
+pub mod tensorboard;
 pub mod warmstart;

@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! RUN_DIR/
-//!   config.toml                 the configuration the run started with
+//!   config.toml                 the run's configuration ([`crate::settle`])
 //!   archive/                    the sled archive of every problem
 //!   warmstart/                  the warm start (solver, proposer, report.json)
 //!   checkpoints/round-NNNNNN/   solver/, proposer/, curriculum.json; round-000000 is the warm
 //!                               start and is always kept
+//!   config-changes.jsonl        each change of the configuration, and the round it took effect
 //!   metrics.jsonl               one JSON object per round
+//!   events.out.tfevents.*       the same metrics for TensorBoard, a file per start
+//!   provenance.jsonl            each start: version, commit, command line, cores
 //!   archive.sock                the query endpoint while the daemon runs ([`crate::endpoint`])
 //!   logs/                       daily log files
 //! ```
@@ -239,18 +242,24 @@ fn drop_partial_line(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prepares `run_dir` for a run (creating it, and its `config.toml` on the first start) and opens
-/// its archive, which this process then holds.
-pub fn open_run_dir(cfg: &RunConfig, run_dir: &Path) -> anyhow::Result<Archive> {
+/// Prepares `run_dir` for a run and opens its archive, which this process then holds: creates it,
+/// writes its `config.toml` on the first start, and records and writes a configuration change
+/// ([`crate::settle`]).
+pub fn open_run_dir(settled: &crate::settle::Settled, run_dir: &Path) -> anyhow::Result<Archive> {
+    let cfg = &settled.config;
     cfg.validate()?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    let config_path = run_dir.join("config.toml");
-    if !config_path.exists() {
-        std::fs::write(&config_path, toml::to_string(cfg)?)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-    }
     let archive = Archive::open(run_dir.join("archive"))?;
+    // A change takes effect at the round after the last one this run holds anywhere: its newest
+    // checkpoint, or rounds the archive holds past it (a crash after them).
+    let checkpointed =
+        policy::Checkpoints { root: run_dir.join("checkpoints"), prefix: "round".into(), keep: 1 }
+            .latest()
+            .unwrap_or(0);
+    let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
+    let archived = archive.stats(&filter)?.rounds.map_or(0, |(_, max)| max);
+    crate::settle::write(run_dir, settled, checkpointed.max(archived) + 1)?;
     // Holding the archive, this is the only run here: temporary checkpoints are left-overs of a
     // run that was killed while writing one.
     for entry in std::fs::read_dir(run_dir.join("checkpoints")).into_iter().flatten().flatten() {
@@ -260,6 +269,56 @@ pub fn open_run_dir(cfg: &RunConfig, run_dir: &Path) -> anyhow::Result<Archive> 
         }
     }
     Ok(archive)
+}
+
+/// Makes the finished warm start in `from` (a `selfplay pretrain --out`) the warm start of the run
+/// in `run_dir`, copied into `run_dir/warmstart` so that the run stands alone. A run that already
+/// has a finished warm start keeps it: the same one again is no change, another is refused.
+pub fn adopt_warm_start(from: &Path, run_dir: &Path) -> anyhow::Result<()> {
+    if !crate::warmstart::finished(from) {
+        bail!(
+            "--warm-start {}: no finished warm start there (it needs solver/, proposer/ and report.json, \
+             as `selfplay pretrain --out DIR` writes them)",
+            from.display()
+        );
+    }
+    let dest = run_dir.join("warmstart");
+    let report = |dir: &Path| std::fs::read(dir.join("report.json")).ok();
+    if crate::warmstart::finished(&dest) {
+        if report(&dest) == report(from) {
+            return Ok(());
+        }
+        bail!(
+            "--warm-start {}: the run in {} already has a warm start of its own, and another one: a run keeps \
+             the warm start it began with (start a new run directory to use this one)",
+            from.display(),
+            run_dir.display()
+        );
+    }
+    if dest.exists() {
+        // This run's own, left unfinished by a run killed during it.
+        std::fs::remove_dir_all(&dest).with_context(|| format!("cannot remove {}", dest.display()))?;
+    }
+    let tmp = run_dir.join(format!(".warmstart.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_dir(from, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, &dest).map_err(Into::into))
+        .with_context(|| format!("cannot copy the warm start {} into {}", from.display(), dest.display()))
+}
+
+/// Copies the files of `from` into a new directory `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
@@ -303,6 +362,14 @@ pub fn run(
         .append(true)
         .open(&metrics_path)
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+    // TensorBoard's copy of the metrics; without it the run goes on (metrics.jsonl is the record).
+    let mut events = match crate::tensorboard::EventWriter::create(run_dir) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("no TensorBoard events: {e:#}");
+            None
+        }
+    };
     let started = Instant::now();
     let mut stopped_by_request = false;
     let mut problems = 0;
@@ -321,6 +388,13 @@ pub fn run(
         let mut line = serde_json::to_vec(&m)?;
         line.push(b'\n');
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
+        if let Some(w) = &mut events {
+            let scalars = crate::tensorboard::scalars_of(&serde_json::to_value(&m)?);
+            if let Err(e) = w.scalars(m.round, m.wall_time, &scalars) {
+                tracing::warn!("TensorBoard events stopped: {e:#}");
+                events = None;
+            }
+        }
         on_round(&m);
         if lab.completed_rounds() % cfg.checkpoint_every == 0 {
             save_round(run_dir, &lab, cfg)?;

@@ -43,9 +43,13 @@ pub struct ScorerConfig {
     /// Process: the program and its arguments, run from the run directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// HTTP: where to POST.
+    /// HTTP: where to POST (http:// or https://).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// HTTP: the name of an environment variable holding a bearer token, sent as
+    /// `Authorization: Bearer TOKEN`. The token itself is never in the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
     /// Preference: the model file (default RUN_DIR/preference.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,
@@ -87,8 +91,12 @@ impl ScorerConfig {
                 Err("a process scorer needs `command`, e.g. [\"python3\", \"scorer.py\"]".into())
             }
             ScorerKind::Http => {
+                if self.token_env.as_deref().is_some_and(|v| v.is_empty() || v.contains(['=', '\0'])) {
+                    return Err("token_env must name an environment variable".into());
+                }
                 HttpScorer::check_url(self.url.as_deref().ok_or("an http scorer needs `url`")?)
             }
+            _ if self.token_env.is_some() => Err("token_env is for http scorers".into()),
             _ => Ok(()),
         }
     }
@@ -135,7 +143,15 @@ impl Scoring {
                 ),
                 ScorerKind::Http => {
                     let url = c.url.as_deref().unwrap_or_default();
-                    Box::new(HttpScorer::new(&name, &version, url).map_err(fail)?)
+                    let token = match &c.token_env {
+                        None => None,
+                        Some(var) => Some(std::env::var(var).map_err(|_| {
+                            fail(format!(
+                                "token_env: the environment variable {var} is not set (or not UTF-8)"
+                            ))
+                        })?),
+                    };
+                    Box::new(HttpScorer::new(&name, &version, url, token).map_err(fail)?)
                 }
             };
             members.push((Guarded::new(scorer, c.retry), c.weight));

@@ -342,6 +342,15 @@ pub fn finished(out: &Path) -> bool {
 #[error("stopped on request during the warm start")]
 pub struct Stopped;
 
+/// One training step of the warm start, as it is taken: a progress bar's position.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub player: &'a str,
+    pub step: u64,
+    /// The player's step budget (training may stop earlier, when validation stops improving).
+    pub steps: u64,
+}
+
 /// Runs the warm start into `out` (`out/solver`, `out/proposer`, `out/report.json`); when `out`
 /// already holds a finished one, returns its report. `stop`, when set, ends it at the next
 /// training step with [`Stopped`].
@@ -352,6 +361,19 @@ pub fn run(
     device: &Device,
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
+) -> anyhow::Result<WarmStartReport> {
+    run_watched(cfg, domain, out, device, stop, log, &mut |_| {})
+}
+
+/// [`run`], telling `on_step` of every training step.
+pub fn run_watched(
+    cfg: &WarmStartConfig,
+    domain: &'static dyn Domain,
+    out: &Path,
+    device: &Device,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+    on_step: &mut dyn FnMut(Step),
 ) -> anyhow::Result<WarmStartReport> {
     cfg.validate(domain)?;
     // A finished warm start is not redone; a partial one is not overwritten.
@@ -385,7 +407,7 @@ pub fn run(
         s,
         pad,
         stop,
-        log,
+        (log, on_step),
         "solver",
         &mut |rng| {
             let g = s.draw(domain, rng)?;
@@ -426,7 +448,7 @@ pub fn run(
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
     let mut t = Trainable::new(&p.model(proposer_tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
     let (proposer_steps, proposer_loss) =
-        train(&mut t, p, pad, stop, log, "proposer", &mut example, &mut |t| {
+        train(&mut t, p, pad, stop, (log, on_step), "proposer", &mut example, &mut |t| {
             let batch = Batch::new(&t.model, &val_pairs, pad)?;
             let loss = cross_entropy(&t.model, &batch, None)?.to_scalar::<f32>()?;
             Ok((-f64::from(loss), format!("held-out loss {loss:.4}")))
@@ -568,6 +590,9 @@ impl EarlyStop {
     }
 }
 
+/// Where training reports: its log lines, and each step as it is taken.
+type Watch<'a, 'b> = (&'a mut dyn FnMut(&str), &'b mut dyn FnMut(Step));
+
 /// Supervised training to the step budget or until validation (higher is better) stops
 /// improving. Returns the steps taken and the last training loss.
 #[allow(clippy::too_many_arguments)]
@@ -576,7 +601,7 @@ fn train(
     cfg: &PlayerTraining,
     pad: u32,
     stop: &AtomicBool,
-    log: &mut dyn FnMut(&str),
+    (log, on_step): Watch,
     name: &str,
     example: &mut Example,
     validate: &mut Validate,
@@ -598,6 +623,7 @@ fn train(
             t.optim.step_with(&grads, &loss)?
         };
         last_loss = r.loss;
+        on_step(Step { player: name, step, steps: cfg.steps });
         if r.skipped {
             tracing::warn!(player = name, step, "non-finite loss or gradient: update skipped");
         }

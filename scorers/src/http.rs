@@ -1,15 +1,24 @@
 //! A scorer that is an HTTP service of the user's: `POST` of `{"problems": [request, ...]}`,
 //! answered by `{"scores": [response, ...]}`, one per problem, in order.
+//!
+//! HTTPS is verified against the system's root certificates. A bearer token, when configured, is
+//! read from an environment variable and sent as `Authorization: Bearer`; it is never stored,
+//! and credentials in a URL are never shown in an error, a record or a log.
 
 use serde::Deserialize;
 
 use super::{check_responses, BoxFuture, ItemResult, ScoreRequest, ScoreResponse, Scorer};
 
-/// See the module documentation. Plain HTTP (a service on this machine or a trusted network).
+/// See the module documentation. HTTP or HTTPS (rustls, the system's root certificates); an
+/// optional bearer token; redirects are answers, never followed (a scorer's URL is where its
+/// problems go, and nowhere else).
 pub struct HttpScorer {
     name: String,
     version: String,
-    url: String,
+    url: reqwest::Url,
+    /// The URL without credentials: what every message shows.
+    shown: String,
+    token: Option<String>,
     client: reqwest::Client,
 }
 
@@ -18,59 +27,105 @@ struct Answer {
     scores: Vec<serde_json::Value>,
 }
 
+/// `url` without the user name and password it may hold, for messages.
+pub fn shown_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 impl HttpScorer {
-    /// Checks that `url` is one this scorer can POST to.
+    /// Checks that `url` is one this scorer can POST to. The message never repeats credentials.
     pub fn check_url(url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
-        if parsed.scheme() != "http" {
-            return Err(format!("url {url:?} must be http://"));
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            // The text cannot be parsed, so it cannot be cleaned: it is not shown.
+            format!("url is not a URL ({e})")
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("url {:?} must be http:// or https://", shown_url(&parsed)));
         }
         Ok(())
     }
 
-    pub fn new(name: &str, version: &str, url: &str) -> Result<Self, String> {
+    /// A scorer POSTing to `url`, with `Authorization: Bearer TOKEN` when a token is given.
+    pub fn new(name: &str, version: &str, url: &str, token: Option<String>) -> Result<Self, String> {
         Self::check_url(url).map_err(|e| format!("scorer {name}: {e}"))?;
-        let client =
-            reqwest::Client::builder().no_proxy().build().map_err(|e| format!("scorer {name}: {e}"))?;
-        Ok(HttpScorer { name: name.into(), version: version.into(), url: url.into(), client })
+        let url = reqwest::Url::parse(url).map_err(|e| format!("scorer {name}: {e}"))?;
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("scorer {name}: {}", e.without_url()))?;
+        let shown = shown_url(&url);
+        Ok(HttpScorer { name: name.into(), version: version.into(), url, shown, token, client })
     }
 
     async fn ask(&self, batch: &[ScoreRequest]) -> Result<Vec<ItemResult>, String> {
         let body =
             serde_json::to_vec(&serde_json::json!({ "problems": batch })).map_err(|e| e.to_string())?;
-        let mut resp = self
+        let at = &self.shown;
+        let mut request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("POST {}: {e}", self.url))?;
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        // reqwest's errors carry the URL, credentials and all: they are shown without it.
+        let mut resp = request.send().await.map_err(|e| format!("POST {at}: {}", describe(e)))?;
         let status = resp.status();
         let limit = max_body(batch.len());
         if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(format!(
-                "{} answered {} bytes, more than the {limit} allowed",
-                self.url,
+                "{at} answered {} bytes, more than the {limit} allowed",
                 resp.content_length().unwrap_or(0)
             ));
         }
         // Read chunk by chunk, so a service that floods its answer is cut off at the limit.
         let mut bytes = Vec::new();
         while let Some(chunk) =
-            resp.chunk().await.map_err(|e| format!("reading the answer of {}: {e}", self.url))?
+            resp.chunk().await.map_err(|e| format!("reading the answer of {at}: {}", describe(e)))?
         {
             if bytes.len() + chunk.len() > limit {
-                return Err(format!("{} answered more than the {limit} bytes allowed", self.url));
+                return Err(format!("{at} answered more than the {limit} bytes allowed"));
             }
             bytes.extend_from_slice(&chunk);
         }
+        if status.is_redirection() {
+            return Err(format!(
+                "{at} answered {status} (redirects are not followed: give the scorer's own URL)"
+            ));
+        }
         if !status.is_success() {
             let shown: String = String::from_utf8_lossy(&bytes).chars().take(120).collect();
-            return Err(format!("{} answered {status}: {shown}", self.url));
+            return Err(format!("{at} answered {status}: {shown}"));
         }
         answer_body(batch, &bytes)
     }
+}
+
+/// A reqwest error without its URL, with its causes (a TLS failure says why).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// rustls needs one process-wide cryptography provider; ring is the one built in. (rustls marks
+/// it deprecated for lacking post-quantum key exchange; aws-lc-rs, which has it, needs a C and
+/// assembler toolchain to build, which this project does not require.)
+#[allow(deprecated)]
+fn install_crypto_provider() {
+    // An error means one is installed already, which serves as well.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Most bytes read of an answer to `n` problems: 64 KiB a problem (reasons included), and 1 MiB

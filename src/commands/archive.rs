@@ -20,16 +20,15 @@ use crate::filter_args::FilterArgs;
 use crate::show;
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("where").required(true).args(["db", "run_dir"])))]
 pub struct ArchiveArgs {
-    /// The archive database directory.
-    #[arg(long, value_name = "DIR")]
+    /// The archive database directory (instead of a run directory's).
+    #[arg(long, value_name = "DIR", global = true, conflicts_with = "run_dir")]
     pub db: Option<PathBuf>,
-    /// A run directory (its archive is DIR/archive).
-    #[arg(long, value_name = "DIR")]
-    pub run_dir: Option<PathBuf>,
+    /// A run directory: its archive is DIR/archive.
+    #[arg(long, value_name = "DIR", default_value = "runs/default", global = true)]
+    pub run_dir: PathBuf,
     /// While a daemon holds the archive: seconds to wait for each part of its answer.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds, global = true)]
     pub timeout: f64,
     #[command(subcommand)]
     pub command: ArchiveCommand,
@@ -38,10 +37,9 @@ pub struct ArchiveArgs {
 impl ArchiveArgs {
     /// The database directory these flags name.
     pub fn db_path(&self) -> PathBuf {
-        match (&self.db, &self.run_dir) {
-            (Some(db), _) => db.clone(),
-            (None, Some(run)) => run.join("archive"),
-            (None, None) => unreachable!("clap requires one of --db and --run-dir"),
+        match &self.db {
+            Some(db) => db.clone(),
+            None => self.run_dir.join("archive"),
         }
     }
 }
@@ -76,28 +74,35 @@ pub enum ArchiveCommand {
     },
     /// Show one problem with everything known about it.
     Show {
+        /// The problem's id.
         id: u64,
+        /// One JSON record instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Problems with the same canonical form as problem ID, or as a problem given as text.
     Equivalents {
+        /// The problem's id.
         #[arg(required_unless_present = "problem", conflicts_with = "problem")]
         id: Option<u64>,
         /// A problem's text instead of an id, e.g. `"2*(3+4)"`: its canonical form is searched.
         #[arg(long, value_name = "TEXT")]
         problem: Option<String>,
+        /// Problems shown, at most.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// One JSON record per line instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The reference problems ID came from, and the problems it was a reference for, as trees.
     Lineage {
+        /// The problem's id.
         id: u64,
         /// Generations to follow each way.
         #[arg(long, default_value_t = 3)]
         depth: usize,
+        /// The lineage as JSON (records and edges) instead of trees.
         #[arg(long)]
         json: bool,
     },
@@ -108,11 +113,13 @@ pub enum ArchiveCommand {
         /// Also per window of this many rounds (JSON: a `windows` list).
         #[arg(long, value_name = "ROUNDS")]
         window: Option<u64>,
+        /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Write problems as JSON lines or CSV.
     Export {
+        /// jsonl (every field, what `import` reads) or csv (the main fields, for a spreadsheet).
         #[arg(long, value_enum)]
         format: ExportFormat,
         #[command(flatten)]
@@ -130,6 +137,9 @@ pub enum ArchiveCommand {
         /// Give the problems fresh ids after the archive's last instead of keeping theirs.
         #[arg(long)]
         renumber: bool,
+        /// Say what was imported as one JSON object: `imported`, `skipped`, `dropped_references`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -173,7 +183,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let db = args.db_path();
     let timeout = Duration::from_secs_f64(args.timeout);
     match args.command {
-        ArchiveCommand::Import { input, renumber } => import(&db, &input, renumber, out),
+        ArchiveCommand::Import { input, renumber, json } => import(&db, &input, renumber, json, out),
         ArchiveCommand::Browse => crate::browse::run(Access::open(&db, timeout)?),
         ArchiveCommand::Export { format, filter, out: Some(path) } => {
             // The file is written by this process, whoever reads the archive.
@@ -190,7 +200,7 @@ pub fn run(args: ArchiveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
 }
 
-fn import(db: &Path, input: &Path, renumber: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn import(db: &Path, input: &Path, renumber: bool, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let socket = endpoint::socket_path(db);
     if Client::find(&socket, Duration::from_secs(1))?.is_some() {
         bail!(
@@ -204,6 +214,15 @@ fn import(db: &Path, input: &Path, renumber: bool, out: &mut dyn Write) -> anyho
     let archive = Archive::open(db)?;
     let report = store::import_jsonl(&archive, &mut reader, renumber)
         .with_context(|| format!("importing {}", input.display()))?;
+    if json {
+        let said = serde_json::json!({
+            "imported": report.imported,
+            "skipped": report.skipped,
+            "dropped_references": report.dropped_references,
+        });
+        writeln!(out, "{said}")?;
+        return Ok(());
+    }
     writeln!(
         out,
         "imported {}, skipped {} already present{}",

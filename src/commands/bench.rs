@@ -24,16 +24,22 @@ pub enum BenchCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchModelArgs {
+    /// Model width.
     #[arg(long, default_value_t = 128)]
     pub d_model: usize,
+    /// Transformer blocks.
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
+    /// Attention heads per block.
     #[arg(long, default_value_t = 4)]
     pub heads: usize,
+    /// Vocabulary size.
     #[arg(long, default_value_t = 32)]
     pub vocab: usize,
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -42,8 +48,10 @@ pub struct BenchModelArgs {
 pub struct BenchTrainArgs {
     #[command(flatten)]
     pub model: BenchModelArgs,
+    /// Tokens per sequence.
     #[arg(long, default_value_t = 64)]
     pub ctx: usize,
+    /// Sequences per step.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Timed steps (after 2 untimed ones).
@@ -55,6 +63,7 @@ pub struct BenchTrainArgs {
 pub struct BenchSampleArgs {
     #[command(flatten)]
     pub model: BenchModelArgs,
+    /// Sequences sampled together.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Prompt tokens per sequence.

@@ -27,8 +27,10 @@ pub struct EvalArgs {
     /// K for sampled pass@K (temperature 1); 0 skips sampling.
     #[arg(long, default_value_t = 8)]
     pub samples: usize,
+    /// Seed of the sampled attempts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// The last line is one JSON object.

@@ -37,3 +37,25 @@ pub fn positive_seconds(s: &str) -> Result<f64, String> {
         _ => Err(format!("{s:?} is not a positive number of seconds")),
     }
 }
+
+/// A flag set on the first SIGINT (Ctrl-C) or SIGTERM, for work that stops at its next step.
+pub fn stop_on_signal() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Registered before returning, so that no signal is missed between here and the work.
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    })?;
+    let set = flag.clone();
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        set.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    Ok(flag)
+}

@@ -39,8 +39,10 @@ pub struct PretrainArgs {
     /// Model width, both players.
     #[arg(long)]
     pub d_model: Option<usize>,
+    /// Transformer blocks, both players.
     #[arg(long)]
     pub layers: Option<usize>,
+    /// Attention heads per block, both players.
     #[arg(long)]
     pub heads: Option<usize>,
     /// Validate every this many steps.
@@ -87,9 +89,44 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     cfg.validate(domain).context("the warm start with the flags applied")?;
-    let report = warmstart::run(&cfg, domain, &args.out, &device, &Default::default(), &mut |line| {
-        tracing::info!("{line}")
-    })?;
+    let stop = super::stop_on_signal()?;
+    // What this warm start creates, removed again if it is stopped: a next try starts clean.
+    let created: Vec<PathBuf> = [args.out.clone(), args.out.join("solver"), args.out.join("proposer")]
+        .into_iter()
+        .filter(|p| !p.exists())
+        .collect();
+    let bar = progress_bar(cfg.solver.steps + cfg.proposer.steps);
+    let solver_budget = cfg.solver.steps;
+    let mut log = |line: &str| match &bar {
+        Some(b) => b.suspend(|| tracing::info!("{line}")),
+        None => tracing::info!("{line}"),
+    };
+    let mut on_step = |s: warmstart::Step| {
+        if let Some(b) = &bar {
+            let done = if s.player == "solver" { s.step } else { solver_budget + s.step };
+            b.set_position(done);
+            b.set_message(s.player.to_string());
+        }
+    };
+    let result = warmstart::run_watched(&cfg, domain, &args.out, &device, &stop, &mut log, &mut on_step);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = match result {
+        Err(e) if e.is::<warmstart::Stopped>() => {
+            // Deepest first: the players' directories, then `out` if this run made it.
+            for path in created.iter().rev() {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            writeln!(
+                out,
+                "stopped on request: the unfinished warm start was removed from {}; run again to start over",
+                args.out.display()
+            )?;
+            return Ok(());
+        }
+        other => other?,
+    };
     if args.json {
         serde_json::to_writer(&mut *out, &report)?;
         writeln!(out)?;
@@ -119,4 +156,21 @@ pub fn run(args: &PretrainArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// On a terminal, a bar over both players' step budgets with the time left; elsewhere none
+/// (the log lines say how far it is).
+fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "warm start {msg:8} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta}",
+        )
+        .expect("the template is valid"),
+    );
+    Some(bar)
 }

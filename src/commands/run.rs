@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+
+use crate::exit::MarkExt;
 use clap::Args;
 
 use lab::config::{RunConfig, DEFAULT_TOML};
@@ -15,24 +17,41 @@ use lab::run::{self, Budget};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// TOML configuration, read over the embedded default (`selfplay config --default`).
+    /// TOML configuration, read over the embedded default (`selfplay config --default`). Without it
+    /// a run resumes on its own `RUN_DIR/config.toml`; one that differs needs --reconfigure.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Replaces one key of the configuration (`--set reward.padding.cost=0.3`); repeatable, checked
+    /// like the file, recorded in `RUN_DIR/config-changes.jsonl`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<lab::config::Override>,
+    /// Lets a resume change the run's configuration (from --config or --set): the change takes
+    /// effect at the next round and is recorded with it.
+    #[arg(long)]
+    pub reconfigure: bool,
     /// The run directory: archive, checkpoints, metrics.
     #[arg(long, value_name = "DIR", default_value = "runs/default")]
     pub run_dir: PathBuf,
+    /// Start from this warm start (a `selfplay pretrain --out DIR`) instead of training one; it is
+    /// copied into the run directory.
+    #[arg(long, value_name = "DIR")]
+    pub warm_start: Option<PathBuf>,
     /// Stop after this many minutes (the round under way finishes).
     #[arg(long)]
     pub minutes: Option<f64>,
     /// Stop after this many rounds in this invocation.
     #[arg(long)]
     pub rounds: Option<u64>,
-    /// Replaces the configuration's seed.
+    /// Replaces the configuration's seed (the same as `--set seed=N`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The final summary as one JSON object: `run_dir`, `resumed`, `first_round`, `last_round`,
+    /// `rounds`, `seconds`, `problems`, `rounds_per_minute`, `problems_per_s`, `stopped_by_request`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,7 +70,9 @@ pub(super) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<RunC
         None => Ok(RunConfig::default_config()),
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            RunConfig::from_toml(&text).with_context(|| format!("configuration {}", p.display()))
+            RunConfig::from_toml(&text)
+                .with_context(|| format!("configuration {}", p.display()))
+                .marked(crate::exit::Kind::Usage)
         }
     }
 }
@@ -114,17 +135,30 @@ fn progress_line(m: &RoundMetrics) -> String {
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let mut cfg = load_config(args.config.as_deref())?;
+    let mut overrides = args.overrides.clone();
     if let Some(seed) = args.seed {
-        cfg.seed = seed;
+        // TOML integers are signed 64-bit: the seeds a configuration can hold.
+        let seed = i64::try_from(seed).map_err(|_| anyhow::anyhow!("--seed must be at most {}", i64::MAX))?;
+        overrides.push(lab::config::Override { key: "seed".into(), value: toml::Value::Integer(seed) });
     }
+    let settled = lab::settle::settle(&args.run_dir, args.config.as_deref(), &overrides, args.reconfigure)
+        .marked(crate::exit::Kind::Usage)?;
     let device = super::device(&args.device)?;
     let terminal = std::io::stderr().is_terminal();
     let _log_guard = crate::logging::init_tracing(
         Some(&args.run_dir.join("logs")),
         if terminal { "warn" } else { "info" },
     )?;
-    let archive = Arc::new(run::open_run_dir(&cfg, &args.run_dir)?);
+    let archive = Arc::new(run::open_run_dir(&settled, &args.run_dir)?);
+    crate::provenance::Provenance::of_this_process(&args.device).append(&args.run_dir)?;
+    if let Some(from) = &args.warm_start {
+        run::adopt_warm_start(from, &args.run_dir).marked(crate::exit::Kind::Usage)?;
+    }
+    if let Some((_, changes)) = &settled.change {
+        let keys: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        tracing::warn!("configuration changed: {}", keys.join("; "));
+    }
+    let cfg = settled.config;
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let run_dir = args.run_dir.clone();
@@ -202,6 +236,24 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let summary = summary?;
+    if args.json {
+        let rounds = summary.last_round - summary.first_round;
+        let per = |n: f64, unit: f64| (summary.seconds > 0.0).then(|| n * unit / summary.seconds);
+        let said = serde_json::json!({
+            "run_dir": args.run_dir,
+            "resumed": summary.resumed,
+            "first_round": summary.first_round + 1,
+            "last_round": summary.last_round,
+            "rounds": rounds,
+            "seconds": summary.seconds,
+            "problems": summary.problems,
+            "rounds_per_minute": per(rounds as f64, 60.0),
+            "problems_per_s": per(summary.problems as f64, 1.0),
+            "stopped_by_request": summary.stopped_by_request,
+        });
+        writeln!(out, "{said}")?;
+        return Ok(());
+    }
     if summary.stopped_by_request && summary.last_round == summary.first_round {
         writeln!(
             out,

@@ -65,6 +65,17 @@ def http(port_file, mode):
                         self.wfile.write(chunk)
                 except OSError:
                     return
+            if mode == "bearer" and self.headers.get("Authorization") != "Bearer s3cret-token":
+                self.send_response(401)
+                self.end_headers()
+                self.wfile.write(b"no token")
+                return
+            if mode == "redirect" and self.path != "/elsewhere":
+                self.send_response(307)
+                self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if mode == "status_500":
                 self.send_response(500)
                 self.end_headers()

@@ -90,6 +90,62 @@ pub struct RoundMetrics {
     pub scorers: Option<BTreeMap<String, scorers::Health>>,
     pub problems_per_s: f64,
     pub timings: Timings,
+    /// Each player's update this round, as policy-gradient trainers report it.
+    #[serde(default)]
+    pub solver: Diagnostics,
+    #[serde(default)]
+    pub proposer: Diagnostics,
+    /// When the line was written: Unix seconds.
+    #[serde(default)]
+    pub wall_time: f64,
+}
+
+/// One player's round, named as TRL names its logs where it has a name for them. The update's
+/// values are absent when the player was not updated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// The policy-gradient loss of the last epoch.
+    pub loss: Option<f64>,
+    /// The global gradient norm of the last epoch, before clipping.
+    pub grad_norm: Option<f64>,
+    /// Of the completion tokens: those whose probability ratio the objective clipped.
+    pub clip_ratio: Option<f64>,
+    /// Mean next-token entropy over the completion tokens, before the update (nats).
+    pub entropy: Option<f64>,
+    /// KL of the last epoch's policy from the one that sampled (k3 estimate).
+    pub approx_kl: Option<f64>,
+    /// KL to the frozen warm-start reference (k3 estimate; 0 without a KL penalty).
+    pub kl: Option<f64>,
+    pub learning_rate: Option<f64>,
+    /// Mean and standard deviation of the rewards of everything the player produced this round
+    /// (the solver's: 1 for a right answer, else 0; the proposer's: its paid rewards).
+    pub reward: f64,
+    pub reward_std: f64,
+    /// Mean tokens of what the player sampled this round.
+    pub completion_length: f64,
+    /// Optimizer steps skipped this round for a non-finite loss or gradient.
+    pub skipped_updates: u64,
+}
+
+impl Diagnostics {
+    fn of(update: Option<policy::PpoOutcome>, rewards: &[f64], lengths: &[usize]) -> Diagnostics {
+        let n = rewards.len().max(1) as f64;
+        let reward = rewards.iter().sum::<f64>() / n;
+        let reward_std = (rewards.iter().map(|r| (r - reward).powi(2)).sum::<f64>() / n).sqrt();
+        Diagnostics {
+            loss: update.map(|u| u.loss),
+            grad_norm: update.map(|u| u.grad_norm),
+            clip_ratio: update.map(|u| u.clip_fraction),
+            entropy: update.map(|u| u.entropy),
+            approx_kl: update.map(|u| u.approx_kl),
+            kl: update.map(|u| u.kl),
+            learning_rate: update.map(|u| u.learning_rate),
+            reward,
+            reward_std,
+            completion_length: lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64,
+            skipped_updates: update.map_or(0, |u| u.skipped_steps),
+        }
+    }
 }
 
 /// Everything a round's metrics are drawn from.
@@ -148,6 +204,12 @@ impl Lab {
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
         let (solver, proposer) = (o.updates.solver, o.updates.proposer);
+        let attempts = o.attempts.per_task.iter().flatten();
+        let solver_rewards: Vec<f64> =
+            attempts.clone().map(|(a, _)| f64::from(u8::from(a.correct))).collect();
+        let solver_lengths: Vec<usize> = attempts.map(|(_, tokens)| tokens.len()).collect();
+        let proposer_rewards: Vec<f64> = o.paid.rewards.iter().map(|&r| f64::from(r)).collect();
+        let proposer_lengths: Vec<usize> = o.proposals.sampled.iter().map(|s| s.tokens.len()).collect();
         RoundMetrics {
             round: o.round,
             proposals: n,
@@ -194,6 +256,11 @@ impl Lab {
             scorers: self.scoring.as_ref().map(|s| s.health()),
             problems_per_s: n as f64 / o.timings.total,
             timings: o.timings,
+            solver: Diagnostics::of(solver, &solver_rewards, &solver_lengths),
+            proposer: Diagnostics::of(proposer, &proposer_rewards, &proposer_lengths),
+            wall_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
 }

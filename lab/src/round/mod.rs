@@ -38,7 +38,7 @@ use store::Archive;
 use crate::config::RunConfig;
 use crate::evaluate::{evaluate, Item};
 use metrics::Outcome;
-pub use metrics::RoundMetrics;
+pub use metrics::{Diagnostics, RoundMetrics};
 
 /// Seconds spent in each phase of a round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
