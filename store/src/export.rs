@@ -142,14 +142,15 @@ pub struct ImportReport {
     pub dropped_references: u64,
 }
 
-/// Records per write batch during import.
-const IMPORT_BATCH: usize = 10_000;
+/// The longest line an import reads: a record's texts are bounded (`MAX_TEXT` each), so a longer
+/// line is not a record, and is not read whole into memory.
+pub const MAX_IMPORT_LINE: usize = 16 << 20;
 
 /// Imports JSON lines as written by [`export_jsonl`].
 ///
-/// All or nothing: every line is read and checked before anything is written, so a malformed
-/// line (reported with its number) leaves the archive as it was. This holds the whole input in
-/// memory.
+/// All or nothing: every line is read and checked before anything is written, and everything is
+/// written in one atomic batch, so a malformed line (reported with its number) or a crash leaves
+/// the archive as it was. Lines are bounded ([`MAX_IMPORT_LINE`]); the records are held in memory.
 ///
 /// Without `renumber`, records keep their ids; a record whose id is taken by a different record is
 /// an error (nothing already stored is ever altered), an identical one is skipped. With
@@ -162,10 +163,16 @@ pub fn import_jsonl(archive: &Archive, input: &mut dyn BufRead, renumber: bool) 
     let mut line = 0;
     loop {
         buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
+        if std::io::Read::take(&mut *input, MAX_IMPORT_LINE as u64 + 1).read_until(b'\n', &mut buf)? == 0 {
             break;
         }
         line += 1;
+        if buf.len() > MAX_IMPORT_LINE {
+            return Err(StoreError::Import {
+                line,
+                reason: format!("longer than {MAX_IMPORT_LINE} bytes: not a problem record"),
+            });
+        }
         let text = buf.trim_ascii();
         if text.is_empty() {
             continue;
@@ -190,6 +197,16 @@ pub fn import_jsonl(archive: &Archive, input: &mut dyn BufRead, renumber: bool) 
     let mut report = ImportReport::default();
     if renumber {
         let first = archive.next_id();
+        if first.saturating_add(records.len() as u64) > crate::MAX_ID + 1 {
+            return Err(StoreError::Import {
+                line,
+                reason: format!(
+                    "{} records do not fit under the largest id, {}",
+                    records.len(),
+                    crate::MAX_ID
+                ),
+            });
+        }
         let new_ids: HashMap<u64, u64> =
             records.iter().enumerate().map(|(i, (_, r))| (r.id, first + i as u64)).collect();
         for (i, (_, r)) in records.iter_mut().enumerate() {
@@ -217,10 +234,12 @@ pub fn import_jsonl(archive: &Archive, input: &mut dyn BufRead, renumber: bool) 
         report.skipped = skip.len() as u64;
         records.retain(|(_, r)| !skip.contains(&r.id));
     }
-    for chunk in records.chunks(IMPORT_BATCH) {
-        let batch: Vec<ProblemRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
-        archive.put(&batch)?;
-        report.imported += batch.len() as u64;
+    let mut all: Vec<ProblemRecord> = records.into_iter().map(|(_, r)| r).collect();
+    // In id order, so that an import above the archive's last id is indexed as an append.
+    all.sort_by_key(|r| r.id);
+    if !all.is_empty() {
+        archive.put(&all)?;
     }
+    report.imported = all.len() as u64;
     Ok(report)
 }

@@ -23,6 +23,7 @@
 //! [`Archive::append`] returns: a round the caller has seen written survives a crash.
 
 mod export;
+pub mod failpoint;
 mod filter;
 pub mod hex_u64;
 mod index;
@@ -30,6 +31,7 @@ pub mod lineage;
 pub mod query;
 mod ratings;
 pub mod record;
+pub mod safe_text;
 mod stats;
 
 pub use export::{export_csv, export_jsonl, import_jsonl, CsvWriter, ImportReport, CSV_HEADER};
@@ -37,7 +39,7 @@ pub use filter::{parse_range, Filter, Order, Scan};
 pub use lineage::Lineage;
 pub use query::{Query, Reply, QUERY_VERSION};
 pub use ratings::{Rated, Rating, Winner};
-pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore};
+pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore, MAX_ID, MAX_ROUND, MAX_TEXT};
 pub use stats::{Histogram, RewardMeans, Stats, Windows};
 
 use std::path::{Path, PathBuf};
@@ -48,8 +50,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const SCHEMA_VERSION: u32 = 1;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
-/// Attempts, 50 ms apart, to open an archive that looks locked.
-const LOCK_RETRIES: u32 = 20;
+/// How long to keep trying to open an archive that looks locked (sled releases a closed
+/// database's lock from a background thread, late on a loaded machine).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// sled's page cache: bounds the memory a scan of a large archive can take.
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -151,13 +154,12 @@ impl Archive {
         // sled releases its file lock from a background thread once the last handle is dropped,
         // so an archive closed a moment ago (by this process) can still look locked: retry
         // briefly before reporting another holder.
-        let mut tries = 0;
+        let started = std::time::Instant::now();
         let db = loop {
             match sled::Config::new().path(&path).cache_capacity(CACHE_BYTES).open() {
                 Ok(db) => break db,
                 Err(e) => match classify_open_error(&path, e) {
-                    StoreError::Locked(_) if tries < LOCK_RETRIES => {
-                        tries += 1;
+                    StoreError::Locked(_) if started.elapsed() < LOCK_WAIT => {
                         std::thread::sleep(std::time::Duration::from_millis(50));
                     }
                     other => return Err(other),
@@ -185,7 +187,16 @@ impl Archive {
         let next_id = match tree.scan_prefix([RECORD]).next_back() {
             Some(kv) => {
                 let (k, _) = kv.map_err(sled_err)?;
-                id_from_suffix(&k) + 1
+                let last = id_from_suffix(&k);
+                if last > MAX_ID {
+                    // Written by a build that did not bound ids: the counter would overflow.
+                    return Err(StoreError::Corrupt {
+                        path,
+                        id: last,
+                        reason: format!("ids go up to {MAX_ID}; this archive cannot take another record"),
+                    });
+                }
+                last + 1
             }
             None => 1,
         };
@@ -225,7 +236,17 @@ impl Archive {
         for r in records.iter() {
             r.validate().map_err(|reason| StoreError::InvalidRecord { id: r.id, reason })?;
         }
-        let first = self.next_id.fetch_add(records.len() as u64, AtomicOrdering::SeqCst);
+        // Ids never pass MAX_ID (imports are bounded too), so the counter never overflows.
+        let n = records.len() as u64;
+        let first = self
+            .next_id
+            .fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |next| {
+                next.checked_add(n).filter(|&end| end <= MAX_ID + 1)
+            })
+            .map_err(|next| StoreError::InvalidRecord {
+                id: next,
+                reason: format!("the archive is full: ids go up to {MAX_ID}"),
+            })?;
         let now = now_ms();
         let mut batch = sled::Batch::default();
         let mut postings = index::Postings::default();
@@ -241,6 +262,7 @@ impl Archive {
             postings.add(r);
         }
         postings.write(&mut batch);
+        fail::fail_point!("archive-append", |how| Err(failpoint::injected("archive-append", how).into()));
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
         self.mark_written(first + records.len() as u64 - 1)?;
@@ -274,9 +296,11 @@ impl Archive {
             }
         }
         postings.write(&mut batch);
+        fail::fail_point!("archive-put", |how| Err(failpoint::injected("archive-put", how).into()));
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
         if let Some(max) = records.iter().map(|r| r.id).max() {
+            // Validated: max <= MAX_ID.
             self.next_id.fetch_max(max + 1, AtomicOrdering::SeqCst);
             self.mark_written(max)?;
         }
@@ -290,17 +314,44 @@ impl Archive {
         if *mark >= id {
             return Ok(());
         }
+        // Written beside, synced, renamed, and the rename synced: after a power cut the mark is
+        // the old one or the new one, never missing or empty.
+        fail::fail_point!("watermark", |how| Err(failpoint::injected("watermark", how).into()));
         let tmp = self.path.join(format!("{WATERMARK}.tmp"));
-        std::fs::write(&tmp, id.to_string())
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, id.to_string().as_bytes())?;
+                f.sync_all()
+            })
             .and_then(|()| std::fs::rename(&tmp, self.path.join(WATERMARK)))
+            .and_then(|()| std::fs::File::open(&self.path)?.sync_all())
             .map_err(|e| std::io::Error::new(e.kind(), format!("archive at {}: {e}", self.path.display())))?;
         *mark = id;
         Ok(())
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable, through a power cut: sled's flush writes its log with
+    /// `sync_file_range`, which reaches neither the drive's cache nor the file's metadata, so its
+    /// files and the directory are then synced with `fsync`.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(|e| self.sled_err(e))
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        fail::fail_point!("archive-sync", |how| Err(failpoint::injected("archive-sync", how).into()));
+        let in_dir = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("archive at {}: {e}", self.path.display()))
+        };
+        for entry in std::fs::read_dir(&self.path).map_err(in_dir)? {
+            let entry = entry.map_err(in_dir)?;
+            if entry.file_type().map_err(in_dir)?.is_file() {
+                // A snapshot sled removes meanwhile is no longer the archive's.
+                match std::fs::File::open(entry.path()) {
+                    Ok(f) => f.sync_all().map_err(in_dir)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(in_dir(e).into()),
+                }
+            }
+        }
+        std::fs::File::open(&self.path).and_then(|d| d.sync_all()).map_err(in_dir)?;
+        Ok(())
     }
 
     /// The record with this id.

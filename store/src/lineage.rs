@@ -128,7 +128,7 @@ impl Lineage {
         match self.records.get(&id) {
             Some(r) => {
                 let p = r.solve_rate.map_or("-".to_string(), |p| format!("{p:.2}"));
-                format!("{id}  round {}  p {p}  {}", r.round, r.text.escape_debug())
+                format!("{id}  round {}  p {p}  {}", r.round, crate::safe_text::for_terminal(&r.text))
             }
             None => format!("{id}  (not in this archive)"),
         }

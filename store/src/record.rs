@@ -125,21 +125,88 @@ impl ProblemRecord {
         (p.clamp(0.0, 1.0) * f64::from(SOLVE_RATE_BUCKETS)).floor() as u8
     }
 
-    /// Checks what the indexes and the CSV form rely on.
+    /// Checks what the indexes, the id counter and every reader rely on: ids, rounds and
+    /// references within [`MAX_ID`] and [`MAX_ROUND`], fractions in [0, 1], every number finite,
+    /// every text within [`MAX_TEXT`] bytes.
     pub fn validate(&self) -> Result<(), String> {
         if self.run.is_empty() || self.run.len() > 255 || self.run.contains('\0') {
             return Err(format!("run name {:?} must be 1 to 255 bytes with no NUL", self.run));
         }
-        for (name, v) in [("solve_rate", self.solve_rate), ("padding", self.padding)] {
-            if let Some(v) = v {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("{name} {v} is outside [0, 1]"));
-                }
+        if self.id > MAX_ID {
+            return Err(format!("id {} is above the largest id, {MAX_ID}", self.id));
+        }
+        if self.round > MAX_ROUND {
+            return Err(format!("round {} is above the largest round, {MAX_ROUND}", self.round));
+        }
+        if let Some(r) = self.references.iter().find(|&&r| r == 0 || r > MAX_ID) {
+            return Err(format!("reference {r} is not an id (1 to {MAX_ID})"));
+        }
+        let fraction = |name: &str, v: Option<f64>| match v {
+            Some(v) if !(0.0..=1.0).contains(&v) => Err(format!("{name} {v} is outside [0, 1]")),
+            _ => Ok(()),
+        };
+        fraction("solve_rate", self.solve_rate)?;
+        fraction("padding", self.padding)?;
+        fraction("interestingness", self.interestingness)?;
+        for s in &self.scores {
+            fraction("a score", s.score)?;
+            if !(s.weight.is_finite() && s.weight >= 0.0) {
+                return Err(format!(
+                    "the weight {} of scorer {:?} must be a finite number >= 0",
+                    s.weight, s.scorer
+                ));
             }
+        }
+        if let Some(w) = &self.rewards {
+            let terms = [
+                ("frontier", w.frontier),
+                ("padding_factor", Some(w.padding_factor)),
+                ("length_baseline", w.length_baseline),
+                ("length_factor", w.length_factor),
+                ("repetition", Some(w.repetition)),
+                ("interestingness", w.interestingness),
+                ("interestingness_weight", Some(w.interestingness_weight)),
+                ("target_miss", w.target_miss),
+                ("invalid", w.invalid),
+                ("total", Some(w.total)),
+            ];
+            if let Some((name, v)) =
+                terms.iter().find_map(|(n, v)| v.filter(|v| !v.is_finite()).map(|v| (n, v)))
+            {
+                return Err(format!("reward term {name} {v} is not a finite number"));
+            }
+        }
+        let texts = [
+            Some(&self.domain),
+            Some(&self.text),
+            self.reason.as_ref(),
+            self.error.as_ref(),
+            self.answer.as_ref(),
+            self.canonical.as_ref(),
+            self.repetition.as_ref(),
+            self.scorer.as_ref(),
+            self.scorer_error.as_ref(),
+            self.proposer_version.as_ref(),
+            self.solver_version.as_ref(),
+        ];
+        let attempts = self.attempts.iter().flat_map(|a| [&a.output, &a.answer]);
+        let scores = self.scores.iter().flat_map(|s| [Some(&s.scorer), s.reason.as_ref(), s.error.as_ref()]);
+        if let Some(long) =
+            texts.into_iter().chain(scores).flatten().chain(attempts).find(|t| t.len() > MAX_TEXT)
+        {
+            return Err(format!("a text of {} bytes is longer than the {MAX_TEXT} allowed", long.len()));
         }
         Ok(())
     }
 }
+
+/// The largest id: ids are exact in every JSON reader (2^53 − 1), and the id counter, one above
+/// the largest stored id, can never overflow.
+pub const MAX_ID: u64 = (1 << 53) - 1;
+/// The largest round, for the same reasons.
+pub const MAX_ROUND: u64 = (1 << 53) - 1;
+/// The longest text a record holds in any field: problem, answers, reasons, errors.
+pub const MAX_TEXT: usize = 64 << 10;
 
 /// Solve rates are indexed in this many equal buckets (plus one for exactly 1).
 pub const SOLVE_RATE_BUCKETS: u8 = 20;
