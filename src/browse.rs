@@ -400,10 +400,10 @@ impl App {
             Row::new([
                 Cell::from(r.id.to_string()),
                 Cell::from(r.round.to_string()),
-                Cell::from(crate::show::status(r)),
+                Cell::from(crate::show::status(r).into_owned()),
                 Cell::from(p),
                 Cell::from(depth),
-                Cell::from(r.text.escape_debug().to_string()),
+                Cell::from(store::safe_text::for_terminal(&r.text).into_owned()),
             ])
         });
         let widths = [
@@ -448,7 +448,7 @@ impl App {
             Row::new([
                 Cell::from(side.clone()),
                 Cell::from(rid.to_string()),
-                Cell::from(text.escape_debug().to_string()),
+                Cell::from(store::safe_text::for_terminal(text).into_owned()),
             ])
         });
         let mut state =

@@ -21,7 +21,9 @@ use crate::report::ReportArgs;
 #[command(
     name = "selfplay",
     version,
-    about = "A lab where a proposer and a solver teach each other by self-play"
+    about = "A lab where a proposer and a solver teach each other by self-play",
+    after_help = "Exit codes: 0 success; 1 failure; 2 usage error or refused configuration; \
+                  3 archive busy or its daemon unreachable; 4 archive damaged."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -85,6 +87,13 @@ pub fn main() -> ExitCode {
     policy::device::keep_freed_memory();
     policy::device::fix_thread_count();
     let cli = Cli::parse();
+    // Fault tests only (docs/RELIABILITY.md): without the variable every fail point is inert.
+    if let Ok(spec) = std::env::var("SELFPLAY_FAILPOINTS") {
+        if let Err(e) = store::failpoint::configure(&spec) {
+            eprintln!("error: SELFPLAY_FAILPOINTS: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // `run` sets up its own logging once its configuration has been checked.
     if !matches!(cli.command, Command::Run(_)) {
         init_tracing(None, if matches!(cli.command, Command::Pretrain(_)) { "info" } else { "warn" })

@@ -37,6 +37,11 @@ const CONCURRENT_QUERIES: usize = 4;
 const MAX_CONNECTIONS: usize = 64;
 /// A connection that has not sent its whole request line by then is closed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one frame may take to reach a client: one that stops reading is dropped, which ends
+/// its query and frees its turn.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a query waits for a turn before it is told the daemon is busy.
+const TURN_TIMEOUT: Duration = Duration::from_secs(20);
 
 const REPLY: u8 = b'r';
 const DONE: u8 = b'k';
@@ -69,6 +74,19 @@ pub struct Client {
 /// Connects to the endpoint at `path`; `None` when nothing listens (no socket, or one left by a
 /// daemon that is gone).
 fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
+    use std::os::unix::fs::MetadataExt;
+    // Only a socket of this user's is this user's daemon: another's could answer anything.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(unavailable(anyhow!(
+                "{} belongs to user {}, not to this user ({me}): not asking it",
+                path.display(),
+                meta.uid()
+            )));
+        }
+    }
     match UnixStream::connect(path) {
         Ok(stream) => Ok(Some(stream)),
         Err(e)
@@ -180,9 +198,19 @@ impl Server {
             }
             std::fs::remove_file(path).with_context(|| format!("cannot remove stale {}", path.display()))?;
         }
-        let listener = tokio::net::UnixListener::bind(path)
+        // Bound in a directory only this user can enter, made owner-only there, then moved into
+        // place: at no moment can anyone else connect.
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let private = tempfile::Builder::new()
+            .prefix(".archive-sock-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .with_context(|| format!("cannot make a private directory in {}", parent.display()))?;
+        let bound = private.path().join("sock");
+        let listener = tokio::net::UnixListener::bind(&bound)
             .with_context(|| format!("cannot listen at {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&bound, path).with_context(|| format!("cannot listen at {}", path.display()))?;
         let turns = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let task = tokio::spawn(async move {
@@ -258,7 +286,15 @@ async fn answer(
         Err(msg) => return write_frame(&mut write, FAILED, msg.as_bytes()).await,
     };
     // A turn only once the request is in: idle connections hold no turn.
-    let Ok(_turn) = turns.acquire_owned().await else { return Ok(()) };
+    let _turn = match tokio::time::timeout(TURN_TIMEOUT, turns.acquire_owned()).await {
+        Ok(Ok(turn)) => turn,
+        Ok(Err(_)) => return Ok(()),
+        Err(_) => {
+            let msg =
+                format!("the daemon is busy: no turn for this query within {} s", TURN_TIMEOUT.as_secs());
+            return write_frame(&mut write, FAILED, msg.as_bytes()).await;
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
     tokio::task::spawn_blocking(move || {
         let send = |reply: Reply| -> anyhow::Result<()> {
@@ -277,14 +313,20 @@ async fn answer(
     write.shutdown().await
 }
 
+/// Writes one frame, or fails when the client has not taken it within [`WRITE_TIMEOUT`].
 async fn write_frame(
     w: &mut (impl tokio::io::AsyncWrite + Unpin),
     tag: u8,
     body: &[u8],
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
-    w.write_all(&header(tag, body.len())?).await?;
-    w.write_all(body).await
+    let write = async {
+        w.write_all(&header(tag, body.len())?).await?;
+        w.write_all(body).await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write).await.map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading its answer")
+    })?
 }
 
 /// A frame's tag and big-endian length.
@@ -300,4 +342,103 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = header(tag, body.len()).expect("a small body").to_vec();
     out.extend_from_slice(body);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An archive whose whole export is megabytes: more than a socket buffers.
+    fn big_archive(dir: &Path) -> Arc<Archive> {
+        let archive = Archive::open(dir.join("archive")).unwrap();
+        let mut records: Vec<store::ProblemRecord> = (0..3000)
+            .map(|i| store::ProblemRecord {
+                run: "big".into(),
+                domain: "arith".into(),
+                text: format!("{i}+{}", "1+".repeat(500)),
+                ..Default::default()
+            })
+            .collect();
+        archive.append(&mut records).unwrap();
+        Arc::new(archive)
+    }
+
+    /// Serves `archive` at `socket` from a thread of its own, for the rest of the test process.
+    fn serve(archive: Arc<Archive>, socket: &Path) {
+        let (ready, started) = std::sync::mpsc::channel();
+        let socket = socket.to_path_buf();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let _server = Server::start(archive, &socket).unwrap();
+                ready.send(()).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        started.recv().unwrap();
+    }
+
+    #[test]
+    fn clients_that_never_read_do_not_keep_others_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = big_archive(dir.path());
+        let socket = dir.path().join("archive.sock");
+        serve(archive, &socket);
+        // Every turn taken by a client that asks for everything and reads nothing.
+        let everything = b"{\"version\": 2, \"query\": {\"page\": {\"order\": {\"id\": {}}}}}\n";
+        let stalled: Vec<UnixStream> = (0..CONCURRENT_QUERIES + 2)
+            .map(|_| {
+                let mut s = UnixStream::connect(&socket).unwrap();
+                s.write_all(everything).unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let client = Client::find(&socket, Duration::from_secs(60)).unwrap().expect("listening");
+        let started = std::time::Instant::now();
+        let mut total = None;
+        client
+            .ask(&Query::Stats { filter: Default::default(), window: None }, &mut |reply| {
+                if let Reply::Stats { stats, .. } = reply {
+                    total = Some(stats.total);
+                }
+                Ok(())
+            })
+            .expect("answered once the stalled clients were dropped");
+        assert_eq!(total, Some(3000));
+        assert!(started.elapsed() < WRITE_TIMEOUT + Duration::from_secs(15), "{:?}", started.elapsed());
+        drop(stalled);
+    }
+
+    #[test]
+    fn the_socket_is_owner_only_from_the_start_and_another_users_is_not_asked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Arc::new(Archive::open(dir.path().join("archive")).unwrap());
+        let socket = dir.path().join("archive.sock");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let server = runtime.block_on(async { Server::start(archive, &socket) }).unwrap();
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Nothing else is left in the directory (the private one it was bound in is gone).
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        assert!(names.iter().all(|n| n == "archive" || n == "archive.sock"), "{names:?}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var_os("SELFPLAY_REQUIRE_ROOT_TESTS").is_none(),
+                "only root can give a socket away"
+            );
+            eprintln!("not run: only root can give a socket to another user");
+            return;
+        }
+        std::os::unix::fs::chown(&socket, Some(65534), Some(65534)).unwrap();
+        let err = Client::find(&socket, Duration::from_secs(5)).unwrap_err();
+        assert!(format!("{err:#}").contains("belongs to user 65534"), "{err:#}");
+        assert_eq!(crate::exit::kind_of(&err), Some(crate::exit::Kind::Unavailable));
+        drop(server);
+    }
 }

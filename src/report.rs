@@ -641,3 +641,20 @@ pub fn write(run_dir: &Path, out: &Path, timeout: Duration) -> anyhow::Result<St
         if drawn.iter().all(|&d| d) { "" } else { "; some plots have no data yet" }
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Text on the page (a run's name, a configuration change) is markup-free and reads back
+        /// exactly as it was.
+        #[test]
+        fn page_text_is_escaped_and_survives_intact(text in any::<String>()) {
+            let escaped = super::esc(&text);
+            prop_assert!(!escaped.contains(['<', '>', '"']));
+            let back = escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+            prop_assert_eq!(back, text);
+        }
+    }
+}

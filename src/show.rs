@@ -1,8 +1,12 @@
 //! How records, statistics and pages read as text: what `selfplay archive` prints without `--json`,
-//! and what the browser shows.
+//! and what the browser shows. Every string from a record goes through
+//! [`store::safe_text::for_terminal`] on its way out.
 
 use std::io::Write;
 
+use std::borrow::Cow;
+
+use store::safe_text::for_terminal as safe;
 use store::{ProblemRecord, Stats};
 
 /// The header row of a page of [`list_line`]s.
@@ -18,11 +22,11 @@ fn fmt_opt<T: std::fmt::Display>(v: Option<T>, prec: usize) -> String {
 }
 
 /// `valid`, or why not (`syntax`, `range`, ...).
-pub fn status(r: &ProblemRecord) -> &str {
+pub fn status(r: &ProblemRecord) -> Cow<'_, str> {
     if r.valid {
-        "valid"
+        Cow::Borrowed("valid")
     } else {
-        r.reason.as_deref().unwrap_or("invalid")
+        safe(r.reason.as_deref().unwrap_or("invalid"))
     }
 }
 
@@ -31,7 +35,7 @@ pub fn list_line(r: &ProblemRecord) -> String {
     if text.len() < r.text.len() {
         text.push('…');
     }
-    let run: String = r.run.chars().take(12).collect();
+    let run: String = safe(&r.run).chars().take(12).collect();
     format!(
         "{:>8}  {:<12} {:>6}  {:<10} {:>5} {:>5} {:>5} {:>5}  {}",
         r.id,
@@ -42,14 +46,14 @@ pub fn list_line(r: &ProblemRecord) -> String {
         fmt_opt(r.padding, 2),
         fmt_opt(r.depth, 0),
         fmt_opt(r.interestingness, 2),
-        text.escape_debug()
+        safe(&text)
     )
 }
 
 pub fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<()> {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    writeln!(out, "problem {}  (run {}, round {}, domain {})", r.id, r.run, r.round, r.domain)?;
-    writeln!(out, "  text            {}", r.text.escape_debug())?;
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), |v| safe(v).into_owned());
+    writeln!(out, "problem {}  (run {}, round {}, domain {})", r.id, safe(&r.run), r.round, safe(&r.domain))?;
+    writeln!(out, "  text            {}", safe(&r.text))?;
     if r.valid {
         writeln!(out, "  valid           yes")?;
     } else {
@@ -74,13 +78,7 @@ pub fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<(
     writeln!(out, "  solve rate      {} over {} attempts", fmt_opt(r.solve_rate, 3), r.attempts.len())?;
     for (i, a) in r.attempts.iter().enumerate() {
         let mark = if a.correct { "right" } else { "wrong" };
-        writeln!(
-            out,
-            "    {:>3}. {mark}  answer {}  output {}",
-            i + 1,
-            a.answer.escape_debug(),
-            a.output.escape_debug()
-        )?;
+        writeln!(out, "    {:>3}. {mark}  answer {}  output {}", i + 1, safe(&a.answer), safe(&a.output))?;
     }
     match &r.rewards {
         None => writeln!(out, "  reward          -")?,
@@ -115,8 +113,22 @@ pub fn write_record(r: &ProblemRecord, out: &mut dyn Write) -> std::io::Result<(
         "  interestingness {} by {}{}",
         fmt_opt(r.interestingness, 4),
         opt(&r.scorer),
-        r.scorer_error.as_ref().map(|e| format!(" (scorer error: {e})")).unwrap_or_default()
+        r.scorer_error.as_ref().map(|e| format!(" (scorer error: {})", safe(e))).unwrap_or_default()
     )?;
+    for score in &r.scores {
+        writeln!(
+            out,
+            "    {} (weight {}): {}{}",
+            safe(&score.scorer),
+            score.weight,
+            fmt_opt(score.score, 4),
+            match (&score.reason, &score.error) {
+                (_, Some(e)) => format!(", error: {}", safe(e)),
+                (Some(why), None) => format!(", {}", safe(why)),
+                (None, None) => String::new(),
+            }
+        )?;
+    }
     writeln!(
         out,
         "  models          proposer {}, solver {}",
@@ -164,13 +176,13 @@ pub fn write_windows(windows: &[((u64, u64), Stats)], out: &mut dyn Write) -> st
 pub fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "problems   {} ({} valid, {} invalid)", s.total, s.valid, s.invalid)?;
     for (reason, n) in &s.invalid_reasons {
-        writeln!(out, "  invalid: {reason:<10} {n}")?;
+        writeln!(out, "  invalid: {:<10} {n}", safe(reason))?;
     }
     if let Some((lo, hi)) = s.rounds {
         writeln!(out, "rounds     {lo}..{hi}")?;
     }
     for (run, n) in &s.runs {
-        writeln!(out, "  run {run}: {n}")?;
+        writeln!(out, "  run {}: {n}", safe(run))?;
     }
     if let (Some(d), Some(dup)) = (s.distinct_canonical, s.canonical_duplicates) {
         writeln!(out, "canonical  {d} distinct, {dup} duplicates")?;
@@ -215,6 +227,66 @@ pub fn write_stats(s: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use store::safe_text::is_terminal_safe;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Arbitrary Unicode, with the characters that matter here made likely.
+        prop::collection::vec(
+            prop_oneof![
+                any::<char>(),
+                prop::sample::select(vec!['\u{1b}', '\u{9b}', '\u{7}', '\r', '\n', '\u{202e}', '\u{2066}'])
+            ],
+            0..24,
+        )
+        .prop_map(|c| c.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever a record holds, no renderer passes a control character to the terminal.
+        #[test]
+        fn no_renderer_lets_a_control_character_through(f in prop::collection::vec(text(), 14)) {
+            let run: String = f[0].replace('\0', "x").chars().take(40).collect::<String>() + "r";
+            let record = store::ProblemRecord {
+                run,
+                domain: f[1].clone(),
+                text: f[2].clone(),
+                reason: Some(f[3].clone()),
+                error: Some(f[4].clone()),
+                answer: Some(f[5].clone()),
+                canonical: Some(f[6].clone()),
+                repetition: Some(f[7].clone()),
+                scorer: Some(f[8].clone()),
+                scorer_error: Some(f[9].clone()),
+                proposer_version: Some(f[10].clone()),
+                solver_version: Some(f[11].clone()),
+                attempts: vec![store::Attempt { output: f[12].clone(), answer: f[13].clone(), correct: false }],
+                scores: vec![store::ScorerScore {
+                    scorer: f[8].clone(),
+                    weight: 1.0,
+                    score: None,
+                    reason: Some(f[3].clone()),
+                    error: Some(f[9].clone()),
+                }],
+                ..Default::default()
+            };
+            let mut shown = Vec::new();
+            super::write_record(&record, &mut shown).unwrap();
+            let shown = String::from_utf8(shown).unwrap();
+            prop_assert!(is_terminal_safe(&shown), "{shown:?}");
+            prop_assert!(is_terminal_safe(&super::list_line(&record)));
+            let dir = tempfile::tempdir().unwrap();
+            let archive = store::Archive::open(dir.path().join("a")).unwrap();
+            archive.append(&mut [record]).unwrap();
+            let stats = archive.stats(&store::Filter::default()).unwrap();
+            let mut shown = Vec::new();
+            super::write_stats(&stats, &mut shown).unwrap();
+            prop_assert!(is_terminal_safe(&String::from_utf8(shown).unwrap()));
+        }
+    }
+
     #[test]
     fn times_are_shown_as_utc_dates() {
         assert_eq!(super::date(0), "1970-01-01T00:00:00Z");

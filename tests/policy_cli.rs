@@ -330,4 +330,5 @@ fn a_run_starts_from_a_pretrained_warm_start() {
         "/nonexistent",
     ]);
     assert!(err.contains("no finished warm start there"), "{err}");
+    assert!(!dir.path().join("new").exists(), "nothing made for a run that cannot start");
 }

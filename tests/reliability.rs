@@ -2,7 +2,8 @@
 //! filesystem, damaged checkpoints and archives, hostile queries to the daemon's endpoint.
 //!
 //! The filesystem tests mount a small tmpfs, which needs root (as in CI); elsewhere they say so
-//! and pass without running. `SELFPLAY_SOAK_KILLS` sets the soak's kill count (20 by default).
+//! and pass without running, unless `SELFPLAY_REQUIRE_ROOT_TESTS` is set (.ci/run sets it): then
+//! they fail. `SELFPLAY_SOAK_KILLS` sets the soak's kill count (20 by default).
 
 mod common;
 
@@ -261,24 +262,25 @@ fn the_unfinished_warm_start_of_a_killed_run_is_started_again() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// `None` (and a note) where mounting is not permitted.
+    /// `None` (and a note) where mounting is not permitted, unless `SELFPLAY_REQUIRE_ROOT_TESTS`
+    /// is set (as .ci/run sets it): then a test that cannot run fails.
     fn mount(at: &Path, bytes: u64) -> Option<Tmpfs> {
+        let skip = |why: String| -> Option<Tmpfs> {
+            if std::env::var_os("SELFPLAY_REQUIRE_ROOT_TESTS").is_some() {
+                panic!("SELFPLAY_REQUIRE_ROOT_TESTS is set, and this test cannot run: {why}");
+            }
+            eprintln!("not run: {why}");
+            None
+        };
         std::fs::create_dir_all(at).unwrap();
         let size = format!("size={}k", bytes.div_ceil(1024));
         let out = Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(at).output();
         match out {
             Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
             Ok(o) => {
-                eprintln!(
-                    "not run: cannot mount a tmpfs here: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
+                skip(format!("cannot mount a tmpfs here: {}", String::from_utf8_lossy(&o.stderr).trim()))
             }
-            Err(e) => {
-                eprintln!("not run: no mount command: {e}");
-                None
-            }
+            Err(e) => skip(format!("no mount command: {e}")),
         }
     }
 
@@ -517,4 +519,43 @@ fn hostile_text_in_the_archive_is_shown_never_interpreted() {
     let line: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!((line["valid"].as_bool(), line["reason"].as_str()), (Some(false), Some("bad_char")));
     assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists());
+}
+
+#[test]
+fn a_run_directory_is_owner_only_and_links_or_strangers_are_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let run = short_run(dir.path(), 1);
+    let mode = std::fs::metadata(&run).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "run directory mode {mode:o}");
+    let r = run.to_str().unwrap();
+
+    // metrics.jsonl as a link to a file elsewhere: refused, and the file elsewhere untouched.
+    let elsewhere = dir.path().join("elsewhere.txt");
+    std::fs::write(&elsewhere, "precious\n").unwrap();
+    let metrics = run.join("metrics.jsonl");
+    let kept = std::fs::read(&metrics).unwrap();
+    std::fs::remove_file(&metrics).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &metrics).unwrap();
+    let err = fails(&["run", "--run-dir", r, "--rounds", "1"]);
+    assert!(err.contains("metrics.jsonl is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "precious\n");
+    std::fs::remove_file(&metrics).unwrap();
+    std::fs::write(&metrics, kept).unwrap();
+
+    // A directory of another user's (root can make one): refused before anything is written.
+    let me = std::fs::metadata(&run).unwrap().uid();
+    if me != 0 {
+        let why = "only root can give a directory to another user";
+        assert!(std::env::var_os("SELFPLAY_REQUIRE_ROOT_TESTS").is_none(), "cannot run: {why}");
+        eprintln!("not run: {why}");
+        return;
+    }
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let err = fails(&["run", "--run-dir", theirs.to_str().unwrap(), "--rounds", "1"]);
+    assert!(err.contains("belongs to user 65534"), "{err}");
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing written in it");
+    ok(&["run", "--run-dir", r, "--rounds", "1"]);
 }

@@ -21,6 +21,7 @@
 //! A stop request (SIGINT, SIGTERM) lets the current round finish, then checkpoints and returns.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -125,6 +126,11 @@ fn save_round(run_dir: &Path, lab: &Lab, cfg: &RunConfig) -> anyhow::Result<()> 
     let tmp = root.join(format!(".round-{:06}.tmp-{}", lab.completed_rounds(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let written = lab.write_checkpoint(&tmp).and_then(|()| {
+        fail::fail_point!("checkpoint-rename", |how| Err(store::failpoint::injected(
+            "checkpoint-rename",
+            how
+        )
+        .into()));
         // The players' files are synced by their own save; the renamed entry is synced here.
         std::fs::rename(&tmp, &final_dir).with_context(|| format!("cannot write {}", final_dir.display()))?;
         std::fs::File::open(&root)
@@ -248,8 +254,7 @@ fn drop_partial_line(path: &Path) -> anyhow::Result<()> {
 pub fn open_run_dir(settled: &crate::settle::Settled, run_dir: &Path) -> anyhow::Result<Archive> {
     let cfg = &settled.config;
     cfg.validate()?;
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    crate::settle::create_run_dir(run_dir)?;
     let archive = Archive::open(run_dir.join("archive"))?;
     // A change takes effect at the round after the last one this run holds anywhere: its newest
     // checkpoint, or rounds the archive holds past it (a crash after them).
@@ -358,6 +363,7 @@ pub fn run(
     let metrics_path = run_dir.join("metrics.jsonl");
     drop_partial_line(&metrics_path)?;
     let mut metrics = std::fs::OpenOptions::new()
+        .custom_flags(libc::O_NOFOLLOW)
         .create(true)
         .append(true)
         .open(&metrics_path)
@@ -387,6 +393,9 @@ pub fn run(
         problems += m.proposals as u64;
         let mut line = serde_json::to_vec(&m)?;
         line.push(b'\n');
+        fail::fail_point!("metrics-append", |how| Err(
+            store::failpoint::injected("metrics-append", how).into()
+        ));
         metrics.write_all(&line).and_then(|()| metrics.sync_data()).context("writing metrics.jsonl")?;
         if let Some(w) = &mut events {
             let scalars = crate::tensorboard::scalars_of(&serde_json::to_value(&m)?);

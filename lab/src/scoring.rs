@@ -43,6 +43,10 @@ pub struct ScorerConfig {
     /// Process: the program and its arguments, run from the run directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// Process: when set, the only environment variables the program gets (by name, with this
+    /// process's values); by default it inherits the whole environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
     /// HTTP: where to POST (http:// or https://).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -86,6 +90,12 @@ impl ScorerConfig {
         }
         self.retry.validate().map_err(|e| format!("retry.{e}"))?;
         self.novelty.validate().map_err(|e| format!("novelty.{e}"))?;
+        if self.token_env.is_some() && self.kind != ScorerKind::Http {
+            return Err("token_env is for http scorers".into());
+        }
+        if self.env.is_some() && self.kind != ScorerKind::Process {
+            return Err("env is for process scorers".into());
+        }
         match self.kind {
             ScorerKind::Process if self.command.is_empty() => {
                 Err("a process scorer needs `command`, e.g. [\"python3\", \"scorer.py\"]".into())
@@ -96,7 +106,6 @@ impl ScorerConfig {
                 }
                 HttpScorer::check_url(self.url.as_deref().ok_or("an http scorer needs `url`")?)
             }
-            _ if self.token_env.is_some() => Err("token_env is for http scorers".into()),
             _ => Ok(()),
         }
     }
@@ -138,8 +147,14 @@ impl Scoring {
                     Box::new(Preference::new(model))
                 }
                 ScorerKind::Process => Box::new(
-                    ProcessScorer::new(&name, &version, c.command.clone(), Some(run_dir.to_path_buf()))
-                        .map_err(fail)?,
+                    ProcessScorer::new(
+                        &name,
+                        &version,
+                        c.command.clone(),
+                        Some(run_dir.to_path_buf()),
+                        c.env.clone(),
+                    )
+                    .map_err(fail)?,
                 ),
                 ScorerKind::Http => {
                     let url = c.url.as_deref().unwrap_or_default();

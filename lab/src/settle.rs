@@ -66,6 +66,65 @@ pub struct Settled {
     pub change: Option<(ChangeKind, Vec<Change>)>,
 }
 
+/// What a run writes in its directory, opened by name: none of them may be a link, which would
+/// send the run's writes elsewhere.
+const RUN_FILES: [&str; 9] = [
+    CONFIG_FILE,
+    CHANGES_FILE,
+    "metrics.jsonl",
+    "provenance.jsonl",
+    "archive",
+    "checkpoints",
+    "warmstart",
+    "logs",
+    "report.html",
+];
+
+/// Checks that `run_dir`, when it exists, is a directory of this user's, and that nothing the run
+/// writes there by name is a symbolic link.
+pub fn check_run_dir(run_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(run_dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read run directory {}", run_dir.display())),
+    };
+    if !meta.is_dir() {
+        anyhow::bail!("run directory {} is not a directory", run_dir.display());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        anyhow::bail!(
+            "run directory {} belongs to user {}, not to this user ({me}): a run writes only in its own",
+            run_dir.display(),
+            meta.uid()
+        );
+    }
+    for name in RUN_FILES {
+        let path = run_dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!(
+                "{} is a symbolic link: a run writes its files in its own directory only",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates `run_dir` (and missing parents) readable by its owner only: a run's archive, logs and
+/// configuration are nobody else's.
+pub fn create_run_dir(run_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    check_run_dir(run_dir)
+}
+
 /// Decides the configuration of a start or resume of `run_dir`: `file` (a `--config`), or else the
 /// run directory's `config.toml`, or else the embedded defaults, with `overrides` laid over it.
 /// On a resume, a result that differs from `config.toml` is an error naming the keys, unless
@@ -76,6 +135,7 @@ pub fn settle(
     overrides: &[Override],
     reconfigure: bool,
 ) -> anyhow::Result<Settled> {
+    check_run_dir(run_dir)?;
     let stored_path = run_dir.join(CONFIG_FILE);
     let stored_text = match std::fs::read_to_string(&stored_path) {
         Ok(text) => Some(text),
@@ -206,6 +266,7 @@ pub(crate) fn write(run_dir: &Path, settled: &Settled, round: u64) -> anyhow::Re
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
+    fail::fail_point!("config-write", |how| Err(store::failpoint::injected("config-write", how).into()));
     let tmp = run_dir.join(format!(".{CONFIG_FILE}.tmp-{}", std::process::id()));
     std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))

@@ -1,5 +1,9 @@
 //! A scorer that is a process of the user's: started once and kept, one JSON line per problem on
 //! its standard input, one JSON line back per problem, in order.
+//!
+//! The requests are written while the answers are read, so a scorer that answers each line as it
+//! comes never blocks on a full pipe whatever the batch's size. The process starts in a process
+//! group of its own, and ending it ends the group: a wrapper script's children go with it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,24 +22,48 @@ struct Running {
     stdout: BufReader<ChildStdout>,
 }
 
+impl Running {
+    /// Ends the process and every process of its group.
+    fn end_group(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill has no memory effects; the group is the one this scorer started
+            // (its leader's id, while the leader is not yet reaped).
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.end_group();
+    }
+}
+
 /// See the module documentation. The process's standard error goes to the log.
 pub struct ProcessScorer {
     name: String,
     version: String,
     command: Vec<String>,
     dir: Option<PathBuf>,
+    /// When set, the only environment variables the process gets (with their values here).
+    env: Option<Vec<String>>,
     running: Option<Running>,
     /// Times the process was started.
     pub starts: u64,
 }
 
 impl ProcessScorer {
-    /// `command` is the program and its arguments; `dir` its working directory.
+    /// `command` is the program and its arguments; `dir` its working directory; `env`, when
+    /// given, the only environment variables passed on to it.
     pub fn new(
         name: &str,
         version: &str,
         command: Vec<String>,
         dir: Option<PathBuf>,
+        env: Option<Vec<String>>,
     ) -> Result<Self, String> {
         if command.is_empty() || command[0].is_empty() {
             return Err(format!("scorer {name}: the command is empty"));
@@ -45,6 +73,7 @@ impl ProcessScorer {
             version: version.into(),
             command,
             dir,
+            env,
             running: None,
             starts: 0,
         })
@@ -63,9 +92,18 @@ impl ProcessScorer {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
+                .process_group(0)
                 .kill_on_drop(true);
             if let Some(dir) = &self.dir {
                 cmd.current_dir(dir);
+            }
+            if let Some(names) = &self.env {
+                cmd.env_clear();
+                for name in names {
+                    if let Some(value) = std::env::var_os(name) {
+                        cmd.env(name, value);
+                    }
+                }
             }
             let mut child =
                 cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", self.command.join(" ")))?;
@@ -90,28 +128,44 @@ impl ProcessScorer {
             lines.push(b'\n');
         }
         let run = self.start()?;
+        let Running { child, stdin, stdout } = run;
         let gone = |e: std::io::Error| format!("the process is gone ({e})");
-        run.stdin.write_all(&lines).await.map_err(gone)?;
-        run.stdin.flush().await.map_err(gone)?;
-        let mut answers = Vec::with_capacity(batch.len());
-        for _ in batch {
-            let mut line = Vec::new();
-            let n = (&mut run.stdout)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| format!("reading its answer: {e}"))?;
-            if n == 0 {
-                let status =
-                    run.child.try_wait().ok().flatten().map_or("still running".into(), |s| s.to_string());
-                return Err(format!("the process closed its output before answering ({status})"));
+        // Written and read side by side: a scorer answering as it reads fills its output pipe
+        // long before a large batch is written.
+        let write = async {
+            stdin.write_all(&lines).await.map_err(gone)?;
+            stdin.flush().await.map_err(gone)
+        };
+        let read = async {
+            let mut answers = Vec::with_capacity(batch.len());
+            for _ in batch {
+                let mut line = Vec::new();
+                let n = (&mut *stdout)
+                    .take(MAX_LINE)
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .map_err(|e| format!("reading its answer: {e}"))?;
+                if n == 0 {
+                    let status =
+                        child.try_wait().ok().flatten().map_or("still running".into(), |s| s.to_string());
+                    return Err(format!("the process closed its output before answering ({status})"));
+                }
+                if line.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+                    // The rest of the line is still in the pipe: the stream is out of step.
+                    return Err(format!("an answer line longer than {MAX_LINE} bytes"));
+                }
+                answers.push(answer_line(&line));
             }
-            if line.last() != Some(&b'\n') && n as u64 == MAX_LINE {
-                // The rest of the line is still in the pipe: the stream is out of step.
-                return Err(format!("an answer line longer than {MAX_LINE} bytes"));
-            }
-            answers.push(answer_line(&line));
-        }
+            Ok(answers)
+        };
+        let (written, answers) = tokio::join!(write, read);
+        // An answer for every problem is what counts; a write error after them is the process
+        // closing its input early, which it may.
+        let answers = match (written, answers) {
+            (_, Ok(answers)) => answers,
+            (Err(w), Err(_)) => return Err(w),
+            (Ok(()), Err(r)) => return Err(r),
+        };
         check_responses(batch, answers)
     }
 }
@@ -196,7 +250,8 @@ impl Scorer for ProcessScorer {
     fn reset(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(mut r) = self.running.take() {
-                let _ = r.child.kill().await;
+                r.end_group();
+                let _ = r.child.wait().await;
             }
         })
     }
@@ -216,6 +271,88 @@ mod tests {
         assert_eq!(lines.next_line().as_deref(), Some("short"));
         assert_eq!(lines.next_line().as_deref(), Some("last"));
         assert_eq!(lines.next_line(), None);
+    }
+
+    /// A scorer in Python that answers each line as it reads it, with a reason of `reason`
+    /// (evaluated per request `r`), writing its pid to `pid_file` when given.
+    fn python_scorer(reason: &str, pid_file: Option<&std::path::Path>) -> Vec<String> {
+        let pid = pid_file.map_or(String::new(), |p| format!("open({:?}, 'w').write(str(os.getpid()))\n", p));
+        let script = format!(
+            "import json, os, sys\n{pid}for line in sys.stdin:\n    r = json.loads(line)\n    \
+             print(json.dumps({{'id': r['id'], 'score': 0.5, 'reason': {reason}}}), flush=True)\n"
+        );
+        vec!["python3".into(), "-c".into(), script]
+    }
+
+    fn batch(n: usize, problem_bytes: usize) -> Vec<ScoreRequest> {
+        (0..n)
+            .map(|i| ScoreRequest {
+                id: i.to_string(),
+                problem: "1+".repeat(problem_bytes / 2) + "1",
+                answer: "1".into(),
+                solve_rate: Some(0.5),
+                canonical: "1".into(),
+                features: Default::default(),
+            })
+            .collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn a_batch_larger_than_both_pipes_is_answered() {
+        // 3 MB of requests, 2 MB of answers: written whole before reading, both pipes fill.
+        let mut scorer =
+            ProcessScorer::new("big", "1", python_scorer("'x' * 1000", None), None, None).unwrap();
+        let requests = batch(2000, 1500);
+        let answers = runtime().block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(60), scorer.ask(&requests)).await
+        });
+        let answers = answers.expect("no deadlock").expect("answered");
+        assert_eq!(answers.len(), 2000);
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|r| r.reason.as_deref().map(str::len) == Some(1000))));
+    }
+
+    #[test]
+    fn ending_a_scorer_ends_its_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // A wrapper shell whose child is the scorer (`; true` keeps the shell from exec-ing it).
+        let inner = python_scorer("'ok'", Some(&pid_file));
+        let quoted: Vec<String> = inner.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+        let command = vec!["sh".into(), "-c".into(), format!("{}; true", quoted.join(" "))];
+        let mut scorer = ProcessScorer::new("wrapped", "1", command, None, None).unwrap();
+        let rt = runtime();
+        let answers = rt.block_on(scorer.ask(&batch(3, 10))).unwrap();
+        assert_eq!(answers.len(), 3);
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        let alive = |pid: i32| unsafe { libc::kill(pid, 0) } == 0;
+        assert!(alive(pid), "the grandchild scorer runs");
+        rt.block_on(scorer.reset());
+        let started = std::time::Instant::now();
+        while alive(pid) && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "the wrapper's child outlived the scorer");
+    }
+
+    #[test]
+    fn a_listed_environment_is_all_the_scorer_gets() {
+        std::env::set_var("SELFPLAY_SCORER_TEST_PASSED", "yes");
+        std::env::set_var("SELFPLAY_SCORER_TEST_SECRET", "no");
+        let reason = "','.join(sorted(k for k in os.environ if k.startswith('SELFPLAY_SCORER_TEST')))";
+        let rt = runtime();
+        let listed = Some(vec!["SELFPLAY_SCORER_TEST_PASSED".to_string(), "PATH".to_string()]);
+        let mut only = ProcessScorer::new("env", "1", python_scorer(reason, None), None, listed).unwrap();
+        let seen = rt.block_on(only.ask(&batch(1, 4))).unwrap().remove(0).unwrap().reason;
+        assert_eq!(seen.as_deref(), Some("SELFPLAY_SCORER_TEST_PASSED"));
+        let mut all = ProcessScorer::new("env", "1", python_scorer(reason, None), None, None).unwrap();
+        let seen = rt.block_on(all.ask(&batch(1, 4))).unwrap().remove(0).unwrap().reason;
+        assert_eq!(seen.as_deref(), Some("SELFPLAY_SCORER_TEST_PASSED,SELFPLAY_SCORER_TEST_SECRET"));
     }
 
     #[test]

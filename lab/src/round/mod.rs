@@ -254,7 +254,10 @@ impl Lab {
                 .and_then(|()| std::fs::File::open(&path)?.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        Ok(())
+        // The entries themselves, before the directory is renamed into place.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))
     }
 
     /// The curriculum as a checkpoint keeps it.
