@@ -15,6 +15,9 @@
 //! stored, so range postings of one index value never overlap and, read in key order, list ids in
 //! increasing order. A round of 256 problems writes about 40 postings instead of 768 index keys.
 //!
+//! The references index is one key per reference, `f` parent child (empty value): how a
+//! lineage finds the problems a problem was a reference for without a scan.
+//!
 //! Records rewritten under an existing id ([`crate::Archive::put`]) get *point* postings (`P`, one
 //! key per record and changed value, the id in the key: `g` run `\0` `P` id holds the round,
 //! `s` bucket `P` id nothing, `h` hash-bucket `P` id the hash). Old postings are never rewritten: a
@@ -23,7 +26,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::{ProblemRecord, HASH, ROUND, SOLVE};
+use crate::{ProblemRecord, HASH, REFS, ROUND, SOLVE};
 
 /// Kind byte of a range posting.
 pub(crate) const RANGE: u8 = 0;
@@ -98,6 +101,7 @@ pub(crate) struct Postings {
     round: BTreeMap<(String, u64), Vec<u64>>,
     solve: BTreeMap<u8, Vec<u64>>,
     hash: BTreeMap<u8, Vec<(u64, u64)>>,
+    refs: Vec<(u64, u64)>,
 }
 
 impl Postings {
@@ -110,6 +114,7 @@ impl Postings {
         if let Some(h) = r.canonical_hash {
             self.hash.entry(hash_bucket(h)).or_default().push((h, r.id));
         }
+        self.refs.extend(r.references.iter().map(|&parent| (parent, r.id)));
     }
 
     /// Writes one range posting per index value into `batch`.
@@ -122,6 +127,9 @@ impl Postings {
         }
         for (bucket, pairs) in self.hash {
             batch.insert(bucket_key(HASH, bucket, RANGE, pairs[0].1), encode_pairs(&pairs));
+        }
+        for (parent, child) in self.refs {
+            batch.insert(&refs_key(parent, child)[..], &[][..]);
         }
     }
 }
@@ -139,6 +147,24 @@ pub(crate) fn write_points(batch: &mut sled::Batch, new: &ProblemRecord, old: Op
     if let Some(h) = new.canonical_hash.filter(|&h| old.is_none_or(|o| o.canonical_hash != Some(h))) {
         batch.insert(bucket_key(HASH, hash_bucket(h), POINT, new.id), &h.to_be_bytes()[..]);
     }
+    for &parent in new.references.iter().filter(|p| old.is_none_or(|o| !o.references.contains(p))) {
+        batch.insert(&refs_key(parent, new.id)[..], &[][..]);
+    }
+}
+
+/// The references index's key of `child` referencing `parent`.
+pub(crate) fn refs_key(parent: u64, child: u64) -> [u8; 17] {
+    let mut k = [REFS; 17];
+    k[1..9].copy_from_slice(&parent.to_be_bytes());
+    k[9..].copy_from_slice(&child.to_be_bytes());
+    k
+}
+
+/// Key prefix of the records referencing `parent`.
+pub(crate) fn refs_prefix(parent: u64) -> [u8; 9] {
+    let mut k = [REFS; 9];
+    k[1..].copy_from_slice(&parent.to_be_bytes());
+    k
 }
 
 /// Key range of one kind of posting for a solve-rate or hash bucket.

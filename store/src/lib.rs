@@ -60,6 +60,11 @@ pub(crate) const RECORD: u8 = b'r';
 pub(crate) const HASH: u8 = b'h';
 pub(crate) const ROUND: u8 = b'g';
 pub(crate) const SOLVE: u8 = b's';
+pub(crate) const REFS: u8 = b'f';
+/// The id below which every record's references are in the references index (see
+/// [`index`]): written with each batch, so that a build that did not keep that index (an
+/// older one) leaves it lower than the next id, and the next writer to open the archive catches up.
+pub(crate) const REFS_INDEXED: [u8; 2] = *b"mf";
 
 /// What can go wrong with an archive. Every message names the archive or the record concerned.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +120,8 @@ pub struct Archive {
     next_id: AtomicU64,
     /// The highest id recorded in the [`WATERMARK`] file.
     watermark: std::sync::Mutex<u64>,
+    /// Whether the references index covers every record (see [`REFS_INDEXED`]).
+    refs_complete: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Archive {
@@ -204,13 +211,55 @@ impl Archive {
         if written >= next_id {
             return Err(StoreError::Truncated { path, held: next_id - 1, written });
         }
-        Ok(Archive {
+        let indexed = match tree.get(REFS_INDEXED).map_err(sled_err)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(1),
+            None => 1,
+        };
+        let archive = Archive {
             db,
             tree,
             path,
             next_id: AtomicU64::new(next_id),
             watermark: std::sync::Mutex::new(written),
-        })
+            refs_complete: std::sync::atomic::AtomicBool::new(indexed >= next_id),
+        };
+        // A writer brings the references index up to date; a reader never writes, and falls back
+        // to scanning where the index is behind.
+        if create && indexed < next_id {
+            archive.index_references_from(indexed)?;
+        }
+        Ok(archive)
+    }
+
+    /// Adds the references of every record from id `from` on to the references index.
+    fn index_references_from(&self, from: u64) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for kv in self.tree.range(record_key(from)..=record_key(MAX_ID)) {
+            let (k, v) = kv.map_err(|e| self.sled_err(e))?;
+            let r = self.decode(id_from_suffix(&k), &v)?;
+            for &parent in &r.references {
+                batch.insert(&index::refs_key(parent, r.id)[..], &[][..]);
+            }
+        }
+        batch.insert(&REFS_INDEXED[..], &self.next_id().to_be_bytes()[..]);
+        self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
+        self.flush()?;
+        self.refs_complete.store(true, AtomicOrdering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether [`Archive::referrers`] knows every record.
+    pub(crate) fn references_indexed(&self) -> bool {
+        self.refs_complete.load(AtomicOrdering::SeqCst)
+    }
+
+    /// Ids of the records that may reference `parent`, in increasing order (a rewritten record
+    /// may have dropped the reference: check the record).
+    pub(crate) fn referrers(&self, parent: u64) -> Result<Vec<u64>> {
+        self.tree
+            .scan_prefix(index::refs_prefix(parent))
+            .map(|kv| kv.map(|(k, _)| id_from_suffix(&k)).map_err(|e| self.sled_err(e)))
+            .collect()
     }
 
     /// Where the archive lives.
@@ -262,6 +311,7 @@ impl Archive {
             postings.add(r);
         }
         postings.write(&mut batch);
+        self.mark_references_indexed(&mut batch, first + n);
         fail::fail_point!("archive-append", |how| Err(failpoint::injected("archive-append", how).into()));
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
@@ -296,6 +346,9 @@ impl Archive {
             }
         }
         postings.write(&mut batch);
+        if let Some(max) = records.iter().map(|r| r.id).max() {
+            self.mark_references_indexed(&mut batch, next.max(max + 1));
+        }
         fail::fail_point!("archive-put", |how| Err(failpoint::injected("archive-put", how).into()));
         self.tree.apply_batch(batch).map_err(|e| self.sled_err(e))?;
         self.flush()?;
@@ -305,6 +358,14 @@ impl Archive {
             self.mark_written(max)?;
         }
         Ok(())
+    }
+
+    /// With the batch: every record below `end` has its references indexed, when that held
+    /// before the batch.
+    fn mark_references_indexed(&self, batch: &mut sled::Batch, end: u64) {
+        if self.references_indexed() {
+            batch.insert(&REFS_INDEXED[..], &end.to_be_bytes()[..]);
+        }
     }
 
     /// Records that ids up to `id` are flushed (see [`WATERMARK`]): a small file replaced
@@ -443,6 +504,46 @@ pub(crate) mod tests {
             reason: (!valid).then(|| "syntax".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_archive_without_the_references_index_is_read_by_scanning_and_caught_up_by_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let children = |a: &Archive| -> Vec<u64> {
+            let l = Lineage::of(a, 1, 2).unwrap();
+            l.records().keys().copied().collect()
+        };
+        let want = {
+            let a = Archive::open(&path).unwrap();
+            a.append(&mut [rec("r", 0, "1+2", true), rec("r", 0, "2+3", true)]).unwrap();
+            let mut child = rec("r", 1, "(1+2)*3", true);
+            child.references = vec![1];
+            let mut grandchild = rec("r", 2, "((1+2)*3)-4", true);
+            grandchild.references = vec![3, 2];
+            a.append(&mut [child]).unwrap();
+            a.append(&mut [grandchild]).unwrap();
+            assert!(a.references_indexed());
+            let found = children(&a);
+            // As a build without the index would leave it: no keys, no mark.
+            let keys: Vec<_> = a.tree.scan_prefix([REFS]).keys().map(|k| k.unwrap()).collect();
+            assert_eq!(keys.len(), 3);
+            for k in keys {
+                a.tree.remove(k).unwrap();
+            }
+            a.tree.remove(REFS_INDEXED).unwrap();
+            a.flush().unwrap();
+            found
+        };
+        assert_eq!(want, vec![1, 3, 4]);
+        let reader = Archive::open_existing(&path).unwrap();
+        assert!(!reader.references_indexed(), "a reader does not write the index");
+        assert_eq!(children(&reader), want);
+        drop(reader);
+        let writer = Archive::open(&path).unwrap();
+        assert!(writer.references_indexed());
+        assert_eq!(writer.referrers(3).unwrap(), vec![4]);
+        assert_eq!(children(&writer), want);
     }
 
     #[test]

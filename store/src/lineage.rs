@@ -53,16 +53,33 @@ impl Lineage {
             }
             generation = next;
         }
-        // Descendants: one pass per generation over problems that came after.
+        // Descendants: through the references index where it covers the archive (a lookup per
+        // problem), else one pass per generation over the problems that came after. Either way in
+        // id order, and each found record checked (a rewritten one may have dropped a reference).
         let mut generation: BTreeSet<u64> = [id].into();
         for _ in 0..depth {
             if generation.is_empty() {
                 break;
             }
-            let first = *generation.iter().next().expect("not empty");
+            let found: Vec<ProblemRecord> = if archive.references_indexed() {
+                let mut children = BTreeSet::new();
+                for &parent in &generation {
+                    children.extend(archive.referrers(parent)?);
+                }
+                children.into_iter().filter_map(|c| archive.get(c).transpose()).collect::<Result<_>>()?
+            } else {
+                let first = *generation.iter().next().expect("not empty");
+                let mut found = Vec::new();
+                for r in archive.scan(&Filter::default(), Order::Ascending, Some(first)) {
+                    let r = r?;
+                    if r.references.iter().any(|p| generation.contains(p)) {
+                        found.push(r);
+                    }
+                }
+                found
+            };
             let mut next = BTreeSet::new();
-            for r in archive.scan(&Filter::default(), Order::Ascending, Some(first)) {
-                let r = r?;
+            for r in found {
                 let parents: Vec<u64> =
                     r.references.iter().copied().filter(|p| generation.contains(p)).collect();
                 if parents.is_empty() {

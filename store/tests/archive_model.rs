@@ -102,6 +102,16 @@ fn check(archive: &Archive, model: &Model) {
         let want: Vec<u64> = records.iter().filter(|r| f.matches(r)).map(|r| r.id).collect();
         assert_eq!(got, want, "{f:?}");
     }
+    // The references index: each problem's direct descendants are those that reference it.
+    for r in records.iter().take(6) {
+        let lineage = store::Lineage::of(archive, r.id, 1).unwrap();
+        let parents: Vec<u64> = r.references.clone();
+        let got: Vec<u64> =
+            lineage.records().keys().copied().filter(|&id| id != r.id && !parents.contains(&id)).collect();
+        let want: Vec<u64> =
+            records.iter().filter(|c| c.references.contains(&r.id) && c.id != r.id).map(|c| c.id).collect();
+        assert_eq!(got, want, "children of {}", r.id);
+    }
 }
 
 fn import(archive: &Archive, lines: &str, renumber: bool) -> store::Result<store::ImportReport> {
@@ -132,10 +142,16 @@ fn run(ops: &[Op]) {
         let a = archive.as_ref().unwrap();
         match op {
             Op::Append(n) => {
+                let stored: Vec<u64> = model.keys().copied().collect();
                 let mut batch: Vec<ProblemRecord> = (0..*n)
                     .map(|_| {
                         salt += 1;
-                        record(0, step as u64, salt)
+                        let mut r = record(0, step as u64, salt);
+                        // References to problems already stored, as a proposer's are.
+                        if !stored.is_empty() && salt % 2 == 0 {
+                            r.references = vec![stored[salt as usize % stored.len()]];
+                        }
+                        r
                     })
                     .collect();
                 match a.append(&mut batch) {
