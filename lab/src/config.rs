@@ -79,6 +79,14 @@ pub struct RoundConfig {
     /// the frontier band this round, each sample with this advantage. Self-play only.
     #[serde(default)]
     pub self_training: f64,
+    /// Composition beyond the warm start (0: none): chains, one operation a step, built from the
+    /// solver's own verified steps for problems no attempt solved, each trained on with this
+    /// advantage (`lab::round::compose`).
+    #[serde(default)]
+    pub compose: f64,
+    /// Problems a round seeks chains for, at most.
+    #[serde(default = "compose_problems")]
+    pub compose_problems: usize,
     /// What the proposer's rewards are compared with to make its advantages.
     pub proposer_baseline: proposer::objective::Baseline,
     /// Reference problems shown to the proposer (0 to this many).
@@ -87,6 +95,10 @@ pub struct RoundConfig {
     pub max_problem_tokens: usize,
     /// Sampling temperature of both players.
     pub temperature: f64,
+}
+
+fn compose_problems() -> usize {
+    4
 }
 
 /// Who writes a round's problems. Only `SelfPlay` trains the proposer; the other two are the
@@ -222,6 +234,15 @@ impl RunConfig {
         }
         if !(r.self_training >= 0.0 && r.self_training.is_finite()) {
             anyhow::bail!("round.self_training must be a non-negative number, got {}", r.self_training);
+        }
+        if !(r.compose >= 0.0 && r.compose.is_finite()) {
+            anyhow::bail!("round.compose must be a non-negative number, got {}", r.compose);
+        }
+        if r.compose > 0.0 && self.warm_start.solver_answers != solver::AnswerStyle::Steps {
+            anyhow::bail!(
+                "round.compose builds worked solutions one operation a step: it needs \
+                 warm_start.solver_answers = \"steps\""
+            );
         }
         if r.self_training > 0.0 && r.arm != Arm::SelfPlay {
             anyhow::bail!(
@@ -430,6 +451,11 @@ mod tests {
             ("[round]\nattempts = 0\n", "round.attempts must be positive"),
             ("[round]\narm = \"oracle\"\n", "unknown variant `oracle`"),
             ("[round]\nself_training = -1\n", "round.self_training must be a non-negative number"),
+            ("[round]\ncompose = -1\n", "round.compose must be a non-negative number"),
+            (
+                "[round]\ncompose = 1.0\n[warm_start]\nsolver_answers = \"direct\"\n",
+                "round.compose builds worked solutions one operation a step",
+            ),
             (
                 "[round]\narm = \"generator\"\nself_training = 1.0\n",
                 "round.self_training trains the proposer, which the Generator arm never updates",

@@ -243,6 +243,14 @@ pub trait Domain: Send + Sync {
         true
     }
 
+    /// The operations a step of a worked solution still holds (`7*2` holds one, `14` none);
+    /// `None` when `step` is not one. A chain whose steps each hold one operation fewer than the
+    /// one before is a solution taken one operation at a time. Domains without worked solutions
+    /// have none.
+    fn step_operations(&self, _step: &str) -> Option<u32> {
+        None
+    }
+
     /// A worked solution of a valid problem, one operation a step (the last step's expression is
     /// the answer). `None` where the domain has no such steps.
     fn worked_solution(&self, _problem: &str) -> Option<Vec<WorkedStep>> {

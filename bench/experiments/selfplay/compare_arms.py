@@ -3,8 +3,8 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train": runs
-default-S, generator-S, frozen-proposer-S and self-train-S, each with items.jsonl (one benchmark problem a line, as
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose" (any
+of them): runs default-S, generator-S, frozen-proposer-S, self-train-S and compose-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "self-train"]
+ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose"]
 
 
 def read_lines(path):
@@ -92,11 +92,15 @@ def main():
                 "band_last_tenth": tenth_mean(metrics, "band_fraction", last=True),
                 "valid_last_tenth": tenth_mean(metrics, "valid_fraction", last=True),
                 "trained_per_round": sum(m["solver_problems_trained"] for m in metrics) / max(1, len(metrics)),
+                "composed_per_round": sum(m.get("solver_composed", 0) for m in metrics) / max(1, len(metrics)),
                 "accuracy": accuracy(its),
             }
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
+        if "compose" in loaded:
+            for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ("default", "generator") if a in loaded]:
+                result["paired"][f"compose-{seed} - {other}"] = paired(loaded["compose"], its)
         if "self-train" in loaded:
             for other in ["default", "generator"]:
                 if other in loaded:
@@ -105,18 +109,20 @@ def main():
         json.dump(result, sys.stdout, indent=1)
         print()
         return
-    print("| run | rounds | in band, first tenth → last | valid, last tenth | trained / round | greedy d1 / d2 / d3 / d4 |")
-    print("|---|---|---|---|---|---|")
+    depths = sorted(result["warm_start"]["accuracy"])
+    print("| run | rounds | in band, first tenth → last | valid, last tenth | trained / round | composed / round "
+          f"| greedy {' / '.join(f'd{d}' for d in depths)} |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in result["runs"].items():
         acc = " / ".join(f"{g:.3f}" for _, (g, _) in sorted(r["accuracy"].items()))
         fmt = lambda v: "-" if v is None else f"{v:.3f}"
         print(f"| {name} | {r['rounds']} | {fmt(r['band_first_tenth'])} → {fmt(r['band_last_tenth'])} "
-              f"| {fmt(r['valid_last_tenth'])} | {r['trained_per_round']:.1f} | {acc} |")
+              f"| {fmt(r['valid_last_tenth'])} | {r['trained_per_round']:.1f} | {r['composed_per_round']:.2f} | {acc} |")
     acc = " / ".join(f"{g:.3f}" for _, (g, _) in sorted(result["warm_start"]["accuracy"].items()))
-    print(f"| warm start | | | | | {acc} |")
+    print(f"| warm start | | | | | | {acc} |")
     print()
-    print("| greedy difference, paired | depth 1 | depth 2 | depth 3 | depth 4 |")
-    print("|---|---|---|---|---|")
+    print(f"| greedy difference, paired | {' | '.join(f'depth {d}' for d in depths)} |")
+    print("|---" * (len(depths) + 1) + "|")
     for name, by_depth in result["paired"].items():
         cells = " | ".join(f"{m:+.3f} ± {se:.3f}" for _, (m, se, _) in sorted(by_depth.items()))
         print(f"| {name} | {cells} |")

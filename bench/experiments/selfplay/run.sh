@@ -4,8 +4,9 @@
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
-# frozen-proposer; the mechanism self-train), JOBS
-# (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), SELFPLAY (default: a release
+# frozen-proposer; the mechanisms self-train and compose), JOBS
+# (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
+# "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
 # each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
 # controller.literals that go with it; default: the embedded defaults) can be set in the environment.
@@ -19,12 +20,13 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
 bench_problems="${BENCH_PROBLEMS:-1000}"
+bench_depths="${BENCH_DEPTHS:-1 2 3 4}"
 if [ -z "${SELFPLAY:-}" ]; then
   (cd "$root" && cargo build --release --quiet)
   SELFPLAY="$root/target/release/selfplay"
@@ -42,7 +44,7 @@ fi
 # 2. The benchmark every solver is measured on, before and after: BENCH_PROBLEMS fresh problems
 # per depth (1,000: a change of 0.02 in sampled accuracy at depth 2 is three standard errors).
 if [ ! -f "$out/benchmark.jsonl" ]; then
-  for d in 1 2 3 4; do
+  for d in $bench_depths; do
     "$SELFPLAY" gen --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
   done > "$out/benchmark.jsonl"
 fi
@@ -79,6 +81,9 @@ generator='[round]\narm = "generator"\n'
 frozen_proposer='[round]\narm = "frozen_proposer"\n'
 # A mechanism: the proposer also self-trained on its own fresh, on-target in-band proposals.
 self_train='[round]\nself_training = 1.0\n'
+# A mechanism: chains one operation a step, composed from the solver's own verified steps, for
+# the problems no attempt solved (lab/src/round/compose.rs).
+compose='[round]\ncompose = 1.0\n'
 arm_config() {
   case "$1" in
     default) : ;;
@@ -93,6 +98,7 @@ arm_config() {
     generator) printf "$generator" ;;
     frozen-proposer) printf "$frozen_proposer" ;;
     self-train) printf "$self_train" ;;
+    compose) printf "$compose" ;;
   esac
 }
 one_run() { # arm seed

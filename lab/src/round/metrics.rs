@@ -51,6 +51,15 @@ pub struct RoundMetrics {
     /// Rehearsal problems solved every time, trained on with `round.anchor`.
     #[serde(default)]
     pub solver_problems_anchored: usize,
+    /// Problems no attempt solved for which a chain was sought (`round.compose`), and the chains
+    /// found, trained on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub solver_compose_tried: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub solver_composed: usize,
+    /// Mean operations of the problems a chain was found for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composed_operations: Option<f64>,
     /// The proposer's own in-band proposals it was self-trained on (`round.self_training`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub proposer_self_trained: usize,
@@ -157,6 +166,7 @@ pub(super) struct Outcome<'a> {
     pub attempts: &'a Attempts,
     pub paid: &'a Paid,
     pub updates: &'a Updates,
+    pub composed: &'a super::compose::Composed,
     /// The median solve rate of the proposals asked for each literal bound.
     pub medians: &'a [Option<f64>],
     pub held_out: Option<BTreeMap<u32, f64>>,
@@ -236,6 +246,12 @@ impl Lab {
             solver_problems_trained: o.updates.trained,
             solver_problems_anchored: o.updates.anchored,
             proposer_self_trained: o.updates.self_trained,
+            solver_compose_tried: o.composed.tried,
+            solver_composed: o.composed.pairs.len(),
+            composed_operations: (!o.composed.operations.is_empty()).then(|| {
+                o.composed.operations.iter().map(|&n| f64::from(n)).sum::<f64>()
+                    / o.composed.operations.len() as f64
+            }),
             solver_loss: solver.map(|l| l.loss),
             proposer_loss: proposer.map(|l| l.loss),
             solver_kl: solver.map(|l| l.kl),

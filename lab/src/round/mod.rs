@@ -15,6 +15,7 @@
 //! 8. **observe** — the curriculum takes in the round: controller levels, skills, replay;
 //! 9. **metrics** ([`metrics`]) — held-out accuracy on schedule, one `metrics.jsonl` line.
 
+mod compose;
 mod judged;
 mod metrics;
 mod pay;
@@ -299,6 +300,7 @@ impl Lab {
         let judged = clock.time(|t| &mut t.judge, || self.judge(&proposals, round));
         let tasks = clock.time(|t| &mut t.curriculum, || self.draw_tasks(&judged, round))?;
         let attempts = clock.time(|t| &mut t.solve, || self.attempt(&tasks, &sampling))?;
+        let composed = clock.time(|t| &mut t.solve, || self.compose(&tasks, &attempts, &sampling))?;
         let interest = clock.time(|t| &mut t.score, || self.score(round, &judged, &tasks, &attempts));
         let mut paid = clock.time(
             |t| &mut t.store,
@@ -311,8 +313,10 @@ impl Lab {
         clock
             .time(|t| &mut t.store, || archive.append(&mut paid.records))
             .context("writing the round to the archive")?;
-        let updates =
-            clock.time(|t| &mut t.update, || self.update(&judged, &tasks, &attempts, &proposals, &paid))?;
+        let updates = clock.time(
+            |t| &mut t.update,
+            || self.update(&judged, &tasks, &attempts, &composed, &proposals, &paid),
+        )?;
         let medians = clock.time(
             |t| &mut t.curriculum,
             || self.observe(round, &proposals, &judged, &tasks, &attempts, &paid),
@@ -330,6 +334,7 @@ impl Lab {
             attempts: &attempts,
             paid: &paid,
             updates: &updates,
+            composed: &composed,
             medians: &medians,
             held_out,
             timings,

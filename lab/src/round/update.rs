@@ -4,6 +4,7 @@
 use policy::{ppo_update, PpoOutcome};
 use problem::Special;
 
+use super::compose::Composed;
 use super::judged::Judged;
 use super::pay::Paid;
 use super::propose::Proposals;
@@ -37,6 +38,7 @@ impl Lab {
         judged: &Judged,
         tasks: &Tasks,
         attempts: &Attempts,
+        composed: &Composed,
         proposals: &Proposals,
         paid: &Paid,
     ) -> anyhow::Result<Updates> {
@@ -58,6 +60,11 @@ impl Lab {
                 solver_pairs.push((prompt.clone(), tokens.clone()));
                 solver_adv.push(*a);
             }
+        }
+        // Chains composed from the solver's own verified steps, each with the compose advantage.
+        for pair in &composed.pairs {
+            solver_pairs.push(pair.clone());
+            solver_adv.push(cfg.round.compose as f32);
         }
         let pad = self.solver_format.tokenizer().special(Special::Pad);
         let solver = if solver_pairs.is_empty() {

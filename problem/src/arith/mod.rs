@@ -103,6 +103,11 @@ impl Domain for Arith {
         features::features(text, analysis)
     }
 
+    /// The operator count of a step as [`step_value`] reads it.
+    fn step_operations(&self, step: &str) -> Option<u32> {
+        step_value(step).map(|(_, ops)| ops)
+    }
+
     /// A step holds when it is a number (an intermediate value) or an expression whose value is
     /// `expected`, read by [`step_value`].
     fn step_holds(&self, step: &str, expected: &str) -> bool {
