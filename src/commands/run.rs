@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-
-use crate::exit::MarkExt;
 use clap::Args;
 
+use crate::exit::MarkExt;
 use lab::config::{RunConfig, DEFAULT_TOML};
 use lab::round::RoundMetrics;
 use lab::run::{self, Budget};
@@ -138,7 +137,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut overrides = args.overrides.clone();
     if let Some(seed) = args.seed {
         // TOML integers are signed 64-bit: the seeds a configuration can hold.
-        let seed = i64::try_from(seed).map_err(|_| anyhow::anyhow!("--seed must be at most {}", i64::MAX))?;
+        let seed = i64::try_from(seed)
+            .map_err(|_| anyhow::anyhow!("--seed must be at most {}", i64::MAX))
+            .marked(crate::exit::Kind::Usage)?;
         overrides.push(lab::config::Override { key: "seed".into(), value: toml::Value::Integer(seed) });
     }
     let settled = lab::settle::settle(&args.run_dir, args.config.as_deref(), &overrides, args.reconfigure)
