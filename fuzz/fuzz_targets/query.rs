@@ -1,12 +1,11 @@
-//! The daemon's query endpoint on any request line: parsed, and when it is a command, answered
-//! from a small archive, as the daemon would. An answer or an error, never a panic or a runaway
+//! The daemon's query endpoint on any request line: parsed, and when it is a query, answered
+//! from a small archive, as the daemon would (`store::query::answer`). An answer or an error, never a panic or a runaway
 //! allocation.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use selfplay::commands::archive::query;
 use selfplay::endpoint::parse_request;
 use store::{Archive, ProblemRecord};
 
@@ -26,8 +25,11 @@ fn archive() -> &'static Archive {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else { return };
-    if let Ok(command) = parse_request(line) {
-        let mut out = Vec::new();
-        let _ = query(archive(), &command, &mut out);
+    if let Ok(query) = parse_request(line) {
+        let mut replies = 0usize;
+        let _ = store::query::answer::<store::StoreError>(archive(), &query, |_| {
+            replies += 1;
+            Ok(())
+        });
     }
 });
