@@ -89,6 +89,15 @@ fn completions_for_each_shell() {
 #[test]
 fn exit_codes_tell_usage_busy_and_damaged_apart() {
     let dir = tempfile::tempdir().unwrap();
+    // Documented where a person looks first.
+    let help = ok(&["--help"]);
+    assert!(help.contains("Exit codes: 0 success; 1 failure; 2 usage error"), "{help}");
+    let run_help = ok(&["run", "--help"]);
+    for flag in ["--set <KEY=VALUE>", "--reconfigure", "--warm-start <DIR>", "--json"] {
+        let line =
+            run_help.lines().find(|l| l.trim_start().starts_with(flag)).unwrap_or_else(|| panic!("{flag}"));
+        assert!(line.trim().len() > flag.len() + 10, "{flag} has no help: {line:?}");
+    }
     // Usage: an unknown flag, a bad value, a configuration that is refused.
     assert_eq!(code(&selfplay(&["archive", "--no-such-flag"])), 2);
     assert_eq!(code(&selfplay(&["gen", "--depth", "x", "--count", "1"])), 2);
