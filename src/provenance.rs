@@ -29,9 +29,7 @@ impl Provenance {
     /// This process's.
     pub fn of_this_process(device: &str) -> Provenance {
         Provenance {
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            unix_ms: store::now_ms(),
             version: env!("CARGO_PKG_VERSION").into(),
             commit: env!("SELFPLAY_COMMIT").into(),
             command_line: std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect(),

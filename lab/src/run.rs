@@ -280,13 +280,7 @@ pub fn open_run_dir(settled: &crate::settle::Settled, run_dir: &Path) -> anyhow:
 /// in `run_dir`, copied into `run_dir/warmstart` so that the run stands alone. A run that already
 /// has a finished warm start keeps it: the same one again is no change, another is refused.
 pub fn adopt_warm_start(from: &Path, run_dir: &Path) -> anyhow::Result<()> {
-    if !crate::warmstart::finished(from) {
-        bail!(
-            "--warm-start {}: no finished warm start there (it needs solver/, proposer/ and report.json, \
-             as `selfplay pretrain --out DIR` writes them)",
-            from.display()
-        );
-    }
+    check_warm_start(from)?;
     let dest = run_dir.join("warmstart");
     let report = |dir: &Path| std::fs::read(dir.join("report.json")).ok();
     if crate::warmstart::finished(&dest) {
@@ -309,6 +303,18 @@ pub fn adopt_warm_start(from: &Path, run_dir: &Path) -> anyhow::Result<()> {
     copy_dir(from, &tmp)
         .and_then(|()| std::fs::rename(&tmp, &dest).map_err(Into::into))
         .with_context(|| format!("cannot copy the warm start {} into {}", from.display(), dest.display()))
+}
+
+/// That `from` holds a finished warm start a run can adopt ([`adopt_warm_start`]).
+pub fn check_warm_start(from: &Path) -> anyhow::Result<()> {
+    if !crate::warmstart::finished(from) {
+        bail!(
+            "--warm-start {}: no finished warm start there (it needs solver/, proposer/ and report.json, \
+             as `selfplay pretrain --out DIR` writes them)",
+            from.display()
+        );
+    }
+    Ok(())
 }
 
 /// Copies the files of `from` into a new directory `to`, recursively.

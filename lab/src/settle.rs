@@ -259,7 +259,7 @@ fn without_credentials(text: &str) -> String {
 pub(crate) fn write(run_dir: &Path, settled: &Settled, round: u64) -> anyhow::Result<()> {
     let path = run_dir.join(CONFIG_FILE);
     if let Some((kind, changes)) = &settled.change {
-        let record = ChangeRecord { round, unix_ms: unix_ms(), kind: *kind, changes: changes.clone() };
+        let record = ChangeRecord { round, unix_ms: store::now_ms(), kind: *kind, changes: changes.clone() };
         append_json_line(&run_dir.join(CHANGES_FILE), &record)?;
     }
     let text = toml::to_string(&settled.config)?;
@@ -303,10 +303,6 @@ pub fn history(run_dir: &Path) -> anyhow::Result<Vec<ChangeRecord>> {
                 .with_context(|| format!("{} line {}: not a change record", path.display(), i + 1))
         })
         .collect()
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

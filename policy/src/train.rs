@@ -64,22 +64,29 @@ impl Batch {
 
 /// `[B, T-1]` log-probability of each next token under `model` (all positions; use the mask).
 pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> Result<Tensor> {
-    let logits = model.forward(&batch.tokens, dropout)?;
-    let t = logits.dim(1)?;
-    let logp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
-    let targets = batch.tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(D::Minus1)?;
-    logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)
+    of_next_tokens(&next_token_log_softmax(&model.forward(&batch.tokens, dropout)?)?, batch)
 }
 
 /// [`token_logprobs`] (detached) and, `[B, T-1]`, the entropy in nats of each next-token
 /// distribution: `−Σ_v p(v) log p(v)` (also detached: a diagnostic, not part of any loss).
 pub fn token_logprobs_and_entropy(model: &Gpt, batch: &Batch) -> Result<(Tensor, Tensor)> {
-    let logits = model.forward(&batch.tokens, None)?.detach();
-    let t = logits.dim(1)?;
-    let logp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
+    let logp = next_token_log_softmax(&model.forward(&batch.tokens, None)?.detach())?;
     let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
-    let targets = batch.tokens.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(D::Minus1)?;
-    Ok((logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?, entropy))
+    Ok((of_next_tokens(&logp, batch)?, entropy))
+}
+
+/// `[B, T-1, V]`: the log-distribution of the token after each position but the last, from
+/// `[B, T, V]` logits.
+fn next_token_log_softmax(logits: &Tensor) -> Result<Tensor> {
+    let t = logits.dim(1)?;
+    candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)
+}
+
+/// `[B, T-1]`: of each position's log-distribution, the entry of the batch's next token.
+fn of_next_tokens(logp: &Tensor, batch: &Batch) -> Result<Tensor> {
+    let next = logp.dim(1)?;
+    let targets = batch.tokens.narrow(1, 1, next)?.contiguous()?.unsqueeze(D::Minus1)?;
+    logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)
 }
 
 /// Mean of `x` `[B, T-1]` over the batch's completion positions (where its mask is 1: as many as

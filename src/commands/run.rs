@@ -145,15 +145,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let settled = lab::settle::settle(&args.run_dir, args.config.as_deref(), &overrides, args.reconfigure)
         .marked(crate::exit::Kind::Usage)?;
     // A warm start that cannot be used stops the run before the run directory is made.
-    if let Some(from) = args.warm_start.as_deref().filter(|d| !lab::warmstart::finished(d)) {
-        return Err(crate::exit::mark(
-            crate::exit::Kind::Usage,
-            anyhow::anyhow!(
-                "--warm-start {}: no finished warm start there (it needs solver/, proposer/ and report.json, \
-                 as `selfplay pretrain --out DIR` writes them)",
-                from.display()
-            ),
-        ));
+    if let Some(from) = &args.warm_start {
+        run::check_warm_start(from).marked(crate::exit::Kind::Usage)?;
     }
     let device = super::device(&args.device)?;
     // Made owner-only before anything (the log files first) is written into it.
