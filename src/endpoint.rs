@@ -15,7 +15,9 @@
 //! The request and the replies are the archive's own query types ([`store::query`]), versioned by
 //! [`store::QUERY_VERSION`]; the daemon answers with [`store::query::answer`], the function a
 //! process that opened the database runs itself. A connection that closes before its last frame
-//! is a daemon that stopped mid-answer, and the client says so.
+//! is a daemon that stopped mid-answer, and the client says so; a client that closes its
+//! connection calls its query off (one that only shuts down its sending half still gets the whole
+//! answer).
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -260,7 +262,8 @@ pub fn parse_request(line: &str) -> Result<Query, String> {
 }
 
 /// Reads one request and streams the answer. The query runs on the blocking pool; its output
-/// goes through a small channel, so a slow or vanished client stops it instead of piling up.
+/// goes through a small channel, so a slow or vanished client stops it instead of piling up, and
+/// a client that hangs up calls it off even while it has nothing to send (a stats scan).
 async fn answer(
     stream: tokio::net::UnixStream,
     archive: Arc<Archive>,
@@ -285,32 +288,91 @@ async fn answer(
         Ok(query) => query,
         Err(msg) => return write_frame(&mut write, FAILED, msg.as_bytes()).await,
     };
+    let read = reader.into_inner().into_inner();
+    let hung_up = hung_up(&read);
+    tokio::pin!(hung_up);
     // A turn only once the request is in: idle connections hold no turn.
-    let _turn = match tokio::time::timeout(TURN_TIMEOUT, turns.acquire_owned()).await {
-        Ok(Ok(turn)) => turn,
-        Ok(Err(_)) => return Ok(()),
-        Err(_) => {
-            let msg =
-                format!("the daemon is busy: no turn for this query within {} s", TURN_TIMEOUT.as_secs());
-            return write_frame(&mut write, FAILED, msg.as_bytes()).await;
-        }
+    let _turn = tokio::select! {
+        turn = tokio::time::timeout(TURN_TIMEOUT, turns.acquire_owned()) => match turn {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => {
+                let msg =
+                    format!("the daemon is busy: no turn for this query within {} s", TURN_TIMEOUT.as_secs());
+                return write_frame(&mut write, FAILED, msg.as_bytes()).await;
+            }
+        },
+        () = &mut hung_up => return Ok(()),
     };
+    // However this connection ends, the query ends with it.
+    let stop = StopOnDrop(store::Stop::new());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
+    let query_stop = stop.0.clone();
     tokio::task::spawn_blocking(move || {
         let send = |reply: Reply| -> anyhow::Result<()> {
             let body = serde_json::to_vec(&reply)?;
             tx.blocking_send((REPLY, body)).map_err(|_| anyhow!("the client went away"))
         };
-        let last = match store::query::answer(&archive, &query, send) {
+        let last = match store::query::answer_until(&archive, &query, &query_stop, send) {
             Ok(()) => (DONE, Vec::new()),
             Err(e) => (FAILED, format!("{e:#}").into_bytes()),
         };
         let _ = tx.blocking_send(last);
     });
-    while let Some((tag, body)) = rx.recv().await {
-        write_frame(&mut write, tag, &body).await?;
+    loop {
+        tokio::select! {
+            frame = rx.recv() => match frame {
+                Some((tag, body)) => write_frame(&mut write, tag, &body).await?,
+                None => break,
+            },
+            () = &mut hung_up => {
+                tracing::debug!("query endpoint: the client hung up; calling its query off");
+                return Ok(());
+            }
+        }
     }
     write.shutdown().await
+}
+
+/// Sets its [`store::Stop`] when dropped.
+struct StopOnDrop(store::Stop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// Resolves once the client has closed its end of the connection. A client sends nothing after
+/// its request line, so the socket turning readable means it shut down at least its sending
+/// half; only when it has closed both (`POLLHUP`) is it gone: one that merely half-closed may
+/// still be reading its answer, and is looked at again every quarter second.
+async fn hung_up(read: &tokio::net::unix::OwnedReadHalf) {
+    use std::os::fd::AsRawFd;
+    let fd = read.as_ref().as_raw_fd();
+    let mut sending_closed = false;
+    loop {
+        if !sending_closed {
+            if read.readable().await.is_err() {
+                return;
+            }
+            let mut discard = [0u8; 256];
+            match read.try_read(&mut discard) {
+                Ok(0) => sending_closed = true,
+                // Bytes after the request mean nothing; a real error means the connection is gone.
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+        let mut poll = libc::pollfd { fd, events: 0, revents: 0 };
+        // SAFETY: one valid pollfd, for a descriptor `read` keeps open; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        if ready < 0 || poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Writes one frame, or fails when the client has not taken it within [`WRITE_TIMEOUT`].
@@ -347,68 +409,6 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An archive whose whole export is megabytes: more than a socket buffers.
-    fn big_archive(dir: &Path) -> Arc<Archive> {
-        let archive = Archive::open(dir.join("archive")).unwrap();
-        let mut records: Vec<store::ProblemRecord> = (0..3000)
-            .map(|i| store::ProblemRecord {
-                run: "big".into(),
-                domain: "arith".into(),
-                text: format!("{i}+{}", "1+".repeat(500)),
-                ..Default::default()
-            })
-            .collect();
-        archive.append(&mut records).unwrap();
-        Arc::new(archive)
-    }
-
-    /// Serves `archive` at `socket` from a thread of its own, for the rest of the test process.
-    fn serve(archive: Arc<Archive>, socket: &Path) {
-        let (ready, started) = std::sync::mpsc::channel();
-        let socket = socket.to_path_buf();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let _server = Server::start(archive, &socket).unwrap();
-                ready.send(()).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        started.recv().unwrap();
-    }
-
-    #[test]
-    fn clients_that_never_read_do_not_keep_others_waiting() {
-        let dir = tempfile::tempdir().unwrap();
-        let archive = big_archive(dir.path());
-        let socket = dir.path().join("archive.sock");
-        serve(archive, &socket);
-        // Every turn taken by a client that asks for everything and reads nothing.
-        let everything = b"{\"version\": 2, \"query\": {\"page\": {\"order\": {\"id\": {}}}}}\n";
-        let stalled: Vec<UnixStream> = (0..CONCURRENT_QUERIES + 2)
-            .map(|_| {
-                let mut s = UnixStream::connect(&socket).unwrap();
-                s.write_all(everything).unwrap();
-                s
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
-        let client = Client::find(&socket, Duration::from_secs(60)).unwrap().expect("listening");
-        let started = std::time::Instant::now();
-        let mut total = None;
-        client
-            .ask(&Query::Stats { filter: Default::default(), window: None }, &mut |reply| {
-                if let Reply::Stats { stats, .. } = reply {
-                    total = Some(stats.total);
-                }
-                Ok(())
-            })
-            .expect("answered once the stalled clients were dropped");
-        assert_eq!(total, Some(3000));
-        assert!(started.elapsed() < WRITE_TIMEOUT + Duration::from_secs(15), "{:?}", started.elapsed());
-        drop(stalled);
-    }
 
     #[test]
     fn the_socket_is_owner_only_from_the_start_and_another_users_is_not_asked() {

@@ -128,6 +128,7 @@ pub struct Scan<'a> {
     after: Option<u64>,
     source: Source,
     failed: bool,
+    stop: Option<crate::Stop>,
 }
 
 impl<'a> Scan<'a> {
@@ -169,7 +170,13 @@ impl<'a> Scan<'a> {
                 _ => tree.scan_prefix([RECORD]),
             })),
         };
-        Scan { archive, filter, order, after, source, failed: false }
+        Scan { archive, filter, order, after, source, failed: false, stop: None }
+    }
+
+    /// This scan, ending with [`StoreError::Cancelled`] at the first record after `stop` is set.
+    pub fn until(mut self, stop: &crate::Stop) -> Self {
+        self.stop = Some(stop.clone());
+        self
     }
 
     /// The next candidate: its id and, when the source holds it, the record bytes.
@@ -201,6 +208,10 @@ impl Iterator for Scan<'_> {
             return None;
         }
         loop {
+            if let Some(Err(e)) = self.stop.as_ref().map(|s| s.check(self.archive)) {
+                self.failed = true;
+                return Some(Err(e));
+            }
             let (id, bytes) = match self.next_candidate()? {
                 Ok(c) => c,
                 Err(e) => {

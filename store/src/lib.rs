@@ -33,6 +33,7 @@ mod ratings;
 pub mod record;
 pub mod safe_text;
 mod stats;
+mod stop;
 
 pub use export::{export_csv, export_jsonl, import_jsonl, CsvWriter, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
@@ -41,6 +42,7 @@ pub use query::{Query, Reply, QUERY_VERSION};
 pub use ratings::{Rated, Rating, Winner};
 pub use record::{Attempt, ProblemRecord, Rewards, ScorerScore, MAX_ID, MAX_ROUND, MAX_TEXT};
 pub use stats::{Histogram, RewardMeans, Stats, Windows};
+pub use stop::Stop;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -87,6 +89,8 @@ pub enum StoreError {
     NoSuchProblem { path: PathBuf, id: u64 },
     #[error("{0}")]
     BadQuery(String),
+    #[error("archive at {0}: the read was called off before it finished")]
+    Cancelled(PathBuf),
     #[error("record {id}: {reason}")]
     InvalidRecord { id: u64, reason: String },
     #[error("line {line}: {reason}")]
@@ -456,7 +460,7 @@ impl Archive {
     /// [`Archive::stats`] and, with `window`, the same for each window of `window` rounds, as
     /// `((first, last round), stats)` in round order, in one pass.
     pub fn stats_with_windows(&self, filter: &Filter, window: Option<u64>) -> Result<(Stats, Windows)> {
-        stats::compute_with_windows(self, filter, window)
+        stats::compute_with_windows(self, filter, window, &Stop::new())
     }
 
     /// Total size of the database on disk, in bytes.

@@ -11,7 +11,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 pub use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
-use crate::{query, Archive, Filter, Order, ProblemRecord, Result};
+use crate::{query, Archive, Filter, Order, ProblemRecord, Result, Stop};
 
 /// The lineage of one problem, `depth` generations each way. It travels (a [`query::Reply`]) as
 /// its records and edges; the graph is built again on arrival.
@@ -26,6 +26,11 @@ pub struct Lineage {
 
 impl Lineage {
     pub fn of(archive: &Archive, id: u64, depth: usize) -> Result<Lineage> {
+        Lineage::of_until(archive, id, depth, &Stop::new())
+    }
+
+    /// [`Lineage::of`], called off when `stop` is set.
+    pub fn of_until(archive: &Archive, id: u64, depth: usize, stop: &Stop) -> Result<Lineage> {
         let root = query::get(archive, id)?;
         let mut l = Lineage::empty(id);
         l.add(root);
@@ -37,6 +42,7 @@ impl Lineage {
             }
             let mut next = Vec::new();
             for child in generation {
+                stop.check(archive)?;
                 for parent in l.records[&child].references.clone() {
                     // A reference to a problem not in the archive (an import without it) is shown
                     // by id alone.
@@ -64,13 +70,14 @@ impl Lineage {
             let found: Vec<ProblemRecord> = if archive.references_indexed() {
                 let mut children = BTreeSet::new();
                 for &parent in &generation {
+                    stop.check(archive)?;
                     children.extend(archive.referrers(parent)?);
                 }
                 children.into_iter().filter_map(|c| archive.get(c).transpose()).collect::<Result<_>>()?
             } else {
                 let first = *generation.iter().next().expect("not empty");
                 let mut found = Vec::new();
-                for r in archive.scan(&Filter::default(), Order::Ascending, Some(first)) {
+                for r in archive.scan(&Filter::default(), Order::Ascending, Some(first)).until(stop) {
                     let r = r?;
                     if r.references.iter().any(|p| generation.contains(p)) {
                         found.push(r);

@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Archive, Filter, Lineage, Order, ProblemRecord, Result, Stats, StoreError, Windows};
+use crate::{Archive, Filter, Lineage, Order, ProblemRecord, Result, Stats, Stop, StoreError, Windows};
 
 /// Version of [`Query`] and [`Reply`] as they travel between processes. A change that an older
 /// reader would misread takes the next number.
@@ -117,18 +117,31 @@ pub enum Reply {
 pub fn answer<E: From<StoreError>>(
     archive: &Archive,
     query: &Query,
+    reply: impl FnMut(Reply) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    answer_until(archive, query, &Stop::new(), reply)
+}
+
+/// [`answer`], ending with [`StoreError::Cancelled`] soon after `stop` is set, between two records
+/// read, even when none of them is sent (a stats query, a page sorted by a field, a filter that
+/// matches nothing yet).
+pub fn answer_until<E: From<StoreError>>(
+    archive: &Archive,
+    query: &Query,
+    stop: &Stop,
     mut reply: impl FnMut(Reply) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     match query {
         Query::Page { filter, order: PageOrder::Id { newest, after }, limit } => {
             let order = if *newest { Order::Descending } else { Order::Ascending };
-            let records = archive.scan(filter, order, *after).take(limit.unwrap_or(usize::MAX));
+            let records = archive.scan(filter, order, *after).until(stop).take(limit.unwrap_or(usize::MAX));
             for r in records {
                 reply(Reply::Record(Box::new(r?)))?;
             }
         }
         Query::Page { filter, order: PageOrder::Field { key, descending, offset }, limit } => {
-            let ids = sorted_ids(archive, filter, *key, *descending, *offset, limit.unwrap_or(usize::MAX))?;
+            let limit = limit.unwrap_or(usize::MAX);
+            let ids = sorted_ids(archive, filter, *key, *descending, *offset, limit, stop)?;
             for id in ids {
                 let r = archive.get(id)?.ok_or_else(|| StoreError::Corrupt {
                     path: archive.path().to_path_buf(),
@@ -139,12 +152,14 @@ pub fn answer<E: From<StoreError>>(
             }
         }
         Query::Record { id } => reply(Reply::Record(Box::new(get(archive, *id)?)))?,
-        Query::Lineage { id, depth } => reply(Reply::Lineage(Box::new(Lineage::of(archive, *id, *depth)?)))?,
+        Query::Lineage { id, depth } => {
+            reply(Reply::Lineage(Box::new(Lineage::of_until(archive, *id, *depth, stop)?)))?
+        }
         Query::Stats { filter, window } => {
             if *window == Some(0) {
                 return Err(StoreError::BadQuery("the window must be at least 1 round".into()).into());
             }
-            let (stats, windows) = archive.stats_with_windows(filter, *window)?;
+            let (stats, windows) = crate::stats::compute_with_windows(archive, filter, *window, stop)?;
             reply(Reply::Stats { stats: Box::new(stats), windows: window.map(|_| windows) })?;
         }
     }
@@ -165,6 +180,7 @@ fn sorted_ids(
     descending: bool,
     offset: usize,
     limit: usize,
+    stop: &Stop,
 ) -> Result<Vec<u64>> {
     /// Position in the wanted order: smaller comes first. Missing values come last either way.
     #[derive(PartialEq)]
@@ -186,7 +202,7 @@ fn sorted_ids(
     }
     // A max-heap of the best `keep` ranks: its top is the worst kept.
     let mut heap = BinaryHeap::with_capacity(keep.min(1 << 20) + 1);
-    for r in archive.scan(filter, Order::Ascending, None) {
+    for r in archive.scan(filter, Order::Ascending, None).until(stop) {
         let r = r?;
         let value = key.value(&r).filter(|v| v.is_finite());
         let rank = Rank(value.is_none(), value.map_or(0.0, |v| if descending { -v } else { v }), r.id);

@@ -240,7 +240,7 @@ impl Builder {
 }
 
 pub(crate) fn compute(archive: &Archive, filter: &Filter) -> Result<Stats> {
-    Ok(compute_with_windows(archive, filter, None)?.0)
+    Ok(compute_with_windows(archive, filter, None, &crate::Stop::new())?.0)
 }
 
 /// The stats of the matching records and, with `window`, of each window of `window` rounds
@@ -250,12 +250,15 @@ pub(crate) fn compute_with_windows(
     archive: &Archive,
     filter: &Filter,
     window: Option<u64>,
+    stop: &crate::Stop,
 ) -> Result<(Stats, Windows)> {
     let mut whole = Builder::new();
     let mut windows: BTreeMap<u64, Builder> = BTreeMap::new();
     let width = window.map(|w| w.max(1));
-    for r in archive.scan(filter, Order::Ascending, None) {
+    for r in archive.scan(filter, Order::Ascending, None).until(stop) {
         let r = r?;
+        // Lets a fault test make a stats query slow enough to be called off midway.
+        fail::fail_point!("stats-record");
         whole.add(&r);
         if let Some(w) = width {
             windows.entry(r.round / w).or_insert_with(Builder::new).add(&r);
@@ -263,6 +266,7 @@ pub(crate) fn compute_with_windows(
     }
     let mut s = whole.finish();
     if filter.is_empty() {
+        stop.check(archive)?;
         let (distinct, dups) = canonical_counts(archive)?;
         s.distinct_canonical = Some(distinct);
         s.canonical_duplicates = Some(dups);
