@@ -34,6 +34,7 @@ pub mod record;
 pub mod safe_text;
 mod stats;
 mod stop;
+mod unfinished;
 
 pub use export::{export_csv, export_jsonl, import_jsonl, CsvWriter, ImportReport, CSV_HEADER};
 pub use filter::{parse_range, Filter, Order, Scan};
@@ -167,6 +168,20 @@ impl Archive {
         // briefly before reporting another holder.
         let started = std::time::Instant::now();
         let db = loop {
+            if is_sled {
+                let removed = unfinished::remove_unfinished_snapshots(&path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("archive at {}: removing an unfinished snapshot: {e}", path.display()),
+                    )
+                })?;
+                if removed > 0 {
+                    tracing::info!(
+                        "archive at {}: removed {removed} snapshot(s) sled never finished",
+                        path.display()
+                    );
+                }
+            }
             match sled::Config::new().path(&path).cache_capacity(CACHE_BYTES).open() {
                 Ok(db) => break db,
                 Err(e) => match classify_open_error(&path, e) {
