@@ -90,11 +90,9 @@ impl Trainable {
         let result = (|| -> Result<(), String> {
             let weights: std::collections::HashMap<String, Tensor> =
                 self.model.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-            candle_core::safetensors::save(&weights, tmp.join("model.safetensors"))
-                .map_err(|e| e.to_string())?;
+            write_safetensors(&weights, &tmp.join("model.safetensors"))?;
             let (moments, step, skipped) = self.optim.state();
-            candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors"))
-                .map_err(|e| e.to_string())?;
+            write_safetensors(&moments, &tmp.join("optimizer.safetensors"))?;
             let state = State {
                 format: FORMAT,
                 model: self.model.config().clone(),
@@ -106,7 +104,9 @@ impl Trainable {
             };
             let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
             std::fs::write(tmp.join("state.json"), json).map_err(|e| e.to_string())?;
-            for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+            // The files, then the directory's entries for them: after a power cut the renamed
+            // directory holds all three, whole.
+            for f in ["model.safetensors", "optimizer.safetensors", "state.json", "."] {
                 std::fs::File::open(tmp.join(f)).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
             }
             std::fs::rename(&tmp, dir).map_err(|e| e.to_string())?;
@@ -145,6 +145,15 @@ impl Trainable {
         optim.restore(&moments, state.step, state.skipped).map_err(|e| mismatch(e.to_string()))?;
         Ok((Trainable { model, optim, rng: state.rng.clone() }, state))
     }
+}
+
+/// Writes `tensors` to `path` as safetensors, with one plain write. (candle's `save` writes a
+/// temporary file beside and renames it, through a system call libc never sees; the checkpoint's
+/// own temporary directory already makes the whole atomic.)
+fn write_safetensors(tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<(), String> {
+    let bytes =
+        safetensors::serialize(tensors.iter(), None).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The `state.json` of the checkpoint at `dir`.
