@@ -251,6 +251,20 @@ pub trait Domain: Send + Sync {
         None
     }
 
+    /// The operation a worked solution of `step` takes first, as a problem of its own
+    /// (`(3+4)*2` gives `3+4`): its answer, put in its place by
+    /// [`Domain::replace_first_operation`], is the next step. `None` where the domain has no
+    /// worked solutions, or `step` no operation.
+    fn first_operation(&self, _step: &str) -> Option<String> {
+        None
+    }
+
+    /// `step` with its first operation (see [`Domain::first_operation`]) replaced by `value`
+    /// (`(3+4)*2` and `7` give `7*2`). `None` when `value` is not a value or `step` not a step.
+    fn replace_first_operation(&self, _step: &str, _value: &str) -> Option<String> {
+        None
+    }
+
     /// A worked solution of a valid problem, one operation a step (the last step's expression is
     /// the answer). `None` where the domain has no such steps.
     fn worked_solution(&self, _problem: &str) -> Option<Vec<WorkedStep>> {

@@ -57,6 +57,9 @@ pub struct RoundMetrics {
     pub solver_compose_tried: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub solver_composed: usize,
+    /// Steps of those chains taken by asking the solver a first operation alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub solver_compose_first_operations: usize,
     /// Mean operations of the problems a chain was found for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composed_operations: Option<f64>,
@@ -248,6 +251,7 @@ impl Lab {
             proposer_self_trained: o.updates.self_trained,
             solver_compose_tried: o.composed.tried,
             solver_composed: o.composed.pairs.len(),
+            solver_compose_first_operations: o.composed.first_operations,
             composed_operations: (!o.composed.operations.is_empty()).then(|| {
                 o.composed.operations.iter().map(|&n| f64::from(n)).sum::<f64>()
                     / o.composed.operations.len() as f64

@@ -118,6 +118,14 @@ impl Domain for Arith {
         }
     }
 
+    fn first_operation(&self, step: &str) -> Option<String> {
+        steps::first_operation(step)
+    }
+
+    fn replace_first_operation(&self, step: &str, value: &str) -> Option<String> {
+        steps::replace_first_operation(step, value)
+    }
+
     /// Atomic skills of one-operation problems, compositions of longer ones
     /// ([`skills::skills_of`]).
     fn skills(&self, problem: &str) -> BTreeMap<crate::Skill, Vec<crate::Skill>> {

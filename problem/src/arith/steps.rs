@@ -42,6 +42,43 @@ impl Step {
         }
     }
 
+    /// The exact value, `None` on overflow.
+    fn value(&self) -> Option<i64> {
+        match self {
+            Step::Num(v) => Some(*v),
+            Step::Bin(op, lhs, rhs) => op.apply(lhs.value()?, rhs.value()?),
+        }
+    }
+
+    fn ops(&self) -> u32 {
+        match self {
+            Step::Num(_) => 0,
+            Step::Bin(_, lhs, rhs) => 1 + lhs.ops() + rhs.ops(),
+        }
+    }
+
+    /// The operation [`Step::reduce`] would evaluate: the leftmost over two numbers.
+    fn first_operation(&self) -> Option<&Step> {
+        let Step::Bin(_, lhs, rhs) = self else { return None };
+        if matches!((&**lhs, &**rhs), (Step::Num(_), Step::Num(_))) {
+            return Some(self);
+        }
+        lhs.first_operation().or_else(|| rhs.first_operation())
+    }
+
+    fn first_operation_mut(&mut self) -> Option<&mut Step> {
+        let Step::Bin(_, lhs, rhs) = self else { return None };
+        if matches!((&**lhs, &**rhs), (Step::Num(_), Step::Num(_))) {
+            return Some(self);
+        }
+        let Step::Bin(_, lhs, rhs) = self else { unreachable!("matched above") };
+        if lhs.first_operation().is_some() {
+            lhs.first_operation_mut()
+        } else {
+            rhs.first_operation_mut()
+        }
+    }
+
     fn precedence(&self) -> u8 {
         match self {
             Step::Num(_) => u8::MAX,
@@ -100,17 +137,43 @@ const MAX_STEP_CHARS: usize = 256;
 /// with literals of any size (checked against overflow) and parenthesised negative numbers
 /// (`(-3)*4`); a bare number may be negative (`-7`). `None` when `text` is not such an expression.
 pub fn step_value(text: &str) -> Option<(i64, u32)> {
+    let step = read_step(text)?;
+    Some((step.value()?, step.ops()))
+}
+
+/// The operation a worked solution of `step` takes first (the leftmost over two numbers), as a
+/// problem of its own: `12-(3-9)` gives `3-9`. `None` when `step` is a number or not a step.
+pub fn first_operation(step: &str) -> Option<String> {
+    let step = read_step(step)?;
+    let mut out = String::new();
+    step.first_operation()?.write(true, &mut out);
+    Some(out)
+}
+
+/// `step` with its first operation replaced by the number `value`: `(3+4)*2` and `7` give `7*2`,
+/// written as a chain writes its steps. `None` when either is not what it should be.
+pub fn replace_first_operation(step: &str, value: &str) -> Option<String> {
+    let mut step = read_step(step)?;
+    let Step::Num(value) = read_step(value)? else { return None };
+    *step.first_operation_mut()? = Step::Num(value);
+    let mut out = String::new();
+    step.write(true, &mut out);
+    Some(out)
+}
+
+/// One step as a tree, read as [`step_value`] reads it.
+fn read_step(text: &str) -> Option<Step> {
     if text.len() > MAX_STEP_CHARS {
         return None;
     }
     let bare = text.trim_matches(' ');
     if let Some(digits) = bare.strip_prefix('-') {
-        return number(digits).map(|v| (-v, 0));
+        return number(digits).map(|v| Step::Num(-v));
     }
-    let mut r = StepReader { src: text.as_bytes(), pos: 0, ops: 0 };
-    let v = r.expr()?;
+    let mut r = StepReader { src: text.as_bytes(), pos: 0 };
+    let step = r.expr()?;
     r.spaces();
-    (r.pos == r.src.len()).then_some((v, r.ops))
+    (r.pos == r.src.len()).then_some(step)
 }
 
 fn number(digits: &str) -> Option<i64> {
@@ -123,7 +186,6 @@ fn number(digits: &str) -> Option<i64> {
 struct StepReader<'a> {
     src: &'a [u8],
     pos: usize,
-    ops: u32,
 }
 
 impl StepReader<'_> {
@@ -138,43 +200,41 @@ impl StepReader<'_> {
         self.src.get(self.pos).copied()
     }
 
-    fn expr(&mut self) -> Option<i64> {
-        let mut v = self.term()?;
+    fn expr(&mut self) -> Option<Step> {
+        let mut lhs = self.term()?;
         while let Some(c @ (b'+' | b'-')) = self.peek() {
             self.pos += 1;
-            self.ops += 1;
-            let rhs = self.term()?;
-            v = if c == b'+' { v.checked_add(rhs)? } else { v.checked_sub(rhs)? };
+            let op = if c == b'+' { Op::Add } else { Op::Sub };
+            lhs = Step::Bin(op, Box::new(lhs), Box::new(self.term()?));
         }
-        Some(v)
+        Some(lhs)
     }
 
-    fn term(&mut self) -> Option<i64> {
-        let mut v = self.factor()?;
+    fn term(&mut self) -> Option<Step> {
+        let mut lhs = self.factor()?;
         while self.peek() == Some(b'*') {
             self.pos += 1;
-            self.ops += 1;
-            v = v.checked_mul(self.factor()?)?;
+            lhs = Step::Bin(Op::Mul, Box::new(lhs), Box::new(self.factor()?));
         }
-        Some(v)
+        Some(lhs)
     }
 
     /// Nesting needs no bound of its own: [`MAX_STEP_CHARS`] bounds the depth of recursion.
-    fn factor(&mut self) -> Option<i64> {
+    fn factor(&mut self) -> Option<Step> {
         match self.peek()? {
             b'(' => {
                 self.pos += 1;
                 let v = if self.peek() == Some(b'-') {
                     self.pos += 1;
                     self.spaces();
-                    -self.digits()?
+                    Step::Num(-self.digits()?)
                 } else {
                     self.expr()?
                 };
                 (self.peek() == Some(b')')).then(|| self.pos += 1)?;
                 Some(v)
             }
-            _ => self.digits(),
+            _ => self.digits().map(Step::Num),
         }
     }
 
@@ -204,6 +264,45 @@ mod tests {
             rewrite_chain(&super::super::parse("(1+2)*(3+4)-5", &Limits::default()).unwrap()).unwrap();
         let values: Vec<_> = steps.iter().map(|s| s.value.as_str()).collect();
         assert_eq!(values, ["3", "7", "21", "16"]);
+    }
+
+    #[test]
+    fn the_first_operation_is_the_one_a_chain_takes_first() {
+        for (step, first, value, next) in [
+            ("(3+4)*2", "3+4", "7", "7*2"),
+            ("12-(3-9)", "3-9", "-6", "12-(-6)"),
+            ("(-3)*4", "(-3)*4", "-12", "-12"),
+            ("(1+2)*(3+4)", "1+2", "3", "3*(3+4)"),
+            ("3+4*2", "4*2", "8", "3+8"),
+            ("1-2-3", "1-2", "-1", "(-1)-3"),
+        ] {
+            assert_eq!(first_operation(step).as_deref(), Some(first), "{step}");
+            assert_eq!(replace_first_operation(step, value).as_deref(), Some(next), "{step}");
+        }
+        assert_eq!(first_operation("-7"), None);
+        assert_eq!(first_operation("3+"), None);
+        assert_eq!(replace_first_operation("3+4", "x"), None);
+        assert_eq!(replace_first_operation("3+4", "1+1"), None, "a value, not an expression");
+    }
+
+    proptest! {
+        /// Replaced by its own value, the first operation gives the chain's next step.
+        #[test]
+        fn replacing_the_first_operation_by_its_value_is_the_next_step(
+            text in "[1-9]([+*-][1-9]|[+*-]\\([1-9][+*-][1-9]\\)){1,4}"
+        ) {
+            let expr = super::super::parse(&text, &Limits::default()).unwrap();
+            let chain = rewrite_chain(&expr).unwrap();
+            let mut step = text.clone();
+            for next in chain {
+                let first = first_operation(&step).unwrap();
+                let (value, ops) = step_value(&first).unwrap();
+                prop_assert_eq!(ops, 1);
+                prop_assert_eq!(replace_first_operation(&step, &value.to_string()), Some(next.expression.clone()));
+                step = next.expression;
+            }
+            prop_assert_eq!(first_operation(&step), None);
+        }
     }
 
     #[test]
