@@ -206,9 +206,8 @@ fn open_lab(
         if cfg.proposer_ppo.kl_coef > 0.0 { Some(proposer::load(&warm_dir, device)?.model) } else { None };
     // Never reuse a round number the archive already holds (rounds run after the last checkpoint).
     let checkpointed = state.as_ref().map_or(0, |s| s.round);
-    let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
-    let completed_rounds = match archive.stats(&filter)?.rounds {
-        Some((_, max)) if max > checkpointed => {
+    let completed_rounds = match archive.last_round(&cfg.name)? {
+        Some(max) if max > checkpointed => {
             log(&format!(
                 "the archive holds rounds up to {max}, past checkpoint {checkpointed}: continuing from {max}"
             ));
@@ -262,8 +261,7 @@ pub fn open_run_dir(settled: &crate::settle::Settled, run_dir: &Path) -> anyhow:
         policy::Checkpoints { root: run_dir.join("checkpoints"), prefix: "round".into(), keep: 1 }
             .latest()
             .unwrap_or(0);
-    let filter = store::Filter { run: Some(cfg.name.clone()), ..Default::default() };
-    let archived = archive.stats(&filter)?.rounds.map_or(0, |(_, max)| max);
+    let archived = archive.last_round(&cfg.name)?.unwrap_or(0);
     crate::settle::write(run_dir, settled, checkpointed.max(archived) + 1)?;
     // Holding the archive, this is the only run here: temporary checkpoints are left-overs of a
     // run that was killed while writing one.

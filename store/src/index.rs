@@ -184,6 +184,43 @@ pub(crate) fn round_points(run: &str) -> Vec<u8> {
     k
 }
 
+/// The highest round of `run`'s records, exact, without reading the run's records: the highest
+/// range posting that still holds a record of that run and round (a rewritten record leaves its
+/// old posting stale), against the rounds of the run's rewritten records (its point postings).
+pub(crate) fn last_round(archive: &crate::Archive, run: &str) -> crate::Result<Option<u64>> {
+    let tree = archive.tree();
+    let holds = |id: u64, round: u64| -> crate::Result<bool> {
+        Ok(archive.get(id)?.is_some_and(|r| r.run == run && r.round == round))
+    };
+    let mut last = None;
+    for kv in tree.scan_prefix(round_points(run)) {
+        let (k, _) = kv.map_err(|e| archive.sled_err(e))?;
+        if let Some(r) = archive.get(crate::id_from_suffix(&k))?.filter(|r| r.run == run) {
+            last = last.max(Some(r.round));
+        }
+    }
+    let (start, end) = round_range(run, 0, u64::MAX);
+    for kv in tree.range(start..=end).rev() {
+        let (k, v) = kv.map_err(|e| archive.sled_err(e))?;
+        // The key ends in the round and the posting's first id, 8 bytes each.
+        let round = u64::from_be_bytes(k[k.len() - 16..k.len() - 8].try_into().expect("8 bytes"));
+        if last.is_some_and(|l| l >= round) {
+            break;
+        }
+        let corrupt = |reason| crate::StoreError::CorruptIndex {
+            path: archive.path().to_path_buf(),
+            key: String::from_utf8_lossy(&k).into_owned(),
+            reason,
+        };
+        for id in decode_ids(&v).map_err(corrupt)? {
+            if holds(id, round)? {
+                return Ok(Some(round));
+            }
+        }
+    }
+    Ok(last)
+}
+
 /// Which ids of a posting stream to keep.
 #[derive(Clone, Copy)]
 pub(crate) enum Want {

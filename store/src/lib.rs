@@ -466,6 +466,11 @@ impl Archive {
         Scan::new(self, filter.clone(), order, after)
     }
 
+    /// The highest round of `run`'s records, from the run index: a few reads, not a scan.
+    pub fn last_round(&self, run: &str) -> Result<Option<u64>> {
+        index::last_round(self, run)
+    }
+
     /// Counts and histograms over the records matching `filter`, streamed: memory does not grow
     /// with the archive.
     pub fn stats(&self, filter: &Filter) -> Result<Stats> {
@@ -658,6 +663,35 @@ pub(crate) mod tests {
         // The refused open changed nothing: the record is still there under the old version.
         let db = sled::open(&path).unwrap();
         assert_eq!(db.open_tree("archive").unwrap().scan_prefix([RECORD]).count(), 1);
+    }
+
+    #[test]
+    fn the_last_round_is_exact_through_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::open(dir.path().join("a")).unwrap();
+        assert_eq!(a.last_round("r").unwrap(), None);
+        let mut rs: Vec<ProblemRecord> = (1..=3).map(|round| rec("r", round, "1+2", true)).collect();
+        a.append(&mut rs).unwrap();
+        a.append(&mut [rec("other", 9, "1+1", true)]).unwrap();
+        assert_eq!(a.last_round("r").unwrap(), Some(3));
+        // The round-3 record moved back to round 1: its posting for round 3 is stale.
+        let mut moved = rs[2].clone();
+        moved.round = 1;
+        a.put(std::slice::from_ref(&moved)).unwrap();
+        assert_eq!(a.last_round("r").unwrap(), Some(2));
+        // The round-1 record moved forward past every posting.
+        let mut ahead = rs[0].clone();
+        ahead.round = 7;
+        a.put(std::slice::from_ref(&ahead)).unwrap();
+        assert_eq!(a.last_round("r").unwrap(), Some(7));
+        // And into another run: it no longer counts for this one.
+        ahead.run = "other".into();
+        a.put(std::slice::from_ref(&ahead)).unwrap();
+        assert_eq!(a.last_round("r").unwrap(), Some(2));
+        assert_eq!(a.last_round("other").unwrap(), Some(9));
+        assert_eq!(a.last_round("none").unwrap(), None);
+        let stats = a.stats(&Filter { run: Some("r".into()), ..Default::default() }).unwrap();
+        assert_eq!(stats.rounds.map(|(_, max)| max), Some(2), "the same as a scan says");
     }
 
     #[test]

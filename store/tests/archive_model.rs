@@ -102,6 +102,10 @@ fn check(archive: &Archive, model: &Model) {
         let want: Vec<u64> = records.iter().filter(|r| f.matches(r)).map(|r| r.id).collect();
         assert_eq!(got, want, "{f:?}");
     }
+    for run in ["even", "odd"] {
+        let want = records.iter().filter(|r| r.run == run).map(|r| r.round).max();
+        assert_eq!(archive.last_round(run).unwrap(), want, "the last round of {run}");
+    }
     // The references index: each problem's direct descendants are those that reference it.
     for r in records.iter().take(6) {
         let lineage = store::Lineage::of(archive, r.id, 1).unwrap();
