@@ -3,8 +3,8 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose" (any
-of them): runs default-S, generator-S, frozen-proposer-S, self-train-S and compose-S, each with items.jsonl (one benchmark problem a line, as
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose
+compose-wide compose-strong" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -18,7 +18,8 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose"]
+ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong"]
+COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 
 
 def read_lines(path):
@@ -98,9 +99,9 @@ def main():
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
-        if "compose" in loaded:
+        for arm in (a for a in COMPOSE_ARMS if a in loaded):
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ("default", "generator") if a in loaded]:
-                result["paired"][f"compose-{seed} - {other}"] = paired(loaded["compose"], its)
+                result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], its)
         if "self-train" in loaded:
             for other in ["default", "generator"]:
                 if other in loaded:

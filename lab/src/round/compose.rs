@@ -22,6 +22,10 @@ use problem::Domain;
 use super::solve::{Attempts, Source, Tasks};
 use super::Lab;
 
+/// Answers asked of the solver for a first operation alone: one operation it all but always
+/// solves, so two are enough and cost little beside the chain's own attempts.
+const FIRST_OPERATION_ASKS: usize = 2;
+
 /// What composition made this round.
 #[derive(Debug, Default)]
 pub(super) struct Composed {
@@ -188,7 +192,7 @@ impl Lab {
         sampling: &SampleConfig,
     ) -> anyhow::Result<usize> {
         let domain = self.domain;
-        let k = self.cfg.round.attempts;
+        let k = FIRST_OPERATION_ASKS;
         let current = |c: &Chain| c.steps.last().unwrap_or(&c.problem).clone();
         let asked: Vec<Option<String>> = stuck.iter().map(|c| domain.first_operation(&current(c))).collect();
         let mut requests = Vec::new();
