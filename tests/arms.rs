@@ -66,3 +66,46 @@ fn the_controls_run_the_same_round_with_a_proposer_that_never_learns() {
         assert_eq!(kept, ["round-000000", "round-000002", "round-000004", "round-000005"], "{arm}");
     }
 }
+
+/// Frontier references (`round.references_from = "frontier"`), with a band holding every solve
+/// rate so that replay always has some: every prompt from the second round on shows one, of the
+/// target's depth or one off, and the generator arm mutates it into a problem of the target.
+#[test]
+fn frontier_references_are_shown_and_mutated() {
+    let dir = tempfile::tempdir().unwrap();
+    for arm in ["generator", "self_play"] {
+        let run = dir.path().join(arm);
+        let cfg = std::fs::read_to_string(config(dir.path(), arm)).unwrap().replace(
+            "[round]\n",
+            "[frontier]\nlow = 0.0\nhigh = 1.0\n[round]\nreferences = 1\nreferences_from = \"frontier\"\n",
+        );
+        let path = dir.path().join(format!("{arm}-frontier.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        ok(&["run", "--config", path.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "4"]);
+        let records = records(&run);
+        let by_id: std::collections::HashMap<u64, &store::ProblemRecord> =
+            records.iter().map(|r| (r.id, r)).collect();
+        let later: Vec<_> = records.iter().filter(|r| r.round > 1).collect();
+        assert_eq!(later.len(), 3 * 8, "{arm}");
+        let shown = later.iter().filter(|r| r.references.len() == 1).count();
+        if arm == "generator" {
+            // Replay holds the generator's depths 1 to 3 after the tiny controller's first round:
+            // every target has a reference of its depth or one off.
+            assert_eq!(shown, later.len(), "{arm}: every later prompt shows one reference");
+        } else {
+            // The untrained tiny proposer writes few valid problems for replay to hold, and a
+            // reference too long for its context is left out.
+            assert!(shown > 0, "{arm}: no reference shown");
+        }
+        for r in later.iter().filter(|r| !r.references.is_empty()) {
+            let reference = by_id[&r.references[0]];
+            assert!(reference.round < r.round && reference.valid, "{arm}: {r:?}");
+            let (depth, target) = (reference.depth.unwrap(), r.difficulty_target.unwrap());
+            assert!(depth.abs_diff(target) <= 1, "{arm}: {reference:?} for {r:?}");
+            if arm == "generator" {
+                assert!(r.valid && r.depth == r.difficulty_target, "{arm}: {r:?}");
+                assert_ne!(r.canonical_hash, reference.canonical_hash, "{arm}: a mutation is no copy");
+            }
+        }
+    }
+}

@@ -89,8 +89,11 @@ pub struct RoundConfig {
     pub compose_problems: usize,
     /// What the proposer's rewards are compared with to make its advantages.
     pub proposer_baseline: proposer::objective::Baseline,
-    /// Reference problems shown to the proposer (0 to this many).
+    /// Reference problems shown to the proposer (0 to this many; this many from the frontier).
     pub references: usize,
+    /// Where the references come from (see [`ReferenceSource`]).
+    #[serde(default)]
+    pub references_from: ReferenceSource,
     /// Token budget of a problem.
     pub max_problem_tokens: usize,
     /// Sampling temperature of both players.
@@ -115,6 +118,21 @@ pub enum Arm {
     /// The domain's generator writes at the controller's targets (the SFL baseline); the
     /// proposer neither writes nor learns.
     Generator,
+}
+
+/// Where the reference problems of the proposer's prompts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceSource {
+    /// 0 to `round.references` problems drawn uniformly from replay, for every prompt.
+    #[default]
+    Replay,
+    /// `round.references` replayed problems whose last solve rate is in the frontier band and
+    /// whose depth is the target's or one off (the nearest first); none where replay holds no
+    /// such problem. For a proposer taught to mutate its references
+    /// (`warm_start.proposer_references = "mutated"`): it then writes near the frontier. The
+    /// generator arm mutates them with the domain's own edits, a fixed mutator to compare with.
+    Frontier,
 }
 
 /// Everything a run needs.
@@ -242,6 +260,11 @@ impl RunConfig {
             anyhow::bail!(
                 "round.compose builds worked solutions one operation a step: it needs \
                  warm_start.solver_answers = \"steps\""
+            );
+        }
+        if r.references_from == ReferenceSource::Frontier && r.references == 0 {
+            anyhow::bail!(
+                "round.references_from = \"frontier\" shows references: set round.references to 1 or more"
             );
         }
         if r.self_training > 0.0 && r.arm != Arm::SelfPlay {
@@ -452,6 +475,12 @@ mod tests {
             ("[round]\narm = \"oracle\"\n", "unknown variant `oracle`"),
             ("[round]\nself_training = -1\n", "round.self_training must be a non-negative number"),
             ("[round]\ncompose = -1\n", "round.compose must be a non-negative number"),
+            (
+                "[round]\nreferences_from = \"frontier\"\nreferences = 0\n",
+                "round.references_from = \"frontier\" shows references: set round.references to 1",
+            ),
+            ("[round]\nreferences_from = \"archive\"\n", "unknown variant `archive`"),
+            ("[warm_start]\nproposer_references = \"copied\"\n", "unknown variant `copied`"),
             (
                 "[round]\ncompose = 1.0\n[warm_start]\nsolver_answers = \"direct\"\n",
                 "round.compose builds worked solutions one operation a step",

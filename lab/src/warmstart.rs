@@ -4,7 +4,8 @@
 //! evaluating one operation — written as worked solutions of short problems (`answers = "steps"`:
 //! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–3 by default), or, with
 //! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
-//! its difficulty token asks for, with and without reference problems in its prompt, a
+//! its difficulty token asks for, with and without reference problems in its prompt (unrelated
+//! ones, or the problems it is taught to write mutated: [`crate::proposer_examples`]), a
 //! `proposer_padding` share of them padded with identities on top of that depth, a
 //! `proposer_wide_literals` share with literals beyond the solver's. Each stops at
 //! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
@@ -105,7 +106,7 @@ impl PlayerTraining {
     }
 
     /// [`Self::draw`] with literals up to `max_literal`.
-    fn draw_up_to(
+    pub(crate) fn draw_up_to(
         &self,
         max_literal: u32,
         domain: &dyn Domain,
@@ -169,6 +170,10 @@ pub struct WarmStartConfig {
     /// bound), so that the controller can ask for one (`controller.literals`). Without, the
     /// proposer chooses its literals itself.
     pub proposer_literal_tokens: bool,
+    /// What a reference problem in a proposer's training prompt is to the problem after it:
+    /// `unrelated` (another draw; the proposer learns to ignore references) or `mutated` (its
+    /// source, edited to the asked depth).
+    pub proposer_references: crate::proposer_examples::ReferenceUse,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -188,6 +193,7 @@ impl Default for WarmStartConfig {
             proposer_wide_literals: 0.0,
             proposer_wide_max_literal: 99,
             proposer_literal_tokens: true,
+            proposer_references: crate::proposer_examples::ReferenceUse::Unrelated,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to
@@ -228,7 +234,7 @@ impl Default for WarmStartConfig {
 
 impl WarmStartConfig {
     /// The largest literal of the proposer's wide problems.
-    fn proposer_wide_bound(&self) -> u32 {
+    pub(crate) fn proposer_wide_bound(&self) -> u32 {
         self.proposer_wide_max_literal.max(self.proposer.max_literal)
     }
 
@@ -443,7 +449,8 @@ pub fn run_watched(
     let proposer_tok = tok.clone().with_literal_levels(bounds.len() as u32);
     let proposer_format =
         proposer::ProposerFormat::new(proposer_tok.clone(), p.max_new_tokens, bounds.clone());
-    let mut example = |rng: &mut ChaCha8Rng| proposer_example(cfg, domain, &proposer_format, rng);
+    let mut example =
+        |rng: &mut ChaCha8Rng| crate::proposer_examples::example(cfg, domain, &proposer_format, rng);
     let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
     let mut t = Trainable::new(&p.model(proposer_tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;
@@ -513,48 +520,6 @@ pub fn run_watched(
         .and_then(|()| std::fs::rename(&tmp, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(report)
-}
-
-/// One proposer training pair: a difficulty prompt (with a reference problem half the time) and
-/// a problem of that essential depth, with literals up to `proposer_wide_max_literal` for a
-/// `proposer_wide_literals` share, padded with identities for a `proposer_padding` share.
-fn proposer_example(
-    cfg: &WarmStartConfig,
-    domain: &dyn Domain,
-    format: &proposer::ProposerFormat,
-    rng: &mut ChaCha8Rng,
-) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
-    let p = &cfg.proposer;
-    // No draw at all without wide literals: such a warm start trains as it did before them.
-    let wide = cfg.proposer_wide_literals > 0.0 && rng.random_bool(cfg.proposer_wide_literals);
-    let most = if wide { cfg.proposer_wide_bound() } else { p.max_literal };
-    let g = p.draw_up_to(most, domain, rng)?;
-    // Asked for the bound it keeps to, when the proposer is told bounds.
-    let target = problem::Target {
-        depth: g.depth,
-        max_literal: (!format.literal_bounds().is_empty()).then_some(most),
-    };
-    let mut text = g.problem;
-    // No draw at all without padding: such a warm start trains as it did before padding existed.
-    if cfg.proposer_padding > 0.0 && rng.random_bool(cfg.proposer_padding) {
-        let identities = rng.random_range(1..=cfg.proposer_padding_ops);
-        // Kept only where the proposer could write it whole.
-        match domain.pad(&text, identities, rng) {
-            Some(padded) if padded.chars().count() < p.max_new_tokens => text = padded,
-            _ => {}
-        }
-    }
-    let written = format.target(&text)?;
-    let mut refs = Vec::new();
-    if rng.random_bool(0.5) {
-        refs.push(p.draw(domain, rng)?.problem);
-    }
-    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-    let mut prompt = format.prompt(target, &refs)?;
-    if prompt.len() + written.len() > p.context {
-        prompt = format.prompt(target, &[])?;
-    }
-    Ok((prompt, written))
 }
 
 type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
@@ -662,96 +627,6 @@ mod tests {
         assert_eq!(stop_at(2, &[-1.5, -1.4, -1.3, -1.31, -1.3]), Some(5));
         // Patience 0 never stops.
         assert_eq!(stop_at(0, &[0.0, 0.1, 0.1, 0.1, 0.1]), None);
-    }
-
-    /// `n` proposer training pairs under `cfg`, as (prompt, problem text), after checking that
-    /// each target ends with the end token.
-    fn training_problems(cfg: &WarmStartConfig, seed: u64, n: usize) -> Vec<(Vec<u32>, String)> {
-        let domain: &dyn Domain = &problem::arith::Arith;
-        let bounds = cfg.proposer_literal_bounds();
-        let tok = domain.tokenizer(DIFFICULTY_LEVELS).with_literal_levels(bounds.len() as u32);
-        let format = proposer::ProposerFormat::new(tok.clone(), cfg.proposer.max_new_tokens, bounds);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| {
-                let (prompt, target) = proposer_example(cfg, domain, &format, &mut rng).unwrap();
-                assert_eq!(target.last(), Some(&tok.special(Special::Eos)));
-                (prompt, tok.decode(&target[..target.len() - 1]).unwrap())
-            })
-            .collect()
-    }
-
-    /// The share of padded training problems for `proposer_padding = rate`, after checking that
-    /// every problem has the essential depth its prompt asks for and at most
-    /// `proposer_padding_ops` identities.
-    fn padded_share(rate: f64, n: usize) -> f64 {
-        let domain: &dyn Domain = &problem::arith::Arith;
-        let cfg =
-            WarmStartConfig { proposer_padding: rate, proposer_padding_ops: 2, ..WarmStartConfig::default() };
-        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
-        let mut padded = 0;
-        for (prompt, text) in training_problems(&cfg, 9, n) {
-            let a = domain.analyze(&text, &Limits::default()).unwrap();
-            assert_eq!(tok.difficulty_of(prompt[1]), Some(a.essential_ops), "{text}");
-            assert!(a.surface_ops <= a.essential_ops + 2, "{text}");
-            padded += usize::from(a.padded());
-        }
-        padded as f64 / n as f64
-    }
-
-    #[test]
-    fn proposer_training_problems_carry_padding_at_the_configured_rate() {
-        assert_eq!(padded_share(0.0, 300), 0.0);
-        assert_eq!(padded_share(1.0, 300), 1.0);
-        // 2,000 draws at 0.3: the standard error is 0.010.
-        let share = padded_share(0.3, 2000);
-        assert!((share - 0.3).abs() < 0.04, "{share}");
-    }
-
-    /// The share of training problems with a literal above 20 for `proposer_wide_literals =
-    /// rate` and, where the proposer is told bounds, the share asked for the wide one, after
-    /// checking that none is above 99, that each keeps to the bound its prompt names, and that a
-    /// proposer not told bounds is asked for none.
-    fn wide_share(rate: f64, tokens: bool, n: usize) -> (f64, f64) {
-        let cfg = WarmStartConfig {
-            proposer_wide_literals: rate,
-            proposer_wide_max_literal: 99,
-            proposer_literal_tokens: tokens,
-            proposer_padding: 0.0,
-            ..WarmStartConfig::default()
-        };
-        let bounds = cfg.proposer_literal_bounds();
-        let tok = problem::arith::Arith.tokenizer(DIFFICULTY_LEVELS).with_literal_levels(bounds.len() as u32);
-        let (mut wide, mut asked_wide) = (0, 0);
-        for (prompt, text) in training_problems(&cfg, 4, n) {
-            let a = problem::arith::Arith.analyze(&text, &Limits::default()).unwrap();
-            assert!(a.max_literal <= 99, "{text}");
-            wide += usize::from(a.max_literal > 20);
-            match tok.literal_of(prompt[2]) {
-                Some(level) => {
-                    assert!(a.max_literal <= bounds[level as usize], "{text}: {}", tok.render(&prompt));
-                    asked_wide += usize::from(level == 1);
-                }
-                None => assert!(bounds.is_empty() && prompt.iter().all(|&t| tok.literal_of(t).is_none())),
-            }
-        }
-        (wide as f64 / n as f64, asked_wide as f64 / n as f64)
-    }
-
-    #[test]
-    fn proposer_training_problems_have_wide_literals_at_the_configured_rate() {
-        for tokens in [false, true] {
-            assert_eq!(wide_share(0.0, tokens, 300), (0.0, 0.0));
-            // Of problems drawn up to 99, all but those whose literals all fall in 0..=20 (4% at
-            // one operation, less beyond) have one above 20.
-            let (all, asked) = wide_share(1.0, tokens, 600);
-            assert!(all > 0.97, "{all}");
-            assert_eq!(asked, if tokens { 1.0 } else { 0.0 });
-            // 2,000 draws at 0.25: the standard error is 0.010.
-            let (share, asked) = wide_share(0.25, tokens, 2000);
-            assert!((share - 0.25 * all).abs() < 0.04, "{share}");
-            assert!(if tokens { (asked - 0.25).abs() < 0.04 } else { asked == 0.0 }, "{asked}");
-        }
     }
 
     #[test]

@@ -230,6 +230,15 @@ pub trait Domain: Send + Sync {
         None
     }
 
+    /// A problem of `spec`'s depth and literal bound, a small edit away from `reference` (a
+    /// literal or an operator changed; an operation added or taken away per unit of depth
+    /// between them), neither padded nor a copy of `reference`: what a proposer shown a
+    /// reference is taught to write. `None` where the domain has no such edits, `reference` is
+    /// not valid, or no edit meets `spec`. Reproducible from the `rng` state.
+    fn mutate(&self, _reference: &str, _spec: &GenSpec, _rng: &mut dyn RngCore) -> Option<String> {
+        None
+    }
+
     /// Numeric features of a valid problem's structure, with stable names, for interestingness
     /// scorers. None by default.
     fn features(&self, _text: &str, _analysis: &Analysis) -> std::collections::BTreeMap<String, f64> {

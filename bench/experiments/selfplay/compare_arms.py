@@ -4,7 +4,7 @@
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
 OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose
-compose-wide compose-strong" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
+compose-wide compose-strong frontier-refs generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -18,8 +18,14 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong"]
+ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong",
+        "frontier-refs", "generator-frontier"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
+# Each mechanism arm is compared with these, where they ran.
+MECHANISM_ARMS = {
+    "frontier-refs": ["default", "generator", "generator-frontier"],
+    "generator-frontier": ["generator"],
+}
 
 
 def read_lines(path):
@@ -102,6 +108,9 @@ def main():
         for arm in (a for a in COMPOSE_ARMS if a in loaded):
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ("default", "generator") if a in loaded]:
                 result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], its)
+        for arm, others in MECHANISM_ARMS.items():
+            for other in (o for o in others if arm in loaded and o in loaded):
+                result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], loaded[other])
         if "self-train" in loaded:
             for other in ["default", "generator"]:
                 if other in loaded:

@@ -1,14 +1,14 @@
 //! Asking and proposing: the proposer's prompts (a difficulty target, reference problems from
-//! replay) and the problems it writes; or, in the generator arm, the domain's generator's
-//! problems at the same targets.
+//! replay or from its frontier) and the problems it writes; or, in the generator arm, the
+//! domain's own problems at the same targets (its generator's, or its references mutated).
 
 use policy::{Request, SampleConfig, Sampled};
-use problem::Target;
+use problem::{GenSpec, Limits, Target};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
 use super::Lab;
-use crate::config::Arm;
+use crate::config::{Arm, ReferenceSource};
 use curriculum::ReplayItem;
 
 /// The proposer's problems, with what each was asked.
@@ -26,23 +26,22 @@ pub(super) struct Proposals {
 }
 
 impl Lab {
-    /// One prompt per target, with 0 to `round.references` reference problems drawn from replay
-    /// (none where they would not leave room for the problem), and the proposer's answers.
+    /// One prompt per target, with its reference problems (see [`Lab::references`]; none where
+    /// they would not leave room for the problem), and the proposer's answers.
     pub(super) fn propose(
         &mut self,
         targets: Vec<Target>,
         sampling: &SampleConfig,
     ) -> anyhow::Result<Proposals> {
+        let chosen = self.references(&targets);
         if self.cfg.round.arm == Arm::Generator {
-            return Ok(self.generate(targets));
+            return Ok(self.generate(targets, chosen));
         }
         let n = targets.len();
         let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
         let mut requests = Vec::with_capacity(n);
         let ctx = self.proposer.model.config().context;
-        for &target in &targets {
-            let want = self.rng.random_range(0..=self.cfg.round.references);
-            let refs: Vec<&ReplayItem> = self.replay.items().choose_multiple(&mut self.rng, want).collect();
+        for (&target, refs) in targets.iter().zip(&chosen) {
             let texts: Vec<&str> = refs.iter().map(|r| r.problem.as_str()).collect();
             let mut req = self.proposer_format.request(target, &texts)?;
             let mut ids: Vec<u64> = refs.iter().map(|r| r.id).collect();
@@ -58,16 +57,76 @@ impl Lab {
         Ok(Proposals { targets, references, requests, sampled, texts })
     }
 
-    /// The generator arm: one problem from the domain's generator per target, of the target's
-    /// depth and literal bound (the proposer's warm-start bound without one). A target the
-    /// generator cannot draw gives an empty problem, which the judge records as invalid.
-    fn generate(&mut self, targets: Vec<Target>) -> Proposals {
-        let max_literal = self.cfg.warm_start.proposer.max_literal;
-        let texts = targets
+    /// Each target's reference problems: 0 to `round.references` drawn uniformly from replay, or
+    /// with `round.references_from = "frontier"` that many of the replayed problems whose last
+    /// solve rate is in the frontier band, of the target's depth where there are such, else one
+    /// operation off, within the target's literal bound (none where replay holds none).
+    fn references(&mut self, targets: &[Target]) -> Vec<Vec<ReplayItem>> {
+        let most = self.cfg.round.references;
+        if self.cfg.round.references_from == ReferenceSource::Replay {
+            return targets
+                .iter()
+                .map(|_| {
+                    let want = self.rng.random_range(0..=most);
+                    self.replay.items().choose_multiple(&mut self.rng, want).cloned().collect()
+                })
+                .collect();
+        }
+        let band = self.cfg.frontier;
+        let limits = Limits::default();
+        let frontier: Vec<(&ReplayItem, problem::Analysis)> = self
+            .replay
+            .items()
             .iter()
-            .map(|t| generator_problem(self.domain, t, max_literal, &mut self.rng).unwrap_or_default())
+            .filter(|r| band.contains(r.solve_rate))
+            .filter_map(|r| self.domain.analyze(&r.problem, &limits).ok().map(|a| (r, a)))
             .collect();
-        let references = vec![Vec::new(); targets.len()];
+        targets
+            .iter()
+            .map(|t| {
+                let fits = |a: &problem::Analysis, off: u32| {
+                    a.depth.abs_diff(t.depth) == off && t.max_literal.is_none_or(|b| a.max_literal <= b)
+                };
+                let near: Vec<&ReplayItem> = [0, 1]
+                    .into_iter()
+                    .map(|off| {
+                        frontier.iter().filter(|(_, a)| fits(a, off)).map(|(r, _)| *r).collect::<Vec<_>>()
+                    })
+                    .find(|tier| !tier.is_empty())
+                    .unwrap_or_default();
+                near.choose_multiple(&mut self.rng, most).map(|r| (*r).clone()).collect()
+            })
+            .collect()
+    }
+
+    /// The generator arm: one problem per target from the domain, of the target's depth and
+    /// literal bound (the proposer's warm-start bound without one) — its reference mutated
+    /// where the target has one, else the generator's. A target neither can meet gives an empty
+    /// problem, which the judge records as invalid.
+    fn generate(&mut self, targets: Vec<Target>, chosen: Vec<Vec<ReplayItem>>) -> Proposals {
+        let max_literal = self.cfg.warm_start.proposer.max_literal;
+        let mutating = self.cfg.round.references_from == ReferenceSource::Frontier;
+        let mut texts = Vec::with_capacity(targets.len());
+        let mut references = Vec::with_capacity(targets.len());
+        for (t, refs) in targets.iter().zip(&chosen) {
+            let spec = GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
+            let mutated = refs
+                .first()
+                .filter(|_| mutating)
+                .and_then(|r| Some((r.id, self.domain.mutate(&r.problem, &spec, &mut self.rng)?)));
+            match mutated {
+                Some((id, text)) => {
+                    texts.push(text);
+                    references.push(vec![id]);
+                }
+                None => {
+                    texts.push(
+                        generator_problem(self.domain, t, max_literal, &mut self.rng).unwrap_or_default(),
+                    );
+                    references.push(Vec::new());
+                }
+            }
+        }
         Proposals { targets, references, requests: Vec::new(), sampled: Vec::new(), texts }
     }
 }
@@ -80,7 +139,6 @@ pub(super) fn generator_problem(
     max_literal: u32,
     rng: &mut rand_chacha::ChaCha8Rng,
 ) -> Option<String> {
-    let spec =
-        problem::GenSpec { depth: target.depth, max_literal: target.max_literal.unwrap_or(max_literal) };
+    let spec = GenSpec { depth: target.depth, max_literal: target.max_literal.unwrap_or(max_literal) };
     domain.generate(&spec, rng).ok().map(|g| g.problem)
 }

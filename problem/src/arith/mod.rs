@@ -10,6 +10,7 @@
 pub mod canon;
 pub mod features;
 mod gen;
+mod mutate;
 pub mod parse;
 pub mod skills;
 pub mod steps;
@@ -90,6 +91,10 @@ impl Domain for Arith {
 
     fn pad(&self, problem: &str, identities: u32, rng: &mut dyn RngCore) -> Option<String> {
         gen::pad(self, problem, identities, rng)
+    }
+
+    fn mutate(&self, reference: &str, spec: &GenSpec, rng: &mut dyn RngCore) -> Option<String> {
+        mutate::mutate(self, reference, spec, rng)
     }
 
     /// The canonical form with each literal replaced by one `#` per digit: `9*(2+13)` is
