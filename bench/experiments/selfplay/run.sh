@@ -4,8 +4,8 @@
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
-# frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs and
-# generator-frontier), JOBS
+# frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
+# frontier-self-train and generator-frontier), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
@@ -21,8 +21,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|generator-frontier) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, generator-frontier)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|generator-frontier) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, generator-frontier)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -93,6 +93,8 @@ compose_strong='[round]\ncompose = 3.0\ncompose_problems = 16\n'
 # frontier; and its control, the generator arm mutating the same references with the domain's
 # own edits.
 frontier_refs='[round]\nreferences = 1\nreferences_from = "frontier"\n'
+# Frontier references with the proposer self-trained on its own in-band problems.
+frontier_self_train='[round]\nreferences = 1\nreferences_from = "frontier"\nself_training = 1.0\n'
 generator_frontier='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\n'
 arm_config() {
   case "$1" in
@@ -112,6 +114,7 @@ arm_config() {
     compose-wide) printf "$compose_wide" ;;
     compose-strong) printf "$compose_strong" ;;
     frontier-refs) printf "$frontier_refs" ;;
+    frontier-self-train) printf "$frontier_self_train" ;;
     generator-frontier) printf "$generator_frontier" ;;
   esac
 }
