@@ -109,3 +109,30 @@ fn frontier_references_are_shown_and_mutated() {
         }
     }
 }
+
+/// With `round.reference_evidence`, a frontier reference needs that many attempts over the rounds
+/// it was scored in: the tiny run's 4 attempts a round are too few for the second round's
+/// prompts, and enough once a problem has been replayed.
+#[test]
+fn frontier_references_wait_for_their_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cfg = std::fs::read_to_string(config(dir.path(), "generator")).unwrap().replace(
+        "[round]\n",
+        "[frontier]\nlow = 0.0\nhigh = 1.0\n[round]\nreferences = 1\nreferences_from = \"frontier\"\n\
+         reference_evidence = 8\n",
+    );
+    let path = dir.path().join("evidence.toml");
+    std::fs::write(&path, cfg).unwrap();
+    ok(&["run", "--config", path.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "4"]);
+    let records = records(&run);
+    let shown = |round: u64| records.iter().filter(|r| r.round == round && !r.references.is_empty()).count();
+    assert_eq!((shown(1), shown(2)), (0, 0), "one round's 4 attempts are not 8");
+    assert!(shown(3) + shown(4) > 0, "replayed problems have 8 attempts from round 3 on");
+    // Each reference was scored in two rounds before it was shown: proposed, then replayed.
+    let by_id: std::collections::HashMap<u64, &store::ProblemRecord> =
+        records.iter().map(|r| (r.id, r)).collect();
+    for r in records.iter().filter(|r| !r.references.is_empty()) {
+        assert!(by_id[&r.references[0]].round + 2 <= r.round, "{r:?}");
+    }
+}

@@ -57,9 +57,21 @@ pub struct ReplayItem {
     pub solve_rate: f64,
     /// Round it was last sampled or scored in.
     pub last_round: u64,
+    /// The solver's attempts at it over every round it was scored in, and the correct ones
+    /// (absent from checkpoints written before they were kept: 0, no evidence).
+    #[serde(default)]
+    pub attempts: u64,
+    #[serde(default)]
+    pub correct: u64,
 }
 
 impl ReplayItem {
+    /// The solve rate over every attempt it was given, and how many: a problem whose last
+    /// handful of attempts put it in the frontier band may sit near 0 or 1 all the same.
+    pub fn pooled_rate(&self) -> Option<(f64, u64)> {
+        (self.attempts > 0).then(|| (self.correct as f64 / self.attempts as f64, self.attempts))
+    }
+
     /// Learning potential `4·p·(1 − p)`.
     pub fn score(&self) -> f64 {
         let p = self.solve_rate.clamp(0.0, 1.0);
@@ -170,7 +182,15 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn item(id: u64, p: f64, last: u64) -> ReplayItem {
-        ReplayItem { id, problem: format!("{id}+1"), answer: String::new(), solve_rate: p, last_round: last }
+        ReplayItem {
+            id,
+            problem: format!("{id}+1"),
+            answer: String::new(),
+            solve_rate: p,
+            last_round: last,
+            attempts: 0,
+            correct: 0,
+        }
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub struct RoundConfig {
     /// Where the references come from (see [`ReferenceSource`]).
     #[serde(default)]
     pub references_from: ReferenceSource,
+    /// Attempts a frontier reference must have been given over the rounds it was scored in,
+    /// its solve rate over all of them in the band (0: its last solve rate alone decides).
+    #[serde(default)]
+    pub reference_evidence: u64,
     /// Token budget of a problem.
     pub max_problem_tokens: usize,
     /// Sampling temperature of both players.
@@ -265,6 +269,11 @@ impl RunConfig {
         if r.references_from == ReferenceSource::Frontier && r.references == 0 {
             anyhow::bail!(
                 "round.references_from = \"frontier\" shows references: set round.references to 1 or more"
+            );
+        }
+        if r.reference_evidence > 0 && r.references_from != ReferenceSource::Frontier {
+            anyhow::bail!(
+                "round.reference_evidence picks frontier references: set round.references_from = \"frontier\" or it to 0"
             );
         }
         if r.self_training > 0.0 && r.arm != Arm::SelfPlay {
@@ -480,6 +489,7 @@ mod tests {
                 "round.references_from = \"frontier\" shows references: set round.references to 1",
             ),
             ("[round]\nreferences_from = \"archive\"\n", "unknown variant `archive`"),
+            ("[round]\nreference_evidence = 16\n", "round.reference_evidence picks frontier references"),
             ("[warm_start]\nproposer_references = \"copied\"\n", "unknown variant `copied`"),
             (
                 "[round]\ncompose = 1.0\n[warm_start]\nsolver_answers = \"direct\"\n",

@@ -4,7 +4,7 @@
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
 OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose
-compose-wide compose-strong frontier-refs frontier-self-train generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
+compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -19,12 +19,13 @@ import os
 import sys
 
 ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong",
-        "frontier-refs", "frontier-self-train", "generator-frontier"]
+        "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 # Each mechanism arm is compared with these, where they ran.
 MECHANISM_ARMS = {
     "frontier-refs": ["default", "generator", "generator-frontier"],
     "frontier-self-train": ["frontier-refs", "generator-frontier", "self-train"],
+    "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],
     "generator-frontier": ["generator"],
 }
 

@@ -5,7 +5,7 @@
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
 # frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
-# frontier-self-train and generator-frontier), JOBS
+# frontier-self-train, frontier-evidence and generator-frontier), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
@@ -21,8 +21,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|generator-frontier) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, generator-frontier)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -95,6 +95,9 @@ compose_strong='[round]\ncompose = 3.0\ncompose_problems = 16\n'
 frontier_refs='[round]\nreferences = 1\nreferences_from = "frontier"\n'
 # Frontier references with the proposer self-trained on its own in-band problems.
 frontier_self_train='[round]\nreferences = 1\nreferences_from = "frontier"\nself_training = 1.0\n'
+# The same, each reference in the band over at least 24 attempts (three rounds' worth), not its
+# last round's 8.
+frontier_evidence='[round]\nreferences = 1\nreferences_from = "frontier"\nreference_evidence = 24\nself_training = 1.0\n'
 generator_frontier='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\n'
 arm_config() {
   case "$1" in
@@ -115,6 +118,7 @@ arm_config() {
     compose-strong) printf "$compose_strong" ;;
     frontier-refs) printf "$frontier_refs" ;;
     frontier-self-train) printf "$frontier_self_train" ;;
+    frontier-evidence) printf "$frontier_evidence" ;;
     generator-frontier) printf "$generator_frontier" ;;
   esac
 }

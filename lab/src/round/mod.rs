@@ -377,6 +377,8 @@ impl Lab {
                     answer: r.answer.clone().unwrap_or_default(),
                     solve_rate: attempts.rate(t),
                     last_round: round,
+                    attempts: attempts.k as u64,
+                    correct: attempts.correct(t),
                 });
             }
         }
@@ -385,6 +387,8 @@ impl Lab {
             self.replay.insert(ReplayItem {
                 solve_rate: attempts.rate(t),
                 last_round: round,
+                attempts: item.attempts + attempts.k as u64,
+                correct: item.correct + attempts.correct(t),
                 ..item.clone()
             });
         }

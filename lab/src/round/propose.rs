@@ -58,8 +58,9 @@ impl Lab {
     }
 
     /// Each target's reference problems: 0 to `round.references` drawn uniformly from replay, or
-    /// with `round.references_from = "frontier"` that many of the replayed problems whose last
-    /// solve rate is in the frontier band, of the target's depth where there are such, else one
+    /// with `round.references_from = "frontier"` that many of the replayed problems whose solve
+    /// rate is in the frontier band — the last one, or with `round.reference_evidence` the rate
+    /// over at least that many attempts — of the target's depth where there are such, else one
     /// operation off, within the target's literal bound (none where replay holds none).
     fn references(&mut self, targets: &[Target]) -> Vec<Vec<ReplayItem>> {
         let most = self.cfg.round.references;
@@ -78,7 +79,10 @@ impl Lab {
             .replay
             .items()
             .iter()
-            .filter(|r| band.contains(r.solve_rate))
+            .filter(|r| match self.cfg.round.reference_evidence {
+                0 => band.contains(r.solve_rate),
+                least => r.pooled_rate().is_some_and(|(p, n)| n >= least && band.contains(p)),
+            })
             .filter_map(|r| self.domain.analyze(&r.problem, &limits).ok().map(|a| (r, a)))
             .collect();
         targets
