@@ -33,10 +33,15 @@ impl Lab {
         targets: Vec<Target>,
         sampling: &SampleConfig,
     ) -> anyhow::Result<Proposals> {
-        let chosen = self.references(&targets);
         if self.cfg.round.arm == Arm::Generator {
+            // Only frontier references are the generator's to mutate: it draws nothing else.
+            let chosen = match self.cfg.round.references_from {
+                ReferenceSource::Frontier => self.references(&targets),
+                ReferenceSource::Replay => vec![Vec::new(); targets.len()],
+            };
             return Ok(self.generate(targets, chosen));
         }
+        let chosen = self.references(&targets);
         let n = targets.len();
         let mut references: Vec<Vec<u64>> = Vec::with_capacity(n);
         let mut requests = Vec::with_capacity(n);
@@ -104,19 +109,17 @@ impl Lab {
     }
 
     /// The generator arm: one problem per target from the domain, of the target's depth and
-    /// literal bound (the proposer's warm-start bound without one) — its reference mutated
-    /// where the target has one, else the generator's. A target neither can meet gives an empty
+    /// literal bound (the proposer's warm-start bound without one) — its frontier reference
+    /// mutated where `chosen` gives it one, else the generator's. A target neither can meet gives an empty
     /// problem, which the judge records as invalid.
     fn generate(&mut self, targets: Vec<Target>, chosen: Vec<Vec<ReplayItem>>) -> Proposals {
         let max_literal = self.cfg.warm_start.proposer.max_literal;
-        let mutating = self.cfg.round.references_from == ReferenceSource::Frontier;
         let mut texts = Vec::with_capacity(targets.len());
         let mut references = Vec::with_capacity(targets.len());
         for (t, refs) in targets.iter().zip(&chosen) {
             let spec = GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
             let mutated = refs
                 .first()
-                .filter(|_| mutating)
                 .and_then(|r| Some((r.id, self.domain.mutate(&r.problem, &spec, &mut self.rng)?)));
             match mutated {
                 Some((id, text)) => {
