@@ -66,8 +66,9 @@ pub struct ReplayItem {
 }
 
 impl ReplayItem {
-    /// The solve rate over every attempt it was given, and how many: a problem whose last
-    /// handful of attempts put it in the frontier band may sit near 0 or 1 all the same.
+    /// The solve rate over every attempt it was given, and how many: a steadier estimate than
+    /// one round's handful of attempts (8 attempts at a true rate of 0.5 give 2 or fewer, or 6
+    /// or more, 3 times in 10).
     pub fn pooled_rate(&self) -> Option<(f64, u64)> {
         (self.attempts > 0).then(|| (self.correct as f64 / self.attempts as f64, self.attempts))
     }

@@ -131,8 +131,9 @@ pub enum ReferenceSource {
     /// 0 to `round.references` problems drawn uniformly from replay, for every prompt.
     #[default]
     Replay,
-    /// `round.references` replayed problems whose last solve rate is in the frontier band and
-    /// whose depth is the target's or one off (the nearest first); none where replay holds no
+    /// `round.references` replayed problems whose solve rate is in the frontier band (the last
+    /// round's, or pooled over `round.reference_evidence` attempts) and whose depth is the
+    /// target's or one off (the nearest first); none where replay holds no
     /// such problem. For a proposer taught to mutate its references
     /// (`warm_start.proposer_references = "mutated"`): it then writes near the frontier. The
     /// generator arm mutates them with the domain's own edits, a fixed mutator to compare with.
