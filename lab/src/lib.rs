@@ -4,7 +4,6 @@
 //! * [`config`]: the run configuration, its embedded defaults and validation;
 //! * [`warmstart`]: teaching both players before self-play;
 //! * [`evaluate`]: a solver's accuracy on a set of problems;
-//! * [`proposer_examples`]: the proposer's warm-start training pairs;
 //! * [`scoring`]: the configured interestingness scorers, wired for a round;
 //! * [`round`]: one round of self-play;
 //! * [`settle`]: the run directory's configuration, overrides and the record of changes;
@@ -13,7 +12,6 @@
 
 pub mod config;
 pub mod evaluate;
-pub mod proposer_examples;
 pub mod round;
 pub mod run;
 pub mod scoring;

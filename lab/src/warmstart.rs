@@ -5,7 +5,7 @@
 //! `(3+4)*2` → `7*2=14`, depths `min_depth..=max_depth`, 1–3 by default), or, with
 //! `answers = "direct"`, exact answers alone; the proposer learns to write well-formed problems of the depth
 //! its difficulty token asks for, with and without reference problems in its prompt (unrelated
-//! ones, or the problems it is taught to write mutated: [`crate::proposer_examples`]), a
+//! ones, or the problems it is taught to write mutated: [`proposer_examples`]), a
 //! `proposer_padding` share of them padded with identities on top of that depth, a
 //! `proposer_wide_literals` share with literals beyond the solver's. Each stops at
 //! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
@@ -29,6 +29,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{evaluate, Item};
+pub use proposer_examples::ReferenceUse;
+
+mod proposer_examples;
 use problem::player::{Player, PlayerMeta, DIFFICULTY_LEVELS};
 
 /// How one player is shaped and trained.
@@ -173,7 +176,7 @@ pub struct WarmStartConfig {
     /// What a reference problem in a proposer's training prompt is to the problem after it:
     /// `unrelated` (another draw; the proposer learns to ignore references) or `mutated` (its
     /// source, edited to the asked depth).
-    pub proposer_references: crate::proposer_examples::ReferenceUse,
+    pub proposer_references: ReferenceUse,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -193,7 +196,7 @@ impl Default for WarmStartConfig {
             proposer_wide_literals: 0.0,
             proposer_wide_max_literal: 99,
             proposer_literal_tokens: true,
-            proposer_references: crate::proposer_examples::ReferenceUse::Unrelated,
+            proposer_references: ReferenceUse::Unrelated,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to
@@ -449,8 +452,7 @@ pub fn run_watched(
     let proposer_tok = tok.clone().with_literal_levels(bounds.len() as u32);
     let proposer_format =
         proposer::ProposerFormat::new(proposer_tok.clone(), p.max_new_tokens, bounds.clone());
-    let mut example =
-        |rng: &mut ChaCha8Rng| crate::proposer_examples::example(cfg, domain, &proposer_format, rng);
+    let mut example = |rng: &mut ChaCha8Rng| proposer_examples::example(cfg, domain, &proposer_format, rng);
     let mut val_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9a1);
     let val_pairs: Vec<_> = (0..256).map(|_| example(&mut val_rng)).collect::<anyhow::Result<_>>()?;
     let mut t = Trainable::new(&p.model(proposer_tok.vocab_size() as usize), p.optim, cfg.seed ^ 1, device)?;

@@ -8,7 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::warmstart::WarmStartConfig;
+use super::WarmStartConfig;
 
 /// What a reference problem in a proposer's training prompt is to the problem it is taught to
 /// write after it.
