@@ -44,6 +44,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Run self-play in a run directory: warm start if needed, then rounds; resumes where it stopped.
     Run(RunArgs),
+    /// Sample the solver's attempts of runs started with `selfplay run --nats`, until stopped.
+    Worker(crate::commands::worker::WorkerArgs),
     /// The run configuration.
     Config(ConfigArgs),
     /// Warm start: teach the solver one-operation steps and the proposer well-formed problems.
@@ -73,6 +75,7 @@ pub fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Rate(args) => crate::rate::run(args, out),
         Command::Run(args) => run::run(&args, out),
         Command::Config(args) => run::config(&args, out),
+        Command::Worker(args) => crate::commands::worker::run(&args),
         Command::Eval(args) => eval::run(&args, out),
         Command::Bench(args) => bench::run(&args, out),
         Command::Completions { shell } => {
@@ -96,7 +99,7 @@ pub fn main() -> ExitCode {
     }
     // `run` sets up its own logging once its configuration has been checked.
     if !matches!(cli.command, Command::Run(_)) {
-        init_tracing(None, if matches!(cli.command, Command::Pretrain(_)) { "info" } else { "warn" })
+        init_tracing(None, if matches!(cli.command, Command::Pretrain(_) | Command::Worker(_)) { "info" } else { "warn" })
             .expect("logging to standard error needs no file");
     }
     let stdout = std::io::stdout();

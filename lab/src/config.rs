@@ -102,6 +102,14 @@ pub struct RoundConfig {
     pub max_problem_tokens: usize,
     /// Sampling temperature of both players.
     pub temperature: f64,
+    /// Attempts per sampling shard: the unit sent to a worker, each with a random stream of its
+    /// own, so the round samples the same tokens wherever its shards run.
+    #[serde(default = "sampling_shard")]
+    pub sampling_shard: usize,
+}
+
+fn sampling_shard() -> usize {
+    128
 }
 
 fn compose_problems() -> usize {
@@ -237,6 +245,7 @@ impl RunConfig {
             ("round.proposals", r.proposals),
             ("round.attempts", r.attempts),
             ("round.max_problem_tokens", r.max_problem_tokens),
+            ("round.sampling_shard", r.sampling_shard),
         ] {
             if v == 0 {
                 anyhow::bail!("{key} must be positive");

@@ -5,6 +5,7 @@
 //! * [`warmstart`]: teaching both players before self-play;
 //! * [`evaluate`]: a solver's accuracy on a set of problems;
 //! * [`scoring`]: the configured interestingness scorers, wired for a round;
+//! * [`rollouts`]: where a round's attempts are sampled: here, or by workers;
 //! * [`round`]: one round of self-play;
 //! * [`settle`]: the run directory's configuration, overrides and the record of changes;
 //! * [`tensorboard`]: the metrics as TensorBoard event files;
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod evaluate;
+pub mod rollouts;
 pub mod round;
 pub mod run;
 pub mod scoring;

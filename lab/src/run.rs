@@ -339,6 +339,7 @@ pub fn run(
     archive: &Archive,
     budget: Budget,
     device: &Device,
+    rollouts: Box<dyn crate::rollouts::Rollouts>,
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
     on_round: &mut dyn FnMut(&RoundMetrics),
@@ -360,6 +361,7 @@ pub fn run(
         }
         opened => opened?,
     };
+    lab.set_rollouts(rollouts);
     let first_round = lab.completed_rounds();
     if resumed {
         log(&format!("resumed {} at round {}", run_dir.display(), lab.completed_rounds()));

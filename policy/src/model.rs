@@ -585,6 +585,30 @@ impl Gpt {
         self.varmap.load(path)
     }
 
+    /// The weights as one safetensors buffer, by parameter name: what another process needs, with
+    /// the config, to build the same model ([`Gpt::from_weights`]).
+    pub fn weights_bytes(&self) -> Result<Vec<u8>> {
+        let vars = self.named_vars();
+        let tensors = vars.iter().map(|(name, var)| (name.as_str(), var.as_tensor()));
+        safetensors::serialize(tensors, None).map_err(|e| candle_core::Error::Msg(format!("safetensors: {e}")))
+    }
+
+    /// A model of `cfg` holding the weights of [`Gpt::weights_bytes`]; every name and shape must
+    /// match.
+    pub fn from_weights(cfg: &ModelConfig, bytes: &[u8], dtype: DType, device: &Device) -> Result<Self> {
+        let model = Self::empty(cfg, dtype, device)?;
+        let loaded = candle_core::safetensors::load_buffer(bytes, device)?;
+        let vars = model.named_vars();
+        if loaded.len() != vars.len() {
+            candle_core::bail!("{} tensors for a model of {} parameters", loaded.len(), vars.len());
+        }
+        for (name, var) in vars {
+            let t = loaded.get(&name).ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
+            var.set(&t.to_dtype(dtype)?).map_err(|e| candle_core::Error::Msg(format!("{name}: {e}")))?;
+        }
+        Ok(model)
+    }
+
     /// Builds an empty model of `cfg` for [`Gpt::load_weights`].
     pub fn empty(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;

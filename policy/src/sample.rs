@@ -41,7 +41,7 @@ impl SampleConfig {
 }
 
 /// One sequence to continue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub prompt: Vec<u32>,
     /// Most new tokens (further capped by the model's context).
@@ -51,7 +51,7 @@ pub struct Request {
 }
 
 /// A continuation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sampled {
     /// New tokens, the stop token last when one was produced.
     pub tokens: Vec<u32>,

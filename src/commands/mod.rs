@@ -7,6 +7,7 @@ pub mod gen;
 pub mod judge;
 pub mod pretrain;
 pub mod run;
+pub mod worker;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

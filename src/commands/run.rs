@@ -47,6 +47,18 @@ pub struct RunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Sample the solver's attempts on `selfplay worker`s through this NATS server (JetStream on:
+    /// `nats-server -js`) instead of in this process; the round's results are the same.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// With --nats: seconds a task may go unacknowledged before another worker gets it (a dead
+    /// worker's).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = super::positive_seconds, requires = "nats")]
+    pub nats_ack_wait: f64,
+    /// With --nats: longest wait for a worker's next answer, or for the server to come back,
+    /// before the round fails (nothing of it written).
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = super::positive_seconds, requires = "nats")]
+    pub nats_timeout: f64,
     /// The final summary as one JSON object: `run_dir`, `resumed`, `first_round`, `last_round`,
     /// `rounds`, `seconds`, `problems`, `rounds_per_minute`, `problems_per_s`, `stopped_by_request`.
     #[arg(long)]
@@ -166,6 +178,17 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         tracing::warn!("configuration changed: {}", keys.join("; "));
     }
     let cfg = settled.config;
+    let rollouts: Box<dyn lab::rollouts::Rollouts> = match &args.nats {
+        None => Box::new(lab::rollouts::InProcess),
+        Some(url) => {
+            let options = workers::LearnerOptions {
+                url: url.clone(),
+                ack_wait: std::time::Duration::from_secs_f64(args.nats_ack_wait),
+                timeout: std::time::Duration::from_secs_f64(args.nats_timeout),
+            };
+            Box::new(workers::NatsRollouts::connect(options, workers::protocol::run_id(&args.run_dir)?)?)
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let run_dir = args.run_dir.clone();
@@ -235,7 +258,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     b.set_message(line);
                 }
             };
-            run::run(&cfg, &run_dir, &archive, budget, &device, &flag, &mut log, &mut on_round)
+            run::run(&cfg, &run_dir, &archive, budget, &device, rollouts, &flag, &mut log, &mut on_round)
         })
         .await?
     });

@@ -102,6 +102,9 @@ pub struct RoundMetrics {
     pub scorers: Option<BTreeMap<String, scorers::Health>>,
     pub problems_per_s: f64,
     pub timings: Timings,
+    /// How the round's sampling went on the workers (`selfplay run --nats`); absent in process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<crate::rollouts::RolloutReport>,
     /// Each player's update this round, as policy-gradient trainers report it.
     #[serde(default)]
     pub solver: Diagnostics,
@@ -173,6 +176,7 @@ pub(super) struct Outcome<'a> {
     /// The median solve rate of the proposals asked for each literal bound.
     pub medians: &'a [Option<f64>],
     pub held_out: Option<BTreeMap<u32, f64>>,
+    pub rollouts: Option<crate::rollouts::RolloutReport>,
     pub timings: Timings,
 }
 
@@ -276,6 +280,7 @@ impl Lab {
             scorers: self.scoring.as_ref().map(|s| s.health()),
             problems_per_s: n as f64 / o.timings.total,
             timings: o.timings,
+            workers: o.rollouts,
             solver: Diagnostics::of(solver, &solver_rewards, &solver_lengths),
             proposer: Diagnostics::of(proposer, &proposer_rewards, &proposer_lengths),
             wall_time: std::time::SystemTime::now()

@@ -37,6 +37,7 @@ use solver::SolverFormat;
 use store::Archive;
 
 use crate::config::RunConfig;
+use crate::rollouts::{InProcess, Rollouts};
 use crate::evaluate::{evaluate, Item};
 use metrics::Outcome;
 pub use metrics::{Diagnostics, RoundMetrics};
@@ -131,6 +132,8 @@ pub struct Lab {
     proposer_reference: Option<Gpt>,
     /// Interestingness scorers, when configured.
     scoring: Option<crate::scoring::Scoring>,
+    /// Where the solver's attempts are sampled ([`crate::rollouts::InProcess`] unless set).
+    rollouts: Box<dyn Rollouts>,
 }
 
 /// What a [`Lab`] is built from.
@@ -223,7 +226,13 @@ impl Lab {
             solver_reference,
             proposer_reference,
             scoring,
+            rollouts: Box::new(InProcess),
         })
+    }
+
+    /// Samples the solver's attempts with `rollouts` from the next round on.
+    pub fn set_rollouts(&mut self, rollouts: Box<dyn Rollouts>) {
+        self.rollouts = rollouts;
     }
 
     /// Rounds completed.
@@ -299,7 +308,7 @@ impl Lab {
         let proposals = clock.time(|t| &mut t.propose, || self.propose(targets, &sampling))?;
         let judged = clock.time(|t| &mut t.judge, || self.judge(&proposals, round));
         let tasks = clock.time(|t| &mut t.curriculum, || self.draw_tasks(&judged, round))?;
-        let attempts = clock.time(|t| &mut t.solve, || self.attempt(&tasks, &sampling))?;
+        let (attempts, rollouts) = clock.time(|t| &mut t.solve, || self.attempt(&tasks, &sampling, round))?;
         let composed = clock.time(|t| &mut t.solve, || self.compose(&tasks, &attempts, &sampling))?;
         let interest = clock.time(|t| &mut t.score, || self.score(round, &judged, &tasks, &attempts));
         let mut paid = clock.time(
@@ -337,6 +346,7 @@ impl Lab {
             composed: &composed,
             medians: &medians,
             held_out,
+            rollouts,
             timings,
         }))
     }

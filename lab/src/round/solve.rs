@@ -9,6 +9,7 @@ pub(super) use solver::plan::Source;
 use store::Attempt;
 
 use super::judged::Judged;
+use crate::rollouts::{check_answers, RolloutReport};
 use super::Lab;
 
 /// A problem the solver tries this round, and where it came from.
@@ -88,14 +89,25 @@ impl Lab {
         Ok(Tasks { tasks, of_proposal, replayed })
     }
 
-    /// `round.attempts` tries at every task, each verified against its exact answer.
-    pub(super) fn attempt(&mut self, tasks: &Tasks, sampling: &SampleConfig) -> anyhow::Result<Attempts> {
+    /// `round.attempts` tries at every task, each verified against its exact answer. They are
+    /// sampled in shards of `round.sampling_shard`, where the lab's [`crate::rollouts::Rollouts`]
+    /// runs them.
+    pub(super) fn attempt(
+        &mut self,
+        tasks: &Tasks,
+        sampling: &SampleConfig,
+        round: u64,
+    ) -> anyhow::Result<(Attempts, Option<RolloutReport>)> {
         let k = self.cfg.round.attempts;
         let mut requests = Vec::with_capacity(tasks.tasks.len() * k);
         for task in &tasks.tasks {
             requests.extend(self.solver_format.requests(&task.text, k)?);
         }
-        let sampled = policy::sample(&self.solver.model, &requests, sampling, &mut self.rng, true)?;
+        let shards = policy::shards(requests, self.cfg.round.sampling_shard, *sampling, &mut self.rng);
+        let answered = self.rollouts.sample(&self.solver.model, round, &shards)?;
+        check_answers(&shards, &answered)?;
+        let report = self.rollouts.report();
+        let sampled: Vec<policy::Sampled> = answered.into_iter().flatten().collect();
         let mut per_task: Vec<Vec<(Attempt, Vec<u32>)>> = vec![Vec::with_capacity(k); tasks.tasks.len()];
         for (j, s) in sampled.iter().enumerate() {
             let t = j / k;
@@ -103,7 +115,7 @@ impl Lab {
             let v = judge::verify(self.domain, &tasks.tasks[t].answer, &output);
             per_task[t].push((Attempt { output, answer: v.answer, correct: v.correct }, s.tokens.clone()));
         }
-        Ok(Attempts { per_task, k })
+        Ok((Attempts { per_task, k }, report))
     }
 
     /// `n` fresh problems of the warm start's kind (its depths and literal bound), none of them a
