@@ -108,6 +108,7 @@ async fn handle(
         Ok(m) => m,
         Err(e) => return terminate(format!("round {} shard {}: {e:#}", task.round, task.index)).await,
     };
+    tracing::info!("round {} shard {}: sampling {} sequences", task.round, task.index, task.shard.requests.len());
     let started = Instant::now();
     let shard = task.shard.clone();
     let mut sampling = tokio::task::spawn_blocking(move || {
@@ -161,7 +162,7 @@ async fn handle(
         tracing::warn!("acknowledging round {} shard {}: {e}", task.round, task.index);
     }
     tracing::info!(
-        "round {} shard {}: {} sequences in {:.2} s",
+        "round {} shard {}: answered, {} sequences in {:.2} s",
         task.round,
         task.index,
         task.shard.requests.len(),
