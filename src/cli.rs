@@ -99,8 +99,11 @@ pub fn main() -> ExitCode {
     }
     // `run` sets up its own logging once its configuration has been checked.
     if !matches!(cli.command, Command::Run(_)) {
-        init_tracing(None, if matches!(cli.command, Command::Pretrain(_) | Command::Worker(_)) { "info" } else { "warn" })
-            .expect("logging to standard error needs no file");
+        init_tracing(
+            None,
+            if matches!(cli.command, Command::Pretrain(_) | Command::Worker(_)) { "info" } else { "warn" },
+        )
+        .expect("logging to standard error needs no file");
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -21,6 +21,7 @@ const CRATES: &[&str] = &[
     "curriculum",
     "store",
     "bench",
+    "workers",
 ];
 const MAX_LINES: usize = 800;
 

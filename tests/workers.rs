@@ -223,8 +223,10 @@ fn a_run_on_two_workers_writes_what_it_writes_in_one_process() {
     let setup = Setup::new();
     let reference = setup.in_process(4);
     let server = Server::start(setup.dir.path());
-    let workers =
-        [Worker::start(&server, setup.path("w1.log"), None), Worker::start(&server, setup.path("w2.log"), None)];
+    let workers = [
+        Worker::start(&server, setup.path("w1.log"), None),
+        Worker::start(&server, setup.path("w2.log"), None),
+    ];
     let run = setup.path("on-workers");
     succeeds(setup.run(&run, 4, &["--nats", &server.url()]).stdin(Stdio::null()));
     assert_same_run(&run, &reference, 4);
@@ -301,7 +303,13 @@ fn with_no_worker_the_round_fails_with_a_message_and_writes_nothing() {
     succeeds(&mut setup.run(&run, 1, &flags[..2]));
     assert_same_run(&run, &reference, 1);
     // A server that is not there is named.
-    let err = common::fails(&["run", "--run-dir", setup.path("x").to_str().unwrap(), "--nats", "nats://127.0.0.1:1"]);
+    let err = common::fails(&[
+        "run",
+        "--run-dir",
+        setup.path("x").to_str().unwrap(),
+        "--nats",
+        "nats://127.0.0.1:1",
+    ]);
     assert!(err.contains("cannot reach the NATS server at nats://127.0.0.1:1"), "{err}");
 }
 

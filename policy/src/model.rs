@@ -590,7 +590,8 @@ impl Gpt {
     pub fn weights_bytes(&self) -> Result<Vec<u8>> {
         let vars = self.named_vars();
         let tensors = vars.iter().map(|(name, var)| (name.as_str(), var.as_tensor()));
-        safetensors::serialize(tensors, None).map_err(|e| candle_core::Error::Msg(format!("safetensors: {e}")))
+        safetensors::serialize(tensors, None)
+            .map_err(|e| candle_core::Error::Msg(format!("safetensors: {e}")))
     }
 
     /// A model of `cfg` holding the weights of [`Gpt::weights_bytes`]; every name and shape must

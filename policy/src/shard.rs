@@ -31,7 +31,12 @@ impl Shard {
 
 /// `requests` cut into shards of at most `size` (at least 1), in order, each seeded by one draw
 /// from `rng`.
-pub fn shards(requests: Vec<Request>, size: usize, sampling: SampleConfig, rng: &mut ChaCha8Rng) -> Vec<Shard> {
+pub fn shards(
+    requests: Vec<Request>,
+    size: usize,
+    sampling: SampleConfig,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Shard> {
     let size = size.max(1);
     let mut out = Vec::with_capacity(requests.len().div_ceil(size));
     let mut rest = requests.into_iter().peekable();

@@ -92,7 +92,11 @@ impl NatsRollouts {
             let bucket = protocol::weights_bucket(&js).await?;
             anyhow::Ok((js, results, bucket))
         })?;
-        tracing::info!("sampling on workers through {}: tasks on {}", options.url, protocol::tasks_subject(&run));
+        tracing::info!(
+            "sampling on workers through {}: tasks on {}",
+            options.url,
+            protocol::tasks_subject(&run)
+        );
         Ok(NatsRollouts { runtime, js, run, results, bucket, published: None, options, report: None })
     }
 
@@ -120,7 +124,12 @@ impl NatsRollouts {
         Ok((weights, true, waited))
     }
 
-    async fn round_trip(&mut self, model: &Gpt, round: u64, shards: &[Shard]) -> anyhow::Result<Vec<Vec<Sampled>>> {
+    async fn round_trip(
+        &mut self,
+        model: &Gpt,
+        round: u64,
+        shards: &[Shard],
+    ) -> anyhow::Result<Vec<Vec<Sampled>>> {
         let (weights, weights_sent, mut waited) = self.publish_weights(model, round).await?;
         let tasks: Vec<Vec<u8>> = shards
             .iter()
@@ -181,7 +190,11 @@ impl NatsRollouts {
                     }
                     Verdict::Accept(answer) => {
                         report.duplicate += 1;
-                        tracing::debug!("refused a second answer to shard {} from {}", answer.index, answer.worker);
+                        tracing::debug!(
+                            "refused a second answer to shard {} from {}",
+                            answer.index,
+                            answer.worker
+                        );
                     }
                     Verdict::Stale(why) => {
                         report.stale += 1;
@@ -206,7 +219,12 @@ impl NatsRollouts {
 
     /// Publishes the tasks of the shards not yet answered; returns the seconds spent waiting for
     /// the server.
-    async fn send(&self, subject: &str, tasks: &[Vec<u8>], answers: &[Option<Vec<Sampled>>]) -> anyhow::Result<f64> {
+    async fn send(
+        &self,
+        subject: &str,
+        tasks: &[Vec<u8>],
+        answers: &[Option<Vec<Sampled>>],
+    ) -> anyhow::Result<f64> {
         let mut waited = 0.0;
         for (task, _) in tasks.iter().zip(answers).filter(|(_, a)| a.is_none()) {
             let js = &self.js;
@@ -257,8 +275,12 @@ fn judge_answer(payload: &[u8], run: &str, round: u64, hash: u64, shards: &[Shar
             shard.requests.len()
         ));
     }
-    if let Some((j, _)) = answer.sampled.iter().enumerate().find(|(_, s)| s.tokens.len() != s.logprobs.len()) {
-        return Verdict::Malformed(format!("shard {} continuation {j}: tokens and log-probs differ in number", answer.index));
+    if let Some((j, _)) = answer.sampled.iter().enumerate().find(|(_, s)| s.tokens.len() != s.logprobs.len())
+    {
+        return Verdict::Malformed(format!(
+            "shard {} continuation {j}: tokens and log-probs differ in number",
+            answer.index
+        ));
     }
     Verdict::Accept(answer)
 }

@@ -30,7 +30,10 @@ where
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 let waited = since.elapsed();
                 if waited >= limit {
-                    anyhow::bail!("{what}: no answer from the NATS server for {:.0} s: {e}", waited.as_secs_f64());
+                    anyhow::bail!(
+                        "{what}: no answer from the NATS server for {:.0} s: {e}",
+                        waited.as_secs_f64()
+                    );
                 }
                 // One line a few seconds, not one a try.
                 if waited.as_secs() >= logged {
@@ -57,7 +60,13 @@ mod tests {
         let (v, waited) = retry("test", Duration::from_secs(5), || {
             tries += 1;
             let t = tries;
-            async move { if t < 3 { Err("down") } else { Ok(t) } }
+            async move {
+                if t < 3 {
+                    Err("down")
+                } else {
+                    Ok(t)
+                }
+            }
         })
         .await
         .unwrap();

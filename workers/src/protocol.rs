@@ -36,7 +36,8 @@ pub fn results_subject(run: &str) -> String {
 /// absolute path. The same run resumed keeps it (and clears what its last process left); two
 /// runs, on one host or two, do not share it.
 pub fn run_id(run_dir: &std::path::Path) -> anyhow::Result<String> {
-    let path = std::fs::canonicalize(run_dir).with_context(|| format!("cannot resolve {}", run_dir.display()))?;
+    let path =
+        std::fs::canonicalize(run_dir).with_context(|| format!("cannot resolve {}", run_dir.display()))?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let key = format!("{}\0{}", host.trim(), path.display());
     Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))

@@ -49,16 +49,14 @@ async fn serve_async(url: &str, device: Device) -> anyhow::Result<()> {
     let ((tasks, _), _) = retry("opening the streams", forever, || protocol::streams(&js)).await?;
     let (bucket, _) = retry("opening the weights bucket", forever, || protocol::weights_bucket(&js)).await?;
     // The learner sets the acknowledgement wait; until one has, the consumer gets a default.
-    let consumer: consumer::Consumer<consumer::pull::Config> = match tasks
-        .get_consumer(protocol::WORKERS_CONSUMER)
-        .await
-    {
-        Ok(c) => c,
-        Err(_) => tasks
-            .create_consumer(protocol::workers_consumer(Duration::from_secs(30)))
-            .await
-            .map_err(|e| anyhow::anyhow!("the workers' consumer: {e}"))?,
-    };
+    let consumer: consumer::Consumer<consumer::pull::Config> =
+        match tasks.get_consumer(protocol::WORKERS_CONSUMER).await {
+            Ok(c) => c,
+            Err(_) => tasks
+                .create_consumer(protocol::workers_consumer(Duration::from_secs(30)))
+                .await
+                .map_err(|e| anyhow::anyhow!("the workers' consumer: {e}"))?,
+        };
     tracing::info!("worker {name} serving tasks from {url}");
     let mut cached: Option<Cached> = None;
     loop {
@@ -108,7 +106,12 @@ async fn handle(
         Ok(m) => m,
         Err(e) => return terminate(format!("round {} shard {}: {e:#}", task.round, task.index)).await,
     };
-    tracing::info!("round {} shard {}: sampling {} sequences", task.round, task.index, task.shard.requests.len());
+    tracing::info!(
+        "round {} shard {}: sampling {} sequences",
+        task.round,
+        task.index,
+        task.shard.requests.len()
+    );
     let started = Instant::now();
     let shard = task.shard.clone();
     let mut sampling = tokio::task::spawn_blocking(move || {
@@ -131,7 +134,9 @@ async fn handle(
     };
     let sampled = match sampled {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return terminate(format!("round {} shard {}: sampling: {e}", task.round, task.index)).await,
+        Ok(Err(e)) => {
+            return terminate(format!("round {} shard {}: sampling: {e}", task.round, task.index)).await
+        }
         Err(e) => return terminate(format!("round {} shard {}: {e}", task.round, task.index)).await,
     };
     let answer = Answer {
@@ -190,7 +195,11 @@ async fn model_for(
     object.read_to_end(&mut bytes).await?;
     let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
     if hash != task.weights.hash {
-        anyhow::bail!("weights {} hash to {hash:016x}, the task says {:016x}", task.weights.object, task.weights.hash);
+        anyhow::bail!(
+            "weights {} hash to {hash:016x}, the task says {:016x}",
+            task.weights.object,
+            task.weights.hash
+        );
     }
     let dtype: DType = task.dtype.parse().map_err(|e| anyhow::anyhow!("dtype {}: {e}", task.dtype))?;
     let model = Arc::new(Gpt::from_weights(&task.model, &bytes, dtype, device)?);

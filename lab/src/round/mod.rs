@@ -37,8 +37,8 @@ use solver::SolverFormat;
 use store::Archive;
 
 use crate::config::RunConfig;
-use crate::rollouts::{InProcess, Rollouts};
 use crate::evaluate::{evaluate, Item};
+use crate::rollouts::{InProcess, Rollouts};
 use metrics::Outcome;
 pub use metrics::{Diagnostics, RoundMetrics};
 

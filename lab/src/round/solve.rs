@@ -9,8 +9,8 @@ pub(super) use solver::plan::Source;
 use store::Attempt;
 
 use super::judged::Judged;
-use crate::rollouts::{check_answers, RolloutReport};
 use super::Lab;
+use crate::rollouts::{check_answers, RolloutReport};
 
 /// A problem the solver tries this round, and where it came from.
 pub(super) struct Task {
