@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+/// Libraries whose own info lines would drown the lab's: the NATS client logs every reconnection
+/// attempt (the workers announce the ones that matter, `workers::patience::announced`).
+const QUIET: &str = "async_nats=warn";
+
 /// Logging: to standard error (`RUST_LOG` sets the filter; `info` for long-running commands,
 /// `warn` otherwise and under a progress bar) and, with `log_dir`, to daily rolling files there.
 /// The guard flushes the files on drop. Installs once per process; later calls do nothing. Fails
@@ -13,7 +17,7 @@ pub fn init_tracing(
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let stderr_filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(stderr_default))
+        .unwrap_or_else(|_| EnvFilter::new(format!("{stderr_default},{QUIET}")))
         .add_directive("logfile=off".parse().expect("a valid directive"));
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -30,7 +34,7 @@ pub fn init_tracing(
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer)
-                .with_filter(EnvFilter::new("info"));
+                .with_filter(EnvFilter::new(format!("info,{QUIET}")));
             (Some(layer), Some(guard))
         }
         None => (None, None),

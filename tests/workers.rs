@@ -356,3 +356,37 @@ fn stale_and_malformed_answers_are_refused_and_counted() {
     let r = &reports(&run)[0];
     assert_eq!((r["stale"].as_u64(), r["malformed"].as_u64()), (Some(1), Some(1)), "{r}");
 }
+
+#[test]
+fn a_daemon_killed_mid_round_resumes_on_its_workers() {
+    let setup = Setup::new();
+    let reference = setup.in_process(4);
+    let server = Server::start(setup.dir.path());
+    // Slow shards, so that the kill falls inside round 3, past the checkpoint of round 2.
+    let worker = Worker::start(&server, setup.path("w.log"), Some("worker-sample=sleep(300)"));
+    let run = setup.path("on-workers");
+    let url = server.url();
+    let mut daemon = setup.run(&run, 4, &["--nats", &url]).spawn().unwrap();
+    worker.wait_for("round 3 shard 0: sampling");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(metrics(&run).len(), 2, "rounds 1 and 2 were done");
+    // The resumed daemon clears what the dead one left, and runs rounds 3 and 4 as they would
+    // have run: the whole run is the run in one process.
+    succeeds(&mut setup.run(&run, 2, &["--nats", &url]));
+    assert_same_run(&run, &reference, 4);
+}
+
+#[test]
+fn waits_that_cannot_work_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let args = ["run", "--run-dir", run.to_str().unwrap(), "--nats", "nats://127.0.0.1:1"];
+    let out = common::selfplay(&[&args[..], &["--nats-ack-wait", "10", "--nats-timeout", "5"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--nats-timeout (5 s) must be longer than --nats-ack-wait (10 s)"), "{err}");
+    assert!(!run.exists(), "nothing written");
+    let err = common::fails(&["run", "--run-dir", run.to_str().unwrap(), "--nats-timeout", "5"]);
+    assert!(err.contains("--nats <URL>"), "the wait needs a server: {err}");
+}

@@ -161,6 +161,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         run::check_warm_start(from).marked(crate::exit::Kind::Usage)?;
     }
     let device = super::device(&args.device)?;
+    let nats = args.nats.as_ref().map(|url| workers::LearnerOptions {
+        url: url.clone(),
+        ack_wait: std::time::Duration::from_secs_f64(args.nats_ack_wait),
+        timeout: std::time::Duration::from_secs_f64(args.nats_timeout),
+    });
+    if let Some(options) = &nats {
+        options.validate().marked(crate::exit::Kind::Usage)?;
+    }
     // Made owner-only before anything (the log files first) is written into it.
     lab::settle::create_run_dir(&args.run_dir)?;
     let terminal = std::io::stderr().is_terminal();
@@ -178,14 +186,10 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         tracing::warn!("configuration changed: {}", keys.join("; "));
     }
     let cfg = settled.config;
-    let rollouts: Box<dyn lab::rollouts::Rollouts> = match &args.nats {
+    // The server is reached before the warm start: one that is not there stops the run at once.
+    let rollouts: Box<dyn lab::rollouts::Rollouts> = match nats {
         None => Box::new(lab::rollouts::InProcess),
-        Some(url) => {
-            let options = workers::LearnerOptions {
-                url: url.clone(),
-                ack_wait: std::time::Duration::from_secs_f64(args.nats_ack_wait),
-                timeout: std::time::Duration::from_secs_f64(args.nats_timeout),
-            };
+        Some(options) => {
             Box::new(workers::NatsRollouts::connect(options, workers::protocol::run_id(&args.run_dir)?)?)
         }
     };

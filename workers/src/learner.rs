@@ -42,22 +42,30 @@ pub struct NatsRollouts {
     report: Option<RolloutReport>,
 }
 
+impl LearnerOptions {
+    /// Refuses a wait for workers that a dead worker's task could outlast.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.timeout <= self.ack_wait {
+            anyhow::bail!(
+                "--nats-timeout ({:.0} s) must be longer than --nats-ack-wait ({:.0} s), or a dead \
+                 worker's task could never reach another",
+                self.timeout.as_secs_f64(),
+                self.ack_wait.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}
+
 impl NatsRollouts {
     /// Connects to the server for run `run` ([`protocol::run_id`]): makes the streams, the
     /// bucket and the consumers where missing, and clears what an earlier process of the run left
     /// on its subjects.
     pub fn connect(options: LearnerOptions, run: String) -> anyhow::Result<NatsRollouts> {
-        if options.timeout <= options.ack_wait {
-            anyhow::bail!(
-                "the wait for workers ({:.0} s) must be longer than the acknowledgement wait ({:.0} s), \
-                 or a dead worker's task could never reach another",
-                options.timeout.as_secs_f64(),
-                options.ack_wait.as_secs_f64()
-            );
-        }
+        options.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
         let (js, results, bucket) = runtime.block_on(async {
-            let client = async_nats::ConnectOptions::new()
+            let client = crate::patience::announced(&options.url)
                 .connection_timeout(Duration::from_secs(5))
                 .connect(&options.url)
                 .await
@@ -109,7 +117,7 @@ impl NatsRollouts {
         }
         let object = format!("{}.{round}.{hash:016x}", self.run);
         let bucket = &self.bucket;
-        let (_, waited) = retry("storing the weights", self.options.timeout, || {
+        let (_, waited) = retry("storing the weights", Some(self.options.timeout), || {
             let object = object.clone();
             let bytes = bytes.clone();
             async move { bucket.put(object.as_str(), &mut bytes.as_slice()).await }
@@ -164,7 +172,7 @@ impl NatsRollouts {
                 );
             }
             let results = &self.results;
-            let fetched = retry("waiting for answers", self.options.timeout, || async move {
+            let fetched = retry("waiting for answers", Some(self.options.timeout), || async move {
                 let batch = results
                     .fetch()
                     .max_messages(answers_wanted(shards.len()))
@@ -228,7 +236,7 @@ impl NatsRollouts {
         let mut waited = 0.0;
         for (task, _) in tasks.iter().zip(answers).filter(|(_, a)| a.is_none()) {
             let js = &self.js;
-            let (_, w) = retry("sending a task", self.options.timeout, || async move {
+            let (_, w) = retry("sending a task", Some(self.options.timeout), || async move {
                 js.publish(subject.to_string(), task.clone().into()).await?.await.map_err(anyhow::Error::from)
             })
             .await?;

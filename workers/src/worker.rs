@@ -39,15 +39,17 @@ async fn serve_async(url: &str, device: Device) -> anyhow::Result<()> {
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
         std::process::id()
     );
-    let client = async_nats::ConnectOptions::new()
+    tracing::info!("worker {name}: connecting to the NATS server at {url}");
+    // A worker started before its server waits for it: the client connects in the background,
+    // and opening the streams below is tried, and logged, until it answers.
+    let client = crate::patience::announced(url)
         .retry_on_initial_connect()
         .connect(url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the NATS server at {url}: {e}"))?;
     let js = jetstream::new(client);
-    let forever = Duration::from_secs(u64::MAX / 4);
-    let ((tasks, _), _) = retry("opening the streams", forever, || protocol::streams(&js)).await?;
-    let (bucket, _) = retry("opening the weights bucket", forever, || protocol::weights_bucket(&js)).await?;
+    let ((tasks, _), _) = retry("opening the streams", None, || protocol::streams(&js)).await?;
+    let (bucket, _) = retry("opening the weights bucket", None, || protocol::weights_bucket(&js)).await?;
     // The learner sets the acknowledgement wait; until one has, the consumer gets a default.
     let consumer: consumer::Consumer<consumer::pull::Config> =
         match tasks.get_consumer(protocol::WORKERS_CONSUMER).await {
@@ -153,7 +155,7 @@ async fn handle(
         Err(e) => return terminate(format!("encoding the answer: {e:#}")).await,
     };
     let subject = protocol::results_subject(&task.run);
-    let handed_in = retry("handing in an answer", ANSWER_PATIENCE, || async {
+    let handed_in = retry("handing in an answer", Some(ANSWER_PATIENCE), || async {
         js.publish(subject.clone(), bytes.clone().into()).await?.await.map_err(anyhow::Error::from)
     })
     .await;
