@@ -121,6 +121,34 @@ fn gen_is_reproducible_and_agrees_with_judge() {
     assert!(err.contains("max_literal 1000 exceeds 999"), "{err}");
 }
 
+/// `gen --mutate`: variants of given problems, each naming its reference, valid, of the asked
+/// depth; small edits keep the operators; bad lines are named.
+#[test]
+fn gen_mutates_given_problems() {
+    let input = b"(3+4)*12-5\n{\"problem\": \"17*13+8\"}\n1+\n";
+    let out = common::selfplay_with(&["gen", "--mutate", "-", "--count", "5", "--edits", "small"], input);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("- line 3: skipped, not a valid problem"), "{err}");
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert!(lines.len() >= 8, "most references give their mutations: {}", lines.len());
+    let texts: String = lines.iter().map(|l| format!("{}\n", l["problem"].as_str().unwrap())).collect();
+    let judged = json_lines(&ok(&["judge", "--json"], texts.as_bytes()));
+    for (m, j) in lines.iter().zip(&judged) {
+        let reference = m["reference"].as_str().unwrap();
+        assert_ne!(m["problem"], reference);
+        assert_eq!((j["valid"].as_bool(), &j["answer"], &j["depth"]), (Some(true), &m["answer"], &m["depth"]));
+        let operators = |t: &str| t.chars().filter(|c| "+-*".contains(*c)).collect::<String>();
+        assert_eq!(operators(m["problem"].as_str().unwrap()), operators(reference), "small edits keep operators");
+    }
+    let deeper = json_lines(&ok(&["gen", "--mutate", "-", "--count", "3", "--depth", "4"], b"(3+4)*12-5\n"));
+    assert!(!deeper.is_empty() && deeper.iter().all(|m| m["depth"] == 4));
+    let err = fails(&["gen", "--mutate", "-", "--count", "1"], b"{\"text_of\": 1}\n");
+    assert!(err.contains("- line 1") && err.contains("\"problem\" or \"text\""), "{err}");
+    let err = fails(&["gen", "--count", "1", "--edits", "small"], b"");
+    assert!(err.contains("--mutate"), "{err}");
+}
+
 /// An archive with a few rounds of realistic records, made through the store's API.
 fn make_archive(path: &Path) -> Vec<ProblemRecord> {
     let a = Archive::open(path).unwrap();

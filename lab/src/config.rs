@@ -501,6 +501,7 @@ mod tests {
             ("[round]\nreferences_from = \"archive\"\n", "unknown variant `archive`"),
             ("[round]\nreference_evidence = 16\n", "round.reference_evidence picks frontier references"),
             ("[warm_start]\nproposer_references = \"copied\"\n", "unknown variant `copied`"),
+            ("[warm_start]\nproposer_reference_edits = \"tiny\"\n", "unknown variant `tiny`"),
             (
                 "[round]\ncompose = 1.0\n[warm_start]\nsolver_answers = \"direct\"\n",
                 "round.compose builds worked solutions one operation a step",

@@ -177,6 +177,9 @@ pub struct WarmStartConfig {
     /// `unrelated` (another draw; the proposer learns to ignore references) or `mutated` (its
     /// source, edited to the asked depth).
     pub proposer_references: ReferenceUse,
+    /// With mutated references: how far each edit moves the problem (`free` or `small`).
+    #[serde(default)]
+    pub proposer_reference_edits: problem::EditSize,
     pub solver: PlayerTraining,
     pub proposer: PlayerTraining,
     /// The report measures the solver on depths 1 to this.
@@ -197,6 +200,7 @@ impl Default for WarmStartConfig {
             proposer_wide_max_literal: 99,
             proposer_literal_tokens: true,
             proposer_references: ReferenceUse::Unrelated,
+            proposer_reference_edits: problem::EditSize::Free,
             // Worked solutions are longer than answers and take longer to learn. Chains of three
             // steps are taught: a solver taught two wrote two for every longer problem (two
             // operations folded into one step), never solved one, and self-play had nothing to

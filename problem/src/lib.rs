@@ -181,6 +181,19 @@ pub struct GenSpec {
     pub max_literal: u32,
 }
 
+/// How far a mutation's edit moves a problem ([`Domain::mutate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditSize {
+    /// Any edit of the domain's kinds, its new parts drawn as the generator draws them.
+    #[default]
+    Free,
+    /// Edits that change the work least: a literal nudged by a fifth of itself or less, no
+    /// operator changed, an operation added with a one-digit literal, or one cut to one of its
+    /// own operands — so that a problem at the solver's frontier stays near it.
+    Small,
+}
+
 /// A generated problem with its exact answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
@@ -233,9 +246,16 @@ pub trait Domain: Send + Sync {
     /// A problem of `spec`'s depth and literal bound, a small edit away from `reference` (a
     /// literal or an operator changed; an operation added or taken away per unit of depth
     /// between them), neither padded nor a copy of `reference`: what a proposer shown a
-    /// reference is taught to write. `None` where the domain has no such edits, `reference` is
-    /// not valid, or no edit meets `spec`. Reproducible from the `rng` state.
-    fn mutate(&self, _reference: &str, _spec: &GenSpec, _rng: &mut dyn RngCore) -> Option<String> {
+    /// reference is taught to write. `size` says how far the edit may move it. `None` where the
+    /// domain has no such edits, `reference` is not valid, or no edit meets `spec`. Reproducible
+    /// from the `rng` state.
+    fn mutate(
+        &self,
+        _reference: &str,
+        _spec: &GenSpec,
+        _size: EditSize,
+        _rng: &mut dyn RngCore,
+    ) -> Option<String> {
         None
     }
 

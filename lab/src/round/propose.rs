@@ -114,13 +114,15 @@ impl Lab {
     /// problem, which the judge records as invalid.
     fn generate(&mut self, targets: Vec<Target>, chosen: Vec<Vec<ReplayItem>>) -> Proposals {
         let max_literal = self.cfg.warm_start.proposer.max_literal;
+        // The edits a proposer warm-started on mutated references was taught.
+        let edits = self.cfg.warm_start.proposer_reference_edits;
         let mut texts = Vec::with_capacity(targets.len());
         let mut references = Vec::with_capacity(targets.len());
         for (t, refs) in targets.iter().zip(&chosen) {
             let spec = GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
             let mutated = refs
                 .first()
-                .and_then(|r| Some((r.id, self.domain.mutate(&r.problem, &spec, &mut self.rng)?)));
+                .and_then(|r| Some((r.id, self.domain.mutate(&r.problem, &spec, edits, &mut self.rng)?)));
             match mutated {
                 Some((id, text)) => {
                     texts.push(text);

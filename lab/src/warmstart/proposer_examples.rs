@@ -51,7 +51,8 @@ pub(crate) fn example(
         let high = (g.depth + REFERENCE_DEPTH_CHANGE).min(p.max_depth).max(low);
         let from =
             domain.generate(&GenSpec { depth: rng.random_range(low..=high), max_literal: most }, rng)?;
-        if let Some(m) = domain.mutate(&from.problem, &GenSpec { depth: g.depth, max_literal: most }, rng) {
+        let spec = GenSpec { depth: g.depth, max_literal: most };
+        if let Some(m) = domain.mutate(&from.problem, &spec, cfg.proposer_reference_edits, rng) {
             g.problem = m;
             source = Some(from.problem);
         }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use rand::RngCore;
 
-use crate::{Analysis, Domain, GenError, GenSpec, Generated, Limits, ProblemError};
+use crate::{Analysis, Domain, EditSize, GenError, GenSpec, Generated, Limits, ProblemError};
 
 /// The arithmetic domain.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,8 +93,14 @@ impl Domain for Arith {
         gen::pad(self, problem, identities, rng)
     }
 
-    fn mutate(&self, reference: &str, spec: &GenSpec, rng: &mut dyn RngCore) -> Option<String> {
-        mutate::mutate(self, reference, spec, rng)
+    fn mutate(
+        &self,
+        reference: &str,
+        spec: &GenSpec,
+        size: EditSize,
+        rng: &mut dyn RngCore,
+    ) -> Option<String> {
+        mutate::mutate(self, reference, spec, size, rng)
     }
 
     /// The canonical form with each literal replaced by one `#` per digit: `9*(2+13)` is

@@ -7,12 +7,17 @@
 //! cut back to one literal (one fewer). A depth further from the reference's takes as many grow
 //! or cut edits as the difference. The result is kept only when it is valid, unpadded, of the
 //! asked depth and literal bound, and not the reference itself up to canonical form.
+//!
+//! [`EditSize::Small`] edits keep the work as it was where they can: a literal is nudged (by at
+//! most a fifth of itself, at least 1) rather than redrawn, no operator is changed (`+` to `*`
+//! can turn a sum a solver always gets into a product it never does), a grown operation adds or
+//! takes a one-digit literal, and a cut operation leaves one of its own operands.
 
 use rand::{Rng, RngCore};
 
 use super::parse::{parse, Expr, Op};
 use super::Arith;
-use crate::{GenSpec, Limits};
+use crate::{EditSize, GenSpec, Limits};
 
 /// Edits tried before giving up on a reference.
 const MAX_TRIES: usize = 64;
@@ -24,6 +29,7 @@ pub(super) fn mutate(
     arith: &Arith,
     reference: &str,
     spec: &GenSpec,
+    size: EditSize,
     rng: &mut dyn RngCore,
 ) -> Option<String> {
     let hard = Limits { max_tokens: Limits::HARD_MAX_TOKENS, max_nesting: Limits::HARD_MAX_NESTING };
@@ -36,13 +42,16 @@ pub(super) fn mutate(
     for _ in 0..MAX_TRIES {
         let mut expr = source.clone();
         if from == spec.depth {
-            same_depth_edit(&mut expr, spec.max_literal, rng);
+            match size {
+                EditSize::Free => same_depth_edit(&mut expr, spec.max_literal, rng),
+                EditSize::Small => nudge(&mut expr, spec.max_literal, rng),
+            }
         }
         for _ in spec.depth..from {
-            cut(&mut expr, spec.max_literal, rng);
+            cut(&mut expr, spec.max_literal, size, rng);
         }
         for _ in from..spec.depth {
-            grow(&mut expr, spec.max_literal, rng);
+            grow(&mut expr, spec.max_literal, size, rng);
         }
         let Ok(a) = arith.analyze_expr(&expr) else { continue };
         if a.hash != before.hash && !a.padded() && a.depth == spec.depth && a.max_literal <= spec.max_literal
@@ -70,11 +79,37 @@ fn same_depth_edit(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
     }
 }
 
-/// One literal, drawn uniformly, becomes an operation of itself and a new literal.
-fn grow(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
+/// One literal, drawn uniformly, moved by at most a fifth of itself (at least 1), within
+/// `0..=max_literal`.
+fn nudge(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
     let mut nth = rng.random_range(0..=expr.ops());
-    let op = [Op::Add, Op::Sub, Op::Mul][rng.random_range(0..3)];
-    let fresh = Expr::lit(rng.random_range(0..=max_literal));
+    with_nth_literal(expr, &mut nth, &mut |e| {
+        if let Expr::Lit { value, .. } = e {
+            let old = (*value).min(max_literal);
+            let step = rng.random_range(1..=(old / 5).max(1));
+            let new = if old < step || (old + step <= max_literal && rng.random_bool(0.5)) {
+                old + step
+            } else {
+                old - step
+            };
+            *e = Expr::lit(new.min(max_literal));
+        }
+    });
+}
+
+/// One literal, drawn uniformly, becomes an operation of itself and a new literal (small edits:
+/// a one-digit literal added or taken away).
+fn grow(expr: &mut Expr, max_literal: u32, size: EditSize, rng: &mut dyn RngCore) {
+    let mut nth = rng.random_range(0..=expr.ops());
+    let (op, fresh) = match size {
+        EditSize::Free => {
+            ([Op::Add, Op::Sub, Op::Mul][rng.random_range(0..3)], rng.random_range(0..=max_literal))
+        }
+        EditSize::Small => {
+            ([Op::Add, Op::Sub][rng.random_range(0..2)], rng.random_range(1..=max_literal.clamp(1, 9)))
+        }
+    };
+    let fresh = Expr::lit(fresh);
     let new_on_left = rng.random_bool(0.5);
     with_nth_literal(expr, &mut nth, &mut |e| {
         let old = std::mem::replace(e, Expr::lit(0));
@@ -82,15 +117,15 @@ fn grow(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
     });
 }
 
-/// One operation of two literals, drawn uniformly, becomes one of its literals or a new one.
-/// Every tree with an operation has such an operation.
-fn cut(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
+/// One operation of two literals, drawn uniformly, becomes one of its literals or (free edits) a
+/// new one. Every tree with an operation has such an operation.
+fn cut(expr: &mut Expr, max_literal: u32, size: EditSize, rng: &mut dyn RngCore) {
     let count = innermost_operations(expr);
     if count == 0 {
         return;
     }
     let mut nth = rng.random_range(0..count);
-    let which = rng.random_range(0..3);
+    let which = rng.random_range(0..if size == EditSize::Small { 2 } else { 3 });
     let fresh = Expr::lit(rng.random_range(0..=max_literal));
     with_nth_innermost(expr, &mut nth, &mut |e| {
         if let Expr::Bin { lhs, rhs, .. } = e {
@@ -203,7 +238,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let reference = Arith.generate(&GenSpec { depth: from, max_literal }, &mut rng).unwrap().problem;
             let spec = GenSpec { depth: to, max_literal };
-            let Some(m) = Arith.mutate(&reference, &spec, &mut rng) else {
+            let Some(m) = Arith.mutate(&reference, &spec, EditSize::Free, &mut rng) else {
                 // Only an edit that cannot be made valid (values past the bound) gives up.
                 return Ok(());
             };
@@ -227,7 +262,7 @@ mod tests {
         for (depth, least) in [(1, 10), (2, 10), (3, 20), (4, 40), (5, 40)] {
             let spec = GenSpec { depth, max_literal: 20 };
             let made: std::collections::BTreeSet<String> =
-                (0..200).filter_map(|_| Arith.mutate(reference, &spec, &mut rng)).collect();
+                (0..200).filter_map(|_| Arith.mutate(reference, &spec, EditSize::Free, &mut rng)).collect();
             assert!(made.len() >= least, "depth {depth}: {} {made:?}", made.len());
         }
     }
@@ -236,7 +271,65 @@ mod tests {
     fn what_cannot_be_mutated_is_none() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let spec = |depth| GenSpec { depth, max_literal: 20 };
-        assert_eq!(Arith.mutate("3+", &spec(1), &mut rng), None, "not a problem");
-        assert_eq!(Arith.mutate("3+4", &spec(4), &mut rng), None, "too far from its depth");
+        assert_eq!(Arith.mutate("3+", &spec(1), EditSize::Free, &mut rng), None, "not a problem");
+        assert_eq!(Arith.mutate("3+4", &spec(4), EditSize::Small, &mut rng), None, "too far from its depth");
+    }
+
+    /// The operators of `e` in pre-order, and its literals.
+    fn operators_and_literals(e: &Expr) -> (Vec<char>, Vec<u32>) {
+        fn walk(e: &Expr, ops: &mut Vec<char>, lits: &mut Vec<u32>) {
+            match e {
+                Expr::Lit { value, .. } => lits.push(*value),
+                Expr::Bin { op, lhs, rhs, .. } => {
+                    ops.push(op.symbol());
+                    walk(lhs, ops, lits);
+                    walk(rhs, ops, lits);
+                }
+            }
+        }
+        let (mut ops, mut lits) = (Vec::new(), Vec::new());
+        walk(e, &mut ops, &mut lits);
+        (ops, lits)
+    }
+
+    proptest! {
+        /// A small same-depth edit keeps every operator and moves one literal by at most a fifth
+        /// of itself (at least 1); a small grow adds `+` or `-` of a one-digit literal; a small
+        /// cut leaves only literals the reference had.
+        #[test]
+        fn small_edits_keep_the_work(seed in 0u64..10_000, from in 1u32..=5, change in -1i32..=1) {
+            let to = (from as i32 + change).max(1) as u32;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let reference = Arith.generate(&GenSpec { depth: from, max_literal: 99 }, &mut rng).unwrap().problem;
+            let spec = GenSpec { depth: to, max_literal: 99 };
+            let Some(m) = Arith.mutate(&reference, &spec, EditSize::Small, &mut rng) else { return Ok(()) };
+            let hard = Limits::default();
+            let (ops_r, lits_r) = operators_and_literals(&parse(&reference, &hard).unwrap());
+            let (ops_m, lits_m) = operators_and_literals(&parse(&m, &hard).unwrap());
+            if from == to {
+                prop_assert_eq!(&ops_r, &ops_m, "{} from {}", m, reference);
+                let moved: Vec<(u32, u32)> =
+                    lits_r.iter().zip(&lits_m).filter(|(a, b)| a != b).map(|(a, b)| (*a, *b)).collect();
+                prop_assert_eq!(moved.len(), 1, "{} from {}", m, reference);
+                let (a, b) = moved[0];
+                prop_assert!(a.abs_diff(b) <= (a / 5).max(1), "{} from {}", m, reference);
+            } else if to > from {
+                let added: Vec<char> = ops_m.iter().filter(|o| **o == '*').copied().collect();
+                prop_assert_eq!(added.len(), ops_r.iter().filter(|o| **o == '*').count(), "{} from {}", m, reference);
+                let mut left = lits_m.clone();
+                for l in &lits_r {
+                    let i = left.iter().position(|x| x == l).expect("every old literal stays");
+                    left.remove(i);
+                }
+                prop_assert!(left.len() == 1 && (1..=9).contains(&left[0]), "{} from {}", m, reference);
+            } else {
+                let mut left = lits_r.clone();
+                for l in &lits_m {
+                    let i = left.iter().position(|x| x == l);
+                    prop_assert!(i.is_some(), "{} from {}: {} is new", m, reference, l);
+                    left.remove(i.unwrap());
+                }
+            }
+        }
     }
 }
