@@ -137,9 +137,16 @@ fn gen_mutates_given_problems() {
     for (m, j) in lines.iter().zip(&judged) {
         let reference = m["reference"].as_str().unwrap();
         assert_ne!(m["problem"], reference);
-        assert_eq!((j["valid"].as_bool(), &j["answer"], &j["depth"]), (Some(true), &m["answer"], &m["depth"]));
+        assert_eq!(
+            (j["valid"].as_bool(), &j["answer"], &j["depth"]),
+            (Some(true), &m["answer"], &m["depth"])
+        );
         let operators = |t: &str| t.chars().filter(|c| "+-*".contains(*c)).collect::<String>();
-        assert_eq!(operators(m["problem"].as_str().unwrap()), operators(reference), "small edits keep operators");
+        assert_eq!(
+            operators(m["problem"].as_str().unwrap()),
+            operators(reference),
+            "small edits keep operators"
+        );
     }
     let deeper = json_lines(&ok(&["gen", "--mutate", "-", "--count", "3", "--depth", "4"], b"(3+4)*12-5\n"));
     assert!(!deeper.is_empty() && deeper.iter().all(|m| m["depth"] == 4));

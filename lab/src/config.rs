@@ -106,6 +106,14 @@ pub struct RoundConfig {
     /// own, so the round samples the same tokens wherever its shards run.
     #[serde(default = "sampling_shard")]
     pub sampling_shard: usize,
+    /// The generator arm's mutations of frontier references: up to this many tried, the first
+    /// that copies neither the archive nor the round kept (1: the first, copy or not).
+    #[serde(default = "mutation_tries")]
+    pub mutation_tries: usize,
+}
+
+fn mutation_tries() -> usize {
+    1
 }
 
 fn sampling_shard() -> usize {
@@ -246,6 +254,7 @@ impl RunConfig {
             ("round.attempts", r.attempts),
             ("round.max_problem_tokens", r.max_problem_tokens),
             ("round.sampling_shard", r.sampling_shard),
+            ("round.mutation_tries", r.mutation_tries),
         ] {
             if v == 0 {
                 anyhow::bail!("{key} must be positive");
@@ -500,6 +509,8 @@ mod tests {
             ),
             ("[round]\nreferences_from = \"archive\"\n", "unknown variant `archive`"),
             ("[round]\nreference_evidence = 16\n", "round.reference_evidence picks frontier references"),
+            ("[round]\nsampling_shard = 0\n", "round.sampling_shard must be positive"),
+            ("[round]\nmutation_tries = 0\n", "round.mutation_tries must be positive"),
             ("[warm_start]\nproposer_references = \"copied\"\n", "unknown variant `copied`"),
             ("[warm_start]\nproposer_reference_edits = \"tiny\"\n", "unknown variant `tiny`"),
             (

@@ -19,7 +19,8 @@ import os
 import sys
 
 ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong",
-        "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier"]
+        "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier",
+        "generator-frontier-fresh"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 # Each mechanism arm is compared with these, where they ran.
 MECHANISM_ARMS = {
@@ -27,6 +28,7 @@ MECHANISM_ARMS = {
     "frontier-self-train": ["frontier-refs", "generator-frontier", "self-train"],
     "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],
     "generator-frontier": ["generator"],
+    "generator-frontier-fresh": ["generator-frontier", "generator"],
 }
 
 

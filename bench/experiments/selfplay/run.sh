@@ -5,7 +5,7 @@
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
 # no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
 # frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
-# frontier-self-train, frontier-evidence and generator-frontier), JOBS
+# frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
@@ -21,8 +21,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -99,6 +99,8 @@ frontier_self_train='[round]\nreferences = 1\nreferences_from = "frontier"\nself
 # last round's 8.
 frontier_evidence='[round]\nreferences = 1\nreferences_from = "frontier"\nreference_evidence = 24\nself_training = 1.0\n'
 generator_frontier='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\n'
+# The same, each mutation tried up to 16 times for one that copies neither the archive nor the round.
+generator_frontier_fresh='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\nmutation_tries = 16\n'
 arm_config() {
   case "$1" in
     default) : ;;
@@ -120,6 +122,7 @@ arm_config() {
     frontier-self-train) printf "$frontier_self_train" ;;
     frontier-evidence) printf "$frontier_evidence" ;;
     generator-frontier) printf "$generator_frontier" ;;
+    generator-frontier-fresh) printf "$generator_frontier_fresh" ;;
   esac
 }
 one_run() { # arm seed

@@ -114,15 +114,15 @@ impl Lab {
     /// problem, which the judge records as invalid.
     fn generate(&mut self, targets: Vec<Target>, chosen: Vec<Vec<ReplayItem>>) -> Proposals {
         let max_literal = self.cfg.warm_start.proposer.max_literal;
-        // The edits a proposer warm-started on mutated references was taught.
-        let edits = self.cfg.warm_start.proposer_reference_edits;
         let mut texts = Vec::with_capacity(targets.len());
         let mut references = Vec::with_capacity(targets.len());
+        // Canonical hashes of this round's mutations so far.
+        let mut written = std::collections::HashSet::new();
         for (t, refs) in targets.iter().zip(&chosen) {
             let spec = GenSpec { depth: t.depth, max_literal: t.max_literal.unwrap_or(max_literal) };
             let mutated = refs
                 .first()
-                .and_then(|r| Some((r.id, self.domain.mutate(&r.problem, &spec, edits, &mut self.rng)?)));
+                .and_then(|r| Some((r.id, self.fresh_mutation(&r.problem, &spec, &mut written)?)));
             match mutated {
                 Some((id, text)) => {
                     texts.push(text);
@@ -137,6 +137,33 @@ impl Lab {
             }
         }
         Proposals { targets, references, requests: Vec::new(), sampled: Vec::new(), texts }
+    }
+}
+
+impl Lab {
+    /// A mutation of `reference` by the edits a proposer warm-started on mutated references was
+    /// taught: up to `round.mutation_tries` of them, the first that copies neither the archive
+    /// nor this round's earlier ones (`written`), else the last. Small edits of the same few
+    /// frontier problems otherwise come back to the same problems (bench/experiments/selfplay).
+    fn fresh_mutation(
+        &mut self,
+        reference: &str,
+        spec: &GenSpec,
+        written: &mut std::collections::HashSet<u64>,
+    ) -> Option<String> {
+        let edits = self.cfg.warm_start.proposer_reference_edits;
+        let mut last = None;
+        for _ in 0..self.cfg.round.mutation_tries.max(1) {
+            let Some(m) = self.domain.mutate(reference, spec, edits, &mut self.rng) else { continue };
+            let hash = self.domain.analyze(&m, &Limits::default()).ok().map(|a| a.hash);
+            if self.cfg.round.mutation_tries <= 1
+                || hash.is_some_and(|h| !self.known.contains(&h) && written.insert(h))
+            {
+                return Some(m);
+            }
+            last = Some(m);
+        }
+        last
     }
 }
 
