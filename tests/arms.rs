@@ -136,3 +136,37 @@ fn frontier_references_wait_for_their_evidence() {
         assert!(by_id[&r.references[0]].round + 2 <= r.round, "{r:?}");
     }
 }
+
+/// With `round.mutation_tries`, the generator arm's mutations of frontier references copy
+/// nothing: neither the archive nor the round's other problems. Small edits of the tiny run's few
+/// references, tried once, come back to problems the archive holds.
+#[test]
+fn mutations_tried_for_fresh_ones_copy_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut copies = Vec::new();
+    for (edits, tries) in [("small", 1), ("free", 64)] {
+        let run = dir.path().join(format!("{edits}-{tries}"));
+        let cfg = std::fs::read_to_string(config(dir.path(), "generator"))
+            .unwrap()
+            .replace(
+                "[round]\n",
+                &format!(
+                    "[frontier]\nlow = 0.0\nhigh = 1.0\n[round]\nreferences = 1\n\
+                     references_from = \"frontier\"\nmutation_tries = {tries}\n"
+                ),
+            )
+            .replacen(
+                "[warm_start]\n",
+                &format!("[warm_start]\nproposer_reference_edits = \"{edits}\"\n"),
+                1,
+            );
+        let path = dir.path().join(format!("{edits}-{tries}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        ok(&["run", "--config", path.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "8"]);
+        let mutated: Vec<_> = records(&run).into_iter().filter(|r| !r.references.is_empty()).collect();
+        assert!(mutated.len() >= 6 * 8, "every later prompt mutates a reference: {}", mutated.len());
+        copies.push(mutated.iter().filter(|r| r.repetition.as_deref() != Some("fresh")).count());
+    }
+    assert!(copies[0] > 0, "small edits tried once come back to the same problems: {copies:?}");
+    assert_eq!(copies[1], 0, "with tries, no mutation copies anything");
+}

@@ -331,7 +331,8 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs rounds until the budget is spent or `stop` is set; checkpoints on schedule and at the end.
-/// `archive` is the run directory's ([`open_run_dir`]).
+/// `archive` is the run directory's ([`open_run_dir`]); `rollouts` samples the solver's attempts
+/// ([`crate::rollouts::InProcess`], or workers).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     cfg: &RunConfig,

@@ -138,9 +138,7 @@ impl Lab {
         }
         Proposals { targets, references, requests: Vec::new(), sampled: Vec::new(), texts }
     }
-}
 
-impl Lab {
     /// A mutation of `reference` by the edits a proposer warm-started on mutated references was
     /// taught: up to `round.mutation_tries` of them, the first that copies neither the archive
     /// nor this round's earlier ones (`written`), else the last. Small edits of the same few
@@ -153,7 +151,7 @@ impl Lab {
     ) -> Option<String> {
         let edits = self.cfg.warm_start.proposer_reference_edits;
         let mut last = None;
-        for _ in 0..self.cfg.round.mutation_tries.max(1) {
+        for _ in 0..self.cfg.round.mutation_tries {
             let Some(m) = self.domain.mutate(reference, spec, edits, &mut self.rng) else { continue };
             let hash = self.domain.analyze(&m, &Limits::default()).ok().map(|a| a.hash);
             if self.cfg.round.mutation_tries <= 1
