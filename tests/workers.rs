@@ -174,7 +174,7 @@ fn succeeds(cmd: &mut Command) {
 
 /// A metrics line without what depends on the machine's speed or on where sampling ran.
 fn comparable(mut line: serde_json::Value) -> serde_json::Value {
-    for key in ["timings", "wall_time", "problems_per_s", "workers"] {
+    for key in ["timings", "wall_time", "problems_per_s", "attempt_tokens_per_s", "workers"] {
         line.as_object_mut().unwrap().remove(key);
     }
     line

@@ -170,6 +170,7 @@ pub fn tag(path: &[String]) -> String {
         "solver" | "proposer" | "timings" | "scorers" => joined(first, ""),
         "held_out" => format!("held_out/depth_{}", rest.join("/")),
         "problems_per_s" => "timings/problems_per_s".into(),
+        "attempt_tokens_per_s" => "timings/attempt_tokens_per_s".into(),
         "skipped_updates" => "updates/skipped_updates".into(),
         _ => {
             if let Some(k) = first.strip_prefix("solver_") {

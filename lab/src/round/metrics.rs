@@ -101,6 +101,10 @@ pub struct RoundMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scorers: Option<BTreeMap<String, scorers::Health>>,
     pub problems_per_s: f64,
+    /// New tokens a second while the solver's attempts were sampled (absent from lines written
+    /// before it existed).
+    #[serde(default)]
+    pub attempt_tokens_per_s: f64,
     pub timings: Timings,
     /// How the round's sampling went on the workers (`selfplay run --nats`); absent in process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +283,7 @@ impl Lab {
             mean_interestingness: mean(&|v| v.interestingness),
             scorers: self.scoring.as_ref().map(|s| s.health()),
             problems_per_s: n as f64 / o.timings.total,
+            attempt_tokens_per_s: o.attempts.tokens_per_s,
             timings: o.timings,
             workers: o.rollouts,
             solver: Diagnostics::of(solver, &solver_rewards, &solver_lengths),

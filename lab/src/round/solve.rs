@@ -41,6 +41,9 @@ pub(super) struct Attempts {
     pub per_task: Vec<Vec<(Attempt, Vec<u32>)>>,
     /// Attempts per task.
     pub k: usize,
+    /// Tokens sampled per second while the attempts were sampled (here or on workers): what
+    /// `selfplay bench sample` measures alone.
+    pub tokens_per_s: f64,
 }
 
 impl Attempts {
@@ -104,10 +107,14 @@ impl Lab {
             requests.extend(self.solver_format.requests(&task.text, k)?);
         }
         let shards = policy::shards(requests, self.cfg.round.sampling_shard, *sampling, &mut self.rng);
+        let started = std::time::Instant::now();
         let answered = self.rollouts.sample(&self.solver.model, round, &shards)?;
+        let seconds = started.elapsed().as_secs_f64();
         check_answers(&shards, &answered)?;
         let report = self.rollouts.report();
         let sampled: Vec<policy::Sampled> = answered.into_iter().flatten().collect();
+        let tokens: usize = sampled.iter().map(|s| s.tokens.len()).sum();
+        let tokens_per_s = if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 };
         let mut per_task: Vec<Vec<(Attempt, Vec<u32>)>> = vec![Vec::with_capacity(k); tasks.tasks.len()];
         for (j, s) in sampled.iter().enumerate() {
             let t = j / k;
@@ -115,7 +122,7 @@ impl Lab {
             let v = judge::verify(self.domain, &tasks.tasks[t].answer, &output);
             per_task[t].push((Attempt { output, answer: v.answer, correct: v.correct }, s.tokens.clone()));
         }
-        Ok((Attempts { per_task, k }, report))
+        Ok((Attempts { per_task, k, tokens_per_s }, report))
     }
 
     /// `n` fresh problems of the warm start's kind (its depths and literal bound), none of them a
