@@ -38,9 +38,14 @@ pub fn results_subject(run: &str) -> String {
 pub fn run_id(run_dir: &std::path::Path) -> anyhow::Result<String> {
     let path =
         std::fs::canonicalize(run_dir).with_context(|| format!("cannot resolve {}", run_dir.display()))?;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let key = format!("{}\0{}", host.trim(), path.display());
+    let key = format!("{}\0{}", host_name(), path.display());
     Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+}
+
+/// This machine's host name (empty where the kernel does not say): part of a run's id and of a
+/// worker's name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string()
 }
 
 /// One version of the solver's weights, as stored in the bucket.

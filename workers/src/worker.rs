@@ -34,11 +34,7 @@ pub fn serve(url: &str, device: Device) -> anyhow::Result<()> {
 }
 
 async fn serve_async(url: &str, device: Device) -> anyhow::Result<()> {
-    let name = format!(
-        "{}:{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
-        std::process::id()
-    );
+    let name = format!("{}:{}", protocol::host_name(), std::process::id());
     tracing::info!("worker {name}: connecting to the NATS server at {url}");
     // A worker started before its server waits for it: the client connects in the background,
     // and opening the streams below is tried, and logged, until it answers.
