@@ -390,3 +390,17 @@ fn waits_that_cannot_work_are_refused_before_anything_is_written() {
     let err = common::fails(&["run", "--run-dir", run.to_str().unwrap(), "--nats-timeout", "5"]);
     assert!(err.contains("--nats <URL>"), "the wait needs a server: {err}");
 }
+
+/// A worker started before the learner marks its task in progress within the learner's wait,
+/// not the one the queue had when the worker started: a slow shard is not handed out twice.
+#[test]
+fn a_slow_worker_keeps_its_task_within_the_learners_wait() {
+    let setup = Setup::new();
+    let server = Server::start(setup.dir.path());
+    let worker = Worker::start(&server, setup.path("w.log"), Some("worker-sample=sleep(3000)"));
+    worker.wait_for("serving tasks");
+    let run = setup.path("on-workers");
+    succeeds(&mut setup.run(&run, 1, &["--nats", &server.url(), "--nats-ack-wait", "1"]));
+    let r = &reports(&run)[0];
+    assert_eq!(r["duplicate"].as_u64(), Some(0), "no task was handed out twice: {r}");
+}

@@ -117,8 +117,13 @@ async fn handle(
         fail::fail_point!("worker-sample", |_| Err(candle_core::Error::Msg("worker-sample".into())));
         shard.sample(&model)
     });
-    // Marked in progress while it samples, a few times within each acknowledgement wait.
-    let every = consumer.cached_info().config.ack_wait.max(Duration::from_millis(400)) / 4;
+    // Marked in progress while it samples, a few times within each acknowledgement wait: the
+    // wait the learner set last, which may be shorter than when this worker started.
+    let ack_wait = match consumer.get_info().await {
+        Ok(info) => info.config.ack_wait,
+        Err(_) => consumer.cached_info().config.ack_wait,
+    };
+    let every = ack_wait.max(Duration::from_millis(400)) / 4;
     let mut ticks = tokio::time::interval(every);
     let sampled = loop {
         tokio::select! {
