@@ -110,7 +110,9 @@ fn main() -> anyhow::Result<()> {
             let r: Vec<f32> = group
                 .iter()
                 .map(|s| {
-                    f32::from(u8::from(judge::verify(domain, &item.answer, &format.output_text(s)).correct))
+                    f32::from(u8::from(
+                        judge::verify(domain, &item.problem, &item.answer, &format.output_text(s)).correct,
+                    ))
                 })
                 .collect();
             let rate = r.iter().sum::<f32>() / k as f32;

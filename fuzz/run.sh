@@ -9,7 +9,7 @@ secs="${1:-300}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(arith tokenizer record config scorer_answer query import)
+  targets=(arith program tokenizer record config scorer_answer query import)
 fi
 # Built once, then run directly. No sanitizer: the code under test is safe Rust, and the fuzzer
 # runs several times faster.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use common::{fails_with as fails, ok_with as ok};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use store::{Archive, Attempt, Filter, ProblemRecord, Rewards};
 
 fn json_lines(s: &str) -> Vec<Value> {
@@ -157,6 +157,40 @@ fn gen_mutates_given_problems() {
 }
 
 /// An archive with a few rounds of realistic records, made through the store's API.
+#[test]
+fn gen_and_judge_speak_the_program_domain() {
+    let generated =
+        json_lines(&ok(&["gen", "--domain", "program", "--depth", "3", "--count", "20", "--seed", "4"], b""));
+    let texts: String = generated.iter().map(|g| format!("{}\n", g["problem"].as_str().unwrap())).collect();
+    let judged = json_lines(&ok(&["judge", "--domain", "program", "--json"], texts.as_bytes()));
+    assert_eq!(judged.len(), 20);
+    for (g, j) in generated.iter().zip(&judged) {
+        assert_eq!(
+            (&j["valid"], &j["answer"], &j["depth"], &j["padded"]),
+            (&json!(true), &g["answer"], &json!(3), &json!(false))
+        );
+    }
+    // The same keys as arithmetic, padding by dead code found, an error with its byte.
+    let judged =
+        json_lines(&ok(&["judge", "--domain", "program", "--json"], b"x=4;c=x*7;a=x*3;a-1\nx=4;a=y\n"));
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let arith = json_lines(&ok(&["judge", "--json"], b"1+2\n"));
+    assert_eq!(keys(&judged[0]), keys(&arith[0]));
+    assert_eq!(
+        (
+            &judged[0]["canonical"],
+            &judged[0]["surface_ops"],
+            &judged[0]["essential_ops"],
+            &judged[0]["padded"]
+        ),
+        (&json!("x=4;a=x*3;a-1"), &json!(3), &json!(2), &json!(true))
+    );
+    assert_eq!((&judged[1]["valid"], &judged[1]["reason"]), (&json!(false), &json!("bad_char")));
+    assert!(judged[1]["error"].as_str().unwrap().contains("at byte 6"));
+    let err = fails(&["judge", "--domain", "prog"], b"");
+    assert!(err.contains("\"prog\" is not a domain: arith, program"), "{err}");
+}
+
 fn make_archive(path: &Path) -> Vec<ProblemRecord> {
     let a = Archive::open(path).unwrap();
     let mut all = Vec::new();

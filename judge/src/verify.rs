@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// The final answer in a solver's output.
 ///
-/// Rule: the solver may write a scratchpad of steps separated by `=` (`(3+4)*2=7*2=14`); its
-/// answer is the text after the last `=`, or the whole output when there is none, with
-/// surrounding spaces removed.
-pub fn extract_answer(output: &str) -> &str {
-    output.rsplit('=').next().unwrap_or(output).trim_matches(' ')
+/// Rule: the solver may write a scratchpad of steps separated by the domain's step separator
+/// (`=` in arithmetic: `(3+4)*2=7*2=14`); its answer is the text after the last separator, or
+/// the whole output when there is none, with surrounding spaces removed.
+pub fn extract_answer(output: &str, separator: char) -> &str {
+    output.rsplit(separator).next().unwrap_or(output).trim_matches(' ')
 }
 
 /// One solver attempt, checked.
@@ -20,15 +20,16 @@ pub struct Verdict {
     pub correct: bool,
 }
 
-/// Checks a solver's whole output against the exact answer of the problem: correct when the
-/// final answer matches and every step before it holds ([`Domain::step_holds`]: in arithmetic,
+/// Checks a solver's whole output for `problem`, whose exact answer is `expected`: correct when
+/// the domain accepts the final answer ([`Domain::accepts`]) and every step before it holds ([`Domain::step_holds`]: in arithmetic,
 /// each expression of the chain has the answer's value). A right answer reached through a false
 /// step (`4*3+3` → `8+9=15`) is not a solution: paying for it would teach the false step.
-pub fn verify(domain: &dyn Domain, expected: &str, output: &str) -> Verdict {
-    let answer = extract_answer(output);
-    // Every `=`-separated part but the last (the answer) is a step.
-    let correct = domain.answers_match(expected, answer)
-        && output.rsplit('=').skip(1).all(|s| domain.step_holds(s, expected));
+pub fn verify(domain: &dyn Domain, problem: &str, expected: &str, output: &str) -> Verdict {
+    let separator = domain.step_separator();
+    let answer = extract_answer(output, separator);
+    // Every part but the last (the answer) is a step.
+    let correct = domain.accepts(problem, expected, answer)
+        && output.rsplit(separator).skip(1).all(|s| domain.step_holds(s, expected));
     Verdict { answer: answer.to_string(), correct }
 }
 
@@ -41,39 +42,50 @@ pub fn solve_rate(verdicts: &[Verdict]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use problem::Arith;
+    use problem::{Arith, Programs};
 
     #[test]
     fn extraction_takes_the_text_after_the_last_equals() {
-        assert_eq!(extract_answer("14"), "14");
-        assert_eq!(extract_answer(" 14 "), "14");
-        assert_eq!(extract_answer("(3+4)*2=7*2=14"), "14");
-        assert_eq!(extract_answer("(3+4)*2=7*2="), "");
-        assert_eq!(extract_answer(""), "");
+        assert_eq!(extract_answer("14", '='), "14");
+        assert_eq!(extract_answer(" 14 ", '='), "14");
+        assert_eq!(extract_answer("(3+4)*2=7*2=14", '='), "14");
+        assert_eq!(extract_answer("(3+4)*2=7*2=", '='), "");
+        assert_eq!(extract_answer("", '='), "");
     }
 
     #[test]
     fn verification_is_exact() {
-        assert!(verify(&Arith, "14", "(3+4)*2=7*2=14").correct);
-        assert!(!verify(&Arith, "14", "(3+4)*2=14=7*2").correct);
-        assert!(!verify(&Arith, "14", "014").correct);
-        assert_eq!(verify(&Arith, "-3", "1-4= -3"), Verdict { answer: "-3".into(), correct: true });
+        assert!(verify(&Arith, "", "14", "(3+4)*2=7*2=14").correct);
+        assert!(!verify(&Arith, "", "14", "(3+4)*2=14=7*2").correct);
+        assert!(!verify(&Arith, "", "14", "014").correct);
+        assert_eq!(verify(&Arith, "", "-3", "1-4= -3"), Verdict { answer: "-3".into(), correct: true });
     }
 
     #[test]
     fn a_right_answer_through_a_false_step_is_wrong() {
         // Worked solutions in every style, negative intermediate values included.
-        assert!(verify(&Arith, "-12", "(-3)*4=-12").correct);
-        assert!(verify(&Arith, "18", "12-(3-9)=12-(-6)=18").correct);
-        assert!(verify(&Arith, "14", "7=14").correct, "a bare number is an intermediate value");
+        assert!(verify(&Arith, "", "-12", "(-3)*4=-12").correct);
+        assert!(verify(&Arith, "", "18", "12-(3-9)=12-(-6)=18").correct);
+        assert!(verify(&Arith, "", "14", "7=14").correct, "a bare number is an intermediate value");
         // The answer is right, a step is not.
-        let v = verify(&Arith, "15", "8+9=15");
+        let v = verify(&Arith, "", "15", "8+9=15");
         assert_eq!(v, Verdict { answer: "15".into(), correct: false });
-        assert!(!verify(&Arith, "30", "18-14=30").correct);
-        assert!(!verify(&Arith, "14", "7*2=3+=14").correct, "an unreadable step");
-        assert!(!verify(&Arith, "14", "=14").correct, "an empty step");
+        assert!(!verify(&Arith, "", "30", "18-14=30").correct);
+        assert!(!verify(&Arith, "", "14", "7*2=3+=14").correct, "an unreadable step");
+        assert!(!verify(&Arith, "", "14", "=14").correct, "an empty step");
         let vs = [true, false, true, true].map(|c| Verdict { answer: String::new(), correct: c });
         assert_eq!(solve_rate(&vs), Some(0.75));
         assert_eq!(solve_rate(&[]), None);
+    }
+
+    #[test]
+    fn programs_separate_steps_with_a_bar_and_abductions_take_any_input() {
+        let problem = "x=4;a=x*3;?a>9{a=a-5};a";
+        assert!(verify(&Programs, problem, "7", "a=12;?a>9{a=a-5};a|a=12;a=a-5;a|7").correct);
+        assert!(!verify(&Programs, problem, "7", "a=12;a=a-4;a|7").correct, "a false step");
+        assert_eq!(verify(&Programs, problem, "7", "7").answer, "7");
+        let abduction = "a=x*x;a-x*4=0";
+        assert!(verify(&Programs, abduction, "0", "4").correct, "another input that gives 0");
+        assert!(!verify(&Programs, abduction, "0", "3").correct);
     }
 }

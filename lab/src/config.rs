@@ -162,7 +162,7 @@ pub enum ReferenceSource {
 pub struct RunConfig {
     /// Name of the run in the archive.
     pub name: String,
-    /// The problem domain, by name (`problem::domain_by_name`): `arith`.
+    /// The problem domain, by name (`problem::domain_by_name`): `arith` or `program`.
     pub domain: String,
     pub seed: u64,
     pub round: RoundConfig,
@@ -453,6 +453,22 @@ mod tests {
         assert_eq!((cfg.controller.max_depth, cfg.warm_start.proposer.max_depth), (2, 2));
         let cfg = RunConfig::from_toml("[controller]\nmin_depth = 3\nmax_depth = 4\n").unwrap();
         assert_eq!((cfg.controller.min_depth, cfg.controller.max_depth), (3, 4));
+    }
+
+    #[test]
+    fn the_shipped_program_configuration_is_valid_and_fits_its_problems() {
+        let cfg = RunConfig::from_toml(include_str!("../../configs/program.toml")).unwrap();
+        assert_eq!(cfg.domain().name(), "program");
+        // The longest generated problem of the proposer's deepest target fits what it may write.
+        let domain = cfg.domain();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let spec = problem::GenSpec {
+            depth: cfg.warm_start.proposer.max_depth,
+            max_literal: cfg.warm_start.proposer.max_literal,
+        };
+        let longest =
+            (0..200).map(|_| domain.generate(&spec, &mut rng).unwrap().problem.len()).max().unwrap();
+        assert!(longest <= cfg.round.max_problem_tokens, "{longest} > {}", cfg.round.max_problem_tokens);
     }
 
     #[test]

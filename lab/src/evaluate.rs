@@ -133,7 +133,7 @@ pub fn outcomes(
                 problem: item.problem.clone(),
                 answer: item.answer.clone(),
                 depth: item.depth.unwrap_or(0),
-                greedy: judge::verify(domain, &item.answer, &greedy_output).correct,
+                greedy: judge::verify(domain, &item.problem, &item.answer, &greedy_output).correct,
                 greedy_output,
                 correct_samples: 0,
                 samples,
@@ -147,7 +147,7 @@ pub fn outcomes(
             let out = policy::sample(model, &requests, &SampleConfig::default(), rng, true)?;
             for (j, s) in out.iter().enumerate() {
                 let o = &mut outcomes[first + j / samples];
-                if judge::verify(domain, &o.answer, &format.output_text(s)).correct {
+                if judge::verify(domain, &o.problem, &o.answer, &format.output_text(s)).correct {
                     o.correct_samples += 1;
                 }
             }

@@ -6,15 +6,18 @@
 //! The rest of the lab speaks to a domain only through the [`Domain`] trait, so a second domain is
 //! one more module here and nothing else changes.
 //!
-//! The first built-in domain is integer arithmetic ([`arith`]): `(12+7)*3-5`.
+//! The built-in domains are integer arithmetic ([`arith`]): `(12+7)*3-5`, and small programs
+//! ([`program`]): `x=4;a=x*3;?a>9{a=a-5};a`.
 
 pub mod arith;
 pub mod input;
 pub mod player;
+pub mod program;
 mod skill;
 mod tokenizer;
 
 pub use arith::Arith;
+pub use program::Programs;
 pub use skill::Skill;
 pub use tokenizer::{Special, TokenizeError, Tokenizer};
 
@@ -42,6 +45,14 @@ impl Limits {
     pub const HARD_MAX_TOKENS: usize = 1024;
     /// No configuration may raise `max_nesting` above this.
     pub const HARD_MAX_NESTING: usize = 256;
+
+    /// These limits, each lowered to its hard bound.
+    pub fn clamped(&self) -> Limits {
+        Limits {
+            max_tokens: self.max_tokens.min(Self::HARD_MAX_TOKENS),
+            max_nesting: self.max_nesting.min(Self::HARD_MAX_NESTING),
+        }
+    }
 
     /// Checks that these limits are within the hard bounds above.
     pub fn validate(&self) -> Result<(), String> {
@@ -87,6 +98,12 @@ pub enum ErrorKind {
     Literal,
     /// Some intermediate value is out of the allowed range.
     Range,
+    /// A variable read before it is assigned.
+    Unbound,
+    /// A program that runs more statements than its step budget.
+    Fuel,
+    /// An abduction whose output no input in the allowed range produces.
+    Unsolvable,
 }
 
 impl ErrorKind {
@@ -100,6 +117,9 @@ impl ErrorKind {
             ErrorKind::Syntax => "syntax",
             ErrorKind::Literal => "literal",
             ErrorKind::Range => "range",
+            ErrorKind::Unbound => "unbound",
+            ErrorKind::Fuel => "fuel",
+            ErrorKind::Unsolvable => "unsolvable",
         }
     }
 }
@@ -232,6 +252,19 @@ pub trait Domain: Send + Sync {
     /// `expected` is an answer produced by [`Domain::analyze`]; `given` is untrusted text.
     fn answers_match(&self, expected: &str, given: &str) -> bool;
 
+    /// Whether `given` answers `problem`, whose analysis gave the answer `expected`. By default
+    /// `given` must match `expected` ([`Domain::answers_match`]); a domain whose problems have
+    /// many right answers (an input that makes a program give an output) checks `given` itself.
+    fn accepts(&self, _problem: &str, expected: &str, given: &str) -> bool {
+        self.answers_match(expected, given)
+    }
+
+    /// What separates the steps of a solver's worked solution, and the last step from its
+    /// answer: `=` in arithmetic (`(3+4)*2=7*2=14`), a character the problems do not use.
+    fn step_separator(&self) -> char {
+        '='
+    }
+
     /// Draws one random valid problem. Reproducible: the same `rng` state gives the same problem.
     fn generate(&self, spec: &GenSpec, rng: &mut dyn RngCore) -> Result<Generated, GenError>;
 
@@ -327,7 +360,7 @@ pub trait Domain: Send + Sync {
 }
 
 /// The names of the built-in domains, for messages.
-pub const DOMAINS: &[&str] = &["arith"];
+pub const DOMAINS: &[&str] = &["arith", "program"];
 
 /// The domain a command without a configuration works in: the first built-in one.
 pub fn default_domain() -> &'static dyn Domain {
@@ -338,6 +371,7 @@ pub fn default_domain() -> &'static dyn Domain {
 pub fn domain_by_name(name: &str) -> Option<&'static dyn Domain> {
     match name {
         "arith" => Some(&Arith),
+        "program" => Some(&Programs),
         _ => None,
     }
 }

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! The prompt is `<bos> problem <sep>`; the model writes the rest. It may write a scratchpad of
-//! `=`-separated steps before its answer; the judge reads the final answer (the text after the
-//! last `=`, see `judge::extract_answer`) and checks that every step before it holds (see
+//! steps before its answer, separated by the domain's step separator (`=` in arithmetic); the
+//! judge reads the final answer (the text after the last separator, see
+//! `judge::extract_answer`) and checks that every step before it holds (see
 //! `judge::verify`). What the warm start teaches it to write is its [`AnswerStyle`].
 
 pub mod plan;
@@ -66,7 +67,7 @@ impl AnswerStyle {
                             s.value.clone()
                         }
                     };
-                    steps.iter().map(part).collect::<Vec<_>>().join("=")
+                    steps.iter().map(part).collect::<Vec<_>>().join(&domain.step_separator().to_string())
                 }
                 _ => answer.to_string(),
             },

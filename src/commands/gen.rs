@@ -40,6 +40,9 @@ pub struct GenArgs {
     /// or `small` ones (a literal nudged, no operator changed, one-digit literals added).
     #[arg(long, default_value = "free", value_parser = parse_edits, requires = "mutate")]
     pub edits: EditSize,
+    /// The problems' domain: `arith` (`(3+4)*2`) or `program` (`x=4;a=x*3;a-1`).
+    #[arg(long, default_value = "arith", value_parser = super::domain_name)]
+    pub domain: String,
 }
 
 fn parse_edits(s: &str) -> Result<EditSize, String> {
@@ -58,7 +61,7 @@ pub fn run(args: &GenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let spec = GenSpec { depth, max_literal: args.max_literal };
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     for _ in 0..args.count {
-        let g = problem::default_domain().generate(&spec, &mut rng)?;
+        let g = super::domain(&args.domain).generate(&spec, &mut rng)?;
         if args.text {
             out.write_all(g.problem.as_bytes())?;
         } else {
@@ -85,7 +88,7 @@ fn problem_of(line: &str) -> anyhow::Result<String> {
 /// `--count` mutations of every valid problem of `path`; an invalid one is named on standard
 /// error and skipped, a line that cannot be read stops with its number.
 fn mutate(args: &GenArgs, path: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    let domain = problem::default_domain();
+    let domain = super::domain(&args.domain);
     let input = super::open_input(Some(path))?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     for (n, line) in input.lines().enumerate() {

@@ -28,6 +28,9 @@ pub struct JudgeArgs {
     /// Deepest nesting of parentheses allowed.
     #[arg(long, default_value_t = problem::Limits::default().max_nesting)]
     pub max_nesting: usize,
+    /// The problems' domain: `arith` (`(3+4)*2`) or `program` (`x=4;a=x*3;a-1`).
+    #[arg(long, default_value = "arith", value_parser = super::domain_name)]
+    pub domain: String,
 }
 
 /// One output line of `judge --json`. Field order is part of the contract's readability.
@@ -146,7 +149,7 @@ pub fn run(args: &JudgeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             JudgeLine::too_long(&line, len, &limits)
         } else {
             let raw = line.strip_suffix(b"\r").unwrap_or(&line);
-            JudgeLine::judge(problem::default_domain(), &limits, raw)
+            JudgeLine::judge(super::domain(&args.domain), &limits, raw)
         };
         if args.json {
             serde_json::to_writer(&mut *out, &judged)?;

@@ -60,3 +60,15 @@ pub fn stop_on_signal() -> anyhow::Result<std::sync::Arc<std::sync::atomic::Atom
     });
     Ok(flag)
 }
+
+/// A `--domain` value: the name of a built-in domain.
+pub fn domain_name(name: &str) -> Result<String, String> {
+    problem::domain_by_name(name)
+        .map(|d| d.name().to_string())
+        .ok_or_else(|| format!("{name:?} is not a domain: {}", problem::DOMAINS.join(", ")))
+}
+
+/// The domain a `--domain` value (checked by [`domain_name`]) names.
+pub fn domain(name: &str) -> &'static dyn problem::Domain {
+    problem::domain_by_name(name).expect("--domain is checked when parsed")
+}

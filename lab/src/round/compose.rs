@@ -49,11 +49,11 @@ struct Chain {
     outputs: Vec<String>,
 }
 
-/// Whether `output` solves `problem` one operation a step: each `=`-separated part holds one
+/// Whether `output` solves `problem` one operation a step: each step of it holds one
 /// operation fewer than the one before, the last none, and (checked by the caller) all hold.
 pub(super) fn one_operation_a_step(domain: &dyn Domain, problem: &str, output: &str) -> bool {
     let Some(mut ops) = domain.step_operations(problem) else { return false };
-    for part in output.split('=') {
+    for part in output.split(domain.step_separator()) {
         match domain.step_operations(part) {
             Some(n) if n + 1 == ops => ops = n,
             _ => return false,
@@ -65,7 +65,7 @@ pub(super) fn one_operation_a_step(domain: &dyn Domain, problem: &str, output: &
 /// A first step of `output` toward `answer` from a problem of `ops` operations: its first part,
 /// when that holds and has one operation fewer.
 fn first_step<'a>(domain: &dyn Domain, output: &'a str, ops: u32, answer: &str) -> Option<&'a str> {
-    let step = output.split('=').next()?.trim_matches(' ');
+    let step = output.split(domain.step_separator()).next()?.trim_matches(' ');
     let n = domain.step_operations(step)?;
     (n + 1 == ops && n > 0 && domain.step_holds(step, answer)).then_some(step)
 }
@@ -81,7 +81,7 @@ fn step_from_first_operation(
 ) -> Option<String> {
     let ops = domain.step_operations(here)?;
     outputs.iter().find_map(|output| {
-        let value = output.rsplit('=').next()?.trim_matches(' ');
+        let value = judge::extract_answer(output, domain.step_separator());
         let step = domain.replace_first_operation(here, value)?;
         (domain.step_operations(&step)? + 1 == ops && domain.step_holds(&step, answer)).then_some(step)
     })
@@ -133,13 +133,14 @@ impl Lab {
             for mut chain in chains {
                 let current = chain.steps.last().unwrap_or(&chain.problem).clone();
                 let solved = chain.outputs.iter().find(|o| {
-                    judge::verify(domain, &chain.answer, o).correct
+                    judge::verify(domain, &chain.problem, &chain.answer, o).correct
                         && one_operation_a_step(domain, &current, o)
                 });
                 if let Some(rest) = solved.filter(|_| !chain.steps.is_empty()) {
-                    let text = format!("{}={rest}", chain.steps.join("="));
+                    let separator = domain.step_separator().to_string();
+                    let text = format!("{}{separator}{rest}", chain.steps.join(&separator));
                     // The whole chain, checked again as the problem's solution.
-                    if judge::verify(domain, &chain.answer, &text).correct
+                    if judge::verify(domain, &chain.problem, &chain.answer, &text).correct
                         && one_operation_a_step(domain, &chain.problem, &text)
                     {
                         if let Ok(target) = self.solver_format.target(&text) {

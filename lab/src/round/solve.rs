@@ -119,7 +119,7 @@ impl Lab {
         for (j, s) in sampled.iter().enumerate() {
             let t = j / k;
             let output = self.solver_format.output_text(s);
-            let v = judge::verify(self.domain, &tasks.tasks[t].answer, &output);
+            let v = judge::verify(self.domain, &tasks.tasks[t].text, &tasks.tasks[t].answer, &output);
             per_task[t].push((Attempt { output, answer: v.answer, correct: v.correct }, s.tokens.clone()));
         }
         Ok((Attempts { per_task, k, tokens_per_s }, report))

@@ -70,10 +70,7 @@ impl Domain for Arith {
     }
 
     fn analyze(&self, text: &str, limits: &Limits) -> Result<Analysis, ProblemError> {
-        let limits = Limits {
-            max_tokens: limits.max_tokens.min(Limits::HARD_MAX_TOKENS),
-            max_nesting: limits.max_nesting.min(Limits::HARD_MAX_NESTING),
-        };
+        let limits = limits.clamped();
         self.analyze_expr(&parse(text, &limits)?)
     }
 
