@@ -10,7 +10,9 @@
 # "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
 # each arm's keys, e.g. one that sets [warm_start] proposer_wide_literals and the
-# controller.literals that go with it; default: the embedded defaults) can be set in the environment.
+# controller.literals that go with it; default: the embedded defaults), DOMAIN (the domain of the
+# benchmark and the generator's problems, default arith; program with configs/program.toml as
+# WARM_START_CONFIG) can be set in the environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
@@ -28,6 +30,7 @@ done
 jobs="${JOBS:-2}"
 bench_problems="${BENCH_PROBLEMS:-1000}"
 bench_depths="${BENCH_DEPTHS:-1 2 3 4}"
+domain="${DOMAIN:-arith}"
 if [ -z "${SELFPLAY:-}" ]; then
   (cd "$root" && cargo build --release --quiet)
   SELFPLAY="$root/target/release/selfplay"
@@ -46,15 +49,15 @@ fi
 # per depth (1,000: a change of 0.02 in sampled accuracy at depth 2 is three standard errors).
 if [ ! -f "$out/benchmark.jsonl" ]; then
   for d in $bench_depths; do
-    "$SELFPLAY" gen --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
+    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
   done > "$out/benchmark.jsonl"
 fi
 # The generator's problems of depths 1-3, judged: what a proposer that writes its warm start's
 # distribution would copy of each run's archive (analyze.py, "against the generator").
 if [ ! -f "$out/generator.jsonl" ]; then
   for d in 1 2 3; do
-    "$SELFPLAY" gen --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
-  done | "$SELFPLAY" judge --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
+    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
+  done | "$SELFPLAY" judge --domain "$domain" --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
 fi
 "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
   --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
