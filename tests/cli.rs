@@ -189,6 +189,18 @@ fn gen_and_judge_speak_the_program_domain() {
     assert!(judged[1]["error"].as_str().unwrap().contains("at byte 6"));
     let err = fails(&["judge", "--domain", "prog"], b"");
     assert!(err.contains("\"prog\" is not a domain: arith, program"), "{err}");
+    // The archive finds equivalents of a program given as text, in its domain.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("archive");
+    make_archive(&db);
+    let db = db.to_str().unwrap();
+    let found = ok(
+        &["archive", "--db", db, "equivalents", "--problem", "x=4;e=x*3;e=e;e-1", "--domain", "program"],
+        b"",
+    );
+    assert!(found.starts_with("canonical form x=4;a=x*3;a-1 ("), "{found}");
+    let err = fails(&["archive", "--db", db, "equivalents", "--problem", "x=4;e=x*3;e-1"], b"");
+    assert!(err.contains("not a valid problem"), "read as arithmetic by default: {err}");
 }
 
 fn make_archive(path: &Path) -> Vec<ProblemRecord> {

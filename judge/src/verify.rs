@@ -21,8 +21,8 @@ pub struct Verdict {
 }
 
 /// Checks a solver's whole output for `problem`, whose exact answer is `expected`: correct when
-/// the domain accepts the final answer ([`Domain::accepts`]) and every step before it holds ([`Domain::step_holds`]: in arithmetic,
-/// each expression of the chain has the answer's value). A right answer reached through a false
+/// the domain accepts the final answer ([`Domain::accepts`]) and every step before it holds
+/// ([`Domain::step_holds`]: in arithmetic, each expression of the chain has the answer's value). A right answer reached through a false
 /// step (`4*3+3` → `8+9=15`) is not a solution: paying for it would teach the false step.
 pub fn verify(domain: &dyn Domain, problem: &str, expected: &str, output: &str) -> Verdict {
     let separator = domain.step_separator();

@@ -88,6 +88,9 @@ pub enum ArchiveCommand {
         /// A problem's text instead of an id, e.g. `"2*(3+4)"`: its canonical form is searched.
         #[arg(long, value_name = "TEXT")]
         problem: Option<String>,
+        /// The domain of --problem: `arith` or `program`.
+        #[arg(long, default_value = "arith", value_parser = super::domain_name, requires = "problem")]
+        domain: String,
         /// Problems shown, at most.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -272,7 +275,7 @@ pub fn print(access: &Access, command: &ArchiveCommand, out: &mut dyn Write) -> 
                 show::write_record(&r, out)?;
             }
         }
-        ArchiveCommand::Equivalents { id, problem, limit, json } => {
+        ArchiveCommand::Equivalents { id, problem, domain, limit, json } => {
             let (canonical, hash) = match (id, problem) {
                 (Some(id), _) => {
                     let r = access.record(*id)?;
@@ -282,7 +285,7 @@ pub fn print(access: &Access, command: &ArchiveCommand, out: &mut dyn Write) -> 
                     (r.canonical.unwrap_or_default(), hash)
                 }
                 (None, Some(text)) => {
-                    let a = problem::default_domain()
+                    let a = super::domain(domain)
                         .analyze(text, &problem::Limits::default())
                         .map_err(|e| anyhow!("--problem {text:?} is not a valid problem: {e}"))?;
                     (a.canonical, a.hash)
