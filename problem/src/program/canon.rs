@@ -69,7 +69,7 @@ fn infos(program: &Program) -> Vec<Info> {
                     walk(otherwise, out);
                     let canonical = canonical_cond(cond);
                     Info::If {
-                        writes: block_writes(then) | block_writes(otherwise),
+                        writes: effective_writes(then) | effective_writes(otherwise),
                         reads: canonical.reads(),
                         literal_only: canonical.reads() == 0,
                         written_ops: 1 + cond.ops(),
@@ -86,6 +86,20 @@ fn infos(program: &Program) -> Vec<Info> {
     let mut out = vec![Info::Repeat; program.statements];
     walk(&program.stmts, &mut out);
     out
+}
+
+/// The variables a block may change: its assignments but the self-assignments (`a=a`, `a=a*1`),
+/// which the canonical form drops, so a conditional that only writes those is not essential.
+fn effective_writes(stmts: &[Stmt]) -> u32 {
+    stmts
+        .iter()
+        .map(|s| match &s.kind {
+            StmtKind::Assign { var, expr } if simplify(expr) != Expr::Var(*var) => bit(*var),
+            StmtKind::Assign { .. } => 0,
+            StmtKind::If { then, otherwise, .. } => effective_writes(then) | effective_writes(otherwise),
+            StmtKind::Repeat { body, .. } => effective_writes(body),
+        })
+        .fold(0, |a, b| a | b)
 }
 
 fn canonical_cond(cond: &Cond) -> Cond {
@@ -281,6 +295,12 @@ fn propagate_copies(stmts: &mut Vec<Stmt>, output: &mut Expr) {
             *output = output.substitute(to, from);
         }
         stmts.remove(i);
+        // `b=a;a=b` leaves `a=a`: nothing.
+        if let Some(StmtKind::Assign { var, expr }) = stmts.get(end - 1).map(|s| &s.kind) {
+            if *expr == Expr::Var(*var) {
+                stmts.remove(end - 1);
+            }
+        }
     }
 }
 
@@ -384,6 +404,7 @@ mod tests {
         // Found by the fuzz test and the property tests: each was a canonical form that was not
         // its own canonical form.
         assert_eq!(canon("x=4;a=x;b=a;b=6;a+b").0, "x=4;a=6;x+a");
+        assert_eq!(canon("x=4;a=x+8;b=a;a=b;#2{a=a+1};a").0, "x=4;a=x+8;#2{a=a+1};a");
         assert_eq!(canon("x=3;a=x-6;c=a;a=c+8;a").0, "x=3;a=x-6;a=a+8;a");
         assert_eq!(canon("x=34;a=1*x;?a>99{b=a*73}:{b=a+65};b").0, "x=34;?99<x{a=x*73}:{a=x+65};a");
     }
@@ -399,7 +420,11 @@ mod tests {
 
     #[test]
     fn the_canonical_form_is_a_fixed_point() {
-        for t in ["x=4;c=x*7;a=x*3;?a<100{c=a+1};#1{a=a+0};a-1", "x=1;?x>3{b=7}:{b=2};#2{b=b*b};b"] {
+        for t in [
+            "x=1;a=2;?x<3{b=1}:{a=a*1};a",
+            "x=4;c=x*7;a=x*3;?a<100{c=a+1};#1{a=a+0};a-1",
+            "x=1;?x>3{b=7}:{b=2};#2{b=b*b};b",
+        ] {
             let (once, _, e1) = canon(t);
             let (twice, _, e2) = canon(&once);
             assert_eq!((&once, e1), (&twice, e2), "{t}");
