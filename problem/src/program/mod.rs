@@ -48,9 +48,10 @@ const ALPHABET: [char; 32] = [
     '=', ';', '?', ':', '{', '}', '#', '<', '>', ' ', '|',
 ];
 
-/// `-?(0|[1-9][0-9]*)`, not `-0`.
-fn is_integer(s: &str) -> bool {
-    is_canonical_integer(s)
+/// A problem already judged (features, skills, a worked solution), read back under the largest
+/// token budget and the default nesting bound.
+fn read(text: &str) -> Option<Program> {
+    parse(text, &Limits { max_tokens: Limits::HARD_MAX_TOKENS, ..Limits::default() }).ok()
 }
 
 impl Programs {
@@ -73,17 +74,17 @@ impl Programs {
                 "an abduction's input x is never assigned: it is what the answer gives",
             ));
         }
-        let mut last_error = None;
+        let (mut last_error, mut any_ran) = (None, false);
         for x in INPUTS {
             match run::run(p, Some(x)) {
                 Ok(r) if r.output == target => return Ok((r, x.to_string())),
-                Ok(_) => {}
+                Ok(_) => any_ran = true,
                 Err(e) => last_error = Some(e),
             }
         }
         Err(match last_error {
-            // Every input failed the same way: that failure is what is wrong.
-            Some(e) if INPUTS.clone().all(|x| run::run(p, Some(x)).is_err()) => e,
+            // Every input failed: that failure is what is wrong.
+            Some(e) if !any_ran => e,
             _ => ProblemError::new(
                 ErrorKind::Unsolvable,
                 None,
@@ -139,7 +140,7 @@ impl Domain for Programs {
     /// A deduction's answer matches when it is exactly the output in canonical decimal.
     fn answers_match(&self, expected: &str, given: &str) -> bool {
         let given = given.trim_matches(' ');
-        is_integer(given) && given == expected
+        is_canonical_integer(given) && given == expected
     }
 
     /// An abduction accepts any input in [`INPUTS`], written in canonical decimal, on which the
@@ -149,7 +150,8 @@ impl Domain for Programs {
         let Ok(p) = parse(problem, &hard) else { return false };
         let Some(target) = p.target else { return self.answers_match(expected, given) };
         let given = given.trim_matches(' ');
-        let Some(x) = given.parse::<i64>().ok().filter(|x| is_integer(given) && INPUTS.contains(x)) else {
+        let Some(x) = given.parse::<i64>().ok().filter(|x| is_canonical_integer(given) && INPUTS.contains(x))
+        else {
             return false;
         };
         run::run(&p, Some(x)).is_ok_and(|r| r.output == target)
@@ -170,9 +172,7 @@ impl Domain for Programs {
 
     fn features(&self, text: &str, analysis: &Analysis) -> BTreeMap<String, f64> {
         let mut f = BTreeMap::new();
-        let Ok(p) = parse(text, &Limits { max_tokens: Limits::HARD_MAX_TOKENS, ..Limits::default() }) else {
-            return f;
-        };
+        let Some(p) = read(text) else { return f };
         let mut counts = [0u32; 5];
         count_kinds(&p.stmts, &mut counts);
         for (name, n) in ["assignments", "conditionals", "loops", "mul", "sub"].iter().zip(counts) {
@@ -196,8 +196,7 @@ impl Domain for Programs {
     }
 
     fn worked_solution(&self, problem: &str) -> Option<Vec<WorkedStep>> {
-        let p = parse(problem, &Limits { max_tokens: Limits::HARD_MAX_TOKENS, ..Limits::default() }).ok()?;
-        steps::worked_solution(&p)
+        steps::worked_solution(&read(problem)?)
     }
 
     /// Atomic skills: each kind of statement (`+ - *` by the top operator of an assignment, `?`
@@ -205,10 +204,7 @@ impl Domain for Programs {
     /// statement that reads what the one before it wrote.
     fn skills(&self, problem: &str) -> BTreeMap<Skill, Vec<Skill>> {
         let mut out = BTreeMap::new();
-        let Ok(p) = parse(problem, &Limits { max_tokens: Limits::HARD_MAX_TOKENS, ..Limits::default() })
-        else {
-            return out;
-        };
+        let Some(p) = read(problem) else { return out };
         let digits = p.max_literal().max(1).ilog10() as u8 + 1;
         let kind = |s: &Stmt| match &s.kind {
             StmtKind::Assign { expr: syntax::Expr::Bin(op, ..), .. } => Some(op.symbol()),

@@ -174,7 +174,7 @@ fn live_in(rest: &[Stmt], output: &Expr) -> u32 {
 /// intermediate value) or a program that runs to `expected`.
 pub fn step_holds(step: &str, expected: &str) -> bool {
     let step = step.trim_matches(' ');
-    if super::is_integer(step) {
+    if crate::arith::is_canonical_integer(step) {
         return true;
     }
     match parse_step(step) {
