@@ -21,7 +21,7 @@ pub use program::Programs;
 pub use skill::Skill;
 pub use tokenizer::{Special, TokenizeError, Tokenizer};
 
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
 /// Bounds every problem must respect before it is even interpreted.
@@ -212,6 +212,23 @@ pub enum EditSize {
     /// operator changed, an operation added with a one-digit literal, or one cut to one of its
     /// own operands — so that a problem at the solver's frontier stays near it.
     Small,
+}
+
+impl EditSize {
+    /// The furthest a mutation goes from its reference's depth: beyond it the result shares too
+    /// little with the reference to be its mutation.
+    pub const MAX_DEPTH_CHANGE: u32 = 2;
+    /// Edits a mutation tries before giving up on a reference.
+    pub const MAX_TRIES: usize = 64;
+
+    /// A small edit of literal `old`: moved by at most a fifth of itself (at least 1), up or
+    /// down with equal chance where both stay within `0..=max_literal`.
+    pub fn nudge(old: u32, max_literal: u32, rng: &mut dyn RngCore) -> u32 {
+        let old = old.min(max_literal);
+        let step = rng.random_range(1..=(old / 5).max(1));
+        let up = old < step || (old + step <= max_literal && rng.random_bool(0.5));
+        if up { old + step } else { old - step }.min(max_literal)
+    }
 }
 
 /// A generated problem with its exact answer.

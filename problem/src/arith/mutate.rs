@@ -19,12 +19,6 @@ use super::parse::{parse, Expr, Op};
 use super::Arith;
 use crate::{EditSize, GenSpec, Limits};
 
-/// Edits tried before giving up on a reference.
-const MAX_TRIES: usize = 64;
-/// The furthest a mutation goes from its reference's depth: beyond it the result shares too
-/// little with the reference to be its mutation.
-pub const MAX_DEPTH_CHANGE: u32 = 2;
-
 pub(super) fn mutate(
     arith: &Arith,
     reference: &str,
@@ -36,10 +30,10 @@ pub(super) fn mutate(
     let source = parse(reference, &hard).ok()?;
     let before = arith.analyze_expr(&source).ok()?;
     let from = source.ops();
-    if from.abs_diff(spec.depth) > MAX_DEPTH_CHANGE {
+    if from.abs_diff(spec.depth) > EditSize::MAX_DEPTH_CHANGE {
         return None;
     }
-    for _ in 0..MAX_TRIES {
+    for _ in 0..EditSize::MAX_TRIES {
         let mut expr = source.clone();
         if from == spec.depth {
             match size {
@@ -85,14 +79,7 @@ fn nudge(expr: &mut Expr, max_literal: u32, rng: &mut dyn RngCore) {
     let mut nth = rng.random_range(0..=expr.ops());
     with_nth_literal(expr, &mut nth, &mut |e| {
         if let Expr::Lit { value, .. } = e {
-            let old = (*value).min(max_literal);
-            let step = rng.random_range(1..=(old / 5).max(1));
-            let new = if old < step || (old + step <= max_literal && rng.random_bool(0.5)) {
-                old + step
-            } else {
-                old - step
-            };
-            *e = Expr::lit(new.min(max_literal));
+            *e = Expr::lit(EditSize::nudge(*value, max_literal, rng));
         }
     });
 }

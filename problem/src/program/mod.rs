@@ -18,6 +18,7 @@
 
 pub mod canon;
 mod gen;
+mod mutate;
 pub mod run;
 pub mod steps;
 pub mod syntax;
@@ -32,7 +33,8 @@ use rand::RngCore;
 use self::syntax::{block_reads, block_writes, parse, Program, Stmt, StmtKind, INPUT};
 use crate::arith::{is_canonical_integer, Op, MAX_LITERAL};
 use crate::{
-    Analysis, Domain, ErrorKind, GenError, GenSpec, Generated, Limits, ProblemError, Skill, WorkedStep,
+    Analysis, Domain, EditSize, ErrorKind, GenError, GenSpec, Generated, Limits, ProblemError, Skill,
+    WorkedStep,
 };
 
 /// The inputs an abduction's answer is drawn from.
@@ -163,6 +165,16 @@ impl Domain for Programs {
 
     fn pad(&self, problem: &str, edits: u32, rng: &mut dyn RngCore) -> Option<String> {
         gen::pad(problem, edits, rng)
+    }
+
+    fn mutate(
+        &self,
+        reference: &str,
+        spec: &GenSpec,
+        size: EditSize,
+        rng: &mut dyn RngCore,
+    ) -> Option<String> {
+        mutate::mutate(self, reference, spec, size, rng)
     }
 
     /// The canonical form with each literal replaced by `#` per digit.
