@@ -5,7 +5,7 @@
 //! the rating's id (the same split for `train` and `eval`), so that `eval` measures agreement on
 //! judgements the model never saw.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -115,7 +115,7 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(RateCommand::Train { holdout, l2, out: path, json }) => {
             check_holdout(holdout)?;
             let archive = open()?;
-            let (train, test, skipped) = comparisons(&archive, holdout)?;
+            let (train, test, skipped) = comparisons(&archive, run_domain(&args.run_dir)?, holdout)?;
             let mut model = PreferenceModel::fit(&train, l2)
                 .map_err(|e| anyhow!("cannot fit: {e} (rate some problems first)"))?;
             model.holdout = holdout;
@@ -149,7 +149,7 @@ pub fn run(args: RateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let archive = open()?;
             let path = model.unwrap_or_else(|| args.run_dir.join("preference.json"));
             let model = lab::scoring::read_model(&path)?;
-            let (_, test, _) = comparisons(&archive, model.holdout)?;
+            let (_, test, _) = comparisons(&archive, run_domain(&args.run_dir)?, model.holdout)?;
             let (agree, n) = model.agreement(&test);
             let (lo, hi) = wilson(agree, n);
             if json {
@@ -216,10 +216,25 @@ pub fn held_out(id: u64, fraction: f64) -> bool {
     ((h ^ (h >> 29)) >> 11) as f64 / (1u64 << 53) as f64 <= fraction && fraction > 0.0
 }
 
-/// The ratings as comparisons over problem features: (fitting, held out, skipped).
-fn comparisons(archive: &Archive, holdout: f64) -> anyhow::Result<(Vec<Comparison>, Vec<Comparison>, usize)> {
-    // Ratings name problems by text: read in the domain the lab's commands default to.
-    let domain: &dyn Domain = problem::default_domain();
+/// The domain of the run in `run_dir`, from its `config.toml`; the default domain where it has
+/// none (an archive of imported ratings alone). Ratings name problems by text, read in it.
+fn run_domain(run_dir: &Path) -> anyhow::Result<&'static dyn Domain> {
+    let path = run_dir.join(lab::settle::CONFIG_FILE);
+    if !path.is_file() {
+        return Ok(problem::default_domain());
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config =
+        lab::config::RunConfig::from_toml(&text).with_context(|| format!("reading {}", path.display()))?;
+    Ok(config.domain())
+}
+
+/// The ratings as comparisons over problem features in `domain`: (fitting, held out, skipped).
+fn comparisons(
+    archive: &Archive,
+    domain: &dyn Domain,
+    holdout: f64,
+) -> anyhow::Result<(Vec<Comparison>, Vec<Comparison>, usize)> {
     let (mut train, mut test, mut skipped) = (Vec::new(), Vec::new(), 0);
     for r in archive.ratings()? {
         let (Some(a), Some(b)) =
@@ -480,6 +495,22 @@ fn interactive(archive: Archive) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratings_are_read_in_the_runs_own_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            run_domain(dir.path()).unwrap().name(),
+            problem::default_domain().name(),
+            "no config.toml"
+        );
+        let config = dir.path().join(lab::settle::CONFIG_FILE);
+        std::fs::write(&config, "domain = \"program\"\n").unwrap();
+        assert_eq!(run_domain(dir.path()).unwrap().name(), "program");
+        std::fs::write(&config, "domain = \"poetry\"\n").unwrap();
+        let err = format!("{:#}", run_domain(dir.path()).err().unwrap());
+        assert!(err.contains("config.toml") && err.contains("poetry"), "{err}");
+    }
 
     #[test]
     fn the_held_out_split_has_the_asked_size_and_is_stable() {
