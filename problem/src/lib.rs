@@ -104,6 +104,8 @@ pub enum ErrorKind {
     Fuel,
     /// An abduction whose output no input in the allowed range produces.
     Unsolvable,
+    /// An abduction whose output every input produces: the answer asks for nothing.
+    Constant,
 }
 
 impl ErrorKind {
@@ -120,6 +122,7 @@ impl ErrorKind {
             ErrorKind::Unbound => "unbound",
             ErrorKind::Fuel => "fuel",
             ErrorKind::Unsolvable => "unsolvable",
+            ErrorKind::Constant => "constant",
         }
     }
 }

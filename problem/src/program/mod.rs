@@ -79,7 +79,20 @@ impl Programs {
         let (mut last_error, mut any_ran) = (None, false);
         for x in INPUTS {
             match run::run(p, Some(x)) {
-                Ok(r) if r.output == target => return Ok((r, x.to_string())),
+                Ok(r) if r.output == target => {
+                    if x == *INPUTS.start() && is_constant(p, target) {
+                        return Err(ProblemError::new(
+                            ErrorKind::Constant,
+                            None,
+                            format!(
+                                "every input x in {}..={} gives {target}: an abduction's output must depend on x",
+                                INPUTS.start(),
+                                INPUTS.end()
+                            ),
+                        ));
+                    }
+                    return Ok((r, x.to_string()));
+                }
                 Ok(_) => any_ran = true,
                 Err(e) => last_error = Some(e),
             }
@@ -94,6 +107,12 @@ impl Programs {
             ),
         })
     }
+}
+
+/// Whether every input gives the abduction's output: then any answer is right and the problem
+/// asks for nothing. Usually settled by the second input, since most programs' outputs move with x.
+fn is_constant(p: &Program, target: i64) -> bool {
+    INPUTS.into_iter().all(|x| run::run(p, Some(x)).is_ok_and(|r| r.output == target))
 }
 
 /// Where a block assigns the input, if it does.

@@ -29,6 +29,13 @@ fn an_abduction_accepts_any_input_that_gives_its_output() {
     }
     let e = Programs.analyze("a=x*2;a=7", &Limits::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsolvable);
+    for constant in ["a=x*0;a+5=5", "a=x-x;a=0", "a=4*3;a=12", "?x<x+1{a=7}:{a=x};a=7"] {
+        let e = Programs.analyze(constant, &Limits::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Constant, "{constant}: every input answers it");
+        assert!(e.to_string().contains("must depend on x"), "{e}");
+    }
+    let a = analyze("?x<99{a=7}:{a=x};a=7");
+    assert_eq!(a.answer, "0", "the output moves with x at the last input alone");
     let e = Programs.analyze("x=3;a=x*2;a=6", &Limits::default()).unwrap_err();
     assert_eq!((e.kind, e.at), (ErrorKind::Syntax, Some(0)), "an abduction may not bind its input");
 }
