@@ -176,6 +176,16 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keeps the sequences at `rows` (`u32` indices into the batch, in order) and drops the
+    /// rest, so that sequences already finished cost nothing in the steps after.
+    pub fn retain(&mut self, rows: &Tensor) -> Result<()> {
+        for cache in self.layers.iter_mut().filter_map(|l| l.kv.as_mut()) {
+            cache.k = cache.k.index_select(rows, 0)?;
+            cache.v = cache.v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
 }
 
 /// Dropout driven by the caller's seeded RNG, so that training is reproducible and resumable.

@@ -3,7 +3,8 @@
 //! A batch of prompts of different lengths is left-padded to the longest; padding keys are masked
 //! and positions count from each prompt's own start, so every sequence sees exactly what it would
 //! see alone. The prompt is read in one forward pass that fills the cache; each further step feeds
-//! one token per sequence. Sequences stop at their stop token or their own length limit.
+//! one token per sequence. Sequences stop at their stop token or their own length limit, and
+//! leave the batch (and the cache) once a quarter of those still in it have stopped.
 //!
 //! Returned log-probabilities are those of the model itself (temperature 1, no truncation), the
 //! same numbers [`crate::train::token_logprobs`] computes for the same tokens: what a policy-
@@ -145,46 +146,56 @@ pub fn sample(
     let steps = max_new.iter().copied().max().unwrap_or(0);
     let dev = model.device();
 
-    // Left-padded token matrix, grown by one column per step.
+    // Left-padded token rows, each grown by one token per step while it is in the batch.
     let mut rows: Vec<Vec<u32>> =
         requests.iter().zip(&pads).map(|(r, &pad)| [vec![0; pad], r.prompt.clone()].concat()).collect();
-    let positions_for = |start: usize, len: usize| -> Result<Tensor> {
-        let v: Vec<u32> = pads
+    // The rows still in the batch, in order. Once a quarter of them are finished they leave it
+    // (and the KV cache): in a round most answers stop long before the longest, and a finished
+    // row would otherwise cost a full row of every step until then. A quarter keeps the copies
+    // of the cache a compaction makes to a few per batch.
+    let mut active: Vec<usize> = (0..b).collect();
+    let positions_for = |active: &[usize], start: usize, len: usize| -> Result<Tensor> {
+        let v: Vec<u32> = active
             .iter()
-            .flat_map(|&pad| (start..start + len).map(move |t| t.saturating_sub(pad) as u32))
+            .flat_map(|&i| {
+                let pad = pads[i];
+                (start..start + len).map(move |t| t.saturating_sub(pad) as u32)
+            })
             .collect();
-        Tensor::from_vec(v, (b, len), dev)
+        Tensor::from_vec(v, (active.len(), len), dev)
     };
-    let matrix = |rows: &[Vec<u32>], from: usize| -> Result<Tensor> {
-        let len = rows[0].len() - from;
+    let matrix = |rows: &[Vec<u32>], active: &[usize], from: usize| -> Result<Tensor> {
+        let len = rows[active[0]].len() - from;
         Tensor::from_vec(
-            rows.iter().flat_map(|r| r[from..].iter().copied()).collect::<Vec<u32>>(),
-            (b, len),
+            active.iter().flat_map(|&i| rows[i][from..].iter().copied()).collect::<Vec<u32>>(),
+            (active.len(), len),
             dev,
         )
     };
+    let pads_of = |active: &[usize]| -> Vec<usize> { active.iter().map(|&i| pads[i]).collect() };
 
     let mut out: Vec<Sampled> =
         (0..b).map(|_| Sampled { tokens: Vec::new(), logprobs: Vec::new(), stopped: false }).collect();
     let mut done: Vec<bool> = max_new.iter().map(|&m| m == 0).collect();
     let mut cache = KvCache::new(model.config().layers);
     let logits = model.forward_with(
-        &matrix(&rows, 0)?,
-        &positions_for(0, longest)?,
+        &matrix(&rows, &active, 0)?,
+        &positions_for(&active, 0, longest)?,
         &model.causal_mask(longest, &pads)?,
         use_cache.then_some(&mut cache),
         None,
     )?;
+    // Row `r` of `last` is the logits of sequence `active[r]`.
     let mut last = Gpt::last_logits(&logits)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     for step in 0..steps {
-        for i in 0..b {
+        for (r, &i) in active.iter().enumerate() {
             if done[i] {
                 rows[i].push(0);
                 continue;
             }
-            let token = sample_token(&last[i], cfg, rng);
+            let token = sample_token(&last[r], cfg, rng);
             out[i].tokens.push(token as u32);
-            out[i].logprobs.push(logprob_of(&last[i], token));
+            out[i].logprobs.push(logprob_of(&last[r], token));
             rows[i].push(token as u32);
             if requests[i].stop == Some(token as u32) {
                 out[i].stopped = true;
@@ -193,23 +204,30 @@ pub fn sample(
                 done[i] = true;
             }
         }
-        if done.iter().all(|&d| d) || step + 1 == steps {
+        let finished = active.iter().filter(|&&i| done[i]).count();
+        if finished == active.len() || step + 1 == steps {
             break;
+        }
+        // The reference without the cache keeps every row: it checks the compaction too.
+        if use_cache && finished * 4 >= active.len() {
+            let kept: Vec<u32> = (0..active.len() as u32).filter(|&r| !done[active[r as usize]]).collect();
+            cache.retain(&Tensor::new(kept.as_slice(), dev)?)?;
+            active.retain(|&i| !done[i]);
         }
         let t = longest + step + 1;
         let logits = if use_cache {
             model.forward_with(
-                &matrix(&rows, t - 1)?,
-                &positions_for(t - 1, 1)?,
-                &model.step_mask(t, &pads)?,
+                &matrix(&rows, &active, t - 1)?,
+                &positions_for(&active, t - 1, 1)?,
+                &model.step_mask(t, &pads_of(&active))?,
                 Some(&mut cache),
                 None,
             )?
         } else {
             model.forward_with(
-                &matrix(&rows, 0)?,
-                &positions_for(0, t)?,
-                &model.causal_mask(t, &pads)?,
+                &matrix(&rows, &active, 0)?,
+                &positions_for(&active, 0, t)?,
+                &model.causal_mask(t, &pads_of(&active))?,
                 None,
                 None,
             )?
@@ -244,20 +262,31 @@ mod tests {
         ]
     }
 
+    /// Ten sequences that stop at different steps: finished ones leave the batch several times.
+    fn staggered() -> Vec<Request> {
+        (0..10)
+            .map(|i| Request {
+                prompt: (0..1 + i % 4).map(|j| 1 + (i + j) as u32 % 12).collect(),
+                max_new: 1 + (i * 7) % 13,
+                stop: (i % 3 == 0).then_some(2 + i as u32 % 5),
+            })
+            .collect()
+    }
+
     #[test]
     fn cache_and_recompute_agree_and_batching_changes_nothing() {
         for positions in [Positions::Learned, Positions::Rotary] {
-            cache_and_recompute_agree(&tiny_with(positions));
+            cache_and_recompute_agree(&tiny_with(positions), &requests());
+            cache_and_recompute_agree(&tiny_with(positions), &staggered());
         }
     }
 
-    fn cache_and_recompute_agree(model: &Gpt) {
+    fn cache_and_recompute_agree(model: &Gpt, requests: &[Request]) {
         for cfg in
             [SampleConfig::greedy(), SampleConfig { temperature: 1.0, top_k: Some(5), top_p: Some(0.9) }]
         {
-            let cached = sample(model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
-            let recomputed =
-                sample(model, &requests(), &cfg, &mut ChaCha8Rng::seed_from_u64(1), false).unwrap();
+            let cached = sample(model, requests, &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
+            let recomputed = sample(model, requests, &cfg, &mut ChaCha8Rng::seed_from_u64(1), false).unwrap();
             for (c, r) in cached.iter().zip(&recomputed) {
                 assert_eq!(c.tokens, r.tokens);
                 for (a, b) in c.logprobs.iter().zip(&r.logprobs) {
@@ -266,7 +295,7 @@ mod tests {
             }
             if cfg.temperature == 0.0 {
                 // Greedy: each sequence alone gives what it gets in the padded batch.
-                for (i, req) in requests().into_iter().enumerate() {
+                for (i, req) in requests.iter().cloned().enumerate() {
                     let alone = sample(model, &[req], &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
                     assert_eq!(alone[0].tokens, cached[i].tokens, "sequence {i}");
                 }
