@@ -80,7 +80,7 @@ impl Programs {
         for x in INPUTS {
             match run::run(p, Some(x)) {
                 Ok(r) if r.output == target => {
-                    if x == *INPUTS.start() && is_constant(p, target) {
+                    if x == *INPUTS.start() && every_later_input_gives(p, target) {
                         return Err(ProblemError::new(
                             ErrorKind::Constant,
                             None,
@@ -109,10 +109,11 @@ impl Programs {
     }
 }
 
-/// Whether every input gives the abduction's output: then any answer is right and the problem
-/// asks for nothing. Usually settled by the second input, since most programs' outputs move with x.
-fn is_constant(p: &Program, target: i64) -> bool {
-    INPUTS.into_iter().all(|x| run::run(p, Some(x)).is_ok_and(|r| r.output == target))
+/// Whether every input after the first gives the abduction's output too (the first is known
+/// to): then any answer is right and the problem asks for nothing. Usually settled by the second
+/// input, since most programs' outputs move with x.
+fn every_later_input_gives(p: &Program, target: i64) -> bool {
+    INPUTS.skip(1).all(|x| run::run(p, Some(x)).is_ok_and(|r| r.output == target))
 }
 
 /// Where a block assigns the input, if it does.
