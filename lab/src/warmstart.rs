@@ -7,7 +7,8 @@
 //! its difficulty token asks for, with and without reference problems in its prompt (unrelated
 //! ones, or the problems it is taught to write mutated: [`proposer_examples`]), a
 //! `proposer_padding` share of them padded with identities on top of that depth, a
-//! `proposer_wide_literals` share with literals beyond the solver's. Each stops at
+//! `proposer_wide_literals` share with literals beyond the solver's; a `solver_padding` share of
+//! the solver's problems may be padded the same way and worked through. Each stops at
 //! its step budget or when its validation score (the solver's accuracy at its hardest depth, the
 //! proposer's held-out loss) has not improved for `patience` evaluations once it left its first
 //! value.
@@ -151,6 +152,14 @@ pub struct WarmStartConfig {
     /// What the solver is taught to write: `steps` (worked solutions), `values` (the value of each
     /// step) or `direct` (answers).
     pub solver_answers: solver::AnswerStyle,
+    /// Fraction of the solver's training problems padded with the domain's padding edits (one to
+    /// `solver_padding_ops`): `+0` and `*1` in arithmetic, dead statements, unused variables and
+    /// the like in programs, each worked through like any other step. A solver never shown
+    /// padding may be thrown by it altogether, and then padding buys a proposer too much
+    /// difficulty to be worth writing, with or without the judge's padding terms.
+    pub solver_padding: f64,
+    /// Most padding edits in one padded solver training problem (drawn from 1 to this).
+    pub solver_padding_ops: u32,
     /// Fraction of the proposer's training problems written with padding: identities (`+0`, `*1`,
     /// ...) on top of the operations its difficulty token asks for, which stay the problem's
     /// essential depth. A proposer that never writes padding gives the padding terms nothing to
@@ -194,6 +203,8 @@ impl Default for WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
             solver_shift: 0,
+            solver_padding: 0.0,
+            solver_padding_ops: 2,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
             proposer_wide_literals: 0.0,
@@ -283,6 +294,14 @@ impl WarmStartConfig {
                 self.proposer.max_literal
             );
         }
+        if !(0.0..=1.0).contains(&self.solver_padding) {
+            bail!("warm_start.solver_padding must be in [0, 1], got {}", self.solver_padding);
+        }
+        if self.solver_padding > 0.0 && self.solver_padding_ops == 0 {
+            bail!(
+                "warm_start.solver_padding_ops must be at least 1 where warm_start.solver_padding is above 0"
+            );
+        }
         if self.proposer_padding > 0.0 && self.proposer_padding_ops == 0 {
             bail!("warm_start.proposer_padding_ops must be at least 1 where warm_start.proposer_padding is above 0");
         }
@@ -308,6 +327,11 @@ pub struct WarmStartReport {
     pub proposer_final_loss: f64,
     /// Greedy solver accuracy on fresh problems, by depth.
     pub solver_accuracy_by_depth: BTreeMap<u32, f64>,
+    /// The same problems, each padded with one to `solver_padding_ops` (at least two) of the
+    /// domain's padding edits, where it has a place for them: what padding costs the solver
+    /// (absent from warm starts made before it was measured, and for domains without padding).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub solver_padded_accuracy_by_depth: BTreeMap<u32, f64>,
     /// For each target depth: fraction of sampled proposals that are valid, and that are valid
     /// with exactly the target depth.
     pub proposer_valid_by_target: BTreeMap<u32, f64>,
@@ -422,13 +446,7 @@ pub fn run_watched(
         stop,
         (log, on_step),
         "solver",
-        &mut |rng| {
-            let g = s.draw(domain, rng)?;
-            let solution = cfg.solver_answers.solution(domain, &g.problem, &g.answer);
-            let shift = if cfg.solver_shift > 0 { rng.random_range(0..=cfg.solver_shift) } else { 0 };
-            let shifted = format!("{}{}", " ".repeat(shift), g.problem);
-            Ok((solver_format.prompt(&shifted)?, solver_format.target(&solution)?))
-        },
+        &mut |rng| solver_example(cfg, domain, &solver_format, rng),
         &mut |t| {
             let r =
                 evaluate(&t.model, &solver_format, domain, &held_out, 0, &mut ChaCha8Rng::seed_from_u64(0))?;
@@ -437,7 +455,7 @@ pub fn run_watched(
     )?;
     let meta = PlayerMeta::new(Player::Solver, domain, s.max_new_tokens);
     t.save(&out.join("solver"), meta.to_value())?;
-    let mut accuracy = BTreeMap::new();
+    let (mut accuracy, mut padded_accuracy) = (BTreeMap::new(), BTreeMap::new());
     for depth in 1..=cfg.report_max_depth {
         let items = problems(
             domain,
@@ -448,6 +466,20 @@ pub fn run_watched(
         )?;
         let r = evaluate(&t.model, &solver_format, domain, &items, 0, &mut ChaCha8Rng::seed_from_u64(0))?;
         accuracy.insert(depth, r.accuracy);
+        let mut pad_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x9add ^ u64::from(depth));
+        let padded: Vec<Item> = items
+            .into_iter()
+            .filter_map(|item| {
+                let edits = pad_rng.random_range(1..=cfg.solver_padding_ops.max(2));
+                let problem = domain.pad(&item.problem, edits, &mut pad_rng)?;
+                Some(Item { problem, ..item })
+            })
+            .collect();
+        if !padded.is_empty() {
+            let r =
+                evaluate(&t.model, &solver_format, domain, &padded, 0, &mut ChaCha8Rng::seed_from_u64(0))?;
+            padded_accuracy.insert(depth, r.accuracy);
+        }
     }
 
     // Proposer: well-formed problems of the asked depth, with references or without.
@@ -512,6 +544,7 @@ pub fn run_watched(
         solver_final_loss: solver_loss,
         proposer_final_loss: proposer_loss,
         solver_accuracy_by_depth: accuracy,
+        solver_padded_accuracy_by_depth: padded_accuracy,
         proposer_valid_by_target: valid,
         proposer_on_target_by_target: on_target,
         proposer_padded_by_target: padded,
@@ -526,6 +559,36 @@ pub fn run_watched(
         .and_then(|()| std::fs::rename(&tmp, &path))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(report)
+}
+
+/// One solver training pair: a problem of the trained depths, padded for a `solver_padding`
+/// share, shifted right by up to `solver_shift` spaces, and what the solver should write for it. A
+/// padded problem whose solution would not fit the solver's context is taught unpadded.
+fn solver_example(
+    cfg: &WarmStartConfig,
+    domain: &dyn Domain,
+    format: &solver::SolverFormat,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
+    let s = &cfg.solver;
+    let g = s.draw(domain, rng)?;
+    let shift = if cfg.solver_shift > 0 { rng.random_range(0..=cfg.solver_shift) } else { 0 };
+    let pair = |problem: &str| -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
+        let solution = cfg.solver_answers.solution(domain, problem, &g.answer);
+        let shifted = format!("{}{problem}", " ".repeat(shift));
+        Ok((format.prompt(&shifted)?, format.target(&solution)?))
+    };
+    // No draw at all without padding: such a warm start trains as it did before padding existed.
+    if cfg.solver_padding > 0.0 && rng.random_bool(cfg.solver_padding) {
+        let edits = rng.random_range(1..=cfg.solver_padding_ops);
+        if let Some(padded) = domain.pad(&g.problem, edits, rng) {
+            let (prompt, target) = pair(&padded)?;
+            if target.len() <= s.max_new_tokens && prompt.len() + target.len() <= s.context {
+                return Ok((prompt, target));
+            }
+        }
+    }
+    pair(&g.problem)
 }
 
 type Example<'a> = dyn FnMut(&mut ChaCha8Rng) -> anyhow::Result<(Vec<u32>, Vec<u32>)> + 'a;
@@ -633,6 +696,51 @@ mod tests {
         assert_eq!(stop_at(2, &[-1.5, -1.4, -1.3, -1.31, -1.3]), Some(5));
         // Patience 0 never stops.
         assert_eq!(stop_at(0, &[0.0, 0.1, 0.1, 0.1, 0.1]), None);
+    }
+
+    #[test]
+    fn solver_padding_teaches_padded_problems_worked_through() {
+        let domain = problem::domain_by_name("program").unwrap();
+        let tok = domain.tokenizer(DIFFICULTY_LEVELS);
+        let solver =
+            PlayerTraining { max_depth: 2, context: 320, max_new_tokens: 256, ..PlayerTraining::default() };
+        let format = solver::SolverFormat::new(tok.clone(), solver.max_new_tokens);
+        let text_of = |ids: &[u32]| tok.decode(ids).unwrap();
+        // What share of `n` examples is padded; each is checked to be taught what it should.
+        let padded_share = |solver_padding: f64, n: usize| {
+            let cfg =
+                WarmStartConfig { solver_padding, solver: solver.clone(), ..WarmStartConfig::default() };
+            cfg.validate(domain).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let mut padded = 0;
+            for _ in 0..n {
+                let (prompt, target) = solver_example(&cfg, domain, &format, &mut rng).unwrap();
+                assert!(
+                    target.len() <= solver.max_new_tokens && prompt.len() + target.len() <= solver.context
+                );
+                let problem = text_of(&prompt[1..prompt.len() - 1]);
+                let written = text_of(&target[..target.len() - 1]);
+                let a = domain.analyze(&problem, &Limits::default()).unwrap();
+                padded += usize::from(a.padded());
+                match domain.worked_solution(&problem) {
+                    // A deduction: the worked solution of the padded program, dead code and all.
+                    Some(_) => assert_eq!(written, cfg.solver_answers.solution(domain, &problem, &a.answer)),
+                    // An abduction: an input that still gives the output.
+                    None => assert!(domain.accepts(&problem, &a.answer, &written), "{problem} <- {written}"),
+                }
+            }
+            padded as f64 / n as f64
+        };
+        assert_eq!(padded_share(0.0, 200), 0.0);
+        let half = padded_share(0.5, 400);
+        assert!((0.4..=0.6).contains(&half), "padded share {half} for solver_padding 0.5");
+        assert!(padded_share(1.0, 200) > 0.9);
+        let bad = |cfg: WarmStartConfig| cfg.validate(domain).unwrap_err().to_string();
+        let base = WarmStartConfig { solver: solver.clone(), ..WarmStartConfig::default() };
+        assert!(bad(WarmStartConfig { solver_padding: 1.1, ..base.clone() })
+            .contains("warm_start.solver_padding"));
+        assert!(bad(WarmStartConfig { solver_padding: 0.2, solver_padding_ops: 0, ..base })
+            .contains("warm_start.solver_padding_ops"));
     }
 
     #[test]
