@@ -120,6 +120,10 @@ fn pretrain_then_eval_from_the_checkpoints() {
     assert_eq!(last["n"], 31);
     assert_eq!(last["by_depth"]["1"]["n"], 20);
     assert_eq!(last["by_depth"]["2"]["n"], 11);
+    // Literals up to 9: one operand size, every problem in it; `2*(3+4)`'s largest literal is 4.
+    assert_eq!(outcomes[30]["max_literal"], 4);
+    assert_eq!(last["by_operand_digits"].as_object().unwrap().len(), 1, "{last}");
+    assert_eq!(last["by_operand_digits"]["1"]["n"], 31);
     for key in ["accuracy", "pass_at_k", "sampled"] {
         let v = last[key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key} {v}");

@@ -1,5 +1,7 @@
 //! Solver evaluation on a benchmark: greedy pass@1, and from K samples at temperature 1 the
-//! sampling policy's pass@1 (the policy self-play trains) and pass@K, overall and by depth.
+//! sampling policy's pass@1 (the policy self-play trains) and pass@K, overall, by depth and by
+//! operand size (the digits of a problem's largest literal: a solver may compose well and still
+//! fail at two-digit products).
 //!
 //! A benchmark is JSON lines `{"problem": "...", "answer": "...", "depth": D}`, `depth` optional
 //! (computed by the domain when absent). `selfplay gen` writes such files.
@@ -78,6 +80,10 @@ pub struct Report {
     pub samples: usize,
     /// Keyed by depth (written as strings in JSON).
     pub by_depth: BTreeMap<u32, Score>,
+    /// Keyed by the number of digits of each problem's largest literal (absent from reports made
+    /// before it was measured).
+    #[serde(default)]
+    pub by_operand_digits: BTreeMap<u32, Score>,
 }
 
 /// Problems answered per forward batch.
@@ -89,6 +95,9 @@ pub struct Outcome {
     pub problem: String,
     pub answer: String,
     pub depth: u32,
+    /// The largest literal of the problem (0 in outcomes written before it was recorded).
+    #[serde(default)]
+    pub max_literal: u32,
     /// The greedy answer, as the solver wrote it.
     pub greedy_output: String,
     pub greedy: bool,
@@ -133,6 +142,7 @@ pub fn outcomes(
                 problem: item.problem.clone(),
                 answer: item.answer.clone(),
                 depth: item.depth.unwrap_or(0),
+                max_literal: domain.analyze(&item.problem, &Limits::default()).map_or(0, |a| a.max_literal),
                 greedy: judge::verify(domain, &item.problem, &item.answer, &greedy_output).correct,
                 greedy_output,
                 correct_samples: 0,
@@ -174,24 +184,31 @@ impl Score {
     }
 }
 
+/// The number of decimal digits of `n`.
+fn digits(n: u32) -> u32 {
+    n.checked_ilog10().map_or(1, |l| l + 1)
+}
+
 impl Report {
-    /// The figures of `outcomes`, overall and by depth.
+    /// The figures of `outcomes`, overall, by depth and by operand digits.
     pub fn of(outcomes: &[Outcome], samples: usize) -> Report {
         let all = Score::of(outcomes.iter(), samples);
-        let mut depths: Vec<u32> = outcomes.iter().map(|o| o.depth).collect();
-        depths.sort_unstable();
-        depths.dedup();
-        let by_depth = depths
-            .into_iter()
-            .map(|d| (d, Score::of(outcomes.iter().filter(|o| o.depth == d), samples)))
-            .collect();
+        let by = |key: &dyn Fn(&Outcome) -> u32| -> BTreeMap<u32, Score> {
+            let mut keys: Vec<u32> = outcomes.iter().map(key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.into_iter()
+                .map(|k| (k, Score::of(outcomes.iter().filter(|o| key(o) == k), samples)))
+                .collect()
+        };
         Report {
             accuracy: all.accuracy,
             pass_at_k: all.pass_at_k,
             sampled: all.sampled,
             n: all.n,
             samples,
-            by_depth,
+            by_depth: by(&|o| o.depth),
+            by_operand_digits: by(&|o| digits(o.max_literal)),
         }
     }
 
@@ -216,6 +233,13 @@ impl Report {
         let all =
             Score { accuracy: self.accuracy, pass_at_k: self.pass_at_k, sampled: self.sampled, n: self.n };
         out.push_str(&row("all", &all));
+        // Operand sizes only where there is more than one to compare.
+        if self.by_operand_digits.len() > 1 {
+            out.push_str("largest literal:\n");
+            for (d, s) in &self.by_operand_digits {
+                out.push_str(&row(&format!("{d}-dig"), s));
+            }
+        }
         out
     }
 }
@@ -229,6 +253,7 @@ mod tests {
             problem: format!("{depth}+{correct_samples}"),
             answer: String::new(),
             depth,
+            max_literal: depth * 7,
             greedy_output: String::new(),
             greedy,
             correct_samples,
@@ -254,6 +279,11 @@ mod tests {
         assert!((two.accuracy - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!((r.n, r.accuracy, r.pass_at_k, r.sampled), (5, 0.4, 0.8, Some(7.0 / 20.0)));
         assert!(r.table().contains("sampled"));
+        // Largest literals 7 (depth 1) and 14 (depth 2): one digit and two.
+        assert_eq!(r.by_operand_digits[&1], one);
+        assert_eq!(r.by_operand_digits[&2], two);
+        assert!(r.table().contains("2-dig"));
+        assert_eq!((digits(0), digits(9), digits(10), digits(999)), (1, 1, 2, 3));
         // Without samples there is no sampled accuracy, and pass@K is the greedy accuracy.
         let greedy: Vec<Outcome> =
             outcomes.iter().map(|o| Outcome { correct_samples: 0, samples: 0, ..o.clone() }).collect();

@@ -2,8 +2,10 @@
 //!
 //! Contract (`--json`): the last line is one object
 //! `{"accuracy": a, "pass_at_k": p, "sampled": s, "n": n, "samples": K, "by_depth": {"1": {"accuracy": a,
-//! "pass_at_k": p, "sampled": s, "n": n}, ...}}` — `accuracy` greedy, `sampled` the fraction of the K
-//! samples (temperature 1) that are correct, `pass_at_k` some of them; `sampled` absent when K = 0.
+//! "pass_at_k": p, "sampled": s, "n": n}, ...}, "by_operand_digits": {"1": {...}, "2": {...}}}` —
+//! `accuracy` greedy, `sampled` the fraction of the K samples (temperature 1) that are correct,
+//! `pass_at_k` some of them; `sampled` absent when K = 0; `by_operand_digits` keyed by the digits
+//! of each problem's largest literal.
 
 use std::path::PathBuf;
 
@@ -37,7 +39,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     /// Also write each problem's outcome here, one JSON object per line: `problem`, `answer`,
-    /// `depth`, `greedy_output`, `greedy` (correct), `correct_samples` of `samples`.
+    /// `depth`, `max_literal`, `greedy_output`, `greedy` (correct), `correct_samples` of `samples`.
     #[arg(long, value_name = "FILE")]
     pub items: Option<PathBuf>,
 }
