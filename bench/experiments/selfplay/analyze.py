@@ -25,6 +25,9 @@ ARMS = [
     "no-target",
     "frontier-only",
     "anchor",
+    "wide-rehearsal",
+    "one-op",
+    "one-op-no-penalties",
     "target-baseline",
 ]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",

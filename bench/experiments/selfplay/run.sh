@@ -3,7 +3,7 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-crowding, no-target, frontier-only, anchor, target-baseline, and the controls generator and
+# no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, and the controls generator and
 # frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
 # frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
@@ -23,8 +23,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -76,6 +76,12 @@ no_target='[reward]\ninvalid = -1.0\n\n[reward.target]\ncost = 0.0\n'
 no_target_cost='[reward.target]\ncost = 0.0\n'
 # Not an ablation: the defaults plus an anchor on the rehearsal problems solved every time.
 anchor='[round]\nanchor = 0.5\n'
+# Not an ablation: 32 rehearsal problems of the warm start's kind a round, not 8, for what the
+# proposer stops asking (the program domain's abductions) to be exercised still.
+wide_rehearsal='[round]\nrehearsal = 32\n'
+# Not an ablation: every target one operation, so that padding is the only way to make a problem
+# harder (literals stay within the warm start's bound); and the same with every charge off.
+one_op='[controller]\nstart = 1.0\nmax_depth = 1\n'
 # Not an ablation: the proposer's rewards compared with the mean of the proposals asked for the
 # same difficulty target, not with the whole round's.
 target_baseline='[round]\nproposer_baseline = "target"\n'
@@ -114,6 +120,9 @@ arm_config() {
     no-target) printf "$no_target" ;;
     frontier-only) printf "$no_padding\n$no_repetition\n$no_target_cost" ;;
     anchor) printf "$anchor" ;;
+    wide-rehearsal) printf "$wide_rehearsal" ;;
+    one-op) printf "$one_op" ;;
+    one-op-no-penalties) printf "$no_padding\n$no_repetition\n$one_op" ;;
     target-baseline) printf "$target_baseline" ;;
     generator) printf "$generator" ;;
     frozen-proposer) printf "$frozen_proposer" ;;
