@@ -362,6 +362,34 @@ fn held_out_series(metrics: &[RoundMetrics]) -> Vec<Series> {
     by_depth.into_iter().map(|(d, pts)| (format!("depth {d}"), pts)).collect()
 }
 
+/// The proposer's and the generator probe's shares in band, overall and for the (up to three)
+/// target depths the probe met most often, so that a proposer is seen beside the generator at
+/// each difficulty it is asked for, not only on average.
+fn proposer_vs_generator(metrics: &[RoundMetrics], window: u64) -> Vec<Series> {
+    let mut series = vec![
+        metric_series(metrics, "proposer", window, |m| Some(m.band_fraction)),
+        metric_series(metrics, "generator", window, |m| m.generator_band_fraction),
+    ];
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    for d in metrics.iter().filter_map(|m| m.generator_band_by_target.as_ref()).flat_map(|b| b.keys()) {
+        *seen.entry(*d).or_default() += 1;
+    }
+    let mut depths: Vec<(u32, usize)> = seen.into_iter().collect();
+    depths.sort_by_key(|&(d, n)| (std::cmp::Reverse(n), d));
+    let mut depths: Vec<u32> = depths.into_iter().take(3).map(|(d, _)| d).collect();
+    depths.sort_unstable();
+    for d in depths {
+        series.push(metric_series(metrics, &format!("proposer, depth {d}"), window, |m| {
+            m.band_by_target.as_ref()?.get(&d).copied()
+        }));
+        series.push(metric_series(metrics, &format!("generator, depth {d}"), window, |m| {
+            m.generator_band_by_target.as_ref()?.get(&d).copied()
+        }));
+    }
+    series.retain(|(_, points)| !points.is_empty());
+    series
+}
+
 /// One metric over rounds, skipping rounds without it; averaged per window of `window` rounds
 /// (at the window's middle) so that long runs stay readable.
 fn metric_series(
@@ -456,6 +484,14 @@ pub fn render(data: &RunData) -> anyhow::Result<String> {
                 metric_series(m, "essential operations", w, |m| m.mean_essential_ops),
             ],
         )?,
+    ));
+    figures.push((
+        "proposer-vs-generator",
+        format!(
+            "Valid problems in the frontier band: the proposer's, and the generator's at the same \
+             targets (generator probe, evaluation rounds), mean per {w} rounds"
+        ),
+        line_chart("in band", Some((0.0, 1.0)), &proposer_vs_generator(m, w))?,
     ));
     // With literal bounds, each bound's level and median p̂.
     let bounds: std::collections::BTreeSet<u32> = m

@@ -140,11 +140,15 @@ fn every_archive_command_on_a_real_run() {
     let said = ok(&["report", "--run-dir", r, "--out", page.to_str().unwrap()]);
     assert!(said.contains("6 rounds of metrics, 48 problems"), "{said}");
     let html = std::fs::read_to_string(&page).unwrap();
-    assert_eq!(html.matches("<figure class=\"plot\"").count(), 7);
+    assert_eq!(html.matches("<figure class=\"plot\"").count(), 8);
     // Every plot but the skill graph has data after 6 rounds; the skill graph once a skill is tried.
     let skills = std::fs::read_to_string(run.join("checkpoints/round-000006/curriculum.json")).unwrap();
     let tried = !serde_json::from_str::<Value>(&skills).unwrap()["skills"].as_array().unwrap().is_empty();
-    assert_eq!(html.matches("<svg").count(), 6 + usize::from(tried), "{html}");
+    assert_eq!(html.matches("<svg").count(), 7 + usize::from(tried), "{html}");
+    // The proposer beside the generator probe (tiny.toml evaluates, and so probes, every 2 rounds).
+    let figure =
+        html.split("id=\"proposer-vs-generator\"").nth(1).unwrap().split("</figure>").next().unwrap();
+    assert!(figure.contains(">\nproposer\n<") && figure.contains(">\ngenerator\n<"), "{figure}");
     assert!(html.contains("1 unreadable lines skipped"));
     let err = fails(&["report", "--run-dir", dir.path().to_str().unwrap()]);
     assert!(err.contains("is not a run directory"), "{err}");
@@ -429,9 +433,9 @@ fn the_report_loads_in_a_real_browser_with_every_plot_drawn() {
     let dom = String::from_utf8_lossy(&out.stdout);
     let html = std::fs::read_to_string(&page).unwrap();
     let with_data = html.matches("<svg").count();
-    assert!(with_data >= 6, "{html}");
+    assert!(with_data >= 7, "{html}");
     let body = dom.split("<body").nth(1).and_then(|b| b.split('>').next()).unwrap_or_default();
-    assert!(body.contains(r#"data-plots="7""#), "{body}");
+    assert!(body.contains(r#"data-plots="8""#), "{body}");
     assert!(body.contains(&format!(r#"data-drawn="{with_data}""#)), "every plot with data drawn: {body}");
     assert!(body.contains(r#"data-errors="0""#), "{body}");
 }

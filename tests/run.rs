@@ -353,3 +353,74 @@ fn configuration_errors_stop_before_any_work() {
     let checked = ok(&["config", "--check", bad.to_str().unwrap()]);
     assert!(checked.contains("proposals = 32"), "{checked}");
 }
+
+/// The difficulty targets asked in `round`, each with how many proposals were asked it.
+fn targets_asked(records: &[store::ProblemRecord], round: u64) -> std::collections::BTreeMap<String, usize> {
+    let mut asked = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.round == round) {
+        *asked.entry(r.difficulty_target.unwrap().to_string()).or_default() += 1;
+    }
+    asked
+}
+
+/// The mean of shares by target, each weighted by the proposals asked it.
+fn weighted_by_targets(
+    shares: &serde_json::Map<String, Value>,
+    asked: &std::collections::BTreeMap<String, usize>,
+) -> f64 {
+    let n: usize = shares.keys().map(|d| asked[d]).sum();
+    shares.iter().map(|(d, s)| s.as_f64().unwrap() * asked[d] as f64).sum::<f64>() / n as f64
+}
+
+#[test]
+fn the_generator_probe_measures_the_generator_without_changing_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let probed = dir.path().join("probed");
+    let plain = dir.path().join("plain");
+    // tiny.toml evaluates every 2 rounds; 8 proposals, so the default probe takes all 8 targets.
+    ok(&["run", "--config", TINY, "--run-dir", probed.to_str().unwrap(), "--rounds", "4"]);
+    let warm = probed.join("warmstart");
+    let plain_dir = plain.to_str().unwrap();
+    let warm_dir = warm.to_str().unwrap();
+    let off = ["--set", "round.generator_probe=0"];
+    ok(&[
+        &["run", "--config", TINY, "--run-dir", plain_dir, "--warm-start", warm_dir, "--rounds", "4"][..],
+        &off,
+    ]
+    .concat());
+    // Its own random stream, nothing trained: the same problems, attempts and rewards.
+    let key = |r: &store::ProblemRecord| {
+        let outputs: Vec<(String, bool)> = r.attempts.iter().map(|a| (a.output.clone(), a.correct)).collect();
+        (r.round, r.text.clone(), outputs, r.rewards.as_ref().map(|w| w.total))
+    };
+    let (a, b) = (records(&probed), records(&plain));
+    assert_eq!(a.len(), 4 * 8);
+    assert_eq!(a.iter().map(key).collect::<Vec<_>>(), b.iter().map(key).collect::<Vec<_>>());
+    let (with, without) = (metrics(&probed), metrics(&plain));
+    assert_eq!(with.len(), without.len());
+    for (p, q) in with.iter().zip(&without) {
+        let round = p["round"].as_u64().unwrap();
+        assert_eq!(p["held_out"], q["held_out"], "round {round}");
+        assert_eq!(p["band_by_target"], q["band_by_target"], "round {round}");
+        assert!(q.get("generator_band_fraction").is_none(), "no probe, no figure: {q}");
+        let asked = targets_asked(&a, round);
+        // The proposer's share by target agrees with its overall share where every proposal is valid.
+        if p["valid_fraction"].as_f64() == Some(1.0) {
+            let shares = p["band_by_target"].as_object().unwrap();
+            assert!(
+                (weighted_by_targets(shares, &asked) - p["band_fraction"].as_f64().unwrap()).abs() < 1e-9
+            );
+        }
+        if round % 2 == 1 {
+            assert!(p.get("generator_band_fraction").is_none(), "only evaluation rounds probe: {p}");
+            continue;
+        }
+        let overall = p["generator_band_fraction"].as_f64().expect("evaluation rounds probe");
+        let shares = p["generator_band_by_target"].as_object().expect("by target depth");
+        assert!((0.0..=1.0).contains(&overall), "{p}");
+        // The probe asks the round's own targets, one problem each: only depths the proposals were
+        // asked, and overall the shares by depth weighted by the targets asked of each.
+        assert!(!shares.is_empty() && shares.keys().all(|d| asked.contains_key(d)), "{shares:?} {asked:?}");
+        assert!((weighted_by_targets(shares, &asked) - overall).abs() < 1e-9, "{p}");
+    }
+}

@@ -110,6 +110,10 @@ pub struct RoundConfig {
     /// that copies neither the archive nor the round kept (1: the first, copy or not).
     #[serde(default = "mutation_tries")]
     pub mutation_tries: usize,
+    /// Generator problems at the round's targets attempted on evaluation rounds, the frontier
+    /// hit rate of a fixed generator beside the proposer's (0: none).
+    #[serde(default)]
+    pub generator_probe: usize,
 }
 
 fn mutation_tries() -> usize {

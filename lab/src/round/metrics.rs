@@ -37,6 +37,17 @@ pub struct RoundMetrics {
     pub median_solve_rate: Option<f64>,
     /// Of valid problems: solve rate inside the frontier band.
     pub band_fraction: f64,
+    /// The same by the depth of the target each problem was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band_by_target: Option<BTreeMap<u32, f64>>,
+    /// On evaluation rounds (`round.generator_probe` > 0): of the domain's generator problems at
+    /// the round's first targets, one a target, attempted by the same solver before its update,
+    /// those whose solve rate fell in the band — a fixed generator's frontier hit rate beside
+    /// `band_fraction`; overall and by target depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_band_fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_band_by_target: Option<BTreeMap<u32, f64>>,
     pub mean_reward: f64,
     pub mean_frontier: Option<f64>,
     /// Of valid problems: the mean length-residual factor.
@@ -180,6 +191,7 @@ pub(super) struct Outcome<'a> {
     /// The median solve rate of the proposals asked for each literal bound.
     pub medians: &'a [Option<f64>],
     pub held_out: Option<BTreeMap<u32, f64>>,
+    pub probe: Option<super::probe::Probe>,
     pub rollouts: Option<crate::rollouts::RolloutReport>,
     pub timings: Timings,
 }
@@ -213,6 +225,15 @@ impl Lab {
             })
             .collect();
         let nv = valid.len().max(1) as f64;
+        // (in band, valid) of the proposals by the depth they were asked for.
+        let mut by_target: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        for (target, task) in o.proposals.targets.iter().zip(&o.tasks.of_proposal) {
+            if let Some(t) = task {
+                let slot = by_target.entry(target.depth).or_default();
+                slot.0 += usize::from(cfg.frontier.contains(o.attempts.rate(*t)));
+                slot.1 += 1;
+            }
+        }
         let bounds = self.controller.bounds();
         // Values by literal bound, when the controller asks for bounds.
         let by_bound = |values: &[Option<f64>]| -> Option<BTreeMap<u32, f64>> {
@@ -247,6 +268,10 @@ impl Lab {
             mean_essential_ops: mean(&|v| Some(f64::from(v.analysis.essential_ops))),
             median_solve_rate: curriculum::median(&fresh_rates),
             band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
+            band_by_target: (!by_target.is_empty())
+                .then(|| by_target.iter().map(|(d, (hit, n))| (*d, *hit as f64 / *n as f64)).collect()),
+            generator_band_fraction: o.probe.as_ref().and_then(|p| p.band_fraction()),
+            generator_band_by_target: o.probe.as_ref().map(|p| p.band_by_depth()).filter(|m| !m.is_empty()),
             mean_reward: o.paid.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
             mean_frontier: mean(&|v| v.terms.frontier),
             mean_length_factor: mean(&|v| Some(v.terms.length_factor)),

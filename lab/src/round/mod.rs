@@ -19,6 +19,7 @@ mod compose;
 mod judged;
 mod metrics;
 mod pay;
+mod probe;
 mod propose;
 mod solve;
 mod update;
@@ -310,6 +311,16 @@ impl Lab {
         let tasks = clock.time(|t| &mut t.curriculum, || self.draw_tasks(&judged, round))?;
         let (attempts, rollouts) = clock.time(|t| &mut t.solve, || self.attempt(&tasks, &sampling, round))?;
         let composed = clock.time(|t| &mut t.solve, || self.compose(&tasks, &attempts, &sampling))?;
+        // Before the update, so that the generator's problems meet the solver the proposals met.
+        let evaluating = round % self.cfg.eval_every == 0;
+        let probe = clock.time(
+            |t| &mut t.eval,
+            || {
+                (evaluating && self.cfg.round.generator_probe > 0)
+                    .then(|| self.generator_probe(&proposals.targets, &sampling, round))
+                    .transpose()
+            },
+        )?;
         let interest = clock.time(|t| &mut t.score, || self.score(round, &judged, &tasks, &attempts));
         let mut paid = clock.time(
             |t| &mut t.store,
@@ -330,10 +341,8 @@ impl Lab {
             |t| &mut t.curriculum,
             || self.observe(round, &proposals, &judged, &tasks, &attempts, &paid),
         );
-        let held_out = clock.time(
-            |t| &mut t.eval,
-            || (round % self.cfg.eval_every == 0).then(|| self.held_out_accuracy()).transpose(),
-        )?;
+        let held_out =
+            clock.time(|t| &mut t.eval, || evaluating.then(|| self.held_out_accuracy()).transpose())?;
         let timings = clock.finish();
         Ok(self.metrics(Outcome {
             round,
@@ -346,6 +355,7 @@ impl Lab {
             composed: &composed,
             medians: &medians,
             held_out,
+            probe,
             rollouts,
             timings,
         }))
