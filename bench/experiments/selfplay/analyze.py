@@ -29,6 +29,12 @@ ARMS = [
     "one-op",
     "one-op-no-penalties",
     "target-baseline",
+    "solver-lr3x",
+    "solver-lr10x",
+    "solver-positive",
+    "solver-dr-grpo",
+    "dr-grpo-wide-rehearsal",
+    "dr-grpo-lr3x",
 ]
 CURVES = ["band_fraction", "padded_fraction", "surface_per_essential", "duplicate_fraction",
           "mean_essential_ops", "median_solve_rate", "valid_fraction", "rehearsal_solve_rate",

@@ -3,7 +3,7 @@
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
-# no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, and the controls generator and
+# no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, and the controls generator and
 # frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
 # frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
@@ -23,8 +23,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -82,6 +82,15 @@ wide_rehearsal='[round]\nrehearsal = 32\n'
 # Not an ablation: every target one operation, so that padding is the only way to make a problem
 # harder (literals stay within the warm start's bound); and the same with every charge off.
 one_op='[controller]\nstart = 1.0\nmax_depth = 1\n'
+# Not an ablation: the solver's self-play learning rate 3 and 10 times the default's 1e-4, held
+# constant, for a solver whose sampled answers solve far more than its greedy ones.
+solver_lr3x='[solver_optim]\nlr = 3e-4\nmin_lr = 3e-4\n'
+solver_lr10x='[solver_optim]\nlr = 1e-3\nmin_lr = 1e-3\n'
+# Not an ablation: the solver's policy gradient on its right attempts alone (failures not pushed
+# down: rejection-sampling fine-tuning on verified answers); and with Dr. GRPO's advantages (only
+# centred, token sums over one constant), without GRPO's per-sequence length normalisation.
+solver_positive='[solver_ppo]\nnegative_weight = 0.0\n'
+solver_dr_grpo='[solver_ppo]\nestimator = "dr_grpo"\n'
 # Not an ablation: the proposer's rewards compared with the mean of the proposals asked for the
 # same difficulty target, not with the whole round's.
 target_baseline='[round]\nproposer_baseline = "target"\n'
@@ -124,6 +133,12 @@ arm_config() {
     one-op) printf "$one_op" ;;
     one-op-no-penalties) printf "$no_padding\n$no_repetition\n$one_op" ;;
     target-baseline) printf "$target_baseline" ;;
+    solver-lr3x) printf "$solver_lr3x" ;;
+    solver-lr10x) printf "$solver_lr10x" ;;
+    solver-positive) printf "$solver_positive" ;;
+    solver-dr-grpo) printf "$solver_dr_grpo" ;;
+    dr-grpo-wide-rehearsal) printf "$solver_dr_grpo\n$wide_rehearsal" ;;
+    dr-grpo-lr3x) printf "$solver_dr_grpo\n$solver_lr3x" ;;
     generator) printf "$generator" ;;
     frozen-proposer) printf "$frozen_proposer" ;;
     self-train) printf "$self_train" ;;
@@ -142,7 +157,9 @@ one_run() { # arm seed
   [ -f "$dir/eval.json" ] && return 0
   rm -rf "$dir"; mkdir -p "$dir"
   cp -r "$base/warmstart" "$dir/warmstart"
-  { if [ -n "${WARM_START_CONFIG:-}" ]; then cat "$WARM_START_CONFIG"; echo; fi; arm_config "$1"; } \
+  # The arm's keys merged into WARM_START_CONFIG's tables (a table may not appear twice).
+  arm_config "$1" > "$dir/arm.toml"
+  python3 "$here/merge_config.py" ${WARM_START_CONFIG:+"$WARM_START_CONFIG"} "$dir/arm.toml" \
     > "$dir/experiment.toml"
   "$SELFPLAY" run --config "$dir/experiment.toml" --run-dir "$dir" --minutes "$minutes" --seed "$2" \
     >"$dir/run.out" 2>"$dir/run.log"
