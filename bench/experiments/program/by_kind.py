@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Deductions and abductions apart: what each run's solver gained on each, and what its proposer wrote.
 
-    by_kind.py OUT_DIR RUN [RUN ...] [--windows 10]
+    by_kind.py OUT_DIR RUN [RUN ...] [--windows 10] [--against RUN]
 
 OUT_DIR is a `bench/experiments/selfplay/run.sh` output directory: its `warmstart-items.jsonl`
 (the warm start's per-problem outcomes on the benchmark) and, per RUN (`default-1`, ...),
 `RUN/items.jsonl` (the same problems after the run) and `RUN/valid.jsonl` (its valid proposals).
 Prints one JSON object a run:
 
-- `paired_change`: by kind and depth, greedy and sampled accuracy before, after, the mean change
-  over the same problems and its standard error;
+- `paired_change`: by kind and depth (and over all depths, `"all"`, and over everything,
+  `"all"` → `"all"`), greedy and sampled accuracy before, after, the mean change over the same
+  problems and its standard error;
 - `proposals`: per window of the run, the share of valid proposals that are abductions, and by
   kind the share of those in the frontier band [0.2, 0.8].
 
@@ -52,9 +53,10 @@ def paired_change(before, after):
     for b in before:
         a = after.get(b["problem"])
         if a is not None and b["samples"] and a["samples"]:
-            groups.setdefault((kind(b["problem"]), b["depth"]), []).append((b, a))
+            for group in ((kind(b["problem"]), b["depth"]), (kind(b["problem"]), "all"), ("all", "all")):
+                groups.setdefault(group, []).append((b, a))
     out = {}
-    for (k, depth), pairs in sorted(groups.items()):
+    for (k, depth), pairs in sorted(groups.items(), key=lambda g: (g[0][0], str(g[0][1]))):
         row = {"n": len(pairs)}
         for name, f in measures.items():
             diffs = [f(a) - f(b) for b, a in pairs]
@@ -92,8 +94,11 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--against", metavar="RUN",
+                    help="changes from RUN's solver (RUN/items.jsonl) instead of the warm start's")
     a = ap.parse_args()
-    before = read_jsonl(f"{a.out_dir}/warmstart-items.jsonl")
+    base = f"{a.out_dir}/{a.against}/items.jsonl" if a.against else f"{a.out_dir}/warmstart-items.jsonl"
+    before = read_jsonl(base)
     for run in a.runs:
         d = f"{a.out_dir}/{run}"
         print(json.dumps({
