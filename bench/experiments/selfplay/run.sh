@@ -2,7 +2,7 @@
 # The self-play experiments of bench/experiments/selfplay/README.md:
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
-# ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties"; also
+# ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties", set empty for none; also
 # no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, and the controls generator and
 # frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
 # frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
@@ -20,7 +20,7 @@ out="$(mkdir -p "${1:-$root/runs/exp-selfplay}" && cd "${1:-$root/runs/exp-selfp
 minutes="${MINUTES:-20}"
 seeds="${SEEDS:-1 2 3}"
 ablation_seeds="${ABLATION_SEEDS:-1}"
-ablations="${ABLATIONS:-no-padding no-repetition no-penalties}"
+ablations="${ABLATIONS-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
     no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
