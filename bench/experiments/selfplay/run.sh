@@ -88,7 +88,8 @@ solver_lr3x='[solver_optim]\nlr = 3e-4\nmin_lr = 3e-4\n'
 solver_lr10x='[solver_optim]\nlr = 1e-3\nmin_lr = 1e-3\n'
 # Not an ablation: the solver's policy gradient on its right attempts alone (failures not pushed
 # down: rejection-sampling fine-tuning on verified answers); and with Dr. GRPO's advantages (only
-# centred, token sums over one constant), without GRPO's per-sequence length normalisation.
+# centred, token sums over one constant), without GRPO's division by each group's standard
+# deviation and its per-sequence token mean.
 solver_positive='[solver_ppo]\nnegative_weight = 0.0\n'
 solver_dr_grpo='[solver_ppo]\nestimator = "dr_grpo"\n'
 # Not an ablation: the proposer's rewards compared with the mean of the proposals asked for the
