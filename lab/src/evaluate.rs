@@ -150,20 +150,44 @@ pub fn outcomes(
             });
         }
         if samples > 0 {
-            let mut requests = Vec::new();
-            for item in chunk {
-                requests.extend(format.requests(&item.problem, samples).map_err(|e| anyhow!("{e}"))?);
-            }
-            let out = policy::sample(model, &requests, &SampleConfig::default(), rng, true)?;
-            for (j, s) in out.iter().enumerate() {
-                let o = &mut outcomes[first + j / samples];
-                if judge::verify(domain, &o.problem, &o.answer, &format.output_text(s)).correct {
-                    o.correct_samples += 1;
-                }
+            let problems: Vec<(&str, &str)> =
+                chunk.iter().map(|i| (i.problem.as_str(), i.answer.as_str())).collect();
+            let counts =
+                correct_samples(model, format, domain, &problems, samples, &SampleConfig::default(), rng)?;
+            for (o, correct) in outcomes[first..].iter_mut().zip(counts) {
+                o.correct_samples = correct;
             }
         }
     }
     Ok(outcomes)
+}
+
+/// For each `(problem, answer)`, how many of `k` answers sampled with `sampling` are verified
+/// right.
+pub fn correct_samples(
+    model: &Gpt,
+    format: &SolverFormat,
+    domain: &dyn Domain,
+    problems: &[(&str, &str)],
+    k: usize,
+    sampling: &SampleConfig,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<Vec<usize>> {
+    let mut requests = Vec::with_capacity(problems.len() * k);
+    for (problem, _) in problems {
+        requests.extend(format.requests(problem, k).map_err(|e| anyhow!("{problem:?}: {e}"))?);
+    }
+    let out = policy::sample(model, &requests, sampling, rng, true)?;
+    Ok(problems
+        .iter()
+        .zip(out.chunks(k.max(1)))
+        .map(|((problem, answer), answers)| {
+            answers
+                .iter()
+                .filter(|s| judge::verify(domain, problem, answer, &format.output_text(s)).correct)
+                .count()
+        })
+        .collect())
 }
 
 impl Score {

@@ -191,7 +191,7 @@ pub(super) struct Outcome<'a> {
     /// The median solve rate of the proposals asked for each literal bound.
     pub medians: &'a [Option<f64>],
     pub held_out: Option<BTreeMap<u32, f64>>,
-    pub probe: Option<super::probe::Probe>,
+    pub probe: Option<super::probe::BandTally>,
     pub rollouts: Option<crate::rollouts::RolloutReport>,
     pub timings: Timings,
 }
@@ -225,13 +225,11 @@ impl Lab {
             })
             .collect();
         let nv = valid.len().max(1) as f64;
-        // (in band, valid) of the proposals by the depth they were asked for.
-        let mut by_target: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        // The valid proposals in band, by the depth they were asked for.
+        let mut by_target = super::probe::BandTally::default();
         for (target, task) in o.proposals.targets.iter().zip(&o.tasks.of_proposal) {
             if let Some(t) = task {
-                let slot = by_target.entry(target.depth).or_default();
-                slot.0 += usize::from(cfg.frontier.contains(o.attempts.rate(*t)));
-                slot.1 += 1;
+                by_target.add(target.depth, cfg.frontier.contains(o.attempts.rate(*t)));
             }
         }
         let bounds = self.controller.bounds();
@@ -268,10 +266,9 @@ impl Lab {
             mean_essential_ops: mean(&|v| Some(f64::from(v.analysis.essential_ops))),
             median_solve_rate: curriculum::median(&fresh_rates),
             band_fraction: fresh_rates.iter().filter(|&&p| cfg.frontier.contains(p)).count() as f64 / nv,
-            band_by_target: (!by_target.is_empty())
-                .then(|| by_target.iter().map(|(d, (hit, n))| (*d, *hit as f64 / *n as f64)).collect()),
+            band_by_target: by_target.band_by_depth(),
             generator_band_fraction: o.probe.as_ref().and_then(|p| p.band_fraction()),
-            generator_band_by_target: o.probe.as_ref().map(|p| p.band_by_depth()).filter(|m| !m.is_empty()),
+            generator_band_by_target: o.probe.as_ref().and_then(|p| p.band_by_depth()),
             mean_reward: o.paid.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64,
             mean_frontier: mean(&|v| v.terms.frontier),
             mean_length_factor: mean(&|v| Some(v.terms.length_factor)),

@@ -19,27 +19,31 @@ use super::Lab;
 /// Seed offset of the probe's stream, apart from the run's and the held-out problems'.
 const PROBE_SEED: u64 = 0x9e4e_7a70;
 
-/// The probe's result: of the generator's problems for each target depth, those whose solve
-/// rate fell in the frontier band and those attempted.
+/// Problems in the frontier band and problems counted, by the depth of the target each was asked
+/// for: the proposer's in a round's metrics, the generator's in the probe.
 #[derive(Debug, Default)]
-pub(super) struct Probe {
-    pub by_depth: BTreeMap<u32, (usize, usize)>,
+pub(super) struct BandTally {
+    by_depth: BTreeMap<u32, (usize, usize)>,
 }
 
-impl Probe {
-    /// The share in band over every target.
+impl BandTally {
+    /// Counts one problem asked for `depth`, in the band or not.
+    pub fn add(&mut self, depth: u32, in_band: bool) {
+        let slot = self.by_depth.entry(depth).or_default();
+        slot.0 += usize::from(in_band);
+        slot.1 += 1;
+    }
+
+    /// The share in band over every target; `None` with nothing counted.
     pub fn band_fraction(&self) -> Option<f64> {
         let (hit, n) = self.by_depth.values().fold((0, 0), |(h, n), (a, b)| (h + a, n + b));
         (n > 0).then(|| hit as f64 / n as f64)
     }
 
-    /// The share in band for each target depth.
-    pub fn band_by_depth(&self) -> BTreeMap<u32, f64> {
-        self.by_depth
-            .iter()
-            .filter(|(_, (_, n))| *n > 0)
-            .map(|(d, (h, n))| (*d, *h as f64 / *n as f64))
-            .collect()
+    /// The share in band for each target depth; `None` with nothing counted.
+    pub fn band_by_depth(&self) -> Option<BTreeMap<u32, f64>> {
+        (!self.by_depth.is_empty())
+            .then(|| self.by_depth.iter().map(|(d, (h, n))| (*d, *h as f64 / *n as f64)).collect())
     }
 }
 
@@ -51,7 +55,7 @@ impl Lab {
         targets: &[Target],
         sampling: &SampleConfig,
         round: u64,
-    ) -> anyhow::Result<Probe> {
+    ) -> anyhow::Result<BandTally> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed ^ PROBE_SEED ^ round);
         let max_literal = self.cfg.warm_start.proposer.max_literal;
         let k = self.cfg.round.attempts;
@@ -63,39 +67,41 @@ impl Lab {
             let Ok(analysis) = self.domain.analyze(&text, &Limits::default()) else { continue };
             problems.push((t.depth, text, analysis.answer));
         }
-        let mut requests = Vec::with_capacity(problems.len() * k);
-        for (_, text, _) in &problems {
-            requests.extend(self.solver_format.requests(text, k)?);
+        let asked: Vec<(&str, &str)> = problems.iter().map(|(_, p, a)| (p.as_str(), a.as_str())).collect();
+        let counts = crate::evaluate::correct_samples(
+            &self.solver.model,
+            &self.solver_format,
+            self.domain,
+            &asked,
+            k,
+            sampling,
+            &mut rng,
+        )?;
+        let mut tally = BandTally::default();
+        for ((depth, _, _), correct) in problems.iter().zip(counts) {
+            tally.add(*depth, self.cfg.frontier.contains(correct as f64 / k as f64));
         }
-        let sampled = policy::sample(&self.solver.model, &requests, sampling, &mut rng, true)?;
-        let mut probe = Probe::default();
-        for ((depth, text, answer), outputs) in problems.iter().zip(sampled.chunks(k.max(1))) {
-            let correct = outputs
-                .iter()
-                .filter(|s| {
-                    judge::verify(self.domain, text, answer, &self.solver_format.output_text(s)).correct
-                })
-                .count();
-            let slot = probe.by_depth.entry(*depth).or_default();
-            slot.0 += usize::from(self.cfg.frontier.contains(correct as f64 / k as f64));
-            slot.1 += 1;
-        }
-        Ok(probe)
+        Ok(tally)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Probe;
+    use super::BandTally;
 
     #[test]
-    fn shares_are_taken_over_the_problems_attempted() {
-        let probe = Probe { by_depth: [(2, (1, 4)), (3, (3, 4)), (4, (0, 0))].into_iter().collect() };
-        assert_eq!(probe.band_fraction(), Some(0.5));
-        let by_depth = probe.band_by_depth();
+    fn shares_are_taken_over_the_problems_counted() {
+        let mut tally = BandTally::default();
+        assert_eq!((tally.band_fraction(), tally.band_by_depth()), (None, None));
+        for (depth, in_band) in
+            [(2, true), (2, false), (2, false), (2, false), (3, true), (3, true), (3, true), (3, false)]
+        {
+            tally.add(depth, in_band);
+        }
+        assert_eq!(tally.band_fraction(), Some(0.5));
+        let by_depth = tally.band_by_depth().unwrap();
         assert_eq!(by_depth.get(&2), Some(&0.25));
         assert_eq!(by_depth.get(&3), Some(&0.75));
-        assert!(!by_depth.contains_key(&4), "a depth with nothing attempted has no share");
-        assert_eq!(Probe::default().band_fraction(), None);
+        assert!(!by_depth.contains_key(&4), "a depth never asked has no share");
     }
 }
