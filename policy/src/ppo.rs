@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor, D};
 
 use crate::model::Gpt;
-use crate::train::{grads_in_parallel, masked_mean, token_logprobs, token_logprobs_and_entropy, Batch};
+use crate::train::{grads_in_parallel, masked_mean, token_logprobs, token_logprobs_with_entropy, Batch};
 
 /// Settings of the clipped policy-gradient update.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -79,6 +79,12 @@ pub struct PpoStats {
     /// Mean KL estimate of the current policy from the one that sampled (`old_logprobs`): 0 on
     /// the first epoch over a batch, how far the earlier epochs moved the policy after it.
     pub approx_kl: Tensor,
+    /// The current policy's log-probs of the batch's tokens `[B, T-1]`, detached: the sampling
+    /// policy's, for the later epochs, where this was the first.
+    pub logprobs: Tensor,
+    /// Where `old_logprobs` were not given (the first epoch): the mean next-token entropy over
+    /// the completion tokens, in nats, of the policy that sampled them.
+    pub entropy: Option<Tensor>,
 }
 
 impl PpoStats {
@@ -102,18 +108,28 @@ impl PpoStats {
 /// KL = exp(logp_ref − logp) − (logp_ref − logp) − 1      (the k3 estimator, ≥ 0)
 /// ```
 ///
-/// `old_logprobs` `[B, T-1]` are the sampling policy's (detached); `advantages` one per sequence,
-/// the negative ones scaled by `cfg.negative_weight`; `reference_logprobs` `[B, T-1]` the frozen
+/// `old_logprobs` `[B, T-1]` are the sampling policy's (detached); `None` where the model is that
+/// policy (the first epoch over freshly sampled sequences): its own log-probs, read off the
+/// pass that trains, which saves a forward pass a step. `advantages` one per sequence, the
+/// negative ones scaled by `cfg.negative_weight`; `reference_logprobs` `[B, T-1]` the frozen
 /// reference's ([`token_logprobs`] of it: the same for every epoch over a batch, so computed once).
 pub fn ppo_loss(
     model: &Gpt,
     batch: &Batch,
-    old_logprobs: &Tensor,
+    old_logprobs: Option<&Tensor>,
     advantages: &[f32],
     reference_logprobs: Option<&Tensor>,
     cfg: &PpoConfig,
 ) -> Result<(Tensor, PpoStats)> {
-    let logp = token_logprobs(model, batch, None)?;
+    let (logp, entropy) = match old_logprobs {
+        Some(_) => (token_logprobs(model, batch, None)?, None),
+        None => {
+            let (logp, entropy) = token_logprobs_with_entropy(model, batch)?;
+            (logp, Some(masked_mean(&entropy, batch)?))
+        }
+    };
+    let current = logp.detach();
+    let old_logprobs = old_logprobs.map_or_else(|| current.clone(), Tensor::detach);
     let (b, _) = logp.dims2()?;
     if advantages.len() != b {
         candle_core::bail!("{} advantages for {b} sequences", advantages.len());
@@ -121,7 +137,7 @@ pub fn ppo_loss(
     let weighted: Vec<f32> =
         advantages.iter().map(|&a| if a < 0.0 { a * cfg.negative_weight as f32 } else { a }).collect();
     let adv = Tensor::from_vec(weighted, (b, 1), model.device())?.to_dtype(model.dtype())?;
-    let log_ratio = (&logp - old_logprobs.detach())?;
+    let log_ratio = (&logp - &old_logprobs)?;
     let ratio = log_ratio.exp()?;
     let surr1 = ratio.broadcast_mul(&adv)?;
     let surr2 = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip)?.broadcast_mul(&adv)?;
@@ -133,6 +149,8 @@ pub fn ppo_loss(
         clip_fraction: masked_mean(&clipped, batch)?.detach(),
         kl: Tensor::zeros((), model.dtype(), model.device())?,
         approx_kl: masked_mean(&approx_kl, batch)?,
+        logprobs: current,
+        entropy,
     };
     if let (Some(ref_logp), true) = (reference_logprobs, cfg.kl_coef > 0.0) {
         let diff = (ref_logp.detach() - &logp)?;
@@ -211,10 +229,7 @@ pub fn ppo_update(
     let tokens = pairs.iter().map(|(_, c)| c.len()).sum::<usize>().max(1) as f64;
     struct Part {
         batch: Batch,
-        old: Tensor,
         reference: Option<Tensor>,
-        /// The sampling policy's mean next-token entropy over the part's completion tokens.
-        entropy: Tensor,
         advantages: Vec<f32>,
         /// Shares of the update's sequences (the loss is a mean over them) and of its tokens
         /// (the statistics are means over those).
@@ -227,8 +242,6 @@ pub fn ppo_update(
         let part_pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk.iter().map(|&i| pairs[i].clone()).collect();
         let mut batch = Batch::new(model, &part_pairs, pad)?;
         batch.longest = longest;
-        let (old, entropy) = token_logprobs_and_entropy(model, &batch)?;
-        let entropy = masked_mean(&entropy, &batch)?;
         let reference = match reference {
             Some(r) if cfg.kl_coef > 0.0 => Some(token_logprobs(r, &batch, None)?.detach()),
             _ => None,
@@ -236,7 +249,7 @@ pub fn ppo_update(
         let advantages = chunk.iter().map(|&i| advantages[i]).collect();
         let token_share = batch.lengths.iter().sum::<usize>() as f64 / tokens;
         let share = chunk.len() as f64 / pairs.len() as f64;
-        Ok(Part { batch, old, reference, entropy, advantages, share, token_share })
+        Ok(Part { batch, reference, advantages, share, token_share })
     };
     // Side by side on the CPU; in order on a GPU, where threads would queue on separate streams.
     let parts: Vec<Part> = if model.device().is_cpu() {
@@ -256,16 +269,31 @@ pub fn ppo_update(
         learning_rate: 0.0,
         skipped_steps: 0,
     };
+    // The sampling policy's log-probs and entropies: the model's own, read in the first epoch
+    // (before any step the model is the policy that sampled).
+    let mut old: Vec<Option<Tensor>> = vec![None; parts.len()];
+    let mut entropy_by_part: Vec<Option<Tensor>> = vec![None; parts.len()];
     for _ in 0..cfg.epochs {
         let model = &t.model;
-        let (total, grads, stats) = grads_in_parallel(&vars, &parts, |p| {
-            let (loss, stats) = ppo_loss(model, &p.batch, &p.old, &p.advantages, p.reference.as_ref(), cfg)?;
+        let inputs: Vec<(&Part, Option<&Tensor>)> =
+            parts.iter().zip(old.iter().map(Option::as_ref)).collect();
+        let (total, grads, stats) = grads_in_parallel(&vars, &inputs, |(p, old)| {
+            let (loss, stats) = ppo_loss(model, &p.batch, *old, &p.advantages, p.reference.as_ref(), cfg)?;
             Ok(((loss * p.share)?, stats))
         })?;
+        for ((o, e), s) in old.iter_mut().zip(&mut entropy_by_part).zip(&stats) {
+            if o.is_none() {
+                *o = Some(s.logprobs.clone());
+                *e = s.entropy.clone();
+            }
+        }
+        let zero = Tensor::zeros((), t.model.dtype(), t.model.device())?;
         let scalars: Vec<Tensor> = stats
             .into_iter()
-            .zip(&parts)
-            .flat_map(|(s, p)| [s.kl, s.clip_fraction, s.approx_kl, p.entropy.clone()])
+            .zip(&entropy_by_part)
+            .flat_map(|(s, e)| {
+                [s.kl, s.clip_fraction, s.approx_kl, e.clone().unwrap_or_else(|| zero.clone())]
+            })
             .collect();
         let (report, values) = t.optim.step_with_stats(&grads, &total, &scalars)?;
         // Weighted by each part's share of the tokens, added in the parts' order.
@@ -320,7 +348,7 @@ mod tests {
         let cfg = PpoConfig { clip: 0.2, epochs: 1, kl_coef: 0.1, ..PpoConfig::default() };
         let (name, var) = model.named_vars().into_iter().find(|(n, _)| n == "h.0.mlp.c_fc.weight").unwrap();
         let reference = token_logprobs(&reference, &batch, None).unwrap();
-        let (loss, stats) = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg).unwrap();
+        let (loss, stats) = ppo_loss(&model, &batch, Some(&old), &adv, Some(&reference), &cfg).unwrap();
         let (clip_fraction, kl, approx_kl) = stats.read().unwrap();
         assert!(approx_kl > 0.0, "old log-probs moved off the current ones: {approx_kl}");
         assert!(clip_fraction > 0.0 && clip_fraction < 1.0, "{clip_fraction}");
@@ -330,12 +358,40 @@ mod tests {
         let original = var.as_tensor().copy().unwrap();
         let numeric = numeric_grad(&original, &|w| {
             var.set(w)?;
-            let l = ppo_loss(&model, &batch, &old, &adv, Some(&reference), &cfg)?.0.to_scalar::<f64>();
+            let l = ppo_loss(&model, &batch, Some(&old), &adv, Some(&reference), &cfg)?.0.to_scalar::<f64>();
             var.set(&original)?;
             l
         })
         .unwrap();
         assert_close(&analytic, &numeric, 1e-5, &name);
+    }
+
+    #[test]
+    fn the_first_epoch_reads_the_sampling_policy_off_its_own_pass() {
+        let model = tiny(DType::F64);
+        let reference = model.frozen_copy().unwrap();
+        let batch = Batch::new(&model, &pairs(), 0).unwrap();
+        let ref_lp = token_logprobs(&reference, &batch, None).unwrap();
+        let (old, entropy) = crate::train::token_logprobs_and_entropy(&model, &batch).unwrap();
+        let adv = [1.0f32, -0.5, 2.0];
+        let cfg = PpoConfig { kl_coef: 0.1, ..PpoConfig::default() };
+        let (given, given_stats) = ppo_loss(&model, &batch, Some(&old), &adv, Some(&ref_lp), &cfg).unwrap();
+        let (own, own_stats) = ppo_loss(&model, &batch, None, &adv, Some(&ref_lp), &cfg).unwrap();
+        let value = |t: &Tensor| t.to_scalar::<f64>().unwrap();
+        assert_eq!(value(&given), value(&own));
+        assert_eq!(own_stats.logprobs.to_vec2::<f64>().unwrap(), old.to_vec2::<f64>().unwrap());
+        assert_eq!(value(&own_stats.approx_kl), 0.0);
+        assert!(given_stats.entropy.is_none(), "entropy is read in the first epoch only");
+        let want = value(&masked_mean(&entropy, &batch).unwrap());
+        assert!(want > 0.1, "{want}");
+        assert!((value(own_stats.entropy.as_ref().unwrap()) - want).abs() < 1e-12);
+        // The same gradient, parameter by parameter.
+        let (g1, g2) = (given.backward().unwrap(), own.backward().unwrap());
+        for (name, var) in model.named_vars() {
+            let a: Vec<f64> = g1.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f64> = g2.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(a, b, "{name}");
+        }
     }
 
     #[test]
@@ -345,7 +401,7 @@ mod tests {
         let old = token_logprobs(&model, &batch, None).unwrap().detach();
         let loss = |adv: &[f32], negative_weight: f64| -> f64 {
             let cfg = PpoConfig { negative_weight, ..PpoConfig::default() };
-            ppo_loss(&model, &batch, &old, adv, None, &cfg).unwrap().0.to_scalar().unwrap()
+            ppo_loss(&model, &batch, Some(&old), adv, None, &cfg).unwrap().0.to_scalar().unwrap()
         };
         let adv = [1.0f32, -0.5, 2.0];
         for w in [0.0f32, 0.25, 1.0] {
@@ -376,7 +432,8 @@ mod tests {
         for _ in 0..20 {
             let old = token_logprobs(&model, &batch, None).unwrap().detach();
             for _ in 0..2 {
-                let (loss, _) = ppo_loss(&model, &batch, &old, &adv, None, &PpoConfig::default()).unwrap();
+                let (loss, _) =
+                    ppo_loss(&model, &batch, Some(&old), &adv, None, &PpoConfig::default()).unwrap();
                 opt.backward_step(&loss).unwrap();
             }
         }
@@ -419,7 +476,8 @@ mod tests {
             let whole = Batch::new(&t.model, &pairs, 0).unwrap();
             let old = token_logprobs(&t.model, &whole, None).unwrap();
             let ref_lp = token_logprobs(&reference, &whole, None).unwrap();
-            let (loss, stats) = ppo_loss(&t.model, &whole, &old, &advantages, Some(&ref_lp), &ppo).unwrap();
+            let (loss, stats) =
+                ppo_loss(&t.model, &whole, Some(&old), &advantages, Some(&ref_lp), &ppo).unwrap();
             let loss: f32 = loss.to_scalar().unwrap();
             let before = t.model.named_vars()[0].1.as_tensor().copy().unwrap();
             let got =
