@@ -10,7 +10,9 @@ compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
 first and last tenth of its rounds, problems the solver trained on per round, and greedy and
 sampled accuracy by depth. For self-play against each control and against the warm start: the
-greedy difference by depth, paired problem by problem, with its standard error.
+greedy difference by depth, paired problem by problem, with its standard error; with more than
+one seed, also over the seeds together (each problem's difference averaged over the seeds, the
+standard error over problems) and the spread of the seeds' own differences.
 """
 import argparse
 import json
@@ -69,6 +71,30 @@ def paired(a, b):
     return out
 
 
+def pooled(per_seed):
+    """Over seeds: each problem's greedy difference averaged over the seeds that have it, then
+    the mean and standard error over problems by depth; and the seeds' own means' range."""
+    by_problem = {}
+    for a, b in per_seed:
+        for problem, x in a.items():
+            y = b.get(problem)
+            if y is not None:
+                slot = by_problem.setdefault(problem, (x["depth"], []))
+                slot[1].append(float(x["greedy"]) - float(y["greedy"]))
+    by_depth = {}
+    for depth, diffs in by_problem.values():
+        by_depth.setdefault(depth, []).append(sum(diffs) / len(diffs))
+    seed_means = [paired(a, b) for a, b in per_seed]
+    out = {}
+    for d, diffs in sorted(by_depth.items()):
+        n = len(diffs)
+        mean = sum(diffs) / n
+        var = sum((v - mean) ** 2 for v in diffs) / (n - 1) if n > 1 else 0.0
+        means = [m[d][0] for m in seed_means if d in m]
+        out[d] = (mean, math.sqrt(var / n), n, min(means), max(means))
+    return out
+
+
 def accuracy(its):
     by_depth = {}
     for it in its.values():
@@ -86,7 +112,9 @@ def main():
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args()
     warm = items(os.path.join(args.out, "warmstart-items.jsonl"))
-    result = {"warm_start": {"accuracy": accuracy(warm)}, "runs": {}, "paired": {}}
+    result = {"warm_start": {"accuracy": accuracy(warm)}, "runs": {}, "paired": {}, "pooled": {}}
+    # (self-play, other) item sets per seed, for the pooled comparisons.
+    pairs_by_control = {}
     for seed in args.seeds:
         loaded = {}
         for arm in ARMS:
@@ -109,6 +137,7 @@ def main():
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
+                pairs_by_control.setdefault(other, []).append((loaded["default"], its))
         for arm in (a for a in COMPOSE_ARMS if a in loaded):
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ("default", "generator") if a in loaded]:
                 result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], its)
@@ -119,6 +148,9 @@ def main():
             for other in ["default", "generator"]:
                 if other in loaded:
                     result["paired"][f"self-train-{seed} - {other}"] = paired(loaded["self-train"], loaded[other])
+    if len(args.seeds) > 1:
+        for other, per_seed in pairs_by_control.items():
+            result["pooled"][f"self-play - {other}, {len(per_seed)} seeds"] = pooled(per_seed)
     if not args.markdown:
         json.dump(result, sys.stdout, indent=1)
         print()
@@ -140,6 +172,14 @@ def main():
     for name, by_depth in result["paired"].items():
         cells = " | ".join(f"{m:+.3f} ± {se:.3f}" for _, (m, se, _) in sorted(by_depth.items()))
         print(f"| {name} | {cells} |")
+    if result["pooled"]:
+        print()
+        print(f"| greedy difference over seeds (seeds' range) | {' | '.join(f'depth {d}' for d in depths)} |")
+        print("|---" * (len(depths) + 1) + "|")
+        for name, by_depth in result["pooled"].items():
+            cells = " | ".join(f"{m:+.3f} ± {se:.3f} ({lo:+.3f}..{hi:+.3f})"
+                               for _, (m, se, _, lo, hi) in sorted(by_depth.items()))
+            print(f"| {name} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,11 @@ if [ ! -f "$out/generator.jsonl" ]; then
     "$SELFPLAY" gen --domain "$domain" --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
   done | "$SELFPLAY" judge --domain "$domain" --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
 fi
-"$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
-  --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json"
+if [ ! -s "$out/warmstart-eval.json" ]; then
+  "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
+    --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json.tmp" \
+    && mv "$out/warmstart-eval.json.tmp" "$out/warmstart-eval.json"
+fi
 
 # 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off;
 # all three off (a padded problem is often a canonical copy, so the repetition penalty alone
