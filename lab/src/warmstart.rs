@@ -203,7 +203,7 @@ impl Default for WarmStartConfig {
             seed: 0,
             solver_answers: solver::AnswerStyle::Steps,
             solver_shift: 0,
-            solver_padding: 0.0,
+            solver_padding: 0.3,
             solver_padding_ops: 2,
             proposer_padding: 0.3,
             proposer_padding_ops: 2,
