@@ -21,13 +21,15 @@ done
 python3 - "$out" "$repeats" <<'PY'
 import json, statistics, sys
 out, repeats = sys.argv[1], int(sys.argv[2])
-print("| binary | run | round's sampling, tokens/s (median) | solve phase, s/round | rounds/min | attempt length |")
-print("|---|---|---|---|---|---|")
+print("| binary | run | round's sampling, tokens/s (median) | solve phase, s/round | update phase, s/round "
+      "| rounds/min | attempt length |")
+print("|---|---|---|---|---|---|---|")
 for rep in range(1, repeats + 1):
     for which in ("before", "after"):
         m = [json.loads(l) for l in open(f"{out}/{which}-{rep}/metrics.jsonl")]
         total = sum(x["timings"]["total"] for x in m)
         print(f"| {which} | {rep} | {statistics.median(x['attempt_tokens_per_s'] for x in m):,.0f} "
-              f"| {statistics.mean(x['timings']['solve'] for x in m):.2f} | {60 * len(m) / total:.1f} "
+              f"| {statistics.mean(x['timings']['solve'] for x in m):.2f} "
+              f"| {statistics.mean(x['timings']['update'] for x in m):.2f} | {60 * len(m) / total:.1f} "
               f"| {statistics.mean(x['solver']['completion_length'] for x in m if x.get('solver')):.1f} |")
 PY

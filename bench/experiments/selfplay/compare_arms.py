@@ -12,7 +12,9 @@ first and last tenth of its rounds, problems the solver trained on per round, an
 sampled accuracy by depth. For self-play against each control and against the warm start: the
 greedy difference by depth, paired problem by problem, with its standard error; with more than
 one seed, also over the seeds together (each problem's difference averaged over the seeds, the
-standard error over problems) and the spread of the seeds' own differences.
+standard error over problems) and the spread of the seeds' own differences. Where a run has
+`valid.jsonl` (run.sh exports it), the shares by essential depth of its fresh problems in the
+band: what its solver was offered to learn from.
 """
 import argparse
 import json
@@ -95,6 +97,21 @@ def pooled(per_seed):
     return out
 
 
+def band_depths(path, band=(0.2, 0.8)):
+    """Of a run's fresh valid problems with a solve rate in `band`: their count and the share of
+    each essential depth (operations that change the value)."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            rate = r.get("solve_rate")
+            if r.get("repetition") != "fresh" or rate is None or not band[0] <= rate <= band[1]:
+                continue
+            counts[r["essential_ops"]] = counts.get(r["essential_ops"], 0) + 1
+    n = sum(counts.values())
+    return n, {d: c / n for d, c in sorted(counts.items())}
+
+
 def accuracy(its):
     by_depth = {}
     for it in its.values():
@@ -134,6 +151,11 @@ def main():
                 "composed_per_round": sum(m.get("solver_composed", 0) for m in metrics) / max(1, len(metrics)),
                 "accuracy": accuracy(its),
             }
+            valid = os.path.join(run, "valid.jsonl")
+            if os.path.exists(valid):
+                n, shares = band_depths(valid)
+                result["runs"][f"{arm}-{seed}"]["fresh_in_band"] = n
+                result["runs"][f"{arm}-{seed}"]["fresh_in_band_by_depth"] = shares
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
@@ -172,6 +194,15 @@ def main():
     for name, by_depth in result["paired"].items():
         cells = " | ".join(f"{m:+.3f} ± {se:.3f}" for _, (m, se, _) in sorted(by_depth.items()))
         print(f"| {name} | {cells} |")
+    with_depths = {name: r for name, r in result["runs"].items() if "fresh_in_band_by_depth" in r}
+    if with_depths:
+        shown = sorted({d for r in with_depths.values() for d in r["fresh_in_band_by_depth"]})
+        print()
+        print(f"| fresh problems in band | count | {' | '.join(f'{d} ops' for d in shown)} |")
+        print("|---" * (len(shown) + 2) + "|")
+        for name, r in with_depths.items():
+            cells = " | ".join(f"{r['fresh_in_band_by_depth'].get(d, 0.0):.2f}" for d in shown)
+            print(f"| {name} | {r['fresh_in_band']} | {cells} |")
     if result["pooled"]:
         print()
         print(f"| greedy difference over seeds (seeds' range) | {' | '.join(f'depth {d}' for d in depths)} |")
