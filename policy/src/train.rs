@@ -70,8 +70,9 @@ pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> R
 /// [`token_logprobs`] (detached) and, `[B, T-1]`, the entropy in nats of each next-token
 /// distribution: `−Σ_v p(v) log p(v)` (also detached: a diagnostic, not part of any loss).
 pub fn token_logprobs_and_entropy(model: &Gpt, batch: &Batch) -> Result<(Tensor, Tensor)> {
-    let (logp, entropy) = token_logprobs_with_entropy(model, batch)?;
-    Ok((logp.detach(), entropy))
+    let logp = next_token_log_softmax(&model.forward(&batch.tokens, None)?.detach())?;
+    let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+    Ok((of_next_tokens(&logp, batch)?, entropy))
 }
 
 /// [`token_logprobs`], differentiable, and the entropy of each next-token distribution
