@@ -269,31 +269,28 @@ pub fn ppo_update(
         learning_rate: 0.0,
         skipped_steps: 0,
     };
-    // The sampling policy's log-probs and entropies: the model's own, read in the first epoch
-    // (before any step the model is the policy that sampled).
-    let mut old: Vec<Option<Tensor>> = vec![None; parts.len()];
-    let mut entropy_by_part: Vec<Option<Tensor>> = vec![None; parts.len()];
+    // Each part's sampling-policy log-probs and entropy: the model's own, read in the first
+    // epoch (before any step the model is the policy that sampled); empty until then.
+    let mut old: Vec<Tensor> = Vec::new();
+    let mut entropies: Vec<Tensor> = Vec::new();
     for _ in 0..cfg.epochs {
         let model = &t.model;
         let inputs: Vec<(&Part, Option<&Tensor>)> =
-            parts.iter().zip(old.iter().map(Option::as_ref)).collect();
+            parts.iter().enumerate().map(|(i, p)| (p, old.get(i))).collect();
         let (total, grads, stats) = grads_in_parallel(&vars, &inputs, |(p, old)| {
             let (loss, stats) = ppo_loss(model, &p.batch, *old, &p.advantages, p.reference.as_ref(), cfg)?;
             Ok(((loss * p.share)?, stats))
         })?;
-        for ((o, e), s) in old.iter_mut().zip(&mut entropy_by_part).zip(&stats) {
-            if o.is_none() {
-                *o = Some(s.logprobs.clone());
-                *e = s.entropy.clone();
+        if old.is_empty() {
+            for s in &stats {
+                old.push(s.logprobs.clone());
+                entropies.push(s.entropy.clone().expect("the first epoch reads the entropy"));
             }
         }
-        let zero = Tensor::zeros((), t.model.dtype(), t.model.device())?;
         let scalars: Vec<Tensor> = stats
             .into_iter()
-            .zip(&entropy_by_part)
-            .flat_map(|(s, e)| {
-                [s.kl, s.clip_fraction, s.approx_kl, e.clone().unwrap_or_else(|| zero.clone())]
-            })
+            .zip(&entropies)
+            .flat_map(|(s, e)| [s.kl, s.clip_fraction, s.approx_kl, e.clone()])
             .collect();
         let (report, values) = t.optim.step_with_stats(&grads, &total, &scalars)?;
         // Weighted by each part's share of the tokens, added in the parts' order.
@@ -372,7 +369,10 @@ mod tests {
         let reference = model.frozen_copy().unwrap();
         let batch = Batch::new(&model, &pairs(), 0).unwrap();
         let ref_lp = token_logprobs(&reference, &batch, None).unwrap();
-        let (old, entropy) = crate::train::token_logprobs_and_entropy(&model, &batch).unwrap();
+        // The sampling policy's log-probs from a pass of their own; its entropy as the tested
+        // `token_logprobs_with_entropy` gives it.
+        let old = token_logprobs(&model, &batch, None).unwrap().detach();
+        let (_, entropy) = token_logprobs_with_entropy(&model, &batch).unwrap();
         let adv = [1.0f32, -0.5, 2.0];
         let cfg = PpoConfig { kl_coef: 0.1, ..PpoConfig::default() };
         let (given, given_stats) = ppo_loss(&model, &batch, Some(&old), &adv, Some(&ref_lp), &cfg).unwrap();

@@ -67,17 +67,10 @@ pub fn token_logprobs(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> R
     of_next_tokens(&next_token_log_softmax(&model.forward(&batch.tokens, dropout)?)?, batch)
 }
 
-/// [`token_logprobs`] (detached) and, `[B, T-1]`, the entropy in nats of each next-token
-/// distribution: `−Σ_v p(v) log p(v)` (also detached: a diagnostic, not part of any loss).
-pub fn token_logprobs_and_entropy(model: &Gpt, batch: &Batch) -> Result<(Tensor, Tensor)> {
-    let logp = next_token_log_softmax(&model.forward(&batch.tokens, None)?.detach())?;
-    let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
-    Ok((of_next_tokens(&logp, batch)?, entropy))
-}
-
-/// [`token_logprobs`], differentiable, and the entropy of each next-token distribution
-/// (detached), from one forward pass: a policy-gradient step's first epoch reads the sampling
-/// policy's statistics off the pass it trains through.
+/// [`token_logprobs`], differentiable, and, `[B, T-1]`, the entropy in nats of each next-token
+/// distribution, `−Σ_v p(v) log p(v)` (detached: a diagnostic, not part of any loss), from one
+/// forward pass: a policy-gradient step's first epoch reads the sampling policy's statistics off
+/// the pass it trains through.
 pub(crate) fn token_logprobs_with_entropy(model: &Gpt, batch: &Batch) -> Result<(Tensor, Tensor)> {
     let logp = next_token_log_softmax(&model.forward(&batch.tokens, None)?)?;
     let detached = logp.detach();
@@ -272,7 +265,7 @@ pub(crate) mod tests {
     fn entropy_is_that_of_each_next_token_distribution() {
         let model = tiny(DType::F64);
         let batch = Batch::new(&model, &pairs(), 0).unwrap();
-        let (logp, entropy) = token_logprobs_and_entropy(&model, &batch).unwrap();
+        let (logp, entropy) = token_logprobs_with_entropy(&model, &batch).unwrap();
         let want = token_logprobs(&model, &batch, None).unwrap();
         assert_eq!(logp.to_vec2::<f64>().unwrap(), want.to_vec2::<f64>().unwrap());
         // Against −Σ p log p from the model's own softmax, position by position.
