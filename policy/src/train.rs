@@ -196,7 +196,7 @@ pub fn cross_entropy(model: &Gpt, batch: &Batch, dropout: Option<Dropout>) -> Re
 /// Group-relative advantages: each reward minus its group's mean, divided by the group's standard
 /// deviation (plus `1e-6`) when `normalize_std`. Rewards come in consecutive groups of `group`.
 pub fn group_advantages(rewards: &[f32], group: usize, normalize_std: bool) -> Vec<f32> {
-    assert!(group > 0 && rewards.len() % group == 0, "rewards must come in whole groups");
+    assert!(group > 0 && rewards.len().is_multiple_of(group), "rewards must come in whole groups");
     rewards
         .chunks(group)
         .flat_map(|g| {

@@ -19,7 +19,7 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         domain: "arith".into(),
                         text: format!("{n}+{i}"),
                         valid,
-                        reason: (!valid).then(|| if n % 2 == 0 { "syntax" } else { "range" }.into()),
+                        reason: (!valid).then(|| if n.is_multiple_of(2) { "syntax" } else { "range" }.into()),
                         canonical_hash: valid.then_some(n % 13),
                         depth: valid.then_some(depth),
                         surface_ops: valid.then_some(depth + (n % 2) as u32),
@@ -27,16 +27,16 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         padding: valid.then_some((n % 2) as f64 / (depth + 1) as f64),
                         solve_rate: valid.then_some((n % 9) as f64 / 8.0),
                         // Scored by one of two scorers, or not at all (a scorer failure).
-                        interestingness: (valid && n % 3 != 0).then_some((n % 11) as f64 / 10.0),
-                        scorer: (valid && n % 3 != 0)
+                        interestingness: (valid && !n.is_multiple_of(3)).then_some((n % 11) as f64 / 10.0),
+                        scorer: (valid && !n.is_multiple_of(3))
                             .then(|| if n % 3 == 1 { "novelty@1" } else { "novelty@2" }.into()),
-                        scorer_error: (valid && n % 3 == 0).then(|| "timed out".into()),
+                        scorer_error: (valid && n.is_multiple_of(3)).then(|| "timed out".into()),
                         rewards: Some(if valid {
                             let frontier = (n % 5) as f64 / 4.0;
                             Rewards {
                                 frontier: Some(frontier),
                                 padding_factor: 1.0,
-                                target_miss: Some(f64::from(u8::from(n % 4 == 0))),
+                                target_miss: Some(f64::from(u8::from(n.is_multiple_of(4)))),
                                 total: frontier,
                                 ..Default::default()
                             }
@@ -46,7 +46,7 @@ fn archive(dir: &std::path::Path) -> (Archive, Vec<ProblemRecord>) {
                         attempts: vec![Attempt {
                             output: "1".into(),
                             answer: "1".into(),
-                            correct: n % 2 == 0,
+                            correct: n.is_multiple_of(2),
                         }],
                         ..Default::default()
                     }

@@ -49,10 +49,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn record(id: u64, round: u64, salt: u64) -> ProblemRecord {
-    let valid = salt % 3 != 0;
+    let valid = !salt.is_multiple_of(3);
     ProblemRecord {
         id,
-        run: if salt % 2 == 0 { "even" } else { "odd" }.into(),
+        run: if salt.is_multiple_of(2) { "even" } else { "odd" }.into(),
         round,
         domain: "arith".into(),
         text: format!("{salt}+{round}"),
@@ -152,7 +152,7 @@ fn run(ops: &[Op]) {
                         salt += 1;
                         let mut r = record(0, step as u64, salt);
                         // References to problems already stored, as a proposer's are.
-                        if !stored.is_empty() && salt % 2 == 0 {
+                        if !stored.is_empty() && salt.is_multiple_of(2) {
                             r.references = vec![stored[salt as usize % stored.len()]];
                         }
                         r

@@ -312,7 +312,7 @@ impl Lab {
         let (attempts, rollouts) = clock.time(|t| &mut t.solve, || self.attempt(&tasks, &sampling, round))?;
         let composed = clock.time(|t| &mut t.solve, || self.compose(&tasks, &attempts, &sampling))?;
         // Before the update, so that the generator's problems meet the solver the proposals met.
-        let evaluating = round % self.cfg.eval_every == 0;
+        let evaluating = round.is_multiple_of(self.cfg.eval_every);
         let probe = clock.time(
             |t| &mut t.eval,
             || {

@@ -24,7 +24,7 @@ pub fn causal_attention(qkv: &Tensor, heads: usize, rope: Option<(&Tensor, &Tens
     }
     let dh = c3 / 3 / heads;
     if let Some((cos, sin)) = rope {
-        if cos.dims() != [t, dh / 2] || sin.dims() != [t, dh / 2] || dh % 2 != 0 {
+        if cos.dims() != [t, dh / 2] || sin.dims() != [t, dh / 2] || !dh.is_multiple_of(2) {
             candle_core::bail!(
                 "causal attention: rotary tables {:?} do not fit {t} positions of width {dh}",
                 cos.dims()
