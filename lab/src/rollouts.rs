@@ -21,13 +21,14 @@ pub trait Rollouts: Send {
     }
 }
 
-/// Samples every shard in this process, in order.
+/// Samples every shard in this process, as one continuously batched stream
+/// ([`policy::sample_shards`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct InProcess;
 
 impl Rollouts for InProcess {
     fn sample(&mut self, model: &Gpt, _round: u64, shards: &[Shard]) -> anyhow::Result<Vec<Vec<Sampled>>> {
-        shards.iter().map(|s| Ok(s.sample(model)?)).collect()
+        Ok(policy::sample_shards(model, shards)?)
     }
 }
 

@@ -61,10 +61,10 @@ impl ModelConfig {
                 return Err(format!("{name} must be positive"));
             }
         }
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             return Err(format!("d_model {} must be a multiple of heads {}", self.d_model, self.heads));
         }
-        if self.positions == Positions::Rotary && (self.d_model / self.heads) % 2 != 0 {
+        if self.positions == Positions::Rotary && !(self.d_model / self.heads).is_multiple_of(2) {
             return Err(format!(
                 "rotary positions need an even head width, got {}",
                 self.d_model / self.heads
@@ -459,6 +459,11 @@ impl Gpt {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// The rotary `cos` and `sin` tables, `[context, dh/2]` ([`Positions::Rotary`]).
+    pub(crate) fn rotary_tables(&self) -> Option<(&Tensor, &Tensor)> {
+        self.rotary.as_ref().map(|(cos, sin)| (cos, sin))
     }
 
     pub fn varmap(&self) -> &VarMap {

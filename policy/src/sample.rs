@@ -1,127 +1,38 @@
-//! Batched sampling with a KV cache.
+//! Sampling: how tokens are chosen, and the two ways of computing a batch.
 //!
-//! A batch of prompts of different lengths is left-padded to the longest; padding keys are masked
-//! and positions count from each prompt's own start, so every sequence sees exactly what it would
-//! see alone. The prompt is read in one forward pass that fills the cache; each further step feeds
-//! one token per sequence. Sequences stop at their stop token or their own length limit, and
-//! leave the batch (and the cache) once a quarter of those still in it have stopped.
+//! Every request draws from its own random stream (stream `i` of one seed), so its tokens do not
+//! depend on the requests beside it. On the CPU, an `f32` model samples through the graph-free
+//! decoder (`crate::decode`), continuously batched. Elsewhere it goes through candle's graph: the
+//! prompts are left-padded to the longest; padding keys are masked and positions count from each
+//! prompt's own start, so every sequence sees exactly what it would see alone. The prompt is read
+//! in one forward pass that fills the cache; each further step feeds one token per sequence.
+//! Sequences stop at their stop token or their own length limit (the context less their prompt),
+//! and leave the batch (and the cache) once a quarter of those still in it have stopped.
 //!
 //! Returned log-probabilities are those of the model itself (temperature 1, no truncation), the
 //! same numbers [`crate::train::token_logprobs`] computes for the same tokens: what a policy-
 //! gradient update needs as the behaviour policy's log-probs when sampling at temperature 1.
 
 use candle_core::{DType, Result, Tensor};
-use rand::Rng;
+use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
+pub use crate::choice::{distribution, logprob_of, sample_token, Request, SampleConfig, Sampled};
+use crate::decode::{self, Job};
 use crate::model::{Gpt, KvCache};
 
-/// How to choose tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SampleConfig {
-    /// 0 is greedy (argmax); otherwise logits are divided by it.
-    pub temperature: f64,
-    /// Keep only the `k` most likely tokens.
-    pub top_k: Option<usize>,
-    /// Keep the smallest set of most likely tokens whose probability reaches `p`.
-    pub top_p: Option<f64>,
+/// How [`sample_jobs`] computes: the CPU decoder, or candle's graph with a KV cache (any
+/// device), or candle's graph recomputing the whole prefix every step (the slow reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    Decoder,
+    Cached,
+    Recomputed,
 }
 
-impl Default for SampleConfig {
-    fn default() -> Self {
-        SampleConfig { temperature: 1.0, top_k: None, top_p: None }
-    }
-}
-
-impl SampleConfig {
-    pub fn greedy() -> Self {
-        SampleConfig { temperature: 0.0, top_k: None, top_p: None }
-    }
-}
-
-/// One sequence to continue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    pub prompt: Vec<u32>,
-    /// Most new tokens (further capped by the model's context).
-    pub max_new: usize,
-    /// Token that ends the sequence (included in the output when produced).
-    pub stop: Option<u32>,
-}
-
-/// A continuation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sampled {
-    /// New tokens, the stop token last when one was produced.
-    pub tokens: Vec<u32>,
-    /// Log-probability of each new token under the model.
-    pub logprobs: Vec<f32>,
-    /// Whether the stop token ended the sequence.
-    pub stopped: bool,
-}
-
-/// `log softmax(logits)[i]`.
-pub fn logprob_of(logits: &[f32], i: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-    logits[i] - lse
-}
-
-/// The sampling distribution over tokens for one row of logits (probabilities summing to 1).
-pub fn distribution(logits: &[f32], cfg: &SampleConfig) -> Vec<f64> {
-    let n = logits.len();
-    let mut p = vec![0.0; n];
-    if cfg.temperature <= 0.0 {
-        let best = (0..n).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
-        p[best] = 1.0;
-        return p;
-    }
-    let scaled: Vec<f64> = logits.iter().map(|&l| f64::from(l) / cfg.temperature).collect();
-    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]).then(a.cmp(&b)));
-    let k = cfg.top_k.unwrap_or(n).clamp(1, n);
-    let weights: Vec<f64> = scaled.iter().map(|&s| (s - max).exp()).collect();
-    let total: f64 = order[..k].iter().map(|&i| weights[i]).sum();
-    let mut kept = 0.0;
-    for (rank, &i) in order[..k].iter().enumerate() {
-        if let Some(top_p) = cfg.top_p {
-            if rank > 0 && kept >= top_p * total {
-                break;
-            }
-        }
-        p[i] = weights[i];
-        kept += weights[i];
-    }
-    p.iter_mut().for_each(|v| *v /= kept);
-    p
-}
-
-/// Draws one token from `distribution(logits, cfg)`.
-pub fn sample_token(logits: &[f32], cfg: &SampleConfig, rng: &mut ChaCha8Rng) -> usize {
-    let p = distribution(logits, cfg);
-    if cfg.temperature <= 0.0 {
-        return p.iter().position(|&v| v == 1.0).unwrap_or(0);
-    }
-    let u: f64 = rng.random();
-    let mut acc = 0.0;
-    let mut last = 0;
-    for (i, &v) in p.iter().enumerate() {
-        if v > 0.0 {
-            acc += v;
-            last = i;
-            if u < acc {
-                return i;
-            }
-        }
-    }
-    last
-}
-
-/// Continues every request. With `use_cache` false, every step recomputes the whole prefix (the
-/// slow reference the cache is measured and tested against).
+/// Continues every request, each drawing from its own random stream seeded by one draw from
+/// `rng`: a request's tokens do not depend on the others in the call. With `use_cache` false,
+/// every step recomputes the whole prefix (the slow reference the fast paths are tested against).
 pub fn sample(
     model: &Gpt,
     requests: &[Request],
@@ -129,23 +40,55 @@ pub fn sample(
     rng: &mut ChaCha8Rng,
     use_cache: bool,
 ) -> Result<Vec<Sampled>> {
-    let b = requests.len();
+    let seed = rng.next_u64();
+    let jobs: Vec<Job> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, request)| Job { request, sampling: *cfg, seed, stream: i as u64 })
+        .collect();
+    let path = match (use_cache, decode::serves(model)) {
+        (false, _) => Path::Recomputed,
+        (true, true) => Path::Decoder,
+        (true, false) => Path::Cached,
+    };
+    sample_jobs(model, &jobs, path)
+}
+
+/// Continues every job along `path`; the result is in the jobs' order.
+pub(crate) fn sample_jobs(model: &Gpt, jobs: &[Job], path: Path) -> Result<Vec<Sampled>> {
+    let context = model.config().context;
+    for (i, job) in jobs.iter().enumerate() {
+        let len = job.request.prompt.len();
+        if len == 0 {
+            candle_core::bail!("request {i}: every prompt needs at least one token");
+        }
+        if len > context {
+            candle_core::bail!("request {i}: a prompt of {len} tokens exceeds the context of {context}");
+        }
+    }
+    match path {
+        Path::Decoder => decode::run(model, jobs),
+        Path::Cached => padded_batch(model, jobs, true),
+        Path::Recomputed => padded_batch(model, jobs, false),
+    }
+}
+
+/// Sampling through candle's graph: the prompts left-padded to the longest, one token per
+/// sequence a step. The path of every device but the CPU, and the reference.
+fn padded_batch(model: &Gpt, jobs: &[Job], use_cache: bool) -> Result<Vec<Sampled>> {
+    let b = jobs.len();
     if b == 0 {
         return Ok(Vec::new());
     }
+    let requests: Vec<&Request> = jobs.iter().map(|j| j.request).collect();
+    let mut rngs: Vec<ChaCha8Rng> = jobs.iter().map(Job::rng).collect();
     let context = model.config().context;
     let longest = requests.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
-    if requests.iter().any(|r| r.prompt.is_empty()) {
-        candle_core::bail!("every prompt needs at least one token");
-    }
-    if longest > context {
-        candle_core::bail!("a prompt of {longest} tokens exceeds the context of {context}");
-    }
     let pads: Vec<usize> = requests.iter().map(|r| longest - r.prompt.len()).collect();
-    let max_new: Vec<usize> = requests.iter().map(|r| r.max_new.min(context - longest)).collect();
+    // Positions count from each sequence's own start, so each may fill the context.
+    let max_new: Vec<usize> = requests.iter().map(|r| r.max_new.min(context - r.prompt.len())).collect();
     let steps = max_new.iter().copied().max().unwrap_or(0);
     let dev = model.device();
-
     // Left-padded token rows, each grown by one token per step while it is in the batch.
     let mut rows: Vec<Vec<u32>> =
         requests.iter().zip(&pads).map(|(r, &pad)| [vec![0; pad], r.prompt.clone()].concat()).collect();
@@ -193,7 +136,7 @@ pub fn sample(
                 rows[i].push(0);
                 continue;
             }
-            let token = sample_token(&last[r], cfg, rng);
+            let token = sample_token(&last[r], &jobs[i].sampling, &mut rngs[i]);
             out[i].tokens.push(token as u32);
             out[i].logprobs.push(logprob_of(&last[r], token));
             rows[i].push(token as u32);
@@ -274,30 +217,87 @@ mod tests {
     }
 
     #[test]
-    fn cache_and_recompute_agree_and_batching_changes_nothing() {
+    fn every_path_agrees_with_the_recomputed_reference() {
         for positions in [Positions::Learned, Positions::Rotary] {
-            cache_and_recompute_agree(&tiny_with(positions), &requests());
-            cache_and_recompute_agree(&tiny_with(positions), &staggered());
+            paths_agree(&tiny_with(positions), &requests());
+            paths_agree(&tiny_with(positions), &staggered());
         }
     }
 
-    fn cache_and_recompute_agree(model: &Gpt, requests: &[Request]) {
+    fn jobs<'a>(requests: &'a [Request], cfg: &SampleConfig) -> Vec<Job<'a>> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, request)| Job { request, sampling: *cfg, seed: 11, stream: i as u64 })
+            .collect()
+    }
+
+    fn paths_agree(model: &Gpt, requests: &[Request]) {
         for cfg in
             [SampleConfig::greedy(), SampleConfig { temperature: 1.0, top_k: Some(5), top_p: Some(0.9) }]
         {
-            let cached = sample(model, requests, &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
-            let recomputed = sample(model, requests, &cfg, &mut ChaCha8Rng::seed_from_u64(1), false).unwrap();
-            for (c, r) in cached.iter().zip(&recomputed) {
-                assert_eq!(c.tokens, r.tokens);
-                for (a, b) in c.logprobs.iter().zip(&r.logprobs) {
-                    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            let jobs = jobs(requests, &cfg);
+            let reference = sample_jobs(model, &jobs, Path::Recomputed).unwrap();
+            for path in [Path::Decoder, Path::Cached] {
+                let out = sample_jobs(model, &jobs, path).unwrap();
+                for (c, r) in out.iter().zip(&reference) {
+                    assert_eq!(c.tokens, r.tokens, "{path:?}");
+                    assert_eq!(c.stopped, r.stopped, "{path:?}");
+                    for (a, b) in c.logprobs.iter().zip(&r.logprobs) {
+                        assert!((a - b).abs() < 1e-4, "{path:?}: {a} vs {b}");
+                    }
                 }
             }
-            if cfg.temperature == 0.0 {
-                // Greedy: each sequence alone gives what it gets in the padded batch.
-                for (i, req) in requests.iter().cloned().enumerate() {
-                    let alone = sample(model, &[req], &cfg, &mut ChaCha8Rng::seed_from_u64(1), true).unwrap();
-                    assert_eq!(alone[0].tokens, cached[i].tokens, "sequence {i}");
+        }
+    }
+
+    /// The decoder's batches depend on timing; its results may not: a request sampled alone, in
+    /// any batch, on one thread or two, gives the same bits.
+    #[test]
+    fn a_request_samples_the_same_bits_in_any_batch_on_any_threads() {
+        let model = tiny_with(Positions::Rotary);
+        let all = staggered();
+        let cfg = SampleConfig::default();
+        let on = |threads: usize, jobs: &[Job]| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| sample_jobs(&model, jobs, Path::Decoder).unwrap())
+        };
+        let together = on(2, &jobs(&all, &cfg));
+        assert_eq!(on(1, &jobs(&all, &cfg)), together);
+        for (i, job) in jobs(&all, &cfg).into_iter().enumerate() {
+            assert_eq!(on(1, &[job]), vec![together[i].clone()], "request {i}");
+        }
+        // More requests than a worker has slots: slots are refilled as sequences end.
+        let many: Vec<Request> = (0..3 * decode::MAX_SLOTS).map(|i| all[i % all.len()].clone()).collect();
+        let out = on(2, &jobs(&many, &cfg));
+        for (i, s) in out.iter().enumerate() {
+            let alone = on(1, &[Job { request: &many[i], sampling: cfg, seed: 11, stream: i as u64 }]);
+            assert_eq!(&alone[0], s, "request {i}");
+        }
+    }
+
+    /// What sampling reports as a token's log-probability is what training computes for it: the
+    /// behaviour policy's log-probs of a policy-gradient update.
+    #[test]
+    fn sampled_logprobs_are_the_models() {
+        for positions in [Positions::Learned, Positions::Rotary] {
+            let model = tiny_with(positions);
+            let reqs = staggered();
+            let out =
+                sample(&model, &reqs, &SampleConfig::default(), &mut ChaCha8Rng::seed_from_u64(3), true)
+                    .unwrap();
+            let pairs: Vec<(Vec<u32>, Vec<u32>)> =
+                reqs.iter().zip(&out).map(|(r, s)| (r.prompt.clone(), s.tokens.clone())).collect();
+            let batch = crate::train::Batch::new(&model, &pairs, 0).unwrap();
+            let lp: Vec<Vec<f32>> =
+                crate::train::token_logprobs(&model, &batch, None).unwrap().to_vec2().unwrap();
+            for (i, ((prompt, _), s)) in pairs.iter().zip(&out).enumerate() {
+                for (j, &got) in s.logprobs.iter().enumerate() {
+                    let want = lp[i][prompt.len() - 1 + j];
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "{positions:?} sequence {i} token {j}: {got} vs {want}"
+                    );
                 }
             }
         }
@@ -340,50 +340,5 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
-    }
-
-    #[test]
-    fn truncation_keeps_the_right_tokens() {
-        let logits = [2.0f32, 1.0, 0.5, 0.0, -1.0];
-        let p = distribution(&logits, &SampleConfig { temperature: 1.0, top_k: Some(2), top_p: None });
-        assert!(p[2..].iter().all(|&v| v == 0.0));
-        let e1 = 1f64.exp();
-        assert!((p[0] - e1 / (e1 + 1.0)).abs() < 1e-12);
-        // top-p 0.5: the first token alone has probability ≥ 0.5 here.
-        let p = distribution(&logits, &SampleConfig { temperature: 1.0, top_k: None, top_p: Some(0.5) });
-        assert_eq!(p, vec![1.0, 0.0, 0.0, 0.0, 0.0]);
-        let p = distribution(&logits, &SampleConfig { temperature: 1.0, top_k: None, top_p: Some(0.8) });
-        assert_eq!(p.iter().filter(|&&v| v > 0.0).count(), 3);
-        let p = distribution(&logits, &SampleConfig::greedy());
-        assert_eq!(p, vec![1.0, 0.0, 0.0, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn samples_follow_their_distribution() {
-        // Chi-square goodness of fit, 40,000 draws, 4 degrees of freedom: the 0.999 quantile is
-        // 18.47; a correct sampler exceeds it one time in a thousand.
-        let logits = [1.0f32, 0.3, -0.5, 0.0, 2.0];
-        for cfg in [
-            SampleConfig { temperature: 1.0, top_k: None, top_p: None },
-            SampleConfig { temperature: 0.7, top_k: Some(4), top_p: None },
-            SampleConfig { temperature: 1.5, top_k: None, top_p: Some(0.9) },
-        ] {
-            let p = distribution(&logits, &cfg);
-            let mut rng = ChaCha8Rng::seed_from_u64(42);
-            let n = 40_000;
-            let mut counts = [0usize; 5];
-            for _ in 0..n {
-                counts[sample_token(&logits, &cfg, &mut rng)] += 1;
-            }
-            let chi2: f64 = (0..5)
-                .filter(|&i| p[i] > 0.0)
-                .map(|i| {
-                    let e = p[i] * n as f64;
-                    (counts[i] as f64 - e).powi(2) / e
-                })
-                .sum();
-            assert!(chi2 < 18.47, "{cfg:?}: chi2 {chi2}, counts {counts:?}, p {p:?}");
-            assert!((0..5).all(|i| p[i] > 0.0 || counts[i] == 0), "a truncated token was drawn");
-        }
     }
 }

@@ -11,8 +11,9 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::decode::{self, Job};
 use crate::model::Gpt;
-use crate::sample::{sample, Request, SampleConfig, Sampled};
+use crate::sample::{sample, sample_jobs, Path, Request, SampleConfig, Sampled};
 
 /// A share of a round's sampling: its requests, how to choose tokens, and its stream's seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,28 @@ impl Shard {
     pub fn sample(&self, model: &Gpt) -> Result<Vec<Sampled>> {
         sample(model, &self.requests, &self.sampling, &mut ChaCha8Rng::seed_from_u64(self.seed), true)
     }
+
+    /// The jobs [`Shard::sample`] runs: request `i` on stream `i` of the seed [`sample`] draws.
+    fn jobs(&self) -> Vec<Job<'_>> {
+        let seed = ChaCha8Rng::seed_from_u64(self.seed).next_u64();
+        self.requests
+            .iter()
+            .enumerate()
+            .map(|(i, request)| Job { request, sampling: self.sampling, seed, stream: i as u64 })
+            .collect()
+    }
+}
+
+/// Every shard's continuations, as [`Shard::sample`] gives them shard by shard, but sampled as one
+/// stream: on the CPU the decoder's slots pass from one shard's requests to the next's without
+/// waiting for a shard's longest answer.
+pub fn sample_shards(model: &Gpt, shards: &[Shard]) -> Result<Vec<Vec<Sampled>>> {
+    if !decode::serves(model) {
+        return shards.iter().map(|s| s.sample(model)).collect();
+    }
+    let jobs: Vec<Job> = shards.iter().flat_map(Shard::jobs).collect();
+    let mut all = sample_jobs(model, &jobs, Path::Decoder)?.into_iter();
+    Ok(shards.iter().map(|s| all.by_ref().take(s.requests.len()).collect()).collect())
 }
 
 /// `requests` cut into shards of at most `size` (at least 1), in order, each seeded by one draw
@@ -99,6 +122,8 @@ mod tests {
         let reseeded: Vec<Vec<Sampled>> =
             cut.iter().map(|s| Shard { seed: s.seed + 1, ..s.clone() }.sample(&m).unwrap()).collect();
         assert_ne!(reseeded, here);
+        // All shards as one stream: what each gives alone.
+        assert_eq!(sample_shards(&m, &cut).unwrap(), here);
     }
 
     #[test]

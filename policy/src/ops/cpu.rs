@@ -83,7 +83,7 @@ pub(super) const CHUNK: usize = 1 << 15;
 /// degree-6 Taylor polynomial (relative error < 2e-7 over the range). Inputs are clamped to
 /// [−87, 88] (where f32's `exp` is finite and normal).
 #[inline(always)]
-pub(super) fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     // Adding 1.5·2^23 rounds to the nearest integer and leaves it in the low mantissa bits:
     // plain arithmetic, so the loop vectorizes (`round` is a libm call without SSE4.1).
     const SHIFTER: f32 = 12_582_912.0;
@@ -101,7 +101,7 @@ pub(super) fn exp_f32(x: f32) -> f32 {
 /// `tanh(u) = sign(u) · (1 − e) / (1 + e)` with `e = exp(−2|u|)`, saturating to ±1. Accurate to
 /// a few ulp of 1 in absolute terms (not relative near 0, where GELU only uses `1 + tanh`).
 #[inline(always)]
-pub(super) fn tanh_f32(u: f32) -> f32 {
+pub(crate) fn tanh_f32(u: f32) -> f32 {
     let e = exp_f32(-2.0 * u.abs());
     ((1.0 - e) / (1.0 + e)).copysign(u)
 }

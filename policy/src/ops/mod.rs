@@ -45,6 +45,8 @@ pub mod softmax;
 pub use adam::{adam_step, sum_of_squares, AdamStep};
 pub use attention::attention;
 pub use causal_attention::{causal_attention, causal_attention_by_composition};
+/// The vectorizable `exp` and `tanh` the sampling decoder shares with the fused ops.
+pub(crate) use cpu::{exp_f32, tanh_f32};
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use linear::{add_bias, linear, linear_t};
