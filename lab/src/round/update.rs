@@ -1,7 +1,7 @@
 //! Learning: the solver's policy-gradient update on the problems it sometimes solves, and the
 //! proposer's on its rewards.
 
-use policy::{ppo_update, PpoOutcome};
+use policy::{ppo_update, Gpt, PpoConfig, PpoOutcome, Trainable};
 use problem::Special;
 
 use super::compose::Composed;
@@ -67,19 +67,6 @@ impl Lab {
             solver_adv.push(cfg.round.compose as f32);
         }
         let pad = self.solver_format.tokenizer().special(Special::Pad);
-        let solver = if solver_pairs.is_empty() {
-            None
-        } else {
-            Some(ppo_update(
-                &mut self.solver,
-                self.solver_reference.as_ref(),
-                &solver_pairs,
-                &solver_adv,
-                pad,
-                &cfg.solver_ppo,
-                policy::UPDATE_PART,
-            )?)
-        };
         let proposer_pairs: Vec<(Vec<u32>, Vec<u32>)> = proposals
             .requests
             .iter()
@@ -94,56 +81,88 @@ impl Lab {
         );
         // Only self-play trains the proposer: the controls keep it as the warm start left it.
         let learns = cfg.round.arm == Arm::SelfPlay;
-        let proposer = if !learns || proposer_pairs.is_empty() || proposer_adv.iter().all(|a| *a == 0.0) {
-            None
-        } else {
-            Some(self.train_proposer(&proposer_pairs, &proposer_adv, pad)?)
-        };
+        let rewarded = learns && !proposer_pairs.is_empty() && proposer_adv.iter().any(|a| *a != 0.0);
         // Filtered self-training: the proposer's fresh, on-target proposals in the band, made
         // likelier whatever their reward's baseline said.
-        let mut self_trained = 0;
-        if learns && cfg.round.self_training > 0.0 {
+        let self_training: Vec<(Vec<u32>, Vec<u32>)> = if learns && cfg.round.self_training > 0.0 {
             let rates: Vec<Option<f64>> =
                 tasks.of_proposal.iter().map(|t| t.map(|t| attempts.rate(t))).collect();
             let misses: Vec<Option<f64>> = paid.terms.iter().map(|t| t.target_miss).collect();
-            let chosen: Vec<(Vec<u32>, Vec<u32>)> =
-                self_training_picks(&judged.candidates, &misses, &rates, &cfg.frontier)
-                    .into_iter()
-                    .map(|i| proposer_pairs[i].clone())
-                    .collect();
-            if !chosen.is_empty() {
-                let advantages = vec![cfg.round.self_training as f32; chosen.len()];
-                self.train_proposer(&chosen, &advantages, pad)?;
-                self_trained = chosen.len();
-            }
-        }
+            self_training_picks(&judged.candidates, &misses, &rates, &cfg.frontier)
+                .into_iter()
+                .map(|i| proposer_pairs[i].clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The two players' updates share nothing: side by side on the CPU, each fills the gaps
+        // the other's serial bookkeeping leaves on the cores. Each sums its parts in a fixed
+        // order, so the weights are the same bits as one after the other.
+        let (solver_reference, proposer_reference) =
+            (self.solver_reference.as_ref(), self.proposer_reference.as_ref());
+        let on_cpu = self.solver.model.device().is_cpu();
+        let (solver_player, proposer_player) = (&mut self.solver, &mut self.proposer);
+        let (solver, proposer) = side_by_side(
+            on_cpu,
+            || -> anyhow::Result<Option<PpoOutcome>> {
+                if solver_pairs.is_empty() {
+                    return Ok(None);
+                }
+                let update = (solver_player, solver_reference, &cfg.solver_ppo);
+                Ok(Some(train(update, &solver_pairs, &solver_adv, pad)?))
+            },
+            || -> anyhow::Result<Option<PpoOutcome>> {
+                let ppo = &cfg.proposer_ppo;
+                let outcome = match rewarded {
+                    true => Some(train(
+                        (&mut *proposer_player, proposer_reference, ppo),
+                        &proposer_pairs,
+                        &proposer_adv,
+                        pad,
+                    )?),
+                    false => None,
+                };
+                if !self_training.is_empty() {
+                    let advantages = vec![cfg.round.self_training as f32; self_training.len()];
+                    train((proposer_player, proposer_reference, ppo), &self_training, &advantages, pad)?;
+                }
+                Ok(outcome)
+            },
+        );
         Ok(Updates {
-            solver,
-            proposer,
+            solver: solver?,
+            proposer: proposer?,
             trained: plan.trained,
-            self_trained,
+            self_trained: self_training.len(),
             anchored: plan.anchored,
             skipped: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
         })
     }
+}
 
-    /// One clipped policy-gradient update of the proposer on `pairs` (prompt, completion).
-    fn train_proposer(
-        &mut self,
-        pairs: &[(Vec<u32>, Vec<u32>)],
-        advantages: &[f32],
-        pad: u32,
-    ) -> anyhow::Result<PpoOutcome> {
-        Ok(ppo_update(
-            &mut self.proposer,
-            self.proposer_reference.as_ref(),
-            pairs,
-            advantages,
-            pad,
-            &self.cfg.proposer_ppo,
-            policy::UPDATE_PART,
-        )?)
+/// `(a(), b())`, side by side when `parallel` (the CPU), else one after the other: a GPU's
+/// kernels go to one stream and one matrix library handle, which two host threads must not share.
+fn side_by_side<A: Send, B: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if parallel {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
     }
+}
+
+/// One clipped policy-gradient update of a player (with its KL reference and settings) on
+/// `pairs` (prompt, completion).
+fn train(
+    (player, reference, ppo): (&mut Trainable, Option<&Gpt>, &PpoConfig),
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    advantages: &[f32],
+    pad: u32,
+) -> anyhow::Result<PpoOutcome> {
+    Ok(ppo_update(player, reference, pairs, advantages, pad, ppo, policy::UPDATE_PART)?)
 }
 
 /// The proposals filtered self-training keeps: valid, fresh (no copy of the batch or the
