@@ -1,4 +1,4 @@
-//! Sampling: how tokens are chosen, and the two ways of computing a batch.
+//! Sampling a batch of requests: the CPU decoder, or candle's graph (token choice: `choice`).
 //!
 //! Every request draws from its own random stream (stream `i` of one seed), so its tokens do not
 //! depend on the requests beside it. On the CPU, an `f32` model samples through the graph-free
@@ -64,6 +64,10 @@ pub(crate) fn sample_jobs(model: &Gpt, jobs: &[Job], path: Path) -> Result<Vec<S
         }
         if len > context {
             candle_core::bail!("request {i}: a prompt of {len} tokens exceeds the context of {context}");
+        }
+        let vocab = model.config().vocab;
+        if let Some(t) = job.request.prompt.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("request {i}: token {t} is outside the vocabulary of {vocab}");
         }
     }
     match path {
@@ -329,6 +333,10 @@ mod tests {
         let too_long = vec![Request { prompt: vec![1; 25], max_new: 1, stop: None }];
         assert!(sample(&model, &too_long, &SampleConfig::default(), &mut ChaCha8Rng::seed_from_u64(0), true)
             .is_err());
+        let unknown = vec![Request { prompt: vec![1, 13], max_new: 1, stop: None }];
+        let err = sample(&model, &unknown, &SampleConfig::default(), &mut ChaCha8Rng::seed_from_u64(0), true)
+            .unwrap_err();
+        assert!(err.to_string().contains("token 13 is outside the vocabulary of 13"), "{err}");
     }
 
     #[test]

@@ -28,8 +28,8 @@ use crate::choice::{logprob_of, sample_token, Request, SampleConfig, Sampled};
 use crate::model::{Gpt, Positions};
 use kernels::Isa;
 
-/// Sequences one worker decodes at once. Products of 64 rows already run near the kernels' peak,
-/// and the caches grow with it.
+/// Sequences one worker decodes at once: a step's products have this many rows (more when new
+/// prompts are read), and each slot holds `context × d` keys and values a layer.
 pub const MAX_SLOTS: usize = 64;
 
 const LN_EPS: f32 = 1e-5;
@@ -221,6 +221,8 @@ impl<'w> Worker<'w> {
     }
 
     /// Decodes jobs taken from `next` until none is left; returns them with their indices.
+    /// (`drain`, `step` and `attend` are inlined into [`Isa::run`]'s wrapper, so that their loops
+    /// are compiled for the CPU's vector width.)
     #[inline(always)]
     fn drain(mut self, jobs: &[Job], next: &AtomicUsize) -> Vec<(usize, Sampled)> {
         let mut finished = Vec::new();
