@@ -240,6 +240,24 @@ fn bench_commands_print_their_contract_keys() {
     let v: Value = serde_json::from_str(sample.trim()).unwrap();
     assert!(v["tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["tokens_per_s_no_cache"].as_f64().unwrap() > 0.0);
+    assert!(["avx512", "avx2", "baseline"].contains(&v["isa"].as_str().unwrap()), "{v}");
+    // The kernels held to a narrower ISA than the CPU's, or to one that does not exist.
+    let held = |isa: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_selfplay"))
+            .args(["bench", "sample", "--d-model", "32", "--layers", "1", "--heads", "2"])
+            .args(["--batch", "2", "--prompt", "2", "--new", "2", "--reps", "1", "--json"])
+            .env("SELFPLAY_CPU_ISA", isa)
+            .output()
+            .unwrap()
+    };
+    let baseline = held("baseline");
+    assert!(baseline.status.success());
+    let v: Value = serde_json::from_slice(&baseline.stdout).unwrap();
+    assert_eq!(v["isa"], "baseline");
+    let unknown = held("sse");
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("SELFPLAY_CPU_ISA=\"sse\": expected avx512, avx2 or baseline"), "{err}");
     let err = fails(&["bench", "train", "--d-model", "30", "--heads", "4", "--steps", "1"]);
     assert!(err.contains("multiple of heads"), "{err}");
 }

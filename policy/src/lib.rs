@@ -27,6 +27,7 @@ pub mod shard;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, Checkpoints, Trainable};
+pub use decode::sampling_isa;
 pub use model::{Dropout, Gpt, KvCache, ModelConfig, Positions};
 pub use optim::{AdamW, OptimConfig, StepReport};
 pub use ppo::{ppo_loss, ppo_update, Estimator, PpoConfig, PpoOutcome, PpoStats, UPDATE_PART};

@@ -166,6 +166,7 @@ fn train(a: &BenchTrainArgs) -> anyhow::Result<serde_json::Value> {
 }
 
 fn sample(a: &BenchSampleArgs) -> anyhow::Result<serde_json::Value> {
+    let isa = policy::sampling_isa().map_err(anyhow::Error::msg)?;
     let device = super::device(&a.model.device)?;
     let cfg = model_config(&a.model, a.prompt + a.new);
     let model = Gpt::new(&cfg, 0, DType::F32, &device)?;
@@ -200,5 +201,6 @@ fn sample(a: &BenchSampleArgs) -> anyhow::Result<serde_json::Value> {
         "new": a.new,
         "parameters": cfg.parameters(),
         "device": a.model.device,
+        "isa": isa,
     }))
 }

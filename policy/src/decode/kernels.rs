@@ -17,17 +17,39 @@ pub enum Isa {
 
 impl Isa {
     /// The widest this CPU has, or a narrower one asked for with `SELFPLAY_CPU_ISA` (`avx2`,
-    /// `baseline`): how a benchmark measures the AVX2 path on an AVX-512 machine.
+    /// `baseline`): how a benchmark measures the AVX2 path on an AVX-512 machine. A value this
+    /// CPU cannot run, or none of those, leaves the widest ([`Isa::requested`] says why).
     pub fn detect() -> Isa {
         static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            let widest = Isa::widest();
-            match std::env::var("SELFPLAY_CPU_ISA").as_deref() {
-                Ok("avx2") if widest != Isa::Baseline => Isa::Avx2,
-                Ok("baseline") => Isa::Baseline,
-                _ => widest,
-            }
-        })
+        *CHOSEN.get_or_init(|| Isa::requested().unwrap_or_else(|_| Isa::widest()))
+    }
+
+    /// What `SELFPLAY_CPU_ISA` asks for (the widest when unset), or why it cannot be had.
+    pub fn requested() -> Result<Isa, String> {
+        Isa::parse(std::env::var("SELFPLAY_CPU_ISA").ok().as_deref(), Isa::widest())
+    }
+
+    /// [`Isa::requested`] for the variable's value `asked` on a CPU whose widest is `widest`.
+    fn parse(asked: Option<&str>, widest: Isa) -> Result<Isa, String> {
+        let Some(asked) = asked else { return Ok(widest) };
+        let isa = match asked {
+            "avx512" => Isa::Avx512,
+            "avx2" => Isa::Avx2,
+            "baseline" => Isa::Baseline,
+            other => return Err(format!("SELFPLAY_CPU_ISA={other:?}: expected avx512, avx2 or baseline")),
+        };
+        if isa > widest {
+            return Err(format!("SELFPLAY_CPU_ISA={asked}: this CPU runs at most {}", widest.name()));
+        }
+        Ok(isa)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Baseline => "baseline",
+        }
     }
 
     /// Every ISA this CPU can run, widest first.
@@ -403,6 +425,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_isa_is_asked_for_by_name_and_only_as_wide_as_the_cpu() {
+        assert_eq!(Isa::parse(None, Isa::Avx2), Ok(Isa::Avx2));
+        assert_eq!(Isa::parse(Some("avx2"), Isa::Avx512), Ok(Isa::Avx2));
+        assert_eq!(Isa::parse(Some("baseline"), Isa::Avx2), Ok(Isa::Baseline));
+        let wider = Isa::parse(Some("avx512"), Isa::Avx2).unwrap_err();
+        assert!(wider.contains("at most avx2"), "{wider}");
+        let unknown = Isa::parse(Some("sse"), Isa::Avx512).unwrap_err();
+        assert!(
+            unknown.contains("\"sse\"") && unknown.contains("expected avx512, avx2 or baseline"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -51,6 +51,13 @@ impl Job<'_> {
     }
 }
 
+/// The instructions the CPU's sampling kernels run with (`avx512`, `avx2` or `baseline`): the
+/// widest this CPU has, or the narrower one `SELFPLAY_CPU_ISA` asks for; an error names a value
+/// that cannot be had.
+pub fn sampling_isa() -> std::result::Result<&'static str, String> {
+    Isa::requested().map(Isa::name)
+}
+
 /// Whether [`run`] serves `model`: an `f32` model on the CPU.
 pub(crate) fn serves(model: &Gpt) -> bool {
     model.device().is_cpu() && model.dtype() == DType::F32
