@@ -40,18 +40,22 @@ pub fn sample(
     rng: &mut ChaCha8Rng,
     use_cache: bool,
 ) -> Result<Vec<Sampled>> {
-    let seed = rng.next_u64();
-    let jobs: Vec<Job> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, request)| Job { request, sampling: *cfg, seed, stream: i as u64 })
-        .collect();
+    let jobs = jobs(requests, cfg, rng.next_u64());
     let path = match (use_cache, decode::serves(model)) {
         (false, _) => Path::Recomputed,
         (true, true) => Path::Decoder,
         (true, false) => Path::Cached,
     };
     sample_jobs(model, &jobs, path)
+}
+
+/// The jobs [`sample`] runs: request `i` on stream `i` of `seed`.
+pub(crate) fn jobs<'a>(requests: &'a [Request], cfg: &SampleConfig, seed: u64) -> Vec<Job<'a>> {
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, request)| Job { request, sampling: *cfg, seed, stream: i as u64 })
+        .collect()
 }
 
 /// Continues every job along `path`; the result is in the jobs' order.
@@ -228,19 +232,11 @@ mod tests {
         }
     }
 
-    fn jobs<'a>(requests: &'a [Request], cfg: &SampleConfig) -> Vec<Job<'a>> {
-        requests
-            .iter()
-            .enumerate()
-            .map(|(i, request)| Job { request, sampling: *cfg, seed: 11, stream: i as u64 })
-            .collect()
-    }
-
     fn paths_agree(model: &Gpt, requests: &[Request]) {
         for cfg in
             [SampleConfig::greedy(), SampleConfig { temperature: 1.0, top_k: Some(5), top_p: Some(0.9) }]
         {
-            let jobs = jobs(requests, &cfg);
+            let jobs = jobs(requests, &cfg, 11);
             let reference = sample_jobs(model, &jobs, Path::Recomputed).unwrap();
             for path in [Path::Decoder, Path::Cached] {
                 let out = sample_jobs(model, &jobs, path).unwrap();
@@ -266,14 +262,14 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| sample_jobs(&model, jobs, Path::Decoder).unwrap())
         };
-        let together = on(2, &jobs(&all, &cfg));
-        assert_eq!(on(1, &jobs(&all, &cfg)), together);
-        for (i, job) in jobs(&all, &cfg).into_iter().enumerate() {
+        let together = on(2, &jobs(&all, &cfg, 11));
+        assert_eq!(on(1, &jobs(&all, &cfg, 11)), together);
+        for (i, job) in jobs(&all, &cfg, 11).into_iter().enumerate() {
             assert_eq!(on(1, &[job]), vec![together[i].clone()], "request {i}");
         }
         // More requests than a worker has slots: slots are refilled as sequences end.
         let many: Vec<Request> = (0..3 * decode::MAX_SLOTS).map(|i| all[i % all.len()].clone()).collect();
-        let out = on(2, &jobs(&many, &cfg));
+        let out = on(2, &jobs(&many, &cfg, 11));
         for (i, s) in out.iter().enumerate() {
             let alone = on(1, &[Job { request: &many[i], sampling: cfg, seed: 11, stream: i as u64 }]);
             assert_eq!(&alone[0], s, "request {i}");

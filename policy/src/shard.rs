@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{self, Job};
 use crate::model::Gpt;
-use crate::sample::{sample, sample_jobs, Path, Request, SampleConfig, Sampled};
+use crate::sample::{jobs, sample, sample_jobs, Path, Request, SampleConfig, Sampled};
 
 /// A share of a round's sampling: its requests, how to choose tokens, and its stream's seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,14 +29,9 @@ impl Shard {
         sample(model, &self.requests, &self.sampling, &mut ChaCha8Rng::seed_from_u64(self.seed), true)
     }
 
-    /// The jobs [`Shard::sample`] runs: request `i` on stream `i` of the seed [`sample`] draws.
+    /// The jobs [`Shard::sample`] runs: [`sample`]'s, from the seed it draws.
     fn jobs(&self) -> Vec<Job<'_>> {
-        let seed = ChaCha8Rng::seed_from_u64(self.seed).next_u64();
-        self.requests
-            .iter()
-            .enumerate()
-            .map(|(i, request)| Job { request, sampling: self.sampling, seed, stream: i as u64 })
-            .collect()
+        jobs(&self.requests, &self.sampling, ChaCha8Rng::seed_from_u64(self.seed).next_u64())
     }
 }
 

@@ -113,14 +113,11 @@ impl Lab {
             },
             || -> anyhow::Result<Option<PpoOutcome>> {
                 let ppo = &cfg.proposer_ppo;
-                let outcome = match rewarded {
-                    true => Some(train(
-                        (&mut *proposer_player, proposer_reference, ppo),
-                        &proposer_pairs,
-                        &proposer_adv,
-                        pad,
-                    )?),
-                    false => None,
+                let outcome = if rewarded {
+                    let update = (&mut *proposer_player, proposer_reference, ppo);
+                    Some(train(update, &proposer_pairs, &proposer_adv, pad)?)
+                } else {
+                    None
                 };
                 if !self_training.is_empty() {
                     let advantages = vec![cfg.round.self_training as f32; self_training.len()];

@@ -268,46 +268,6 @@ mod x86 {
     );
 }
 
-/// Layer normalization of each `d`-wide row of `x` into `y`, as [`crate::ops::layer_norm`]
-/// computes it.
-#[inline(always)]
-pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], d: usize, eps: f32) {
-    let n = d as f32;
-    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let mean = xr.iter().fold(0.0, |a, &v| a + v) / n;
-        let var = xr.iter().fold(0.0, |a, &v| a + (v - mean) * (v - mean)) / n;
-        let rstd = (var + eps).sqrt().recip();
-        for i in 0..d {
-            yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-        }
-    }
-}
-
-/// GELU, tanh form, in place (as [`crate::ops::gelu`]).
-#[inline(always)]
-pub fn gelu(x: &mut [f32]) {
-    const C: f32 = 0.797_884_6;
-    const A: f32 = 0.044_715;
-    for v in x.iter_mut() {
-        let u = *v;
-        *v = 0.5 * u * (1.0 + crate::ops::tanh_f32(C * u * (1.0 + A * u * u)));
-    }
-}
-
-/// `Σ a·b` in sixteen independent partial sums (vectorizable), the same order for every call.
-#[inline(always)]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail = ac.remainder().iter().zip(bc.remainder()).fold(0.0, |s, (&x, &y)| x.mul_add(y, s));
-    for (x, y) in ac.zip(bc) {
-        for l in 0..16 {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
-        }
-    }
-    acc.iter().fold(tail, |s, &v| s + v)
-}
-
 /// One query's attention over `keys` cached positions of one head: `q` `[dh]`, the keys and
 /// values of position `j` at `k[j * stride..][..dh]`; writes `Σ softmax(scale · q·k)_j · v_j`
 /// into `y`, using `w` (at least `keys` long) for the weights.
@@ -326,7 +286,7 @@ pub fn attend(
     let dh = q.len();
     let mut max = f32::NEG_INFINITY;
     for (j, wj) in w[..keys].iter_mut().enumerate() {
-        *wj = dot(q, &k[j * stride..j * stride + dh]) * scale;
+        *wj = crate::ops::dot(q, &k[j * stride..j * stride + dh]) * scale;
         max = max.max(*wj);
     }
     let mut sum = 0.0;

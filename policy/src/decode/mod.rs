@@ -32,7 +32,8 @@ use kernels::Isa;
 /// prompts are read), and each slot holds `context × d` keys and values a layer.
 pub const MAX_SLOTS: usize = 64;
 
-const LN_EPS: f32 = 1e-5;
+/// Layer norms' epsilon, as the model's (`crate::model`).
+const LN_EPS: f64 = 1e-5;
 
 /// One request to continue, with how to choose its tokens and the random stream to draw from.
 pub(crate) struct Job<'a> {
@@ -94,14 +95,43 @@ pub(crate) fn run(model: &Gpt, jobs: &[Job]) -> Result<Vec<Sampled>> {
         .collect()
 }
 
-/// One block's parameters, the products' weights transposed to `[in, out]`.
+/// A linear layer: its weight transposed to `[in, out]`, and its bias.
+struct Linear {
+    wt: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Linear {
+    /// `out = x · w + b` for `rows` rows of `x` (`out += …` with `accumulate`: the residual).
+    #[inline(always)]
+    fn apply(&self, isa: Isa, out: &mut [f32], x: &[f32], rows: usize, accumulate: bool) {
+        let outer = self.b.len();
+        let shape = (rows, self.wt.len() / outer, outer);
+        kernels::matmul(isa, out, x, &self.wt, Some(&self.b), shape, accumulate);
+    }
+}
+
+/// A layer norm's weight and bias.
+struct Norm {
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Norm {
+    #[inline(always)]
+    fn apply(&self, x: &[f32], y: &mut [f32]) {
+        crate::ops::ln_forward_rows(x, &self.w, &self.b, y, self.w.len(), LN_EPS);
+    }
+}
+
+/// One block's parameters.
 struct Layer {
-    ln_1: (Vec<f32>, Vec<f32>),
-    attn: (Vec<f32>, Vec<f32>),
-    attn_proj: (Vec<f32>, Vec<f32>),
-    ln_2: (Vec<f32>, Vec<f32>),
-    fc: (Vec<f32>, Vec<f32>),
-    mlp_proj: (Vec<f32>, Vec<f32>),
+    ln_1: Norm,
+    attn: Linear,
+    attn_proj: Linear,
+    ln_2: Norm,
+    fc: Linear,
+    mlp_proj: Linear,
 }
 
 /// A model's parameters as plain rows.
@@ -117,7 +147,7 @@ struct Weights {
     /// Rotary `cos` and `sin`, `[context, dh/2]`, as the model computed them.
     rope: Option<(Vec<f32>, Vec<f32>)>,
     layers: Vec<Layer>,
-    ln_f: (Vec<f32>, Vec<f32>),
+    ln_f: Norm,
 }
 
 impl Weights {
@@ -132,21 +162,21 @@ impl Weights {
             let t = vars.get(name).ok_or_else(|| candle_core::Error::Msg(format!("no parameter {name}")))?;
             t.to_dtype(DType::F32)?.t()?.contiguous()?.flatten_all()?.to_vec1()
         };
-        let pair = |prefix: &str| -> Result<(Vec<f32>, Vec<f32>)> {
-            Ok((get(&format!("{prefix}.weight"))?, get(&format!("{prefix}.bias"))?))
+        let norm = |prefix: &str| -> Result<Norm> {
+            Ok(Norm { w: get(&format!("{prefix}.weight"))?, b: get(&format!("{prefix}.bias"))? })
         };
-        let linear = |prefix: &str| -> Result<(Vec<f32>, Vec<f32>)> {
-            Ok((transposed(&format!("{prefix}.weight"))?, get(&format!("{prefix}.bias"))?))
+        let linear = |prefix: &str| -> Result<Linear> {
+            Ok(Linear { wt: transposed(&format!("{prefix}.weight"))?, b: get(&format!("{prefix}.bias"))? })
         };
         let cfg = model.config();
         let layers = (0..cfg.layers)
             .map(|i| {
                 let p = format!("h.{i}");
                 Ok(Layer {
-                    ln_1: pair(&format!("{p}.ln_1"))?,
+                    ln_1: norm(&format!("{p}.ln_1"))?,
                     attn: linear(&format!("{p}.attn.c_attn"))?,
                     attn_proj: linear(&format!("{p}.attn.c_proj"))?,
-                    ln_2: pair(&format!("{p}.ln_2"))?,
+                    ln_2: norm(&format!("{p}.ln_2"))?,
                     fc: linear(&format!("{p}.mlp.c_fc"))?,
                     mlp_proj: linear(&format!("{p}.mlp.c_proj"))?,
                 })
@@ -172,7 +202,7 @@ impl Weights {
             },
             rope,
             layers,
-            ln_f: pair("ln_f")?,
+            ln_f: norm("ln_f")?,
         })
     }
 }
@@ -305,34 +335,15 @@ impl<'w> Worker<'w> {
         self.qkv.resize(n * 3 * d, 0.0);
         self.y.resize(n * d, 0.0);
         self.wide.resize(n * 4 * d, 0.0);
-        for l in 0..w.layers.len() {
-            let layer = &w.layers[l];
-            kernels::layer_norm(&self.x, &layer.ln_1.0, &layer.ln_1.1, &mut self.h, d, LN_EPS);
-            kernels::matmul(
-                isa,
-                &mut self.qkv,
-                &self.h,
-                &layer.attn.0,
-                Some(&layer.attn.1),
-                (n, d, 3 * d),
-                false,
-            );
+        for (l, layer) in w.layers.iter().enumerate() {
+            layer.ln_1.apply(&self.x, &mut self.h);
+            layer.attn.apply(isa, &mut self.qkv, &self.h, n, false);
             self.attend(l);
-            let proj = &layer.attn_proj;
-            kernels::matmul(isa, &mut self.x, &self.y, &proj.0, Some(&proj.1), (n, d, d), true);
-            kernels::layer_norm(&self.x, &layer.ln_2.0, &layer.ln_2.1, &mut self.h, d, LN_EPS);
-            kernels::matmul(
-                isa,
-                &mut self.wide,
-                &self.h,
-                &layer.fc.0,
-                Some(&layer.fc.1),
-                (n, d, 4 * d),
-                false,
-            );
-            kernels::gelu(&mut self.wide);
-            let proj = &layer.mlp_proj;
-            kernels::matmul(isa, &mut self.x, &self.wide, &proj.0, Some(&proj.1), (n, 4 * d, d), true);
+            layer.attn_proj.apply(isa, &mut self.x, &self.y, n, true);
+            layer.ln_2.apply(&self.x, &mut self.h);
+            layer.fc.apply(isa, &mut self.wide, &self.h, n, false);
+            self.wide.iter_mut().for_each(|v| *v = crate::ops::gelu_y(*v));
+            layer.mlp_proj.apply(isa, &mut self.x, &self.wide, n, true);
         }
         // Only each slot's last row predicts a token.
         let mut last = Vec::new();
@@ -345,7 +356,7 @@ impl<'w> Worker<'w> {
         }
         let running = last.len() / d;
         let mut normed = vec![0f32; last.len()];
-        kernels::layer_norm(&last, &w.ln_f.0, &w.ln_f.1, &mut normed, d, LN_EPS);
+        w.ln_f.apply(&last, &mut normed);
         let mut logits = vec![0f32; running * w.vocab];
         kernels::matmul(isa, &mut logits, &normed, &w.head, None, (running, d, w.vocab), false);
         logits

@@ -101,14 +101,14 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 /// `tanh(u) = sign(u) · (1 − e) / (1 + e)` with `e = exp(−2|u|)`, saturating to ±1. Accurate to
 /// a few ulp of 1 in absolute terms (not relative near 0, where GELU only uses `1 + tanh`).
 #[inline(always)]
-pub(crate) fn tanh_f32(u: f32) -> f32 {
+pub(super) fn tanh_f32(u: f32) -> f32 {
     let e = exp_f32(-2.0 * u.abs());
     ((1.0 - e) / (1.0 + e)).copysign(u)
 }
 
 /// `exp` and `tanh` in the float type of the data: the vectorizable forms above in f32, libm's
 /// in f64 (the precision the gradient tests use).
-pub(super) trait FastFloat: Float + Send + Sync {
+pub(crate) trait FastFloat: Float + Send + Sync {
     fn exp_fast(self) -> Self;
     fn tanh_fast(self) -> Self;
 }
@@ -140,7 +140,7 @@ impl FastFloat for f64 {
 /// `Σ a·b` in eight independent partial sums, so that the compiler can vectorize it (one running
 /// sum is a dependency chain it must keep in order).
 #[inline(always)]
-pub(super) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail = ac.remainder().iter().zip(bc.remainder()).fold(T::zero(), |s, (&x, &y)| s + x * y);

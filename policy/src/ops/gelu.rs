@@ -23,8 +23,9 @@ struct Gelu;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_A: f64 = 0.044_715;
 
+/// GELU of one value (also the CPU decoder's).
 #[inline(always)]
-fn gelu_y<T: FastFloat>(x: T) -> T {
+pub(crate) fn gelu_y<T: FastFloat>(x: T) -> T {
     let (c, a, half) = (T::from(SQRT_2_OVER_PI).unwrap(), T::from(GELU_A).unwrap(), T::from(0.5).unwrap());
     half * x * (T::one() + (c * x * (T::one() + a * x * x)).tanh_fast())
 }

@@ -19,15 +19,17 @@ struct LayerNorm {
 }
 
 fn ln_forward<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> Vec<T> {
+    let mut y = vec![T::zero(); x.len()];
     simd(
         #[inline(always)]
-        || ln_forward_rows(x, w, b, d, eps),
-    )
+        || ln_forward_rows(x, w, b, &mut y, d, eps),
+    );
+    y
 }
 
+/// Layer normalization of each `d`-wide row of `x` into `y` (also the CPU decoder's).
 #[inline(always)]
-fn ln_forward_rows<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> Vec<T> {
-    let mut y = vec![T::zero(); x.len()];
+pub(crate) fn ln_forward_rows<T: Float>(x: &[T], w: &[T], b: &[T], y: &mut [T], d: usize, eps: f64) {
     let n = T::from(d).unwrap();
     let eps = T::from(eps).unwrap();
     for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
@@ -38,7 +40,6 @@ fn ln_forward_rows<T: Float>(x: &[T], w: &[T], b: &[T], d: usize, eps: f64) -> V
             yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
         }
     }
-    y
 }
 
 /// Gradients of layer norm: returns `(dx, dw, db)`.

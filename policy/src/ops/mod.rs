@@ -45,10 +45,12 @@ pub mod softmax;
 pub use adam::{adam_step, sum_of_squares, AdamStep};
 pub use attention::attention;
 pub use causal_attention::{causal_attention, causal_attention_by_composition};
-/// The vectorizable `exp` and `tanh` the sampling decoder shares with the fused ops.
-pub(crate) use cpu::{exp_f32, tanh_f32};
+/// What the CPU decoder shares with the fused ops: `exp`, dot products, GELU and layer norm.
+pub(crate) use cpu::{dot, exp_f32};
 pub use gelu::gelu;
+pub(crate) use gelu::gelu_y;
 pub use layer_norm::layer_norm;
+pub(crate) use layer_norm::ln_forward_rows;
 pub use linear::{add_bias, linear, linear_t};
 pub use softmax::{masked_softmax, softmax_last_dim};
 
