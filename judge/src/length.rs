@@ -100,7 +100,11 @@ mod tests {
             last = f;
         }
         let cfg = RewardConfig::default();
-        let r = cfg.reward(0.5, 0.0, 0.0, 0.0, Some(0.5), None);
+        let r = cfg.reward(&ProblemFacts {
+            solve_rate: 0.5,
+            length_baseline: Some(0.5),
+            ..ProblemFacts::default()
+        });
         assert_eq!((r.length_baseline, r.length_factor, r.total), (Some(0.5), 0.5, 0.5));
     }
 

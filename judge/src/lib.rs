@@ -27,6 +27,7 @@ pub use batch::{judge_batch, Candidate};
 pub use length::{LengthCurve, LengthResidual};
 pub use repetition::{repetitions, Crowding, KnownHashes, Repetition, RepetitionPenalty};
 pub use reward::{
-    frontier, FrontierForm, InterestMode, PaddingPenalty, RewardConfig, RewardTerms, TargetPenalty,
+    frontier, FrontierForm, InterestMode, PaddingPenalty, ProblemFacts, RewardConfig, RewardTerms,
+    TargetPenalty,
 };
 pub use verify::{extract_answer, solve_rate, verify, Verdict};

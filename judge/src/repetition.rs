@@ -209,8 +209,11 @@ mod tests {
         assert!((share - f64::from(window - 1) / f64::from(window)).abs() < 1e-12);
         // A fresh problem of that shape loses that share of its frontier reward and is charged
         // for it; a copy's penalty is its own, whatever its shape's share.
-        let fresh =
-            cfg.reward(0.5, 0.0, cfg.repetition.penalty(Repetition::Fresh, Some(share)), 0.0, None, None);
+        let fresh = cfg.reward(&ProblemFacts {
+            solve_rate: 0.5,
+            repetition: cfg.repetition.penalty(Repetition::Fresh, Some(share)),
+            ..ProblemFacts::default()
+        });
         assert!((fresh.total - ((1.0 - share) - cfg.repetition.cost * share)).abs() < 1e-12);
         assert_eq!(cfg.repetition.penalty(Repetition::Archive, Some(0.1)), 1.0);
         assert_eq!(cfg.repetition.penalty(Repetition::Fresh, Some(f64::NAN)), 0.0);

@@ -106,7 +106,7 @@ impl TargetPenalty {
 }
 
 /// How interestingness enters the reward of a valid problem with base reward
-/// `b = frontier · padding_factor · length_factor · (1 − repetition)` and score `s` (either way,
+/// `b = frontier · depth_factor · padding_factor · length_factor · (1 − repetition)` and score `s` (either way,
 /// `repetition.cost · repetition` is then charged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +136,12 @@ pub struct RewardConfig {
     /// Reward of an invalid problem: below the most a valid problem can be charged, so that no
     /// valid problem earns less than nonsense.
     pub invalid: f64,
+    /// The frontier term is paid times `depth^depth_exponent` (0: off), the depth being the
+    /// operations a problem is paid for ([`ProblemFacts::depth`]). The band alone pays a hard
+    /// two-operation problem as much as a four-operation one, and a proposer paid so learns to
+    /// make shallow problems hard (large products), from which the solver learns less about
+    /// composing than from deep ones.
+    pub depth_exponent: f64,
 }
 
 impl Default for RewardConfig {
@@ -149,6 +155,7 @@ impl Default for RewardConfig {
             interestingness_weight: 0.0,
             interestingness_mode: InterestMode::Frontier,
             invalid: -1.5,
+            depth_exponent: 0.0,
         }
     }
 }
@@ -169,6 +176,7 @@ impl RewardConfig {
             ("target.cost", self.target.cost, 0.0, f64::MAX),
             ("interestingness_weight", self.interestingness_weight, 0.0, f64::MAX),
             ("invalid", self.invalid, -f64::MAX, 0.0),
+            ("depth_exponent", self.depth_exponent, 0.0, 4.0),
         ];
         if self.repetition.crowding_window == 0 {
             return Err("repetition.crowding_window must be at least 1, got 0".into());
@@ -196,11 +204,48 @@ impl RewardConfig {
     }
 }
 
+/// What is known of one valid problem when it is paid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProblemFacts {
+    /// The solver's solve rate `p̂`.
+    pub solve_rate: f64,
+    /// `1 − essential/surface` operations.
+    pub padding: f64,
+    /// Repetition penalty ([`RepetitionPenalty::penalty`]).
+    pub repetition: f64,
+    /// Its target miss ([`TargetPenalty::miss`]).
+    pub target_miss: f64,
+    /// The length curve's solve rate at its length, when known.
+    pub length_baseline: Option<f64>,
+    /// Its interestingness score, when one is known (a missing score drops its term, it does
+    /// not count as 0).
+    pub interestingness: Option<f64>,
+    /// The operations it is paid for ([`RewardConfig::depth_exponent`]): its essential depth,
+    /// but no more than its target asked, so that writing deeper than asked earns nothing.
+    pub depth: u32,
+}
+
+impl Default for ProblemFacts {
+    fn default() -> Self {
+        ProblemFacts {
+            solve_rate: 0.0,
+            padding: 0.0,
+            repetition: 0.0,
+            target_miss: 0.0,
+            length_baseline: None,
+            interestingness: None,
+            depth: 1,
+        }
+    }
+}
+
 /// The proposer's reward for one problem, every term kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RewardTerms {
     /// Frontier term from the solve rate; `None` for invalid or unsolved-for problems.
     pub frontier: Option<f64>,
+    /// The frontier term's weight for the problem's depth ([`RewardConfig::depth_exponent`]).
+    pub depth_factor: f64,
     /// Padding discount in `[0, 1]`.
     pub padding_factor: f64,
     /// The length curve's solve rate at this problem's length, when it had one.
@@ -228,6 +273,7 @@ impl RewardConfig {
     pub fn invalid_reward(&self) -> RewardTerms {
         RewardTerms {
             frontier: None,
+            depth_factor: 0.0,
             padding_factor: 0.0,
             length_baseline: None,
             length_factor: 0.0,
@@ -240,25 +286,24 @@ impl RewardConfig {
         }
     }
 
-    /// The reward of a valid problem with solve rate `p`, padding, repetition penalty
-    /// ([`RepetitionPenalty::penalty`]), its target miss ([`TargetPenalty::miss`]), the length
-    /// curve's solve rate at its length when known, and an interestingness score when one is
-    /// known (a missing score drops its term, it does not count as 0).
-    pub fn reward(
-        &self,
-        p: f64,
-        padding: f64,
-        repetition: f64,
-        target_miss: f64,
-        length_baseline: Option<f64>,
-        interestingness: Option<f64>,
-    ) -> RewardTerms {
+    /// The reward of a valid problem, from what is known of it.
+    pub fn reward(&self, facts: &ProblemFacts) -> RewardTerms {
+        let ProblemFacts {
+            solve_rate: p,
+            padding,
+            repetition,
+            target_miss,
+            length_baseline,
+            interestingness,
+            depth,
+        } = *facts;
         let frontier = frontier(p, self.frontier);
         let padding_factor = self.padding.factor(padding);
         let length_factor = self.length.factor(p, length_baseline);
         let repetition = if repetition.is_finite() { repetition.clamp(0.0, 1.0) } else { 0.0 };
         let interestingness = interestingness.filter(|s| s.is_finite()).map(|s| s.clamp(0.0, 1.0));
-        let base = frontier * padding_factor * length_factor * (1.0 - repetition);
+        let depth_factor = f64::from(depth.max(1)).powf(self.depth_exponent);
+        let base = frontier * depth_factor * padding_factor * length_factor * (1.0 - repetition);
         let interest = self.interestingness_weight * interestingness.unwrap_or(0.0);
         let paid = match self.interestingness_mode {
             InterestMode::Additive => base + interest,
@@ -271,6 +316,7 @@ impl RewardConfig {
             - self.target.cost * target_miss;
         RewardTerms {
             frontier: Some(frontier),
+            depth_factor,
             padding_factor,
             length_baseline,
             length_factor,
@@ -330,8 +376,13 @@ mod tests {
             repetition,
             ..RewardConfig::default()
         };
-        let r =
-            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
+        let r = cfg.reward(&ProblemFacts {
+            solve_rate: 0.5,
+            padding: 0.25,
+            repetition: cfg.repetition.penalty(Repetition::Archive, None),
+            interestingness: Some(0.8),
+            ..ProblemFacts::default()
+        });
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
@@ -340,7 +391,7 @@ mod tests {
         // at padding 0.25).
         assert!((r.total - (1.0 * 0.5625 * 0.5 + 0.5 * 0.8 - 0.25 * 0.5 - 0.5 * 0.25)).abs() < 1e-12);
         // A missing score drops its term.
-        let r = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
+        let r = cfg.reward(&ProblemFacts { solve_rate: 0.5, ..ProblemFacts::default() });
         assert_eq!((r.interestingness, r.total), (None, 1.0));
         let r = cfg.invalid_reward();
         assert_eq!((r.invalid, r.total, r.frontier), (Some(-1.5), -1.5, None));
@@ -350,16 +401,21 @@ mod tests {
     fn padding_an_easy_problem_into_the_band_earns_less_than_nothing_past_the_floor() {
         let cfg = RewardConfig::default();
         // `7` (always solved, earns 0) padded to `7*1+0`: solved half the time, padding 2/3.
-        assert_eq!(cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total, 0.0);
-        let padded = cfg.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None);
+        assert_eq!(cfg.reward(&ProblemFacts { solve_rate: 1.0, ..ProblemFacts::default() }).total, 0.0);
+        let padded =
+            cfg.reward(&ProblemFacts { solve_rate: 0.5, padding: 2.0 / 3.0, ..ProblemFacts::default() });
         assert_eq!(padded.padding_factor, 0.0);
         assert!((padded.total + cfg.padding.cost * 2.0 / 3.0).abs() < 1e-12);
         // Below the floor the discounted frontier term is paid, less the charge.
-        let light = cfg.reward(0.5, 0.25, 0.0, 0.0, None, None);
+        let light = cfg.reward(&ProblemFacts { solve_rate: 0.5, padding: 0.25, ..ProblemFacts::default() });
         assert!((light.total - (0.5625 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Without the charge, padding past the floor earns what the unpadded problem earns.
         let free = RewardConfig { padding: PaddingPenalty { cost: 0.0, ..cfg.padding }, ..cfg };
-        assert_eq!(free.reward(0.5, 2.0 / 3.0, 0.0, 0.0, None, None).total, 0.0);
+        assert_eq!(
+            free.reward(&ProblemFacts { solve_rate: 0.5, padding: 2.0 / 3.0, ..ProblemFacts::default() })
+                .total,
+            0.0
+        );
         let bad = RewardConfig { padding: PaddingPenalty { cost: f64::NAN, ..cfg.padding }, ..cfg };
         assert!(bad.validate().unwrap_err().starts_with("padding.cost must be"));
     }
@@ -368,7 +424,7 @@ mod tests {
     fn a_copy_earns_less_than_any_fresh_valid_problem() {
         let cfg = RewardConfig::default();
         let fresh_worst = [0.0, 1.0]
-            .map(|p| cfg.reward(p, 0.0, 0.0, 0.0, None, None).total)
+            .map(|p| cfg.reward(&ProblemFacts { solve_rate: p, ..ProblemFacts::default() }).total)
             .into_iter()
             .fold(f64::INFINITY, f64::min);
         assert_eq!(fresh_worst, 0.0);
@@ -378,7 +434,11 @@ mod tests {
             (1.0, Repetition::Batch { first: 0 }),
             (0.5, Repetition::Batch { first: 3 }),
         ] {
-            let r = cfg.reward(p, 0.0, cfg.repetition.penalty(copy, None), 0.0, None, None);
+            let r = cfg.reward(&ProblemFacts {
+                solve_rate: p,
+                repetition: cfg.repetition.penalty(copy, None),
+                ..ProblemFacts::default()
+            });
             assert_eq!((r.repetition, r.total), (1.0, -cfg.repetition.cost), "{p} {copy:?}");
             assert!(r.total < fresh_worst && r.total > cfg.invalid);
         }
@@ -394,7 +454,12 @@ mod tests {
             ..cfg
         };
         assert_eq!(
-            off.reward(0.5, 0.0, off.repetition.penalty(Repetition::Archive, None), 0.0, None, None).total,
+            off.reward(&ProblemFacts {
+                solve_rate: 0.5,
+                repetition: off.repetition.penalty(Repetition::Archive, None),
+                ..ProblemFacts::default()
+            })
+            .total,
             1.0
         );
         let bad = RewardConfig { repetition: RepetitionPenalty { cost: -0.5, ..cfg.repetition }, ..cfg };
@@ -419,28 +484,42 @@ mod tests {
         let a = problem::Arith.analyze("1+2", &Limits::default()).unwrap();
         assert_eq!(TargetPenalty::miss(&a, None), 0.0);
         let cfg = RewardConfig::default();
-        let on = cfg.reward(0.5, 0.0, 0.0, 0.0, None, None);
-        let off = cfg.reward(0.5, 0.0, 0.0, 1.0, None, None);
+        let on = cfg.reward(&ProblemFacts { solve_rate: 0.5, ..ProblemFacts::default() });
+        let off = cfg.reward(&ProblemFacts { solve_rate: 0.5, target_miss: 1.0, ..ProblemFacts::default() });
         assert_eq!((on.target_miss, on.total), (Some(0.0), 1.0));
         assert_eq!((off.target_miss, off.total), (Some(1.0), 1.0 - cfg.target.cost));
         // Off its target a problem still earns what the band pays beyond the charge: asked for a
         // depth the solver always solves, a proposer gains by another solved 60% of the time, not
         // by one solved 90% of the time.
-        let stay = cfg.reward(1.0, 0.0, 0.0, 0.0, None, None).total;
-        let drift = cfg.reward(0.6, 0.0, 0.0, 1.0, None, None).total;
+        let stay = cfg.reward(&ProblemFacts { solve_rate: 1.0, ..ProblemFacts::default() }).total;
+        let drift =
+            cfg.reward(&ProblemFacts { solve_rate: 0.6, target_miss: 1.0, ..ProblemFacts::default() }).total;
         assert!((drift - (0.8 - cfg.target.cost)).abs() < 1e-12 && drift > stay);
-        assert!(cfg.reward(0.9, 0.0, 0.0, 1.0, None, None).total < stay);
+        assert!(
+            cfg.reward(&ProblemFacts { solve_rate: 0.9, target_miss: 1.0, ..ProblemFacts::default() }).total
+                < stay
+        );
         // Off: no charge.
         let free = RewardConfig { target: TargetPenalty { cost: 0.0 }, ..cfg };
-        assert_eq!(free.reward(0.5, 0.0, 0.0, 1.0, None, None).total, 1.0);
+        assert_eq!(
+            free.reward(&ProblemFacts { solve_rate: 0.5, target_miss: 1.0, ..ProblemFacts::default() }).total,
+            1.0
+        );
         assert_eq!(cfg.invalid_reward().target_miss, None);
     }
 
     #[test]
     fn an_invalid_problem_earns_less_than_any_valid_one() {
         let cfg = RewardConfig::default();
-        let worst =
-            cfg.reward(0.0, 1.0, cfg.repetition.penalty(Repetition::Archive, None), 1.0, None, None).total;
+        let worst = cfg
+            .reward(&ProblemFacts {
+                solve_rate: 0.0,
+                padding: 1.0,
+                repetition: cfg.repetition.penalty(Repetition::Archive, None),
+                target_miss: 1.0,
+                ..ProblemFacts::default()
+            })
+            .total;
         assert!((worst + cfg.repetition.cost + cfg.padding.cost + cfg.target.cost).abs() < 1e-12);
         assert!(cfg.invalid < worst);
         let bad = RewardConfig { invalid: -1.0, ..cfg };
@@ -466,21 +545,62 @@ mod tests {
             },
             ..RewardConfig::default()
         };
-        let r =
-            cfg.reward(0.5, 0.25, cfg.repetition.penalty(Repetition::Archive, None), 0.0, None, Some(0.8));
+        let r = cfg.reward(&ProblemFacts {
+            solve_rate: 0.5,
+            padding: 0.25,
+            repetition: cfg.repetition.penalty(Repetition::Archive, None),
+            interestingness: Some(0.8),
+            ..ProblemFacts::default()
+        });
         assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Never or always solved, or padded past the floor: interestingness earns nothing (the
         // padded problem is charged for its padding).
         for (p, padding) in [(0.0, 0.0), (1.0, 0.0), (0.5, 0.6)] {
             assert_eq!(
-                cfg.reward(p, padding, 0.0, 0.0, None, Some(1.0)).total,
+                cfg.reward(&ProblemFacts {
+                    solve_rate: p,
+                    padding,
+                    interestingness: Some(1.0),
+                    ..ProblemFacts::default()
+                })
+                .total,
                 -cfg.padding.cost * padding,
                 "{p} {padding}"
             );
         }
         // At a given frontier, more interesting pays more.
-        let pay = |s| cfg.reward(0.25, 0.0, 0.0, 0.0, None, Some(s)).total;
+        let pay = |s| {
+            cfg.reward(&ProblemFacts {
+                solve_rate: 0.25,
+                interestingness: Some(s),
+                ..ProblemFacts::default()
+            })
+            .total
+        };
         assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
+    }
+
+    #[test]
+    fn the_depth_exponent_pays_deep_problems_more_and_charges_alike() {
+        let cfg = RewardConfig { depth_exponent: 1.0, ..RewardConfig::default() };
+        let at = |depth, p, target_miss| {
+            cfg.reward(&ProblemFacts { solve_rate: p, target_miss, depth, ..ProblemFacts::default() })
+        };
+        // In the band, four operations earn twice what two do.
+        let (two, four) = (at(2, 0.5, 0.0), at(4, 0.5, 0.0));
+        assert_eq!((two.depth_factor, two.total), (2.0, 2.0));
+        assert_eq!((four.depth_factor, four.total), (4.0, 4.0));
+        assert!((at(4, 0.25, 0.0).total - 2.0).abs() < 1e-12);
+        // Outside it depth earns nothing, and a charge is the same at every depth.
+        assert_eq!(at(4, 1.0, 0.0).total, 0.0);
+        assert_eq!(at(4, 0.0, 1.0).total, -cfg.target.cost);
+        assert_eq!(at(1, 0.0, 1.0).total, -cfg.target.cost);
+        // Off (the default), depth changes nothing.
+        let off = RewardConfig::default();
+        let r = off.reward(&ProblemFacts { solve_rate: 0.5, depth: 5, ..ProblemFacts::default() });
+        assert_eq!((r.depth_factor, r.total), (1.0, 1.0));
+        let bad = RewardConfig { depth_exponent: -1.0, ..cfg };
+        assert!(bad.validate().unwrap_err().starts_with("depth_exponent must be"));
     }
 
     #[test]
@@ -507,7 +627,7 @@ mod tests {
             let cfg = RewardConfig { interestingness_weight: w, ..RewardConfig::default() };
             let miss = f64::from(u8::from(miss));
             for rep in [Repetition::Fresh, Repetition::Archive, Repetition::Batch { first: 0 }] {
-                let r = cfg.reward(p, pad, cfg.repetition.penalty(rep, crowd), miss, None, s);
+                let r = cfg.reward(&ProblemFacts { solve_rate: p, padding: pad, repetition: cfg.repetition.penalty(rep, crowd), target_miss: miss, interestingness: s, ..ProblemFacts::default() });
                 // A repeat, padding and a missed target are charged at most their costs, and never
                 // fall to an invalid problem's reward.
                 let charges = cfg.repetition.cost + cfg.padding.cost * pad + cfg.target.cost * miss;

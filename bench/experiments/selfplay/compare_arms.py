@@ -3,7 +3,7 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer self-train compose
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward self-train compose
 compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
@@ -22,12 +22,13 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "self-train", "compose", "compose-wide", "compose-strong",
+ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "self-train", "compose", "compose-wide", "compose-strong",
         "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier",
         "generator-frontier-fresh"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 # Each mechanism arm is compared with these, where they ran.
 MECHANISM_ARMS = {
+    "depth-reward": ["default", "generator"],
     "frontier-refs": ["default", "generator", "generator-frontier"],
     "frontier-self-train": ["frontier-refs", "generator-frontier", "self-train"],
     "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],
@@ -159,20 +160,23 @@ def main():
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
-                pairs_by_control.setdefault(other, []).append((loaded["default"], its))
+                pairs_by_control.setdefault(f"self-play - {other}", []).append((loaded["default"], its))
         for arm in (a for a in COMPOSE_ARMS if a in loaded):
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ("default", "generator") if a in loaded]:
                 result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], its)
         for arm, others in MECHANISM_ARMS.items():
             for other in (o for o in others if arm in loaded and o in loaded):
                 result["paired"][f"{arm}-{seed} - {other}"] = paired(loaded[arm], loaded[other])
+                pairs_by_control.setdefault(f"{arm} - {other}", []).append((loaded[arm], loaded[other]))
+            if arm in loaded:
+                pairs_by_control.setdefault(f"{arm} - warm start", []).append((loaded[arm], warm))
         if "self-train" in loaded:
             for other in ["default", "generator"]:
                 if other in loaded:
                     result["paired"][f"self-train-{seed} - {other}"] = paired(loaded["self-train"], loaded[other])
     if len(args.seeds) > 1:
-        for other, per_seed in pairs_by_control.items():
-            result["pooled"][f"self-play - {other}, {len(per_seed)} seeds"] = pooled(per_seed)
+        for label, per_seed in pairs_by_control.items():
+            result["pooled"][f"{label}, {len(per_seed)} seeds"] = pooled(per_seed)
     if not args.markdown:
         json.dump(result, sys.stdout, indent=1)
         print()

@@ -4,7 +4,7 @@
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties", set empty for none; also
 # no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, and the controls generator and
-# frozen-proposer; the mechanisms self-train, compose, compose-wide, compose-strong, frontier-refs,
+# frozen-proposer; the mechanisms depth-reward, self-train, compose, compose-wide, compose-strong, frontier-refs,
 # frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
@@ -23,8 +23,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|depth-reward|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, depth-reward, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -102,6 +102,9 @@ target_baseline='[round]\nproposer_baseline = "target"\n'
 # warm-start proposer writes and never learns; everything else of the round as in the defaults.
 generator='[round]\narm = "generator"\n'
 frozen_proposer='[round]\narm = "frozen_proposer"\n'
+# A mechanism: the frontier term paid times the problem's depth (reward.depth_exponent = 1), so
+# that a four-operation problem in the band earns twice what a two-operation one does.
+depth_reward='[reward]\ndepth_exponent = 1.0\n'
 # A mechanism: the proposer also self-trained on its own fresh, on-target in-band proposals.
 self_train='[round]\nself_training = 1.0\n'
 # A mechanism: chains one operation a step, composed from the solver's own verified steps, for
@@ -145,6 +148,7 @@ arm_config() {
     dr-grpo-lr3x) printf "$solver_dr_grpo\n$solver_lr3x" ;;
     generator) printf "$generator" ;;
     frozen-proposer) printf "$frozen_proposer" ;;
+    depth-reward) printf "$depth_reward" ;;
     self-train) printf "$self_train" ;;
     compose) printf "$compose" ;;
     compose-wide) printf "$compose_wide" ;;

@@ -139,7 +139,15 @@ impl Lab {
                     let repetition =
                         cfg.reward.repetition.penalty(c.repetition, self.crowding.share(&shape, window));
                     paid.shapes[i] = Some(shape);
-                    cfg.reward.reward(p_hat, a.padding, repetition, miss, baseline, score)
+                    cfg.reward.reward(&judge::ProblemFacts {
+                        solve_rate: p_hat,
+                        padding: a.padding,
+                        repetition,
+                        target_miss: miss,
+                        length_baseline: baseline,
+                        interestingness: score,
+                        depth: a.depth.min(target.depth),
+                    })
                 }
                 (Err(e), _) => {
                     r.reason = Some(e.kind.as_str().into());

@@ -192,8 +192,14 @@ mod tests {
         // Rewards from the default judge: for one operation, a fresh problem solved every time
         // and two archive copies; for three, problems in the band.
         let cfg = RunConfig::default_config().reward;
-        let reward =
-            |p: f64, r| cfg.reward(p, 0.0, cfg.repetition.penalty(r, None), 0.0, None, None).total as f32;
+        let reward = |p: f64, r| {
+            cfg.reward(&judge::ProblemFacts {
+                solve_rate: p,
+                repetition: cfg.repetition.penalty(r, None),
+                ..judge::ProblemFacts::default()
+            })
+            .total as f32
+        };
         let rewards = [
             reward(1.0, judge::Repetition::Fresh),
             reward(1.0, judge::Repetition::Archive),
