@@ -3,7 +3,7 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward self-train compose
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward absolute-zero self-train compose
 compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
@@ -22,13 +22,14 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "self-train", "compose", "compose-wide", "compose-strong",
+ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "absolute-zero", "self-train", "compose", "compose-wide", "compose-strong",
         "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier",
         "generator-frontier-fresh"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 # Each mechanism arm is compared with these, where they ran.
 MECHANISM_ARMS = {
     "depth-reward": ["default", "generator"],
+    "absolute-zero": ["default", "generator"],
     "frontier-refs": ["default", "generator", "generator-frontier"],
     "frontier-self-train": ["frontier-refs", "generator-frontier", "self-train"],
     "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],
@@ -99,18 +100,21 @@ def pooled(per_seed):
 
 
 def band_depths(path, band=(0.2, 0.8)):
-    """Of a run's fresh valid problems with a solve rate in `band`: their count and the share of
-    each essential depth (operations that change the value)."""
-    counts = {}
+    """Of a run's fresh valid problems with a solve rate in `band`: their count, the share of
+    each essential depth (operations that change the value), and by depth the share that nest
+    (a parenthesis left in the canonical form: not a chain evaluated left to right)."""
+    counts, nested = {}, {}
     with open(path) as f:
         for line in f:
             r = json.loads(line)
             rate = r.get("solve_rate")
             if r.get("repetition") != "fresh" or rate is None or not band[0] <= rate <= band[1]:
                 continue
-            counts[r["essential_ops"]] = counts.get(r["essential_ops"], 0) + 1
+            d = r["essential_ops"]
+            counts[d] = counts.get(d, 0) + 1
+            nested[d] = nested.get(d, 0) + int("(" in (r.get("canonical") or ""))
     n = sum(counts.values())
-    return n, {d: c / n for d, c in sorted(counts.items())}
+    return n, {d: c / n for d, c in sorted(counts.items())}, {d: nested[d] / c for d, c in sorted(counts.items())}
 
 
 def accuracy(its):
@@ -154,9 +158,10 @@ def main():
             }
             valid = os.path.join(run, "valid.jsonl")
             if os.path.exists(valid):
-                n, shares = band_depths(valid)
+                n, shares, nested = band_depths(valid)
                 result["runs"][f"{arm}-{seed}"]["fresh_in_band"] = n
                 result["runs"][f"{arm}-{seed}"]["fresh_in_band_by_depth"] = shares
+                result["runs"][f"{arm}-{seed}"]["fresh_in_band_nested_by_depth"] = nested
         if "default" in loaded:
             for other, its in [("warm start", warm)] + [(a, loaded[a]) for a in ARMS[1:3] if a in loaded]:
                 result["paired"][f"self-play-{seed} - {other}"] = paired(loaded["default"], its)
@@ -207,6 +212,13 @@ def main():
         for name, r in with_depths.items():
             cells = " | ".join(f"{r['fresh_in_band_by_depth'].get(d, 0.0):.2f}" for d in shown)
             print(f"| {name} | {r['fresh_in_band']} | {cells} |")
+        print()
+        print(f"| fresh problems in band that nest | {' | '.join(f'{d} ops' for d in shown)} |")
+        print("|---" * (len(shown) + 1) + "|")
+        for name, r in with_depths.items():
+            nested = r["fresh_in_band_nested_by_depth"]
+            cells = " | ".join("-" if d not in nested else f"{nested[d]:.2f}" for d in shown)
+            print(f"| {name} | {cells} |")
     if result["pooled"]:
         print()
         print(f"| greedy difference over seeds (seeds' range) | {' | '.join(f'depth {d}' for d in depths)} |")
