@@ -3,7 +3,7 @@
 
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
-OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward absolute-zero proposer-kl self-train compose
+OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward absolute-zero proposer-kl depth-kl self-train compose
 compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
@@ -22,7 +22,7 @@ import math
 import os
 import sys
 
-ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "absolute-zero", "proposer-kl", "self-train", "compose", "compose-wide", "compose-strong",
+ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "absolute-zero", "proposer-kl", "depth-kl", "self-train", "compose", "compose-wide", "compose-strong",
         "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier",
         "generator-frontier-fresh"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
@@ -31,6 +31,7 @@ MECHANISM_ARMS = {
     "depth-reward": ["default", "generator"],
     "absolute-zero": ["default", "generator"],
     "proposer-kl": ["default", "generator"],
+    "depth-kl": ["default", "generator", "depth-reward"],
     "frontier-refs": ["default", "generator", "generator-frontier"],
     "frontier-self-train": ["frontier-refs", "generator-frontier", "self-train"],
     "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],

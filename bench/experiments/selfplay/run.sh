@@ -4,7 +4,7 @@
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
 # ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties", set empty for none; also
 # no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, and the controls generator and
-# frozen-proposer; the mechanisms depth-reward, absolute-zero, proposer-kl, self-train, compose, compose-wide, compose-strong, frontier-refs,
+# frozen-proposer; the mechanisms depth-reward, absolute-zero, proposer-kl, depth-kl, self-train, compose, compose-wide, compose-strong, frontier-refs,
 # frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
@@ -23,8 +23,8 @@ ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS-no-padding no-repetition no-penalties}"
 for arm in $ablations; do
   case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|depth-reward|absolute-zero|proposer-kl|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, depth-reward, absolute-zero, proposer-kl, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
+    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|depth-reward|absolute-zero|proposer-kl|depth-kl|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
+    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, depth-reward, absolute-zero, proposer-kl, depth-kl, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
   esac
 done
 jobs="${JOBS:-2}"
@@ -113,6 +113,7 @@ absolute_zero='[reward]\nfrontier = "absolute_zero"\n'
 # problems nest as the generator's do, so that it finds the band by its literals, not by writing
 # flat chains.
 proposer_kl='[proposer_ppo]\nkl_coef = 0.25\n'
+# depth-kl: the depth reward with the proposer held so (the depth it asks, the nesting it had).
 # A mechanism: the proposer also self-trained on its own fresh, on-target in-band proposals.
 self_train='[round]\nself_training = 1.0\n'
 # A mechanism: chains one operation a step, composed from the solver's own verified steps, for
@@ -159,6 +160,7 @@ arm_config() {
     depth-reward) printf "$depth_reward" ;;
     absolute-zero) printf "$absolute_zero" ;;
     proposer-kl) printf "$proposer_kl" ;;
+    depth-kl) printf "$depth_reward\n$proposer_kl" ;;
     self-train) printf "$self_train" ;;
     compose) printf "$compose" ;;
     compose-wide) printf "$compose_wide" ;;
