@@ -106,8 +106,8 @@ impl TargetPenalty {
 }
 
 /// How interestingness enters the reward of a valid problem with base reward
-/// `b = frontier · depth_factor · padding_factor · length_factor · (1 − repetition)` and score `s` (either way,
-/// `repetition.cost · repetition` is then charged).
+/// `b = frontier · depth_factor · padding_factor · length_factor · (1 − repetition)` and score
+/// `s` (either way, `repetition.cost · repetition` is then charged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterestMode {
@@ -138,9 +138,9 @@ pub struct RewardConfig {
     pub invalid: f64,
     /// The frontier term is paid times `depth^depth_exponent` (0: off), the depth being the
     /// operations a problem is paid for ([`ProblemFacts::depth`]). The band alone pays a hard
-    /// two-operation problem as much as a four-operation one, and a proposer paid so learns to
-    /// make shallow problems hard (large products), from which the solver learns less about
-    /// composing than from deep ones.
+    /// two-operation problem as much as a four-operation one, and a proposer paid so writes
+    /// shallower in-band problems than the domain's generator at the same targets. At 1 its
+    /// in-band problems went deeper and its solver learnt no more (bench/experiments/selfplay).
     pub depth_exponent: f64,
 }
 
