@@ -329,6 +329,7 @@ fn configuration_errors_stop_before_any_work() {
         ),
         ("[warm_start]\nsolver_answers = \"essay\"\n", "warm_start.solver_answers: unknown variant `essay`"),
         ("[reward.length]\nweight = 2\n", "length.weight must be a finite number in [0, 1], got 2"),
+        ("[reward]\ndepth_exponent = -1\n", "depth_exponent must be a finite number in [0, 4], got -1"),
     ] {
         std::fs::write(&bad, text).unwrap();
         let out = selfplay(&["run", "--config", bad.to_str().unwrap(), "--run-dir", r]);
@@ -423,4 +424,40 @@ fn the_generator_probe_measures_the_generator_without_changing_the_run() {
         assert!(!shares.is_empty() && shares.keys().all(|d| asked.contains_key(d)), "{shares:?} {asked:?}");
         assert!((weighted_by_targets(shares, &asked) - overall).abs() < 1e-9, "{p}");
     }
+}
+
+#[test]
+fn the_depth_exponent_pays_a_problem_its_depth_up_to_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cfg = dir.path().join("depth.toml");
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    // Targets of one to three operations, and a solver taught long enough to solve some attempts
+    // at two.
+    let taught = tiny.replace("steps = 40\n", "steps = 400\n");
+    assert_ne!(taught, tiny, "tiny.toml sets the solver's steps");
+    std::fs::write(
+        &cfg,
+        format!("{taught}\n[reward]\ndepth_exponent = 1.0\n\n[controller]\nstart = 2.0\ngain = 0.0\n"),
+    )
+    .unwrap();
+    ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "8"]);
+    let defaults = judge::RewardConfig::default();
+    let mut deep_in_band = 0;
+    for r in records(&run).iter().filter(|r| r.valid) {
+        let w = r.rewards.as_ref().unwrap();
+        let depth = r.depth.unwrap().min(r.difficulty_target.unwrap()).max(1);
+        let paid = w.frontier.unwrap()
+            * f64::from(depth)
+            * w.padding_factor
+            * w.length_factor.unwrap()
+            * (1.0 - w.repetition);
+        let charged = defaults.repetition.cost * w.repetition
+            + defaults.padding.cost * r.padding.unwrap()
+            + defaults.target.cost * w.target_miss.unwrap();
+        assert!((w.total - (paid - charged)).abs() < 1e-9, "{r:?}");
+        deep_in_band += usize::from(depth > 1 && w.frontier.unwrap() > 0.0);
+    }
+    // What is checked happened: problems of more than one operation earned their depth.
+    assert!(deep_in_band > 0, "no problem of two or more operations was in the band");
 }
