@@ -336,6 +336,17 @@ mod tests {
     use problem::{Domain, Limits};
     use proptest::prelude::*;
 
+    /// A quarter-padded copy of an archived problem, solved half the time, scored 0.8.
+    fn padded_copy_at_one_half(cfg: &RewardConfig) -> ProblemFacts {
+        ProblemFacts {
+            solve_rate: 0.5,
+            padding: 0.25,
+            repetition: cfg.repetition.penalty(Repetition::Archive, None),
+            interestingness: Some(0.8),
+            ..ProblemFacts::default()
+        }
+    }
+
     #[test]
     fn frontier_forms() {
         for form in [FrontierForm::RZero, FrontierForm::AbsoluteZero] {
@@ -376,13 +387,7 @@ mod tests {
             repetition,
             ..RewardConfig::default()
         };
-        let r = cfg.reward(&ProblemFacts {
-            solve_rate: 0.5,
-            padding: 0.25,
-            repetition: cfg.repetition.penalty(Repetition::Archive, None),
-            interestingness: Some(0.8),
-            ..ProblemFacts::default()
-        });
+        let r = cfg.reward(&padded_copy_at_one_half(&cfg));
         assert_eq!(r.frontier, Some(1.0));
         assert_eq!(r.padding_factor, 0.5625);
         assert_eq!(r.repetition, 0.5);
@@ -545,13 +550,7 @@ mod tests {
             },
             ..RewardConfig::default()
         };
-        let r = cfg.reward(&ProblemFacts {
-            solve_rate: 0.5,
-            padding: 0.25,
-            repetition: cfg.repetition.penalty(Repetition::Archive, None),
-            interestingness: Some(0.8),
-            ..ProblemFacts::default()
-        });
+        let r = cfg.reward(&padded_copy_at_one_half(&cfg));
         assert!((r.total - (1.0 * 0.5625 * 0.5 * 1.8 - cfg.padding.cost * 0.25)).abs() < 1e-12);
         // Never or always solved, or padded past the floor: interestingness earns nothing (the
         // padded problem is charged for its padding).

@@ -154,14 +154,13 @@ impl Weights {
     fn of(model: &Gpt) -> Result<Self> {
         let vars: std::collections::HashMap<String, Tensor> =
             model.named_vars().into_iter().map(|(name, var)| (name, var.as_tensor().clone())).collect();
-        let get = |name: &str| -> Result<Vec<f32>> {
+        let param = |name: &str| -> Result<Tensor> {
             let t = vars.get(name).ok_or_else(|| candle_core::Error::Msg(format!("no parameter {name}")))?;
-            t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+            t.to_dtype(DType::F32)
         };
-        let transposed = |name: &str| -> Result<Vec<f32>> {
-            let t = vars.get(name).ok_or_else(|| candle_core::Error::Msg(format!("no parameter {name}")))?;
-            t.to_dtype(DType::F32)?.t()?.contiguous()?.flatten_all()?.to_vec1()
-        };
+        let get = |name: &str| -> Result<Vec<f32>> { param(name)?.flatten_all()?.to_vec1() };
+        let transposed =
+            |name: &str| -> Result<Vec<f32>> { param(name)?.t()?.contiguous()?.flatten_all()?.to_vec1() };
         let norm = |prefix: &str| -> Result<Norm> {
             Ok(Norm { w: get(&format!("{prefix}.weight"))?, b: get(&format!("{prefix}.bias"))? })
         };
