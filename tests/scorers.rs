@@ -17,17 +17,16 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WEIGHT: f64 = 0.5;
 
 /// The tiny configuration with a proposer trained long enough to write mostly valid problems,
-/// the interestingness weight on, and `scorers` appended.
-fn config(dir: &Path, scorers: &str) -> PathBuf {
+/// the interestingness weight on in `mode`, and `scorers` appended.
+fn config(dir: &Path, scorers: &str, mode: &str) -> PathBuf {
     let tiny = std::fs::read_to_string(TINY).unwrap();
     // A proposer trained longer, and more proposals a round: valid problems to score, even in
     // one round.
     let trained =
         tiny.replace("steps = 80\n", "steps = 300\n").replace("proposals = 8\n", "proposals = 16\n");
     assert_eq!(trained.len(), tiny.len() + 2, "tiny.toml's proposer steps or proposals moved");
-    // Additive, so that every valid problem's score shows in its reward (few are in the band here).
     let text = format!(
-        "{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\ninterestingness_mode = \"additive\"\n\n{scorers}"
+        "{trained}\n[reward]\ninterestingness_weight = {WEIGHT}\ninterestingness_mode = \"{mode}\"\n\n{scorers}"
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
@@ -39,7 +38,7 @@ fn warm(dir: &Path) -> PathBuf {
     static BASE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, base) = BASE.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        let cfg = config(d.path(), "");
+        let cfg = config(d.path(), "", "additive");
         let run = d.path().join("base");
         ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "0"]);
         (d, run)
@@ -59,11 +58,18 @@ struct Outcome {
     everything: String,
 }
 
-/// `rounds` rounds with `scorers` configured; the run must end well whatever the scorers do.
+/// `rounds` rounds with `scorers` configured, the score paid additively so that every valid
+/// problem's shows in its reward (few are in the band here); the run must end well whatever the
+/// scorers do.
 fn run_with(scorers: &str, rounds: u32) -> Outcome {
+    run_in_mode(scorers, rounds, "additive")
+}
+
+/// `rounds` rounds with `scorers` configured and interestingness paid in `mode`.
+fn run_in_mode(scorers: &str, rounds: u32, mode: &str) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let run = warm(dir.path());
-    let cfg = config(dir.path(), scorers);
+    let cfg = config(dir.path(), scorers, mode);
     let stdout = ok(&[
         "run",
         "--config",
@@ -181,6 +187,21 @@ fn the_example_process_scorer_and_novelty_score_every_valid_problem() {
     assert_eq!(h["failed_calls"], 0);
     assert!(o.metrics.iter().all(|m| m["scored_fraction"].as_f64() == Some(1.0)));
     assert!(o.stdout.contains("ran rounds 1..3"));
+}
+
+#[test]
+fn in_advantage_mode_the_score_is_recorded_and_left_out_of_the_reward() {
+    // The configuration is taken, every valid problem scored, and no score paid, whatever the
+    // solver made of the problem (judge's unit tests check the reward against the other modes).
+    let o = run_in_mode("[[scorers]]\nkind = \"novelty\"\n", 3, "advantage");
+    for r in &o.valid {
+        let s = r.interestingness.unwrap_or_else(|| panic!("{} unscored: {:?}", r.text, r.scorer_error));
+        let w = r.rewards.as_ref().unwrap();
+        assert_eq!((w.interestingness, w.interestingness_weight), (Some(s), WEIGHT));
+        assert!((w.total - base_reward(r)).abs() < 1e-9, "{r:?}");
+    }
+    // The proposer learns from the two signals.
+    assert!(o.metrics.iter().any(|m| m["proposer"]["loss"].as_f64().is_some_and(f64::is_finite)));
 }
 
 #[test]
@@ -421,7 +442,7 @@ fn scorer_configuration_errors_stop_before_any_work() {
         ("[[scorers]]\nkind = \"novelty\"\ntoken_env = \"X\"\n", "token_env is for http scorers"),
         ("[[scorers]]\nkind = \"process\"\ncommand = []\n", "needs `command`"),
     ] {
-        let cfg = config(dir.path(), scorers);
+        let cfg = config(dir.path(), scorers, "additive");
         let err = fails(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap()]);
         assert!(err.contains(want), "{err}");
         assert!(!err.contains("hunter2"), "a URL's password shown: {err}");
@@ -435,7 +456,7 @@ fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
     let dir = tempfile::tempdir().unwrap();
     let run = warm(dir.path());
     let r = run.to_str().unwrap();
-    let plain = config(dir.path(), "");
+    let plain = config(dir.path(), "", "additive");
     ok(&["run", "--config", plain.to_str().unwrap(), "--run-dir", r, "--rounds", "3"]);
 
     // A person at the terminal: A, B, a tie and a skip give three ratings.
@@ -499,7 +520,7 @@ fn ratings_train_a_preference_scorer_that_the_run_then_uses() {
     assert!(ok(&["rate", "--run-dir", r, "eval"]).contains("95% CI"));
 
     // The run scores with it.
-    let cfg = config(dir.path(), "[[scorers]]\nkind = \"preference\"\n");
+    let cfg = config(dir.path(), "[[scorers]]\nkind = \"preference\"\n", "additive");
     ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", r, "--rounds", "2", "--reconfigure"]);
     let archive = Archive::open_existing(run.join("archive")).unwrap();
     let scored: Vec<ProblemRecord> = archive

@@ -11,7 +11,9 @@
 //!         − repetition.cost · repetition − padding.cost · padding − target.cost · target_miss
 //! ```
 //!
-//! (or, with [`InterestMode::Additive`], the product plus `w · interestingness`)
+//! (or, with [`InterestMode::Additive`], the product plus `w · interestingness`; with
+//! [`InterestMode::Advantage`], the product alone, the score becoming the proposer's second
+//! advantage)
 //!
 //! and an invalid problem gets the fixed `invalid` reward. Each factor is documented where it is
 //! computed: [`frontier`], [`PaddingPenalty::factor`], [`RepetitionPenalty::penalty`],

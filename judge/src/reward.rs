@@ -118,6 +118,11 @@ pub enum InterestMode {
     /// bought with problems the solver never (or always) solves, nor with padding.
     #[default]
     Frontier,
+    /// `b`, the score left out of the reward: it is the proposer's second signal, ranked on its
+    /// own among the proposals the frontier pays and added to the reward's advantage at weight
+    /// `w` (`proposer::objective::with_interest`). The score is exact; as a factor on the frontier
+    /// term it is drowned by the solve-rate noise of a few attempts.
+    Advantage,
 }
 
 /// Everything that sets the proposer's reward.
@@ -268,6 +273,19 @@ pub struct RewardTerms {
     pub total: f64,
 }
 
+impl RewardTerms {
+    /// What the frontier pays before interestingness and charges:
+    /// `frontier · depth_factor · padding_factor · length_factor · (1 − repetition)`; 0 for an
+    /// invalid problem.
+    pub fn frontier_paid(&self) -> f64 {
+        self.frontier.unwrap_or(0.0)
+            * self.depth_factor
+            * self.padding_factor
+            * self.length_factor
+            * (1.0 - self.repetition)
+    }
+}
+
 impl RewardConfig {
     /// The reward of an invalid problem.
     pub fn invalid_reward(&self) -> RewardTerms {
@@ -308,6 +326,7 @@ impl RewardConfig {
         let paid = match self.interestingness_mode {
             InterestMode::Additive => base + interest,
             InterestMode::Frontier => base * (1.0 + interest),
+            InterestMode::Advantage => base,
         };
         let target_miss = target_miss.clamp(0.0, 1.0);
         let total = paid
@@ -577,6 +596,31 @@ mod tests {
             .total
         };
         assert!(pay(0.9) > pay(0.1) && pay(0.1) > 0.0);
+    }
+
+    #[test]
+    fn advantage_mode_leaves_interestingness_out_of_the_reward() {
+        let frontier_mode = RewardConfig {
+            interestingness_weight: 1.0,
+            repetition: RepetitionPenalty { archive: 0.5, ..RepetitionPenalty::default() },
+            ..RewardConfig::default()
+        };
+        let cfg = RewardConfig { interestingness_mode: InterestMode::Advantage, ..frontier_mode };
+        let off = RewardConfig { interestingness_weight: 0.0, ..frontier_mode };
+        for s in [Some(0.0), Some(0.7), None] {
+            let facts = ProblemFacts { interestingness: s, ..padded_copy_at_one_half(&cfg) };
+            let r = cfg.reward(&facts);
+            // Paid what the weight-0 reward pays, the score kept beside it.
+            assert_eq!(r.total, off.reward(&facts).total, "{s:?}");
+            assert_eq!((r.interestingness, r.interestingness_weight), (s, 1.0));
+            // What the frontier pays is the product of its factors, whatever the mode.
+            let f = frontier_mode.reward(&facts);
+            assert_eq!(r.frontier_paid(), f.frontier_paid());
+            assert!((r.frontier_paid() - 0.5625 * 0.5).abs() < 1e-12, "{}", r.frontier_paid());
+        }
+        assert_eq!(cfg.invalid_reward().frontier_paid(), 0.0);
+        let never = cfg.reward(&ProblemFacts { solve_rate: 0.0, ..ProblemFacts::default() });
+        assert_eq!(never.frontier_paid(), 0.0);
     }
 
     #[test]

@@ -73,12 +73,20 @@ impl Lab {
             .zip(&proposals.sampled)
             .map(|(req, s)| (req.prompt.clone(), s.tokens.clone()))
             .collect();
-        let proposer_adv = objective::advantages(
-            &paid.rewards,
-            &proposals.targets,
-            cfg.round.proposer_baseline,
-            cfg.proposer_ppo.estimator.normalizes_std(),
-        );
+        let normalize = cfg.proposer_ppo.estimator.normalizes_std();
+        let mut proposer_adv =
+            objective::advantages(&paid.rewards, &proposals.targets, cfg.round.proposer_baseline, normalize);
+        // Interestingness as its own signal: ranked among the proposals the frontier pays.
+        if cfg.reward.interestingness_mode == judge::InterestMode::Advantage {
+            let ranked: Vec<Option<f64>> = paid
+                .interestingness
+                .iter()
+                .zip(&paid.terms)
+                .map(|(score, terms)| score.filter(|_| terms.frontier_paid() > 0.0))
+                .collect();
+            let weight = cfg.reward.interestingness_weight;
+            proposer_adv = objective::with_interest(&proposer_adv, &ranked, weight, normalize);
+        }
         // Only self-play trains the proposer: the controls keep it as the warm start left it.
         let learns = cfg.round.arm == Arm::SelfPlay;
         let rewarded = learns && !proposer_pairs.is_empty() && proposer_adv.iter().any(|a| *a != 0.0);
