@@ -22,6 +22,7 @@
 //! Writes come in batches, one per self-play round, and are flushed to disk before
 //! [`Archive::append`] returns: a round the caller has seen written survives a crash.
 
+mod create;
 mod export;
 pub mod failpoint;
 mod filter;
@@ -163,6 +164,10 @@ impl Archive {
         if path.exists() && !is_sled && (!create || !empty_dir()) {
             return Err(StoreError::NotArchive(path));
         }
+        if create && !is_sled {
+            create::create_whole(&path)?;
+        }
+        let is_sled = path.join("conf").is_file() && path.join("db").is_file();
         // sled releases its file lock from a background thread once the last handle is dropped,
         // so an archive closed a moment ago (by this process) can still look locked: retry
         // briefly before reporting another holder.
