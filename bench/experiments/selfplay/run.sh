@@ -2,10 +2,9 @@
 # The self-play experiments of bench/experiments/selfplay/README.md:
 #   bench/experiments/selfplay/run.sh [OUT_DIR]
 # MINUTES (default 20: self-play minutes per run, one CPU core each), SEEDS (default "1 2 3"),
-# ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties", set empty for none; also
-# no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, and the controls generator and
-# frozen-proposer; the mechanisms depth-reward, absolute-zero, proposer-kl, depth-kl, self-train, compose, compose-wide, compose-strong, frontier-refs,
-# frontier-self-train, frontier-evidence, generator-frontier and generator-frontier-fresh), JOBS
+# ABLATION_SEEDS (default "1"), ABLATIONS (default "no-padding no-repetition no-penalties", set
+# empty for none; every arm is one case of arm_config below, with what it is beside it: the
+# ablations, the controls generator and frozen-proposer, and the mechanisms), JOBS
 # (runs at once, default 2), BENCH_PROBLEMS (per depth, default 1000), BENCH_DEPTHS (default
 # "1 2 3 4"), SELFPLAY (default: a release
 # build), WARM_START_CONFIG (a run configuration for the shared warm start and every run, under
@@ -21,51 +20,7 @@ minutes="${MINUTES:-20}"
 seeds="${SEEDS:-1 2 3}"
 ablation_seeds="${ABLATION_SEEDS:-1}"
 ablations="${ABLATIONS-no-padding no-repetition no-penalties}"
-for arm in $ablations; do
-  case "$arm" in
-    no-padding|no-repetition|no-penalties|no-crowding|no-target|frontier-only|anchor|wide-rehearsal|one-op|one-op-no-penalties|target-baseline|solver-lr3x|solver-lr10x|solver-positive|solver-dr-grpo|dr-grpo-wide-rehearsal|dr-grpo-lr3x|generator|frozen-proposer|depth-reward|absolute-zero|proposer-kl|depth-kl|self-train|compose|compose-wide|compose-strong|frontier-refs|frontier-self-train|frontier-evidence|generator-frontier|generator-frontier-fresh) ;;
-    *) echo "ABLATIONS: unknown arm $arm (no-padding, no-repetition, no-penalties, no-crowding, no-target, frontier-only, anchor, wide-rehearsal, one-op, one-op-no-penalties, target-baseline, solver-lr3x, solver-lr10x, solver-positive, solver-dr-grpo, dr-grpo-wide-rehearsal, dr-grpo-lr3x, generator, frozen-proposer, depth-reward, absolute-zero, proposer-kl, depth-kl, self-train, compose, compose-wide, compose-strong, frontier-refs, frontier-self-train, frontier-evidence, generator-frontier, generator-frontier-fresh)" >&2; exit 2 ;;
-  esac
-done
-jobs="${JOBS:-2}"
-bench_problems="${BENCH_PROBLEMS:-1000}"
-bench_depths="${BENCH_DEPTHS:-1 2 3 4}"
-domain="${DOMAIN:-arith}"
-if [ -z "${SELFPLAY:-}" ]; then
-  (cd "$root" && cargo build --release --quiet)
-  SELFPLAY="$root/target/release/selfplay"
-fi
-# One core per run: "20 CPU minutes" means what it says, and two runs share the machine.
-export RAYON_NUM_THREADS=1
-
-# 1. One warm start, on the embedded defaults (or WARM_START_CONFIG), shared by every run.
-base="$out/base"
-if [ ! -f "$base/warmstart/report.json" ]; then
-  env -u RAYON_NUM_THREADS "$SELFPLAY" run ${WARM_START_CONFIG:+--config "$WARM_START_CONFIG"} \
-    --run-dir "$base" --rounds 0 >/dev/null 2>"$out/warmstart.log"
-fi
-
-# 2. The benchmark every solver is measured on, before and after: BENCH_PROBLEMS fresh problems
-# per depth (1,000: a change of 0.02 in sampled accuracy at depth 2 is three standard errors).
-if [ ! -f "$out/benchmark.jsonl" ]; then
-  for d in $bench_depths; do
-    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
-  done > "$out/benchmark.jsonl"
-fi
-# The generator's problems of depths 1-3, judged: what a proposer that writes its warm start's
-# distribution would copy of each run's archive (analyze.py, "against the generator").
-if [ ! -f "$out/generator.jsonl" ]; then
-  for d in 1 2 3; do
-    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
-  done | "$SELFPLAY" judge --domain "$domain" --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
-fi
-if [ ! -s "$out/warmstart-eval.json" ]; then
-  "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
-    --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json.tmp" \
-    && mv "$out/warmstart-eval.json.tmp" "$out/warmstart-eval.json"
-fi
-
-# 3. The arms: the defaults; padding and length-residual terms off; repetition penalties off;
+# The arms (run in step 3): the defaults; padding and length-residual terms off; repetition penalties off;
 # all three off (a padded problem is often a canonical copy, so the repetition penalty alone
 # also stops padding: the padding terms are measured where nothing else does); the target term
 # off; the frontier reward alone (every charge off: padding, length, repetition, target).
@@ -170,8 +125,53 @@ arm_config() {
     frontier-evidence) printf "$frontier_evidence" ;;
     generator-frontier) printf "$generator_frontier" ;;
     generator-frontier-fresh) printf "$generator_frontier_fresh" ;;
+    *) return 1 ;;
   esac
 }
+# Every arm is named once, in arm_config; an unknown one stops here, before any work.
+arm_names() { declare -f arm_config | sed -n 's/^ *\([a-z0-9-]*\))$/\1/p' | grep -v '^default$' | paste -sd' '; }
+for arm in $ablations; do
+  arm_config "$arm" >/dev/null || { echo "ABLATIONS: unknown arm $arm (the arms: $(arm_names))" >&2; exit 2; }
+done
+jobs="${JOBS:-2}"
+bench_problems="${BENCH_PROBLEMS:-1000}"
+bench_depths="${BENCH_DEPTHS:-1 2 3 4}"
+domain="${DOMAIN:-arith}"
+if [ -z "${SELFPLAY:-}" ]; then
+  (cd "$root" && cargo build --release --quiet)
+  SELFPLAY="$root/target/release/selfplay"
+fi
+# One core per run: "20 CPU minutes" means what it says, and two runs share the machine.
+export RAYON_NUM_THREADS=1
+
+# 1. One warm start, on the embedded defaults (or WARM_START_CONFIG), shared by every run.
+base="$out/base"
+if [ ! -f "$base/warmstart/report.json" ]; then
+  env -u RAYON_NUM_THREADS "$SELFPLAY" run ${WARM_START_CONFIG:+--config "$WARM_START_CONFIG"} \
+    --run-dir "$base" --rounds 0 >/dev/null 2>"$out/warmstart.log"
+fi
+
+# 2. The benchmark every solver is measured on, before and after: BENCH_PROBLEMS fresh problems
+# per depth (1,000: a change of 0.02 in sampled accuracy at depth 2 is three standard errors).
+if [ ! -f "$out/benchmark.jsonl" ]; then
+  for d in $bench_depths; do
+    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count "$bench_problems" --max-literal 20 --seed "$((1000 + d))"
+  done > "$out/benchmark.jsonl"
+fi
+# The generator's problems of depths 1-3, judged: what a proposer that writes its warm start's
+# distribution would copy of each run's archive (analyze.py, "against the generator").
+if [ ! -f "$out/generator.jsonl" ]; then
+  for d in 1 2 3; do
+    "$SELFPLAY" gen --domain "$domain" --depth "$d" --count 2000 --max-literal 20 --seed "$((2000 + d))" --text
+  done | "$SELFPLAY" judge --domain "$domain" --json > "$out/generator.jsonl.tmp" && mv "$out/generator.jsonl.tmp" "$out/generator.jsonl"
+fi
+if [ ! -s "$out/warmstart-eval.json" ]; then
+  "$SELFPLAY" eval --checkpoint "$base/checkpoints/round-000000" --benchmark "$out/benchmark.jsonl" --json \
+    --items "$out/warmstart-items.jsonl" 2>/dev/null | tail -n 1 > "$out/warmstart-eval.json.tmp" \
+    && mv "$out/warmstart-eval.json.tmp" "$out/warmstart-eval.json"
+fi
+
+# 3. The runs, JOBS at once, each from a copy of the shared warm start.
 one_run() { # arm seed
   local dir="$out/$1-$2"
   [ -f "$dir/eval.json" ] && return 0
