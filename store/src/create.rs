@@ -1,8 +1,8 @@
 //! A new archive appears whole or not at all. sled writes its first files (`conf`, then `db`)
 //! one after the other, and the schema version is a key written after them: a run killed in
 //! between left a directory that every reader called "not a selfplay archive" and that a writer
-//! whose `db` file was missing refused for good (found by `tests/reliability.rs`, a kill landing
-//! in the first round). So the database is made beside its place (`NAME.creating`), its schema
+//! whose `db` file was missing refused for good (found by `tests/reliability.rs`: a kill landing
+//! while the archive was being made). So the database is made beside its place (`NAME.creating`), its schema
 //! written and flushed, and the directory renamed into place, which the file system does at once.
 
 use std::path::{Path, PathBuf};
