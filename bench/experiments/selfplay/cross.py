@@ -23,8 +23,6 @@ from pathlib import Path
 from jsonl import load_jsonl, mean_and_se
 
 
-
-
 def draw(source, excluded, per_depth, depths, seed=7):
     """The source run's fresh valid problems of its second half that no measured run archived."""
     rows = load_jsonl(source / "valid.jsonl")

@@ -16,8 +16,6 @@ from pathlib import Path
 from jsonl import load_jsonl, mean_and_se
 
 
-
-
 def paired(base, now):
     """Mean and standard error of `now − base` over the same problems (lists of 0/1)."""
     return mean_and_se([b - a for a, b in zip(base, now)])

@@ -9,14 +9,11 @@ Reads each run's per-problem outcomes (`ARM-SEED/items.jsonl`, written by run.sh
 benchmark's canonical forms (`selfplay judge --json`, cached as OUT_DIR/benchmark-judged.jsonl).
 Differences are paired over the same problems and pooled over the seeds."""
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from jsonl import load_jsonl, mean_and_se
-
-
 
 
 def main():
