@@ -40,12 +40,15 @@ pub fn with_interest(
     normalize_std: bool,
 ) -> Vec<f32> {
     assert_eq!(advantages.len(), ranked.len(), "one score (or none) per proposal");
-    let which: Vec<usize> = (0..ranked.len()).filter(|&i| ranked[i].is_some_and(f64::is_finite)).collect();
+    let (which, scores): (Vec<usize>, Vec<f32>) = ranked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.filter(|s| s.is_finite()).map(|s| (i, s as f32)))
+        .unzip();
     let mut out = advantages.to_vec();
     if which.len() < 2 || weight == 0.0 {
         return out;
     }
-    let scores: Vec<f32> = which.iter().map(|&i| ranked[i].unwrap_or(0.0) as f32).collect();
     let interest = group_advantages(&scores, scores.len(), normalize_std);
     for (&i, a) in which.iter().zip(interest) {
         out[i] += weight as f32 * a;

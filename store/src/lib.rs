@@ -164,10 +164,11 @@ impl Archive {
         if path.exists() && !is_sled && (!create || !empty_dir()) {
             return Err(StoreError::NotArchive(path));
         }
+        // A new archive is made whole; only one that was already there can hold an unfinished
+        // snapshot (below).
         if create && !is_sled {
             create::create_whole(&path)?;
         }
-        let is_sled = path.join("conf").is_file() && path.join("db").is_file();
         // sled releases its file lock from a background thread once the last handle is dropped,
         // so an archive closed a moment ago (by this process) can still look locked: retry
         // briefly before reporting another holder.
