@@ -461,3 +461,50 @@ fn the_depth_exponent_pays_a_problem_its_depth_up_to_its_target() {
     // What is checked happened: problems of more than one operation earned their depth.
     assert!(deep_in_band > 0, "no problem of two or more operations was in the band");
 }
+
+#[test]
+fn step_credit_trains_on_unsolved_problems_whose_attempts_got_unequally_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(TINY).unwrap();
+    // A solver taught long enough to take some steps right, asked for two operations by the
+    // generator (the tiny proposer writes few valid problems; step credit is the solver's).
+    let taught =
+        tiny.replace("steps = 40\n", "steps = 400\n").replace("[round]\n", "[round]\narm = \"generator\"\n");
+    assert_ne!(taught, tiny, "tiny.toml sets the solver's steps");
+    let base = format!("{taught}\n[controller]\nstart = 2.0\ngain = 0.0\n");
+    let warm = dir.path().join("warm");
+    let plain_cfg = dir.path().join("plain.toml");
+    std::fs::write(&plain_cfg, &base).unwrap();
+    ok(&[
+        "run",
+        "--config",
+        plain_cfg.to_str().unwrap(),
+        "--run-dir",
+        warm.to_str().unwrap(),
+        "--rounds",
+        "0",
+    ]);
+    let credit_cfg = dir.path().join("credit.toml");
+    std::fs::write(&credit_cfg, base.replace("[round]\n", "[round]\nstep_credit = 0.5\n")).unwrap();
+    let mut lines = Vec::new();
+    for (name, cfg) in [("plain", &plain_cfg), ("credit", &credit_cfg)] {
+        let run = dir.path().join(name);
+        common::copy_dir(&warm.join("warmstart"), &run.join("warmstart"));
+        ok(&["run", "--config", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--rounds", "4"]);
+        lines.push(metrics(&run));
+    }
+    let count = |m: &serde_json::Value, key: &str| m[key].as_u64().unwrap_or(0);
+    // The first round's attempts are the same bits in both runs (same warm start, same seed):
+    // credit only adds problems, and exactly those it says it added.
+    let (plain, credit) = (&lines[0][0], &lines[1][0]);
+    assert_eq!(count(plain, "solver_problems_credited"), 0);
+    assert_eq!(plain["mean_reward"], credit["mean_reward"], "the same round 1");
+    assert_eq!(
+        count(credit, "solver_problems_trained"),
+        count(plain, "solver_problems_trained") + count(credit, "solver_problems_credited"),
+        "plain {plain}\ncredit {credit}"
+    );
+    // And what is checked happened: some round learnt from a problem for its step credit alone.
+    let credited: u64 = lines[1].iter().map(|m| count(m, "solver_problems_credited")).sum();
+    assert!(credited > 0, "no problem was trained on for its step credit");
+}

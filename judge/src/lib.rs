@@ -32,4 +32,4 @@ pub use reward::{
     frontier, FrontierForm, InterestMode, PaddingPenalty, ProblemFacts, RewardConfig, RewardTerms,
     TargetPenalty,
 };
-pub use verify::{extract_answer, solve_rate, verify, Verdict};
+pub use verify::{extract_answer, progress, solve_rate, verify, Verdict};

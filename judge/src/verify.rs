@@ -33,6 +33,40 @@ pub fn verify(domain: &dyn Domain, problem: &str, expected: &str, output: &str) 
     Verdict { answer: answer.to_string(), correct }
 }
 
+/// How far `output` got toward `expected` before its first false step: the share of `problem`'s
+/// operations its leading steps took away, each step holding and having fewer operations than the
+/// one before; 1 for a solution. A step that copies or reorders what came before takes nothing
+/// away, and a bare number counts only as the accepted answer (any number "holds" as an
+/// intermediate value), so an output that is not a solution scores below 1 and copying the
+/// problem scores 0. `None` where the domain counts no operations ([`Domain::step_operations`]).
+///
+/// The verifier already reads every step; this is what it knows about a wrong attempt that a
+/// bare right-or-wrong throws away: a partial, exactly checked credit (a process reward that
+/// needs no learnt reward model).
+pub fn progress(domain: &dyn Domain, problem: &str, expected: &str, output: &str) -> Option<f64> {
+    let total = domain.step_operations(problem)?;
+    if verify(domain, problem, expected, output).correct {
+        return Some(1.0);
+    }
+    if total == 0 {
+        return Some(0.0);
+    }
+    let mut left = total;
+    for part in output.split(domain.step_separator()) {
+        let part = part.trim_matches(' ');
+        let reduces = match domain.step_operations(part) {
+            Some(0) => domain.accepts(problem, expected, part),
+            Some(n) => n < left && domain.step_holds(part, expected),
+            None => false,
+        };
+        if !reduces {
+            break;
+        }
+        left = domain.step_operations(part).unwrap_or(left);
+    }
+    Some(f64::from(total - left) / f64::from(total))
+}
+
 /// Fraction of correct verdicts; `None` when there are none.
 pub fn solve_rate(verdicts: &[Verdict]) -> Option<f64> {
     (!verdicts.is_empty())
@@ -76,6 +110,24 @@ mod tests {
         let vs = [true, false, true, true].map(|c| Verdict { answer: String::new(), correct: c });
         assert_eq!(solve_rate(&vs), Some(0.75));
         assert_eq!(solve_rate(&[]), None);
+    }
+
+    #[test]
+    fn progress_counts_the_operations_taken_away_before_the_first_false_step() {
+        let p = |output: &str| progress(&Arith, "(3+4)*(2+5)", "49", output).unwrap();
+        assert_eq!(p("7*(2+5)=7*7=49"), 1.0, "a solution");
+        assert_eq!(p("7*(2+5)=7*8=56"), 1.0 / 3.0, "right first step, false second");
+        assert_eq!(p("7*(2+5)=7*7=48"), 2.0 / 3.0, "every step right but the answer");
+        assert_eq!(p("7*7=48"), 2.0 / 3.0, "two operations folded into one right step");
+        assert_eq!(p("8*(2+5)=56"), 0.0, "a false first step");
+        assert_eq!(p("(3+4)*(2+5)=(2+5)*(3+4)=48"), 0.0, "copying or reordering takes nothing away");
+        assert_eq!(p("7*(2+5)=7*(2+5)=7*7=48"), 1.0 / 3.0, "a repeated step ends the count");
+        assert_eq!(p("50"), 0.0, "a bare wrong number");
+        assert_eq!(p(""), 0.0);
+        // A problem without operations, and a domain that counts none.
+        assert_eq!(progress(&Arith, "7", "7", "8"), Some(0.0));
+        assert_eq!(progress(&Arith, "7", "7", "7"), Some(1.0));
+        assert_eq!(progress(&Programs, "x=4;a=x*3;a", "12", "12"), None);
     }
 
     #[test]

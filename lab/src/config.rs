@@ -87,6 +87,12 @@ pub struct RoundConfig {
     /// Problems a round seeks chains for, at most.
     #[serde(default = "compose_problems")]
     pub compose_problems: usize,
+    /// Step credit (0: none, at most 1): a wrong attempt is paid this times the share of the
+    /// problem's operations its steps took away before the first false one (`judge::progress`),
+    /// and a problem no attempt solved is learnt from when its attempts got unequally far
+    /// (`solver::plan`).
+    #[serde(default)]
+    pub step_credit: f64,
     /// What the proposer's rewards are compared with to make its advantages.
     pub proposer_baseline: proposer::objective::Baseline,
     /// Reference problems shown to the proposer (0 to this many; this many from the frontier).
@@ -286,6 +292,19 @@ impl RunConfig {
         if r.compose > 0.0 && self.warm_start.solver_answers != solver::AnswerStyle::Steps {
             anyhow::bail!(
                 "round.compose builds worked solutions one operation a step: it needs \
+                 warm_start.solver_answers = \"steps\""
+            );
+        }
+        if !(0.0..=1.0).contains(&r.step_credit) {
+            anyhow::bail!(
+                "round.step_credit must be between 0 and 1 (a wrong attempt is never paid as much as a \
+                 solution), got {}",
+                r.step_credit
+            );
+        }
+        if r.step_credit > 0.0 && self.warm_start.solver_answers != solver::AnswerStyle::Steps {
+            anyhow::bail!(
+                "round.step_credit counts the operations each step takes away: it needs \
                  warm_start.solver_answers = \"steps\""
             );
         }
@@ -523,6 +542,8 @@ mod tests {
             ("[round]\narm = \"oracle\"\n", "unknown variant `oracle`"),
             ("[round]\nself_training = -1\n", "round.self_training must be a non-negative number"),
             ("[round]\ncompose = -1\n", "round.compose must be a non-negative number"),
+            ("[round]\nstep_credit = 1.5\n", "round.step_credit must be between 0 and 1"),
+            ("[round]\nstep_credit = nan\n", "round.step_credit must be between 0 and 1"),
             (
                 "[round]\nreferences_from = \"frontier\"\nreferences = 0\n",
                 "round.references_from = \"frontier\" shows references: set round.references to 1",

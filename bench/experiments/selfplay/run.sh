@@ -87,6 +87,11 @@ frontier_self_train='[round]\nreferences = 1\nreferences_from = "frontier"\nself
 # The same, each reference in the band over at least 24 attempts (three rounds' worth), not its
 # last round's 8.
 frontier_evidence='[round]\nreferences = 1\nreferences_from = "frontier"\nreference_evidence = 24\nself_training = 1.0\n'
+# A mechanism on the solver's side: each wrong attempt paid half the share of the problem's
+# operations its verified steps took away (round.step_credit), unsolved problems learnt from;
+# and the generator arm with the same credit, its control.
+step_credit='[round]\nstep_credit = 0.5\n'
+generator_step_credit='[round]\narm = "generator"\nstep_credit = 0.5\n'
 generator_frontier='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\n'
 # The same, each mutation tried up to 16 times for one that copies neither the archive nor the round.
 generator_frontier_fresh='[round]\narm = "generator"\nreferences = 1\nreferences_from = "frontier"\nmutation_tries = 16\n'
@@ -125,6 +130,8 @@ arm_config() {
     frontier-evidence) printf "$frontier_evidence" ;;
     generator-frontier) printf "$generator_frontier" ;;
     generator-frontier-fresh) printf "$generator_frontier_fresh" ;;
+    step-credit) printf "$step_credit" ;;
+    generator-step-credit) printf "$generator_step_credit" ;;
     *) return 1 ;;
   esac
 }

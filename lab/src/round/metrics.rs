@@ -62,6 +62,10 @@ pub struct RoundMetrics {
     /// Rehearsal problems solved every time, trained on with `round.anchor`.
     #[serde(default)]
     pub solver_problems_anchored: usize,
+    /// Of the problems trained, those trained only for their step credit (`round.step_credit`):
+    /// never or always solved, or fresh outside the band, their attempts unequally far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub solver_problems_credited: usize,
     /// Problems no attempt solved for which a chain was sought (`round.compose`), and the chains
     /// found, trained on.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -278,6 +282,7 @@ impl Lab {
                 .then(|| rehearsal_rates.iter().sum::<f64>() / rehearsal_rates.len() as f64),
             solver_problems_trained: o.updates.trained,
             solver_problems_anchored: o.updates.anchored,
+            solver_problems_credited: o.updates.credited,
             proposer_self_trained: o.updates.self_trained,
             solver_compose_tried: o.composed.tried,
             solver_composed: o.composed.pairs.len(),

@@ -4,7 +4,8 @@
 
 use curriculum::ReplayItem;
 use policy::SampleConfig;
-use problem::Limits;
+use problem::{Domain, Limits};
+use solver::plan::Graded;
 pub(super) use solver::plan::Source;
 use store::Attempt;
 
@@ -57,9 +58,23 @@ impl Attempts {
         self.correct(t) as f64 / self.k as f64
     }
 
-    /// Whether each attempt of each task was right.
-    pub fn outcomes(&self) -> Vec<Vec<bool>> {
-        self.per_task.iter().map(|v| v.iter().map(|(a, _)| a.correct).collect()).collect()
+    /// Each attempt of each task as the solver's plan grades it: right or wrong and, when
+    /// `with_progress`, how far it got (`judge::progress`, read only then: it walks each wrong
+    /// chain again).
+    pub fn graded(&self, tasks: &Tasks, domain: &dyn Domain, with_progress: bool) -> Vec<Vec<Graded>> {
+        self.per_task
+            .iter()
+            .zip(&tasks.tasks)
+            .map(|(tries, task)| {
+                let grade = |a: &Attempt| Graded {
+                    correct: a.correct,
+                    progress: with_progress
+                        .then(|| judge::progress(domain, &task.text, &task.answer, &a.output))
+                        .flatten(),
+                };
+                tries.iter().map(|(a, _)| grade(a)).collect()
+            })
+            .collect()
     }
 }
 

@@ -20,6 +20,8 @@ pub(super) struct Updates {
     pub proposer: Option<PpoOutcome>,
     /// Problems the solver was trained on for their group-relative advantages.
     pub trained: usize,
+    /// Of those, the problems trained on only for their step credit (`round.step_credit`).
+    pub credited: usize,
     /// The proposer's own in-band proposals it was self-trained on (`round.self_training`).
     pub self_trained: usize,
     /// Rehearsal problems solved every time, trained on with the anchor advantage.
@@ -45,13 +47,14 @@ impl Lab {
         let cfg = self.cfg.clone();
         let skipped_before = self.solver.optim.skipped() + self.proposer.optim.skipped();
         let sources: Vec<_> = tasks.tasks.iter().map(|t| t.source).collect();
-        let plan = solver::plan::plan(
-            &attempts.outcomes(),
-            &sources,
-            &(cfg.frontier.low..=cfg.frontier.high),
-            cfg.round.anchor,
-            cfg.solver_ppo.estimator.normalizes_std(),
-        );
+        let graded = attempts.graded(tasks, self.domain, cfg.round.step_credit > 0.0);
+        let rules = solver::plan::Rules {
+            band: cfg.frontier.low..=cfg.frontier.high,
+            anchor: cfg.round.anchor,
+            normalize_std: cfg.solver_ppo.estimator.normalizes_std(),
+            step_credit: cfg.round.step_credit,
+        };
+        let plan = solver::plan::plan(&graded, &sources, &rules);
         let mut solver_pairs = Vec::new();
         let mut solver_adv = Vec::new();
         for (t, advantages) in &plan.problems {
@@ -138,6 +141,7 @@ impl Lab {
             solver: solver?,
             proposer: proposer?,
             trained: plan.trained,
+            credited: plan.credited,
             self_trained: self_training.len(),
             anchored: plan.anchored,
             skipped: self.solver.optim.skipped() + self.proposer.optim.skipped() - skipped_before,
