@@ -4,7 +4,8 @@
     python3 bench/experiments/selfplay/compare_arms.py OUT_DIR [--seeds 1 2 3] [--markdown]
 
 OUT_DIR is what run.sh wrote with ABLATIONS="generator frozen-proposer depth-reward absolute-zero proposer-kl depth-kl self-train compose
-compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
+compose-wide compose-strong frontier-refs frontier-self-train frontier-evidence generator-frontier generator-frontier-fresh
+step-credit generator-step-credit" (any of them): runs default-S and ARM-S, each with items.jsonl (one benchmark problem a line, as
 `selfplay eval --items` writes it) and metrics.jsonl, and warmstart-items.jsonl.
 
 For each arm: rounds run, the in-band share of its fresh valid problems (`band_fraction`) in the
@@ -24,7 +25,7 @@ import sys
 
 ARMS = ["default", "generator", "frozen-proposer", "depth-reward", "absolute-zero", "proposer-kl", "depth-kl", "self-train", "compose", "compose-wide", "compose-strong",
         "frontier-refs", "frontier-self-train", "frontier-evidence", "generator-frontier",
-        "generator-frontier-fresh"]
+        "generator-frontier-fresh", "step-credit", "generator-step-credit"]
 COMPOSE_ARMS = ["compose", "compose-wide", "compose-strong"]
 # Each mechanism arm is compared with these, where they ran.
 MECHANISM_ARMS = {
@@ -37,6 +38,8 @@ MECHANISM_ARMS = {
     "frontier-evidence": ["frontier-self-train", "generator-frontier", "generator"],
     "generator-frontier": ["generator"],
     "generator-frontier-fresh": ["generator-frontier", "generator"],
+    "step-credit": ["default", "generator", "generator-step-credit"],
+    "generator-step-credit": ["generator", "default"],
 }
 
 
