@@ -22,8 +22,8 @@ pub struct SolverPlan {
     pub problems: Vec<(usize, Vec<f32>)>,
     /// Problems trained on for their group-relative advantages.
     pub trained: usize,
-    /// Of those, the problems trained on only for their step credit: never or always solved (or
-    /// fresh outside the band), their attempts told apart by how far each got.
+    /// Of those, the problems trained on only for their step credit: never solved (or fresh
+    /// outside the band), their attempts told apart by how far each got.
     pub credited: usize,
     /// Rehearsal problems solved every time, trained on with the anchor advantage.
     pub anchored: usize,

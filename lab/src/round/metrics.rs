@@ -63,7 +63,7 @@ pub struct RoundMetrics {
     #[serde(default)]
     pub solver_problems_anchored: usize,
     /// Of the problems trained, those trained only for their step credit (`round.step_credit`):
-    /// never or always solved, or fresh outside the band, their attempts unequally far.
+    /// never solved, or fresh outside the band, their attempts unequally far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub solver_problems_credited: usize,
     /// Problems no attempt solved for which a chain was sought (`round.compose`), and the chains
