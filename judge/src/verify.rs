@@ -54,15 +54,15 @@ pub fn progress(domain: &dyn Domain, problem: &str, expected: &str, output: &str
     let mut left = total;
     for part in output.split(domain.step_separator()) {
         let part = part.trim_matches(' ');
-        let reduces = match domain.step_operations(part) {
-            Some(0) => domain.accepts(problem, expected, part),
-            Some(n) => n < left && domain.step_holds(part, expected),
-            None => false,
+        let Some(n) = domain.step_operations(part) else { break };
+        let reduces = match n {
+            0 => domain.accepts(problem, expected, part),
+            n => n < left && domain.step_holds(part, expected),
         };
         if !reduces {
             break;
         }
-        left = domain.step_operations(part).unwrap_or(left);
+        left = n;
     }
     Some(f64::from(total - left) / f64::from(total))
 }
