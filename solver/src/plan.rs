@@ -67,8 +67,9 @@ pub fn plan(attempts: &[Vec<Graded>], sources: &[Source], rules: &Rules) -> Solv
             continue;
         }
         let p_hat = attempts.iter().filter(|a| a.correct).count() as f64 / attempts.len() as f64;
+        let held_out = matches!(source, Source::Fresh { held_out: true });
         let usable = match source {
-            Source::Fresh { held_out } => rules.band.contains(&p_hat) && !held_out,
+            Source::Fresh { .. } => rules.band.contains(&p_hat) && !held_out,
             Source::Replayed | Source::Rehearsed => p_hat > 0.0 && p_hat < 1.0,
         };
         let rewards: Vec<f32> = attempts
@@ -79,7 +80,6 @@ pub fn plan(attempts: &[Vec<Graded>], sources: &[Source], rules: &Rules) -> Solv
                 (false, None) => 0.0,
             })
             .collect();
-        let held_out = matches!(source, Source::Fresh { held_out: true });
         let varies = rewards.iter().any(|&r| r != rewards[0]);
         let credited = !usable && rules.step_credit > 0.0 && varies && !held_out;
         if usable || credited {
